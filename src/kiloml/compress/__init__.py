@@ -1,0 +1,1 @@
+"""Compression: hard thresholding (IHT supports) and model-size / MAC accounting."""

@@ -1,0 +1,105 @@
+"""Model size and compute as deployed: bytes of every stored tensor and MACs per inference.
+
+Storage rules (the deployment code uses exactly these formats):
+
+* A matrix is stored **dense** (``rows*cols`` values) or, when that is smaller, **sparse CSR**:
+  the nonzero values, one column index per nonzero (``uint8`` when ``cols <= 256``, else
+  ``uint16``) and ``rows + 1`` ``uint16`` row pointers.
+* Low-rank factors are stored separately (``W1``, ``W2``), never multiplied out.
+* Vectors (biases, normalisation mean/std) are dense; scalars (``zeta``, ``nu``, ``alpha``,
+  ``beta``) are one value each. With integer weights, each tensor also carries a one-byte
+  power-of-two scale (shift).
+
+``value_bytes`` is the stored width of one value: 4 for float32, 2 for int16, 1 for int8.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from kiloml.nn.classifier import SequenceClassifier
+
+FLOAT32_BYTES = 4
+
+
+@dataclass(frozen=True)
+class TensorStorage:
+    """How one tensor is stored: its name, format and size."""
+
+    name: str
+    shape: tuple[int, ...]
+    nonzeros: int
+    format: str  # "dense", "csr" or "scalar"
+    bytes: int
+
+
+def csr_bytes(rows: int, cols: int, nonzeros: int, value_bytes: int) -> int:
+    """Bytes of a CSR matrix: values, column indices and ``rows + 1`` uint16 row pointers."""
+    index_bytes = 1 if cols <= 256 else 2
+    return nonzeros * (value_bytes + index_bytes) + (rows + 1) * 2
+
+
+def tensor_storage(name: str, tensor: torch.Tensor, value_bytes: int,
+                   scale_bytes: int = 0) -> TensorStorage:
+    """The deployed storage of ``tensor``: CSR for a matrix when smaller than dense."""
+    shape = tuple(tensor.shape)
+    nonzeros = int(torch.count_nonzero(tensor))
+    numel = tensor.numel()
+    if numel == 1:
+        return TensorStorage(name, shape, nonzeros, "scalar", value_bytes)
+    dense = numel * value_bytes + scale_bytes
+    if tensor.dim() == 2 and min(shape) > 1:
+        sparse = csr_bytes(shape[0], shape[1], nonzeros, value_bytes) + scale_bytes
+        if sparse < dense:
+            return TensorStorage(name, shape, nonzeros, "csr", sparse)
+    return TensorStorage(name, shape, nonzeros, "dense", dense)
+
+
+def model_storage(model: SequenceClassifier, value_bytes: int = FLOAT32_BYTES) -> list[TensorStorage]:
+    """Storage of every tensor the deployed model needs (weights, biases, scalars, head,
+    normalisation), at ``value_bytes`` per value (integer widths add a one-byte scale each)."""
+    scale_bytes = 0 if value_bytes == FLOAT32_BYTES else 1
+    return [tensor_storage(name, tensor.detach(), value_bytes, scale_bytes)
+            for name, tensor in model.state_dict().items()]
+
+
+def model_size_bytes(model: SequenceClassifier, value_bytes: int = FLOAT32_BYTES) -> int:
+    """Total deployed bytes (see the module docstring for the storage rules)."""
+    return sum(t.bytes for t in model_storage(model, value_bytes))
+
+
+def count_parameters(model: SequenceClassifier) -> tuple[int, int]:
+    """``(params_total, params_nonzero)`` over trainable parameters."""
+    total = sum(p.numel() for p in model.parameters())
+    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
+    return total, nonzero
+
+
+def _nnz(tensor: torch.Tensor) -> int:
+    return int(torch.count_nonzero(tensor))
+
+
+def macs_per_inference(model: SequenceClassifier, steps: int) -> int:
+    """Multiply-accumulates for one sequence of ``steps`` time steps.
+
+    Counted from the stored structure: one MAC per stored nonzero of every matrix per step (low-rank
+    factors separately), plus the elementwise multiplies of the state update (FastGRNN: 3 per
+    hidden unit — ``z*h``, ``σ(ζ)*z*h~``-style terms — FastRNN: 2, GRU: 3, LSTM: 3), one per feature
+    for normalisation, and the head once (``C*H`` plus ``H`` per step for a mean readout).
+    """
+    c = model.config
+    per_step = c.input_size
+    elementwise = {"fastgrnn": 3, "fastrnn": 2, "gru": 3, "lstm": 3}[c.kind]
+    if c.kind in ("fastgrnn", "fastrnn"):
+        for cell in model.fast_cells():
+            names = cell.matrix_parameter_names()
+            per_step += sum(_nnz(getattr(cell, n)) for n in names["W"] + names["U"])
+            per_step += elementwise * c.hidden_size
+    else:
+        for name, param in model.rnn.named_parameters():
+            if name.startswith("weight"):
+                per_step += _nnz(param)
+        per_step += elementwise * c.hidden_size * (2 if c.bidirectional else 1)
+    directions = 2 if c.bidirectional else 1
+    readout = directions * c.hidden_size if c.readout == "mean" else 0
+    return steps * (per_step + readout) + _nnz(model.head.weight)

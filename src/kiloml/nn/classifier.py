@@ -1,0 +1,129 @@
+"""Sequence classifier: normalisation → recurrent layer → readout → linear head.
+
+This is the deployable unit: everything from raw features to logits is inside the module, so the
+normalisation fitted on the training split travels with the weights. ``ModelConfig`` is what a
+run directory's ``config.json`` stores under ``"model"``; :func:`build_model` rebuilds the module.
+
+State-dict keys (what ``model.safetensors`` holds): ``input_mean`` ``[F]``, ``input_std`` ``[F]``,
+``rnn.cell.*`` (and ``rnn.cell_reverse.*``) for FastRNN/FastGRNN or ``rnn.*`` as ``nn.GRU``/
+``nn.LSTM`` name them, ``head.weight`` ``[C, D*H]`` and ``head.bias`` ``[C]``.
+"""
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from kiloml.errors import KilomlError
+from kiloml.nn.fastrnn import FastGRNN, FastRNN
+from kiloml.nn.nonlinearity import check_nonlinearity
+
+MODEL_KINDS = ("fastgrnn", "fastrnn", "gru", "lstm")
+READOUTS = ("last", "mean")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a classifier (no weights)."""
+
+    kind: str
+    input_size: int
+    num_classes: int
+    hidden_size: int = 32
+    w_rank: int | None = None
+    u_rank: int | None = None
+    gate_nonlinearity: str = "sigmoid"
+    update_nonlinearity: str = "tanh"
+    bidirectional: bool = False
+    readout: str = "last"
+    zeta_init: float = 1.0
+    nu_init: float = -4.0
+    bias_gate_init: float = 1.0
+
+    def validate(self) -> "ModelConfig":
+        if self.kind not in MODEL_KINDS:
+            raise KilomlError(f"unknown model {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+        if self.readout not in READOUTS:
+            raise KilomlError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
+        for name in ("input_size", "num_classes", "hidden_size"):
+            if int(getattr(self, name)) < 1:
+                raise KilomlError(f"{name.replace('_', '-')} must be a positive integer")
+        if self.num_classes < 2:
+            raise KilomlError("a classifier needs at least 2 classes")
+        check_nonlinearity(self.gate_nonlinearity)
+        check_nonlinearity(self.update_nonlinearity)
+        if self.kind in ("gru", "lstm") and (self.w_rank or self.u_rank):
+            raise KilomlError(f"--w-rank/--u-rank apply to fastgrnn and fastrnn, not {self.kind}")
+        limits = {"w_rank": min(self.input_size, self.hidden_size), "u_rank": self.hidden_size}
+        for name, limit in limits.items():
+            rank = getattr(self, name)
+            if rank is not None and not 1 <= rank <= limit:
+                raise KilomlError(f"{name.replace('_', '-')} must be between 1 and {limit} "
+                                  f"for these sizes, got {rank}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise KilomlError(f"model config has unknown fields {sorted(unknown)}")
+        return cls(**data).validate()
+
+
+class SequenceClassifier(nn.Module):
+    """Classifies ``[B, T, F]`` sequences into ``C`` classes; returns logits ``[B, C]``."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config.validate()
+        c = config
+        self.register_buffer("input_mean", torch.zeros(c.input_size))
+        self.register_buffer("input_std", torch.ones(c.input_size))
+        common = dict(batch_first=True, bidirectional=c.bidirectional)
+        if c.kind == "fastgrnn":
+            self.rnn = FastGRNN(c.input_size, c.hidden_size, gate_nonlinearity=c.gate_nonlinearity,
+                                update_nonlinearity=c.update_nonlinearity, w_rank=c.w_rank,
+                                u_rank=c.u_rank, zeta_init=c.zeta_init, nu_init=c.nu_init,
+                                bias_gate_init=c.bias_gate_init, **common)
+        elif c.kind == "fastrnn":
+            self.rnn = FastRNN(c.input_size, c.hidden_size,
+                               update_nonlinearity=c.update_nonlinearity, w_rank=c.w_rank,
+                               u_rank=c.u_rank, **common)
+        elif c.kind == "gru":
+            self.rnn = nn.GRU(c.input_size, c.hidden_size, **common)
+        else:
+            self.rnn = nn.LSTM(c.input_size, c.hidden_size, **common)
+        directions = 2 if c.bidirectional else 1
+        self.head = nn.Linear(directions * c.hidden_size, c.num_classes)
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Store per-feature ``mean``/``std`` ``[F]`` (fitted on the training split)."""
+        self.input_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.input_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Readout vector ``[B, D*H]`` for raw input ``x`` ``[B, T, F]``."""
+        out, _ = self.rnn((x - self.input_mean) / self.input_std)
+        return out.mean(dim=1) if self.config.readout == "mean" else self._last(out)
+
+    def _last(self, out: torch.Tensor) -> torch.Tensor:
+        if not self.config.bidirectional:
+            return out[:, -1]
+        hidden = self.config.hidden_size
+        return torch.cat([out[:, -1, :hidden], out[:, 0, hidden:]], dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def fast_cells(self):
+        """The FastRNN/FastGRNN cells (empty for GRU/LSTM)."""
+        return self.rnn.cells() if self.config.kind in ("fastgrnn", "fastrnn") else []
+
+
+def build_model(config: ModelConfig) -> SequenceClassifier:
+    """A freshly initialised classifier for ``config`` (seed torch first for reproducibility)."""
+    return SequenceClassifier(config)
