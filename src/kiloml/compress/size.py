@@ -55,7 +55,8 @@ def tensor_storage(name: str, tensor: torch.Tensor, value_bytes: int,
     return TensorStorage(name, shape, nonzeros, "dense", dense)
 
 
-def model_storage(model: SequenceClassifier, value_bytes: int = FLOAT32_BYTES) -> list[TensorStorage]:
+def model_storage(model: SequenceClassifier,
+                  value_bytes: int = FLOAT32_BYTES) -> list[TensorStorage]:
     """Storage of every tensor the deployed model needs (weights, biases, scalars, head,
     normalisation), at ``value_bytes`` per value (integer widths add a one-byte scale each)."""
     scale_bytes = 0 if value_bytes == FLOAT32_BYTES else 1

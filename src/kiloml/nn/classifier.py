@@ -42,9 +42,11 @@ class ModelConfig:
 
     def validate(self) -> "ModelConfig":
         if self.kind not in MODEL_KINDS:
-            raise KilomlError(f"unknown model {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+            raise KilomlError(f"unknown model {self.kind!r}; "
+                              f"choose one of {', '.join(MODEL_KINDS)}")
         if self.readout not in READOUTS:
-            raise KilomlError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
+            raise KilomlError(f"unknown readout {self.readout!r}; "
+                              f"choose one of {', '.join(READOUTS)}")
         for name in ("input_size", "num_classes", "hidden_size"):
             if int(getattr(self, name)) < 1:
                 raise KilomlError(f"{name.replace('_', '-')} must be a positive integer")

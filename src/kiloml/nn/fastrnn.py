@@ -209,8 +209,8 @@ class _FastLayer(nn.Module):
         if hx is None:
             hx = x.new_zeros(self.num_directions, batch, self.hidden_size)
         elif hx.shape != (self.num_directions, batch, self.hidden_size):
-            raise ValueError(f"expected hx of shape {[self.num_directions, batch, self.hidden_size]}"
-                             f", got {list(hx.shape)}")
+            expected = [self.num_directions, batch, self.hidden_size]
+            raise ValueError(f"expected hx of shape {expected}, got {list(hx.shape)}")
         outputs = [self.cell.scan(x, hx[0])]
         if self.cell_reverse is not None:
             outputs.append(self.cell_reverse.scan(x.flip(0), hx[1]).flip(0))

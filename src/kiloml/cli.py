@@ -1,0 +1,316 @@
+"""``kiloml`` command line: train, eval, info, datasets and demo (the main job)."""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from kiloml import __version__
+from kiloml.errors import KilomlError
+
+console = Console(highlight=False)
+error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DEFAULTS = {
+    "dataset": "smartwatch", "model": "fastgrnn", "hidden_size": 32, "w_rank": None,
+    "u_rank": 8, "sparsity_w": 0.5, "sparsity_u": 0.5, "epochs": 60, "batch_size": 64,
+    "lr": 1e-2, "seed": 0, "readout": "last",
+}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _rank(text: str) -> int:
+    """A rank, or ``full`` (returned as 0)."""
+    return 0 if text == "full" else _positive_int(text)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value}")
+    return value
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default=d["dataset"],
+                   help="dataset name (see `kiloml datasets`) or a .npz file with X_train, "
+                        "y_train, X_test, y_test as [N, T, F] / [N] (default: %(default)s)")
+    g.add_argument("--data-dir", type=Path, default=None,
+                   help="where the dataset's files are (default: its standard location)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=d["model"], choices=["fastgrnn", "fastrnn", "gru", "lstm"],
+                   help="recurrent cell (default: %(default)s)")
+    g.add_argument("--hidden-size", type=_positive_int, default=d["hidden_size"],
+                   help="hidden units (default: %(default)s)")
+    g.add_argument("--w-rank", type=_rank, default=None,
+                   help="FastGRNN/FastRNN: rank of the input matrix W = W2·W1, or 'full' "
+                        f"(default: {d['w_rank'] or 'full'})")
+    g.add_argument("--u-rank", type=_rank, default=None,
+                   help="FastGRNN/FastRNN: rank of the recurrent matrix U = U2·U1, or 'full' "
+                        f"(default: {d['u_rank'] or 'full'})")
+    g.add_argument("--readout", choices=["last", "mean"], default=d["readout"],
+                   help="classify the last hidden state or the mean over time "
+                        "(default: %(default)s)")
+    g.add_argument("--bidirectional", action="store_true", help="run a second, reversed cell")
+    g = p.add_argument_group("compression (FastGRNN/FastRNN)")
+    g.add_argument("--sparsity-w", type=_fraction, default=None,
+                   help="fraction of W's weights kept after hard thresholding, 1 = dense "
+                        f"(default: {d['sparsity_w']})")
+    g.add_argument("--sparsity-u", type=_fraction, default=None,
+                   help=f"fraction of U's weights kept, 1 = dense (default: {d['sparsity_u']})")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=_positive_int, default=d["epochs"],
+                   help="total epochs over all phases: 40%% dense, 20%% IHT, 40%% sparse "
+                        "retraining when sparse (default: %(default)s)")
+    g.add_argument("--batch-size", type=_positive_int, default=d["batch_size"],
+                   help="sequences per step (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=d["lr"],
+                   help="peak Adam learning rate, cosine-decayed in each phase "
+                        "(default: %(default)s)")
+    g.add_argument("--patience", type=_positive_int, default=None,
+                   help="stop after this many epochs without validation improvement in the "
+                        "final phase (default: never)")
+    g.add_argument("--seed", type=int, default=d["seed"], help="random seed (default: %(default)s)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=Path, default=None,
+                   help="run directory to write (default: runs/DATASET-MODEL)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out from its last checkpoint")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run in --out")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kiloml",
+        description="Train, compress and deploy kilobyte-sized FastGRNN/FastRNN models for "
+                    "microcontrollers.",
+        epilog="Run `kiloml COMMAND --help` for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"kiloml {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("train", help="train a (compressed) model and write a run directory",
+                       description="Train a model through the FastGRNN compression schedule "
+                                   "(dense → iterative hard thresholding → sparse retraining) and "
+                                   "write RUN/config.json, model.safetensors, metrics.json, "
+                                   "checkpoint.safetensors, history.png and confusion.png.")
+    add_train_arguments(p)
+    p = sub.add_parser("demo", help="the main job: train the default compressed FastGRNN on the "
+                                    "smartwatch data and report accuracy, size and sparsity",
+                       description="Train the default compressed FastGRNN (same options as "
+                                   "`kiloml train`).")
+    add_train_arguments(p)
+    p = sub.add_parser("eval", help="evaluate a run on its dataset's test split")
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--data-dir", type=Path, default=None, help="override the dataset location")
+    p = sub.add_parser("info", help="show a run's configuration, metrics and storage per tensor")
+    p.add_argument("run", type=Path, help="run directory")
+    sub.add_parser("datasets", help="list the datasets kiloml knows and whether they are present")
+    return parser
+
+
+def _fast_only(args) -> None:
+    """Compression options given for GRU/LSTM are an error, not silently ignored."""
+    if args.model in ("fastgrnn", "fastrnn"):
+        return
+    given = [flag for flag, value in (("--w-rank", args.w_rank), ("--u-rank", args.u_rank),
+                                      ("--sparsity-w", args.sparsity_w),
+                                      ("--sparsity-u", args.sparsity_u)) if value is not None]
+    if given:
+        raise KilomlError(f"{', '.join(given)} apply to fastgrnn and fastrnn, not {args.model}")
+
+
+def _option(value, default):
+    return default if value is None else value
+
+
+def _model_config(args, data):
+    from kiloml.nn.classifier import ModelConfig
+
+    _fast_only(args)
+    w_rank = _option(args.w_rank, DEFAULTS["w_rank"]) or None
+    u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
+    fast = args.model in ("fastgrnn", "fastrnn")
+    return ModelConfig(kind=args.model, input_size=data.num_features,
+                       num_classes=data.num_classes, hidden_size=args.hidden_size,
+                       w_rank=w_rank if fast else None, u_rank=u_rank if fast else None,
+                       bidirectional=args.bidirectional, readout=args.readout).validate()
+
+
+def _train_config(args):
+    from kiloml.train.trainer import TrainConfig
+
+    fast = args.model in ("fastgrnn", "fastrnn")
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       keep_w=_option(args.sparsity_w, DEFAULTS["sparsity_w"]) if fast else 1.0,
+                       keep_u=_option(args.sparsity_u, DEFAULTS["sparsity_u"]) if fast else 1.0,
+                       patience=args.patience, seed=args.seed).validate()
+
+
+def command_train(args) -> int:
+    from kiloml.data import load_dataset
+    from kiloml.nn.classifier import ModelConfig
+    from kiloml.progress import RichReporter, summary_table
+    from kiloml.runs import CHECKPOINT_FILE, read_run_config, save_run_config
+    from kiloml.train.fit import fit, new_model
+    from kiloml.train.trainer import TrainConfig
+
+    run_dir = args.out or Path("runs") / f"{Path(args.dataset).stem}-{args.model}"
+    if args.resume:
+        config = read_run_config(run_dir)
+        data = load_dataset(config["data"]["dataset"], config["data"].get("data_dir"))
+        model_config = ModelConfig.from_dict(config["model"])
+        train_fields = {k: tuple(v) if k == "phase_fractions" else v
+                        for k, v in config["train"].items()}
+        train_config = TrainConfig(**train_fields).validate()
+        console.print(f"resuming {run_dir} from its last checkpoint")
+    else:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            if not args.overwrite:
+                raise KilomlError(f"{run_dir} already holds a run; pass --resume to continue it, "
+                                  "--overwrite to replace it, or choose another --out")
+            shutil.rmtree(run_dir)
+        _fast_only(args)
+        data = load_dataset(args.dataset, args.data_dir)
+        model_config = _model_config(args, data)
+        train_config = _train_config(args)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        data_info = {"dataset": args.dataset if args.dataset.endswith(".npz") else data.name,
+                     "data_dir": str(args.data_dir) if args.data_dir else None,
+                     "steps": data.steps, "num_features": data.num_features,
+                     "class_names": data.class_names,
+                     "sizes": {s: len(getattr(data, s)) for s in ("train", "val", "test")}}
+        save_run_config(run_dir, model_config, data_info, train_config.to_dict())
+    console.print(f"[bold]{data.name}[/]: {len(data.train)} train / {len(data.val)} val / "
+                  f"{len(data.test)} test sequences of {data.steps} steps × "
+                  f"{data.num_features} features, {data.num_classes} classes")
+    phases = ", ".join(f"{p.kind} {p.epochs}" for p in train_config.phases())
+    console.print(f"training {model_config.kind} h={model_config.hidden_size} "
+                  f"(phases: {phases} epochs) into {run_dir}")
+    model = new_model(model_config, data, train_config.seed)
+    try:
+        outcome = fit(data, model_config, train_config, checkpoint_path=run_dir / CHECKPOINT_FILE,
+                      resume=args.resume, reporter=RichReporter(console), model=model)
+    except KeyboardInterrupt:
+        console.print(f"\ninterrupted; the last finished epoch is saved. Continue with:\n"
+                      f"  kiloml train --out {run_dir} --resume")
+        return 130
+    _write_run_outputs(run_dir, data, outcome)
+    console.print(summary_table(outcome.metrics, f"{run_dir}"))
+    return 0
+
+
+def _write_run_outputs(run_dir: Path, data, outcome) -> None:
+    from dataclasses import asdict
+
+    from kiloml.plots import confusion_matrix, plot_confusion, plot_history
+    from kiloml.runs import METRICS_FILE, WEIGHTS_FILE, save_weights, write_json
+
+    save_weights(outcome.model, run_dir / WEIGHTS_FILE)
+    write_json(run_dir / METRICS_FILE, outcome.metrics)
+    history = [asdict(r) for r in outcome.result.history]
+    title = f"{data.name}: {outcome.model.config.kind} h={outcome.model.config.hidden_size}"
+    plot_history(history, run_dir / "history.png", title)
+    matrix = confusion_matrix(data.test.y, outcome.test_predictions, data.num_classes)
+    plot_confusion(matrix, data.class_names, run_dir / "confusion.png",
+                   f"{title}, test accuracy {100 * outcome.metrics['test_accuracy']:.1f}%")
+
+
+def command_eval(args) -> int:
+    from kiloml.data import load_dataset
+    from kiloml.runs import load_run
+    from kiloml.train.fit import model_metrics
+
+    config, model = load_run(args.run)
+    data_dir = args.data_dir or config["data"].get("data_dir")
+    data = load_dataset(config["data"]["dataset"], data_dir)
+    if data.num_features != model.config.input_size or data.num_classes != model.config.num_classes:
+        raise KilomlError(f"{config['data']['dataset']}: {data.num_features} features / "
+                          f"{data.num_classes} classes, but the model expects "
+                          f"{model.config.input_size} / {model.config.num_classes}")
+    metrics, _ = model_metrics(model, data)
+    console.print(f"{args.run}: test accuracy {100 * metrics['test_accuracy']:.2f}% on "
+                  f"{len(data.test)} {data.name} sequences; model size "
+                  f"{metrics['model_size_bytes']:,} B (float32)")
+    return 0
+
+
+def command_info(args) -> int:
+    from kiloml.compress.size import model_storage
+    from kiloml.runs import METRICS_FILE, load_run, read_json
+
+    config, model = load_run(args.run)
+    console.print_json(json.dumps({"model": config["model"], "train": config["train"]}))
+    metrics_path = args.run / METRICS_FILE
+    if metrics_path.is_file():
+        metrics = read_json(metrics_path)
+        console.print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%, "
+                      f"{metrics['model_size_bytes']:,} B float32, "
+                      f"{metrics['macs_per_inference']:,} MACs per inference")
+    table = Table(title="storage as deployed (float32)")
+    for col in ("tensor", "shape", "nonzeros", "format", "bytes"):
+        table.add_column(col, justify="left" if col in ("tensor", "format") else "right")
+    storage = model_storage(model)
+    for t in storage:
+        table.add_row(t.name, "×".join(map(str, t.shape)), str(t.nonzeros), t.format,
+                      f"{t.bytes:,}")
+    table.add_row("total", "", "", "", f"{sum(t.bytes for t in storage):,}")
+    console.print(table)
+    return 0
+
+
+def command_datasets(args) -> int:
+    from kiloml.data.registry import DATASETS, dataset_location
+
+    table = Table(title="datasets")
+    for col in ("name", "description", "looks in", "present"):
+        table.add_column(col)
+    for name, (_, description) in DATASETS.items():
+        where = dataset_location(name)
+        present = where is not None and Path(where).exists()
+        table.add_row(name, description, str(where or "-"),
+                      "[green]yes[/]" if present else "[red]no[/]")
+    console.print(table)
+    console.print("Your own data: --dataset FILE.npz with X_train, y_train, X_test, y_test.")
+    return 0
+
+
+COMMANDS = {"train": command_train, "demo": command_train, "eval": command_eval,
+            "info": command_info, "datasets": command_datasets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except KilomlError as e:
+        error_console.print(f"[red]error:[/] {e}", markup=True)
+        return 1
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Smartwatch shoulder-exercise IMU recordings shipped by PyPI's ``seglearn==1.2.5``.
+
+140 recordings (10 subjects × 7 exercises × 2 sides), 6 channels (accelerometer ``ax ay az``,
+gyroscope ``wx wy wz``) at 50 Hz, 947–2618 samples each. Split **by subject** so that no person
+is in two splits: subjects 1–7 train, 8 validation, 9–10 test. Each recording is cut into
+windows of 128 samples (2.56 s) every 64 samples; every window takes its recording's label.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from kiloml.data.splits import DatasetSplits, Split, sliding_windows
+from kiloml.errors import KilomlError
+
+WINDOW = 128
+HOP = 64
+TRAIN_SUBJECTS = (1, 2, 3, 4, 5, 6, 7)
+VAL_SUBJECTS = (8,)
+TEST_SUBJECTS = (9, 10)
+INSTALL_HINT = "pip install --no-deps seglearn==1.2.5"
+
+
+def default_path() -> Path | None:
+    """``watch_dataset.npy`` inside an installed ``seglearn`` (found without importing it)."""
+    spec = importlib.util.find_spec("seglearn")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "data" / "watch_dataset.npy"
+
+
+def _windows(data: dict, subjects: tuple[int, ...]) -> Split:
+    xs, ys = [], []
+    for recording, label, subject in zip(data["X"], data["y"], data["subject"], strict=True):
+        if int(subject) in subjects:
+            w = sliding_windows(np.asarray(recording, dtype=np.float32), WINDOW, HOP)
+            xs.append(w)
+            ys.append(np.full(len(w), int(label), dtype=np.int64))
+    return Split(np.concatenate(xs), np.concatenate(ys))
+
+
+def load_smartwatch(path: Path | None = None) -> DatasetSplits:
+    """Load and split the watch data set from ``path`` (default: the installed seglearn's)."""
+    path = Path(path) if path is not None else default_path()
+    if path is None:
+        raise KilomlError(f"smartwatch data not found: seglearn is not installed ({INSTALL_HINT})")
+    if path.is_dir():
+        path = path / "watch_dataset.npy"
+    if not path.is_file():
+        raise KilomlError(f"{path}: file not found ({INSTALL_HINT})")
+    try:
+        data = np.load(path, allow_pickle=True).item()
+    except (OSError, ValueError, AttributeError) as e:
+        raise KilomlError(f"{path}: not a seglearn watch_dataset.npy ({e})") from None
+    required = {"X", "y", "subject", "y_labels"}
+    if not isinstance(data, dict) or not required <= set(data):
+        raise KilomlError(f"{path}: expected a dict with keys {sorted(required)}")
+    return DatasetSplits(
+        name="smartwatch",
+        train=_windows(data, TRAIN_SUBJECTS),
+        val=_windows(data, VAL_SUBJECTS),
+        test=_windows(data, TEST_SUBJECTS),
+        class_names=[str(n) for n in data["y_labels"]],
+        description="seglearn smartwatch IMU, 6 channels @ 50 Hz, 7 exercises, split by subject",
+        info={"path": str(path), "window": WINDOW, "hop": HOP,
+              "subjects": {"train": TRAIN_SUBJECTS, "val": VAL_SUBJECTS, "test": TEST_SUBJECTS}},
+    ).validate()

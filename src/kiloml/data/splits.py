@@ -1,0 +1,83 @@
+"""Train/validation/test splits as checked float32 arrays."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kiloml.errors import KilomlError
+
+
+@dataclass
+class Split:
+    """One split: ``x`` ``[N, T, F]`` float32 features and ``y`` ``[N]`` int64 labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class DatasetSplits:
+    """A dataset's three splits plus what a run needs to know about it."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    class_names: list[str]
+    description: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return self.train.x.shape[1]
+
+    @property
+    def num_features(self) -> int:
+        return self.train.x.shape[2]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def validate(self) -> "DatasetSplits":
+        """Check shapes, dtypes, finiteness and label range; one-line error on the first problem."""
+        for split_name in ("train", "val", "test"):
+            split = getattr(self, split_name)
+            where = f"{self.name} {split_name} split"
+            x, y = np.asarray(split.x), np.asarray(split.y)
+            if x.ndim != 3:
+                raise KilomlError(f"{where}: features must be [N, T, F], got shape {list(x.shape)}")
+            if y.ndim != 1 or len(y) != len(x):
+                raise KilomlError(f"{where}: {len(x)} sequences but labels of shape "
+                                  f"{list(y.shape)}")
+            if len(x) == 0:
+                raise KilomlError(f"{where}: no sequences")
+            if x.shape[1:] != self.train.x.shape[1:]:
+                raise KilomlError(f"{where}: sequences are {list(x.shape[1:])} but train's are "
+                                  f"{list(self.train.x.shape[1:])}")
+            if not np.issubdtype(y.dtype, np.integer):
+                if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+                    raise KilomlError(f"{where}: labels must be integers")
+            bad = ~np.isfinite(x)
+            if bad.any():
+                n, t, f = np.argwhere(bad)[0]
+                raise KilomlError(f"{where}: {int(bad.sum())} NaN/inf feature values "
+                                  f"(first at sequence {n}, step {t}, feature {f})")
+            if y.min() < 0 or y.max() >= self.num_classes:
+                raise KilomlError(f"{where}: labels must be in 0..{self.num_classes - 1}, "
+                                  f"found {int(y.min())}..{int(y.max())}")
+            split.x = x.astype(np.float32, copy=False)
+            split.y = y.astype(np.int64, copy=False)
+        return self
+
+
+def sliding_windows(recording: np.ndarray, length: int, hop: int) -> np.ndarray:
+    """Windows ``[N, length, F]`` of a ``[T, F]`` recording, starting every ``hop`` samples;
+    a recording shorter than ``length`` gives none."""
+    if len(recording) < length:
+        return np.empty((0, length, recording.shape[1]), dtype=recording.dtype)
+    starts = range(0, len(recording) - length + 1, hop)
+    return np.stack([recording[s:s + length] for s in starts])

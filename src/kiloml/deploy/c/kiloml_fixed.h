@@ -1,0 +1,53 @@
+/*
+ * kiloml_fixed.h - saturation and power-of-two rescaling for kiloml's integer kernels.
+ *
+ * A value in Q-format with f fractional bits is stored as round(value * 2^f). Every rescaling
+ * is kl_shift_round_s64: shift > 0 is an arithmetic right shift rounding half up,
+ * (x + 2^(shift-1)) >> shift; shift < 0 multiplies by 2^-shift (never a left shift of a
+ * negative value, which C leaves undefined). Right shifts of negative values rely on the
+ * arithmetic shift that GCC and Clang implement on every supported target.
+ *
+ * The numpy twin is kiloml.quantize.formats; both must stay integer-for-integer identical.
+ */
+#ifndef KILOML_FIXED_H
+#define KILOML_FIXED_H
+
+#include <stdint.h>
+
+/* Clamp to [-32768, 32767]. */
+static inline int16_t kl_sat16(int64_t x)
+{
+    if (x > INT16_MAX) {
+        return INT16_MAX;
+    }
+    if (x < INT16_MIN) {
+        return INT16_MIN;
+    }
+    return (int16_t)x;
+}
+
+/* Clamp to [-2^31, 2^31 - 1]. */
+static inline int32_t kl_sat32(int64_t x)
+{
+    if (x > INT32_MAX) {
+        return INT32_MAX;
+    }
+    if (x < INT32_MIN) {
+        return INT32_MIN;
+    }
+    return (int32_t)x;
+}
+
+/* x * 2^-shift, rounding half up when shift > 0; exact when shift <= 0. |shift| < 63. */
+static inline int64_t kl_shift_round_s64(int64_t x, int shift)
+{
+    if (shift > 0) {
+        return (x + ((int64_t)1 << (shift - 1))) >> shift;
+    }
+    if (shift < 0) {
+        return x * ((int64_t)1 << -shift);
+    }
+    return x;
+}
+
+#endif /* KILOML_FIXED_H */

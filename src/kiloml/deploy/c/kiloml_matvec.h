@@ -1,0 +1,54 @@
+/*
+ * kiloml_matvec.h - matrix-vector products of int8/int16 weights with int16 activations.
+ *
+ * Storage (the formats kiloml.compress.size counts): a matrix is dense row-major, or CSR with
+ * the nonzero values, one column index per nonzero (uint8 when cols <= 256, else uint16) and
+ * rows + 1 uint16 row pointers. Products and sums are exact in int64; the result of a row is
+ * rescaled once by kl_shift_round_s64(sum, shift) and saturated. If the weights are in Q(fw)
+ * and x in Q(fx), the output is in Q(fw + fx - shift).
+ */
+#ifndef KILOML_MATVEC_H
+#define KILOML_MATVEC_H
+
+#include <stdint.h>
+
+#define KL_MATRIX_DENSE 0
+#define KL_MATRIX_CSR 1
+
+/* A weight matrix in flash. values: int8_t or int16_t (value_bits 8 or 16); CSR adds
+ * col_index (uint8_t or uint16_t, index_bits 8 or 16) and row_ptr (rows + 1 entries). */
+typedef struct {
+    const void *values;
+    const void *col_index;
+    const uint16_t *row_ptr;
+    uint16_t rows;
+    uint16_t cols;
+    uint8_t format;
+    uint8_t value_bits;
+    uint8_t index_bits;
+    int8_t shift;
+} kl_matrix_t;
+
+/* Dot products of one stored row with int16 x; exact int64 sums. */
+int64_t kl_dot_dense_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols);
+int64_t kl_dot_dense_s16_s16(const int16_t *w, const int16_t *x, uint16_t cols);
+int64_t kl_dot_sparse_s8_s16_u8idx(const int8_t *values, const uint8_t *col_index,
+                                   uint16_t nonzeros, const int16_t *x);
+int64_t kl_dot_sparse_s8_s16_u16idx(const int8_t *values, const uint16_t *col_index,
+                                    uint16_t nonzeros, const int16_t *x);
+int64_t kl_dot_sparse_s16_s16_u8idx(const int16_t *values, const uint8_t *col_index,
+                                    uint16_t nonzeros, const int16_t *x);
+int64_t kl_dot_sparse_s16_s16_u16idx(const int16_t *values, const uint16_t *col_index,
+                                     uint16_t nonzeros, const int16_t *x);
+
+/* Exact int64 dot product of row `row` of m with x (x has m->cols entries). */
+int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x);
+
+/* y[r] = sat32(shift_round(m[r] . x, m->shift)), or with accumulate != 0
+ * y[r] = sat32(y[r] + sat32(shift_round(m[r] . x, m->shift))). y has m->rows entries. */
+void kl_matvec_s16_s32(const kl_matrix_t *m, const int16_t *x, int accumulate, int32_t *y);
+
+/* y[r] = sat16(sat32(shift_round(m[r] . x, m->shift))). y has m->rows entries. */
+void kl_matvec_s16_s16(const kl_matrix_t *m, const int16_t *x, int16_t *y);
+
+#endif /* KILOML_MATVEC_H */

@@ -1,0 +1,176 @@
+"""``kiloml export``: a run directory → integer-only C (or an Arduino library zip).
+
+``out_dir`` receives ``model.h``/``model.c`` (generated), the C library ``kiloml_*.c/h``, an
+example ``main.c`` with ``test_vectors.h`` and a ``Makefile``, plus what verification needs:
+``quantized_model.npz`` (the integer model), ``test_inputs.npz`` (int16 test inputs, labels,
+simulator and float logits) and ``export.json`` (sizes, Q-formats, MACs).
+"""
+
+import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kiloml import __version__
+from kiloml.deploy.codegen import (
+    GeneratedModel,
+    generate_model,
+    generate_test_vectors,
+    library_dir,
+    macs_per_inference,
+)
+from kiloml.errors import KilomlError
+from kiloml.quantize.calibration import check_deployable
+from kiloml.quantize.quantizer import quantize_input, quantize_model
+from kiloml.quantize.serialize import save_quantized
+from kiloml.quantize.simulator import simulate_batch
+from kiloml.runs import load_run
+
+TARGETS = ("c", "arduino")
+LIBRARY_FILES = ("kiloml_fixed.h", "kiloml_activation.h", "kiloml_activation.c",
+                 "kiloml_matvec.h", "kiloml_matvec.c", "kiloml_fastgrnn.h", "kiloml_fastgrnn.c")
+EXPORT_FILE = "export.json"
+QUANTIZED_FILE = "quantized_model.npz"
+TEST_INPUTS_FILE = "test_inputs.npz"
+EXAMPLE_VECTORS = 8
+
+
+def float_logits(model: torch.nn.Module, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Float logits ``[N, C]`` of ``model`` for raw input ``X`` ``[N, T, F]``."""
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(X), batch_size):
+            batch = torch.as_tensor(np.asarray(X[start:start + batch_size], dtype=np.float32))
+            outputs.append(model(batch).double().numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.config.num_classes))
+
+
+def _check_inputs(X: np.ndarray | None, name: str, input_size: int) -> np.ndarray | None:
+    if X is None:
+        return None
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 3 or X.shape[2] != input_size or X.shape[0] == 0:
+        raise KilomlError(f"{name} must be a non-empty [N, T, {input_size}] array, "
+                          f"got shape {list(X.shape)}")
+    return X
+
+
+def _write_arduino_zip(out_dir: Path, name: str, generated: GeneratedModel, vectors: str,
+                       description: str) -> Path:
+    """``out_dir/<name>.zip`` in the Arduino library layout."""
+    zip_path = out_dir / f"{name}.zip"
+    properties = (library_dir() / "templates" / "library.properties.in").read_text()
+    sketch = (library_dir() / "templates" / "example.ino.in").read_text()
+    for key, value in {"NAME": name, "VERSION": __version__, "DESCRIPTION": description}.items():
+        properties = properties.replace(f"@{key}@", value)
+        sketch = sketch.replace(f"@{key}@", value)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{name}/library.properties", properties)
+        archive.writestr(f"{name}/src/{name}.h", '#include "model.h"\n')
+        archive.writestr(f"{name}/src/model.h", generated.header)
+        archive.writestr(f"{name}/src/model.c", generated.source)
+        for file in LIBRARY_FILES:
+            archive.write(library_dir() / file, f"{name}/src/{file}")
+        archive.writestr(f"{name}/examples/{name}/{name}.ino", sketch)
+        archive.writestr(f"{name}/examples/{name}/test_vectors.h", vectors)
+    return zip_path
+
+
+def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
+               X_calib: np.ndarray | None = None, X_test: np.ndarray | None = None,
+               y_test: np.ndarray | None = None, name: str = "kiloml_model") -> dict:
+    """Quantize the run's model (Q-formats from ``X_calib`` ``[N, T, F]`` raw features, else
+    ``X_test``) to ``bits``-bit weights and write the C sources to ``out_dir``.
+
+    ``X_test``/``y_test`` (``[N, T, F]``, ``[N]``) are stored quantized for ``kiloml verify``.
+    ``target="arduino"`` also writes ``out_dir/<name>.zip``. Returns the ``export.json`` dict.
+    """
+    if target not in TARGETS:
+        raise KilomlError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    if bits not in (8, 16):
+        raise KilomlError(f"--bits must be 8 or 16, got {bits}")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+        raise KilomlError(f"library name {name!r} must be a C identifier")
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    config, model = load_run(run_dir)
+    check_deployable(model)
+    features = model.config.input_size
+    X_calib = _check_inputs(X_calib, "calibration data", features)
+    X_test = _check_inputs(X_test, "test data", features)
+    if X_calib is None:
+        X_calib = X_test
+    if X_calib is None:
+        raise KilomlError("export needs calibration data to choose Q-formats: pass the training "
+                          "split (X_calib) or test data")
+    if X_test is not None and (y_test is None or len(y_test) != len(X_test)):
+        raise KilomlError("test data needs one label per input (y_test)")
+    q = quantize_model(model, X_calib, bits=bits)
+    if X_test is not None and X_test.shape[1] != q.steps:
+        raise KilomlError(f"test sequences have {X_test.shape[1]} steps, calibration data "
+                          f"{q.steps}; the deployed model runs a fixed length")
+    description = (f"{model.config.kind} classifier, {q.input_size} features x {q.steps} steps, "
+                   f"{q.hidden_size} hidden, {q.num_classes} classes, int{bits} weights")
+    generated = generate_model(q, description)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.h").write_text(generated.header)
+    (out_dir / "model.c").write_text(generated.source)
+    for file in LIBRARY_FILES + ("main.c", "Makefile"):
+        source = library_dir() / file if file in LIBRARY_FILES else library_dir() / "templates" / file
+        shutil.copyfile(source, out_dir / file)
+    save_quantized(q, out_dir / QUANTIZED_FILE)
+
+    if X_test is not None:
+        inputs, labels = quantize_input(q, X_test), np.asarray(y_test, dtype=np.int64)
+    else:
+        inputs = quantize_input(q, X_calib[:EXAMPLE_VECTORS])
+        labels = np.full(len(inputs), -1, dtype=np.int64)
+    simulated = simulate_batch(q, inputs)
+    source_float = X_test if X_test is not None else X_calib[:EXAMPLE_VECTORS]
+    float_out = float_logits(model, source_float)
+    if X_test is not None:
+        np.savez(out_dir / TEST_INPUTS_FILE, inputs=inputs, labels=labels,
+                 simulated_logits=simulated, float_logits=float_out)
+    vectors = generate_test_vectors(q, inputs[:EXAMPLE_VECTORS], labels[:EXAMPLE_VECTORS],
+                                    simulated[:EXAMPLE_VECTORS])
+    (out_dir / "test_vectors.h").write_text(vectors)
+
+    info = {
+        "kiloml_version": __version__,
+        "run": run_dir.name,
+        "dataset": config.get("data", {}).get("dataset"),
+        "model_kind": q.kind,
+        "gate": q.gate or None,
+        "update": q.update,
+        "readout": q.readout,
+        "input_size": q.input_size,
+        "steps": q.steps,
+        "hidden_size": q.hidden_size,
+        "num_classes": q.num_classes,
+        "w_rank": q.w_rank,
+        "u_rank": q.u_rank,
+        "bits": bits,
+        "target": target,
+        "weight_flash_bytes": generated.weight_flash_bytes,
+        "scratch_ram_bytes": generated.scratch_bytes,
+        "macs_per_inference": macs_per_inference(q),
+        "q_formats": dict(q.formats),
+        "tensor_frac_bits": {n: t.frac_bits for n, t in q.tensors.items()},
+        "storage": generated.storage,
+        "input_quantization": f"x_int16 = clamp(round(x * 2**{q.formats['input']}), "
+                              "-32768, 32767)",
+        "logits_scale": f"logit = logit_int32 * 2**-{q.formats['logits']}",
+        "test_count": int(len(inputs)) if X_test is not None else 0,
+    }
+    if X_test is not None:
+        info["simulated_accuracy"] = float(np.mean(simulated.argmax(1) == labels))
+        info["float_accuracy"] = float(np.mean(float_out.argmax(1) == labels))
+        info["float_agreement"] = float(np.mean(simulated.argmax(1) == float_out.argmax(1)))
+    if target == "arduino":
+        zip_path = _write_arduino_zip(out_dir, name, generated, vectors, description)
+        info["arduino_zip"] = zip_path.name
+    (out_dir / EXPORT_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return info

@@ -1,0 +1,64 @@
+"""Plots written into a run directory: training history and the test confusion matrix."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+PHASE_COLORS = {"dense": "#e8f0fe", "iht": "#fde8e8", "sparse": "#e8f8ea"}
+
+
+def plot_history(history: list[dict], path: Path, title: str) -> None:
+    """Loss and accuracy per epoch (train and validation), phases shaded."""
+    epochs = [r["epoch"] + 1 for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax in (ax_loss, ax_acc):
+        start = 0
+        for i, r in enumerate(history + [None]):
+            if r is None or (i > 0 and r["phase"] != history[i - 1]["phase"]):
+                phase = history[i - 1]["phase"]
+                ax.axvspan(start + 0.5, i + 0.5, color=PHASE_COLORS.get(phase, "#eee"),
+                           label=phase if ax is ax_acc else None)
+                start = i
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train")
+    ax_loss.plot(epochs, [r["val_loss"] for r in history], label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.plot(epochs, [100 * r["train_accuracy"] for r in history], label="train")
+    ax_acc.plot(epochs, [100 * r["val_accuracy"] for r in history], label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    ax_loss.legend(loc="upper right")
+    ax_acc.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """``[C, C]`` counts, rows are true classes."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix with counts in the cells."""
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.5 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    if len(class_names) <= 20:
+        for i in range(len(class_names)):
+            for j in range(len(class_names)):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,58 @@
+"""Training checkpoints: one safetensors file holding model, optimiser, masks and the best state,
+with the loop's counters as JSON metadata; written atomically after every epoch."""
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open
+
+from kiloml.errors import KilomlError
+from kiloml.runs import atomic_save_tensors
+
+
+def save_checkpoint(path: Path, model_state: dict, optimizer: torch.optim.Optimizer,
+                    masks: dict[str, torch.Tensor], best_state: dict | None, loop: dict) -> None:
+    """Write everything needed to continue training exactly where it stopped."""
+    tensors = {f"model.{k}": v for k, v in model_state.items()}
+    opt = optimizer.state_dict()
+    for index, state in opt["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).clone()
+    tensors.update({f"mask.{k}": v.to(torch.uint8) for k, v in masks.items()})
+    if best_state is not None:
+        tensors.update({f"best.{k}": v for k, v in best_state.items()})
+    meta = {"loop": json.dumps(loop), "param_groups": json.dumps(opt["param_groups"])}
+    atomic_save_tensors(path, tensors, metadata=meta)
+
+
+def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer) -> tuple[dict, dict, dict | None,
+                                                                             dict]:
+    """Read a checkpoint; restores the optimiser in place and returns
+    ``(model_state, masks, best_state, loop)``."""
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        loop = json.loads(meta["loop"])
+        param_groups = json.loads(meta["param_groups"])
+    except FileNotFoundError:
+        raise KilomlError(f"{path}: no checkpoint to resume from") from None
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+        raise KilomlError(f"{path}: unreadable checkpoint ({e})") from None
+
+    def section(prefix: str) -> dict:
+        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    optim_state: dict[int, dict] = {}
+    for key, value in section("optim.").items():
+        index, name = key.split(".", 1)
+        optim_state.setdefault(int(index), {})[name] = value
+    try:
+        optimizer.load_state_dict({"state": optim_state, "param_groups": param_groups})
+    except (ValueError, KeyError) as e:
+        raise KilomlError(f"{path}: checkpoint does not match this model ({e})") from None
+    best = section("best.") or None
+    masks = {k: v.bool() for k, v in section("mask.").items()}
+    return section("model."), masks, best, loop

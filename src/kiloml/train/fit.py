@@ -1,0 +1,81 @@
+"""One call from data and configs to a trained model and its metrics (used by the CLI and the
+benchmarks)."""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kiloml.compress.size import count_parameters, macs_per_inference, model_size_bytes
+from kiloml.data.splits import DatasetSplits
+from kiloml.nn.classifier import ModelConfig, SequenceClassifier, build_model
+from kiloml.train.trainer import Reporter, TrainConfig, Trainer, TrainResult, evaluate
+
+
+def fit_normalization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std ``[F]`` over all sequences and steps of ``x`` ``[N, T, F]``;
+    constant features get std 1."""
+    mean = x.mean(axis=(0, 1))
+    std = x.std(axis=(0, 1))
+    return mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
+
+
+def new_model(model_config: ModelConfig, data: DatasetSplits, seed: int) -> SequenceClassifier:
+    """A model initialised from ``seed`` with normalisation fitted on the training split."""
+    torch.manual_seed(seed)
+    model = build_model(model_config)
+    model.set_normalization(*map(torch.from_numpy, fit_normalization(data.train.x)))
+    return model
+
+
+@dataclass
+class FitOutcome:
+    model: SequenceClassifier
+    result: TrainResult
+    metrics: dict
+    test_predictions: np.ndarray
+
+
+def model_metrics(model: SequenceClassifier, data: DatasetSplits) -> tuple[dict, np.ndarray]:
+    """Test accuracy, deployed size and compute of a trained model (see ``metrics.json``)."""
+    test_loss, test_acc, pred = evaluate(model, data.test)
+    total, nonzero = count_parameters(model)
+    return {
+        "dataset": data.name,
+        "model": model.config.kind,
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+        "model_size_bytes": model_size_bytes(model),
+        "model_size_bytes_int16": model_size_bytes(model, value_bytes=2),
+        "model_size_bytes_int8": model_size_bytes(model, value_bytes=1),
+        "params_total": total,
+        "params_nonzero": nonzero,
+        "macs_per_inference": macs_per_inference(model, data.steps),
+    }, pred
+
+
+def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfig,
+        checkpoint_path: Path | None = None, resume: bool = False,
+        reporter: Reporter | None = None, model: SequenceClassifier | None = None) -> FitOutcome:
+    """Build (unless given), train and measure a model."""
+    model = model or new_model(model_config, data, train_config.seed)
+    torch.manual_seed(train_config.seed)
+    trainer = Trainer(model, data, train_config, checkpoint_path=checkpoint_path,
+                      reporter=reporter)
+    started = time.perf_counter()
+    result = trainer.fit(resume=resume)
+    elapsed = time.perf_counter() - started
+    metrics, pred = model_metrics(model, data)
+    metrics.update({
+        "train_seconds": round(result.train_seconds, 2),
+        "wall_seconds": round(elapsed, 2),
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": result.best_val_accuracy,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "keep_w": train_config.keep_w,
+        "keep_u": train_config.keep_u,
+    })
+    return FitOutcome(model, result, metrics, pred)

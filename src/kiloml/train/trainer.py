@@ -1,0 +1,294 @@
+"""The Trainer: Adam over phases (dense → IHT → sparse), checkpoints, resume, early stopping.
+
+Determinism: the model is initialised from ``seed`` by the caller; batch order and augmentation
+noise of epoch ``e`` come from a generator seeded with ``(seed, e)``, and the learning rate is a
+pure function of the step, so a run resumed from any epoch's checkpoint produces the same weights
+as an uninterrupted one.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kiloml.compress.hard_threshold import hard_threshold_
+from kiloml.data.splits import DatasetSplits, Split
+from kiloml.errors import KilomlError
+from kiloml.nn.classifier import SequenceClassifier
+from kiloml.train.checkpoint import load_checkpoint, save_checkpoint
+from kiloml.train.phases import Phase, compression_schedule
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (stored in ``config.json`` under ``"train"``)."""
+
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 1e-2
+    min_lr_ratio: float = 0.02
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    keep_w: float = 1.0
+    keep_u: float = 1.0
+    phase_fractions: tuple[float, float] = (0.4, 0.2)
+    iht_every: int = 10
+    patience: int | None = None
+    augment_scale: float = 0.0
+    augment_noise: float = 0.0
+    seed: int = 0
+
+    def validate(self) -> "TrainConfig":
+        if self.epochs < 1:
+            raise KilomlError("--epochs must be at least 1")
+        if self.batch_size < 1:
+            raise KilomlError("--batch-size must be at least 1")
+        if not self.lr > 0:
+            raise KilomlError("--lr must be positive")
+        for name in ("keep_w", "keep_u"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                flag = "--sparsity-w" if name == "keep_w" else "--sparsity-u"
+                raise KilomlError(f"{flag} is the fraction of weights kept, in (0, 1]; got {value}")
+        if (self.keep_w < 1 or self.keep_u < 1) and self.epochs < 3:
+            raise KilomlError("a sparse model needs --epochs of at least 3 (dense, IHT, sparse)")
+        return self
+
+    def phases(self) -> list[Phase]:
+        return compression_schedule(self.epochs, self.keep_w, self.keep_u, self.phase_fractions)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    phase: str
+    lr: float
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+
+
+@dataclass
+class TrainResult:
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_accuracy: float = 0.0
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+
+
+class Reporter:
+    """Receives progress; the CLI's reporter draws progress bars, this one is silent."""
+
+    def start(self, total_epochs: int, batches_per_epoch: int, first_epoch: int) -> None: ...
+    def batch(self) -> None: ...
+    def epoch(self, record: EpochRecord, is_best: bool) -> None: ...
+    def finish(self) -> None: ...
+
+
+def sparsifiable_parameters(model: SequenceClassifier) -> dict[str, tuple[nn.Parameter, str]]:
+    """``name -> (parameter, "W" | "U")`` for every matrix IHT acts on."""
+    out = {}
+    for prefix, cell in (("rnn.cell.", getattr(model.rnn, "cell", None)),
+                         ("rnn.cell_reverse.", getattr(model.rnn, "cell_reverse", None))):
+        if cell is None or not hasattr(cell, "matrix_parameter_names"):
+            continue
+        for group, names in cell.matrix_parameter_names().items():
+            for n in names:
+                out[prefix + n] = (getattr(cell, n), group)
+    return out
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int = 512) -> tuple[float, float,
+                                                                            np.ndarray]:
+    """``(mean loss, accuracy, predictions)`` of ``model`` on ``split``."""
+    model.eval()
+    losses, preds = [], []
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            x = torch.from_numpy(split.x[start:start + batch_size])
+            y = torch.from_numpy(split.y[start:start + batch_size])
+            logits = model(x)
+            losses.append(nn.functional.cross_entropy(logits, y, reduction="sum").item())
+            preds.append(logits.argmax(dim=1).numpy())
+    pred = np.concatenate(preds)
+    return sum(losses) / len(split), float((pred == split.y).mean()), pred
+
+
+class Trainer:
+    """Trains a :class:`SequenceClassifier` on a :class:`DatasetSplits` with the phase schedule.
+
+    ``checkpoint_path`` (optional) gets the state after every epoch; ``resume=True`` continues
+    from it. The model passed in must already hold its initial weights and normalisation.
+    """
+
+    def __init__(self, model: SequenceClassifier, data: DatasetSplits, config: TrainConfig,
+                 checkpoint_path: Path | None = None, reporter: Reporter | None = None,
+                 stop_after_epoch: Callable[[int], bool] | None = None):
+        self.model, self.data, self.config = model, data, config.validate()
+        self.checkpoint_path = checkpoint_path
+        self.reporter = reporter or Reporter()
+        self.stop_after_epoch = stop_after_epoch  # for tests: simulate an interruption
+        self.phases = config.phases()
+        self.sparse_params = sparsifiable_parameters(model)
+        if (config.keep_w < 1 or config.keep_u < 1) and not self.sparse_params:
+            raise KilomlError(f"--sparsity-w/--sparsity-u apply to fastgrnn and fastrnn, not "
+                              f"{model.config.kind}")
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                          weight_decay=config.weight_decay)
+        self.masks: dict[str, torch.Tensor] = {}
+        self.batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
+
+    # -- schedule -------------------------------------------------------------------------
+    def phase_of(self, epoch: int) -> tuple[Phase, int]:
+        """The phase of global ``epoch`` and the epoch's index within it."""
+        start = 0
+        for phase in self.phases:
+            if epoch < start + phase.epochs:
+                return phase, epoch - start
+            start += phase.epochs
+        raise IndexError(epoch)
+
+    def learning_rate(self, epoch: int, batch: int) -> float:
+        """Cosine decay from ``lr`` to ``lr*min_lr_ratio`` within each phase."""
+        phase, index = self.phase_of(epoch)
+        progress = (index + batch / self.batches_per_epoch) / phase.epochs
+        low = self.config.lr * self.config.min_lr_ratio
+        return low + 0.5 * (self.config.lr - low) * (1 + math.cos(math.pi * progress))
+
+    # -- compression ----------------------------------------------------------------------
+    def _keep(self, group: str) -> float:
+        return self.config.keep_w if group == "W" else self.config.keep_u
+
+    def hard_threshold_all(self) -> dict[str, torch.Tensor]:
+        return {name: hard_threshold_(param, self._keep(group))
+                for name, (param, group) in self.sparse_params.items()}
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        for name, mask in self.masks.items():
+            self.sparse_params[name][0].mul_(mask)
+
+    # -- loop -----------------------------------------------------------------------------
+    def _batches(self, epoch: int):
+        gen = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.data.train), generator=gen).numpy()
+        x_all, y_all = self.data.train.x, self.data.train.y
+        for start in range(0, len(order), self.config.batch_size):
+            idx = order[start:start + self.config.batch_size]
+            x = torch.from_numpy(x_all[idx])
+            if self.config.augment_scale > 0 or self.config.augment_noise > 0:
+                x = self._augment(x, gen)
+            yield x, torch.from_numpy(y_all[idx])
+
+    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Per-sequence, per-channel gain and additive noise, in units of the channel's std."""
+        std = self.model.input_std
+        gain = 1 + self.config.augment_scale * torch.randn(x.shape[0], 1, x.shape[2], generator=gen)
+        mean = self.model.input_mean
+        noise = self.config.augment_noise * torch.randn(x.shape, generator=gen) * std
+        return (x - mean) * gain + mean + noise
+
+    def _train_epoch(self, epoch: int, phase: Phase) -> tuple[float, float]:
+        self.model.train()
+        total_loss, correct, seen, step = 0.0, 0, 0, 0
+        for batch, (x, y) in enumerate(self._batches(epoch)):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate(epoch, batch)
+            logits = self.model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            step += 1
+            if phase.kind == "iht" and step % self.config.iht_every == 0:
+                self.hard_threshold_all()
+            elif phase.kind == "sparse":
+                self.apply_masks()
+            total_loss += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            self.reporter.batch()
+        if phase.kind == "iht" and epoch + 1 == self._phase_end(phase):
+            self.masks = self.hard_threshold_all()  # the support phase 3 keeps
+        return total_loss / seen, correct / seen
+
+    def _phase_end(self, phase: Phase) -> int:
+        end = 0
+        for p in self.phases:
+            end += p.epochs
+            if p is phase:
+                return end
+        raise ValueError(phase)
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train to the end of the schedule (or early stop); leaves the best-validation weights of
+        the final phase in the model."""
+        result, best_state, first_epoch, waited = TrainResult(), None, 0, 0
+        if resume:
+            if self.checkpoint_path is None or not self.checkpoint_path.is_file():
+                raise KilomlError(f"{self.checkpoint_path}: no checkpoint to resume from")
+            model_state, self.masks, best_state, loop = load_checkpoint(self.checkpoint_path,
+                                                                         self.optimizer)
+            self.model.load_state_dict(model_state)
+            first_epoch, waited = loop["epoch"] + 1, loop["waited"]
+            result.history = [EpochRecord(**r) for r in loop["history"]]
+            result.best_epoch, result.best_val_accuracy = loop["best_epoch"], loop["best_val"]
+            result.train_seconds = loop["train_seconds"]
+            result.stopped_early = loop["stopped_early"]
+        total = self.config.epochs
+        self.reporter.start(total, self.batches_per_epoch, first_epoch)
+        best_key = (result.best_val_accuracy, -math.inf)
+        if result.history and result.best_epoch >= 0:
+            best_key = (result.best_val_accuracy, -result.history[result.best_epoch].val_loss)
+        try:
+            for epoch in range(first_epoch, total):
+                if result.stopped_early:
+                    break
+                phase, _ = self.phase_of(epoch)
+                started = time.perf_counter()
+                train_loss, train_acc = self._train_epoch(epoch, phase)
+                result.train_seconds += time.perf_counter() - started
+                val_loss, val_acc, _ = evaluate(self.model, self.data.val)
+                record = EpochRecord(epoch, phase.kind, self.learning_rate(epoch, 0), train_loss,
+                                     train_acc, val_loss, val_acc)
+                result.history.append(record)
+                final_phase = phase is self.phases[-1]
+                is_best = final_phase and (val_acc, -val_loss) > best_key
+                if is_best:
+                    best_key = (val_acc, -val_loss)
+                    result.best_epoch, result.best_val_accuracy = epoch, val_acc
+                    best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+                    waited = 0
+                elif final_phase:
+                    waited += 1
+                    patience = self.config.patience
+                    result.stopped_early = patience is not None and waited > patience
+                self.reporter.epoch(record, is_best)
+                if self.checkpoint_path is not None:
+                    save_checkpoint(self.checkpoint_path, self.model.state_dict(), self.optimizer,
+                                    self.masks, best_state, {
+                                        "epoch": epoch, "waited": waited,
+                                        "history": [asdict(r) for r in result.history],
+                                        "best_epoch": result.best_epoch,
+                                        "best_val": result.best_val_accuracy,
+                                        "train_seconds": result.train_seconds,
+                                        "stopped_early": result.stopped_early})
+                if self.stop_after_epoch is not None and self.stop_after_epoch(epoch):
+                    raise KeyboardInterrupt
+        finally:
+            self.reporter.finish()
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return result

@@ -1,0 +1,138 @@
+"""The command line: a full train → info → eval round on a small .npz, and bad input as one-line
+errors with a non-zero exit."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kiloml import RUN_FORMAT_VERSION
+from kiloml.cli import main
+from tests.conftest import synthetic_splits
+
+
+def _write_npz(path, **overrides):
+    d = synthetic_splits()
+    arrays = dict(X_train=d.train.x, y_train=d.train.y, X_test=d.test.x, y_test=d.test.y)
+    arrays.update(overrides)
+    np.savez(path, **arrays)
+    return path
+
+
+def _error_line(capsys):
+    """The single line the CLI printed on stderr."""
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    data = _write_npz(tmp / "toy.npz")
+    run = tmp / "run"
+    code = main(["train", "--dataset", str(data), "--hidden-size", "8", "--u-rank", "4",
+                 "--epochs", "6", "--batch-size", "16", "--sparsity-w", "0.5",
+                 "--sparsity-u", "0.5", "--out", str(run)])
+    assert code == 0
+    return run
+
+
+def test_train_writes_the_run_directory(trained_run):
+    for name in ("config.json", "model.safetensors", "metrics.json", "checkpoint.safetensors",
+                 "history.png", "confusion.png"):
+        assert (trained_run / name).is_file(), name
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    for key in ("dataset", "model", "test_accuracy", "model_size_bytes", "params_total",
+                "params_nonzero", "macs_per_inference", "train_seconds"):
+        assert key in metrics, key
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["params_nonzero"] < metrics["params_total"]
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["format_version"] == RUN_FORMAT_VERSION
+    assert config["train"]["keep_w"] == 0.5 and config["model"]["u_rank"] == 4
+
+
+def test_eval_reproduces_the_test_accuracy(trained_run, capsys):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert main(["eval", str(trained_run)]) == 0
+    out = capsys.readouterr().out
+    assert f"test accuracy {100 * metrics['test_accuracy']:.2f}%" in out
+
+
+def test_info_shows_storage(trained_run, capsys):
+    assert main(["info", str(trained_run)]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert f"{metrics['model_size_bytes']:,}" in out and "csr" in out
+
+
+def test_existing_run_is_not_overwritten_silently(trained_run, capsys):
+    code = main(["train", "--dataset", "smartwatch", "--out", str(trained_run)])
+    assert code == 1
+    assert "already holds a run" in _error_line(capsys)
+
+
+def test_incompatible_run_version(trained_run, tmp_path, capsys):
+    old = tmp_path / "old"
+    old.mkdir()
+    config = json.loads((trained_run / "config.json").read_text())
+    config["format_version"] = 0
+    (old / "config.json").write_text(json.dumps(config))
+    assert main(["eval", str(old)]) == 1
+    assert "run format version 0 is not supported" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda tmp: ["--dataset", "speech-commands-99"], "unknown dataset 'speech-commands-99'"),
+    (lambda tmp: ["--dataset", str(tmp / "missing.npz")], "missing.npz: file not found"),
+    (lambda tmp: ["--dataset", str(_write_npz(tmp / "nan.npz", X_train=_with_nan()))],
+     "NaN/inf feature values"),
+    (lambda tmp: ["--dataset", str(_write_npz(tmp / "lab.npz", y_test=_bad_labels()))],
+     "labels must be in 0..2"),
+    (lambda tmp: ["--dataset", str(_write_npz(tmp / "shape.npz", X_test=_wrong_steps()))],
+     "sequences are"),
+    (lambda tmp: ["--dataset", str(_write_npz(tmp / "count.npz", y_train=np.zeros(5, int)))],
+     "X_train has 96 sequences but y_train has 5 labels"),
+    (lambda tmp: ["--model", "gru", "--w-rank", "2"], "apply to fastgrnn and fastrnn"),
+])
+def test_bad_input_is_a_one_line_error(make, message, tmp_path, capsys):
+    args = make(tmp_path)
+    code = main(["train", *args, "--epochs", "3", "--out", str(tmp_path / "run")])
+    assert code == 1
+    assert message in _error_line(capsys)
+
+
+def _with_nan():
+    x = synthetic_splits().train.x.copy()
+    x[3, 4, 1] = np.nan
+    return x
+
+
+def _bad_labels():
+    y = synthetic_splits().test.y.copy()
+    y[0] = 7
+    return y
+
+
+def _wrong_steps():
+    return synthetic_splits().test.x[:, :5]
+
+
+def test_entry_point_prints_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "kiloml.cli", "eval", str(tmp_path / "nope")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "no such run directory" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_argument_errors_exit_non_zero(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--sparsity-w", "1.5"])
+    assert exc.value.code == 2
+    assert "expected a fraction in (0, 1]" in capsys.readouterr().err

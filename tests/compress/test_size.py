@@ -1,0 +1,51 @@
+"""Model-size and MAC accounting follows the documented storage rules."""
+
+import torch
+
+from kiloml.compress.size import (
+    csr_bytes,
+    macs_per_inference,
+    model_size_bytes,
+    model_storage,
+    tensor_storage,
+)
+from kiloml.nn import ModelConfig, build_model
+
+
+def test_dense_vs_csr_choice_and_bytes():
+    dense = torch.ones(4, 8)
+    assert tensor_storage("w", dense, 4).bytes == 4 * 8 * 4
+    sparse = torch.zeros(4, 8)
+    sparse[0, 1] = sparse[3, 7] = 1.0
+    s = tensor_storage("w", sparse, 4)
+    assert s.format == "csr" and s.bytes == 2 * (4 + 1) + 5 * 2 == csr_bytes(4, 8, 2, 4)
+    assert tensor_storage("w", sparse, 1, scale_bytes=1).bytes == 2 * 2 + 5 * 2 + 1
+    assert csr_bytes(2, 300, 3, 2) == 3 * (2 + 2) + 3 * 2  # uint16 column indices past 256
+    assert tensor_storage("s", torch.ones(1, 1), 4).format == "scalar"
+
+
+def test_model_size_counts_every_tensor():
+    model = build_model(ModelConfig(kind="fastgrnn", input_size=6, num_classes=7, hidden_size=32,
+                                    u_rank=8))
+    # W 32x6, U1 8x32, U2 32x8, 2 biases of 32, zeta, nu, head 7x32 + 7, mean/std of 6
+    values = 192 + 256 + 256 + 64 + 2 + 224 + 7 + 12
+    assert model_size_bytes(model) == 4 * values
+    assert model_size_bytes(model, value_bytes=1) == values + sum(
+        1 for t in model_storage(model) if t.format != "scalar")
+    with torch.no_grad():
+        model.rnn.cell.U1.zero_()
+        model.rnn.cell.U1[0, :4] = 1.0
+    u1 = next(t for t in model_storage(model) if t.name == "rnn.cell.U1")
+    assert u1.format == "csr" and u1.bytes == 4 * 5 + 9 * 2
+
+
+def test_macs_follow_the_sparse_low_rank_structure():
+    model = build_model(ModelConfig(kind="fastgrnn", input_size=6, num_classes=7, hidden_size=32,
+                                    w_rank=3, u_rank=8))
+    per_step = 6 + (3 * 6 + 32 * 3 + 8 * 32 + 32 * 8) + 3 * 32
+    assert macs_per_inference(model, 128) == 128 * per_step + 7 * 32
+    with torch.no_grad():
+        model.rnn.cell.U1[:, :16] = 0.0
+    assert macs_per_inference(model, 128) == 128 * (per_step - 8 * 16) + 7 * 32
+    gru = build_model(ModelConfig(kind="gru", input_size=6, num_classes=7, hidden_size=32))
+    assert macs_per_inference(gru, 10) == 10 * (6 + 3 * 32 * (6 + 32) + 3 * 32) + 7 * 32

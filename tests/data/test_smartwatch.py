@@ -1,0 +1,53 @@
+"""The smartwatch loader: subject-disjoint splits, documented window counts, bad files."""
+
+import numpy as np
+import pytest
+
+from kiloml.data import load_dataset
+from kiloml.data.smartwatch import (
+    HOP,
+    TEST_SUBJECTS,
+    TRAIN_SUBJECTS,
+    VAL_SUBJECTS,
+    WINDOW,
+    default_path,
+    load_smartwatch,
+)
+from kiloml.data.splits import sliding_windows
+from kiloml.errors import KilomlError
+
+needs_seglearn = pytest.mark.skipif(default_path() is None or not default_path().is_file(),
+                                    reason="seglearn==1.2.5 is not installed (make setup does)")
+
+
+def test_sliding_windows():
+    rec = np.arange(10 * 2).reshape(10, 2)
+    w = sliding_windows(rec, 4, 3)
+    assert w.shape == (3, 4, 2)
+    np.testing.assert_array_equal(w[1], rec[3:7])
+    assert sliding_windows(rec[:3], 4, 3).shape == (0, 4, 2)
+
+
+@needs_seglearn
+def test_split_is_by_subject_and_deterministic():
+    assert not set(TRAIN_SUBJECTS) & set(VAL_SUBJECTS) | set(TRAIN_SUBJECTS) & set(TEST_SUBJECTS)
+    assert set(TRAIN_SUBJECTS) | set(VAL_SUBJECTS) | set(TEST_SUBJECTS) == set(range(1, 11))
+    a, b = load_dataset("smartwatch"), load_dataset("smartwatch")
+    raw = np.load(default_path(), allow_pickle=True).item()
+    for split, subjects in (("train", TRAIN_SUBJECTS), ("val", VAL_SUBJECTS),
+                            ("test", TEST_SUBJECTS)):
+        np.testing.assert_array_equal(getattr(a, split).x, getattr(b, split).x)
+        expected = sum((len(x) - WINDOW) // HOP + 1
+                       for x, s in zip(raw["X"], raw["subject"], strict=True) if s in subjects)
+        assert len(getattr(a, split)) == expected
+        assert getattr(a, split).x.shape[1:] == (WINDOW, 6)
+        assert set(np.unique(getattr(a, split).y)) == set(range(7))  # every exercise present
+    assert a.class_names == ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"]
+
+
+def test_missing_or_wrong_file_is_a_clear_error(tmp_path):
+    with pytest.raises(KilomlError, match="file not found"):
+        load_smartwatch(tmp_path / "watch_dataset.npy")
+    np.save(tmp_path / "bad.npy", np.arange(3))
+    with pytest.raises(KilomlError, match="not a seglearn watch_dataset.npy"):
+        load_smartwatch(tmp_path / "bad.npy")
