@@ -136,3 +136,18 @@ def test_argument_errors_exit_non_zero(capsys):
         main(["train", "--sparsity-w", "1.5"])
     assert exc.value.code == 2
     assert "expected a fraction in (0, 1]" in capsys.readouterr().err
+
+
+def test_datasets_lists_the_registry(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "smartwatch" in out and ".npz" in out
+
+
+def test_help_explains_every_training_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--dataset", "--model", "--hidden-size", "--w-rank", "--u-rank", "--sparsity-w",
+                 "--sparsity-u", "--epochs", "--batch-size", "--seed", "--out", "--resume"):
+        assert flag in out, flag

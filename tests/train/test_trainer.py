@@ -156,3 +156,17 @@ def test_same_seed_same_result(tiny_data):
     b = fit(tiny_data, _config(), TrainConfig(epochs=2, batch_size=16, seed=4)).model
     for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y)
+
+
+def test_rotation_augmentation_rotates_vector_channels_only(tiny_data):
+    tiny_data.info["vector_channels"] = [[0, 1, 2]]
+    model = new_model(_config(), tiny_data, seed=0)
+    trainer = Trainer(model, tiny_data, TrainConfig(augment_rotation=20))
+    x = torch.from_numpy(tiny_data.train.x[:8])
+    rotated = trainer._rotate(x, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(rotated.norm(dim=2), x.norm(dim=2))  # a rotation keeps lengths
+    assert (rotated - x).abs().max() > 0.1
+    again = trainer._rotate(x, torch.Generator().manual_seed(1))
+    assert torch.equal(rotated, again)
+    tiny_data.info["vector_channels"] = []
+    assert torch.equal(trainer._rotate(x, torch.Generator()), x)

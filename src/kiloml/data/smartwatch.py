@@ -16,6 +16,7 @@ from kiloml.errors import KilomlError
 
 WINDOW = 128
 HOP = 64
+TRAIN_HOP = 64
 TRAIN_SUBJECTS = (1, 2, 3, 4, 5, 6, 7)
 VAL_SUBJECTS = (8,)
 TEST_SUBJECTS = (9, 10)
@@ -30,17 +31,17 @@ def default_path() -> Path | None:
     return Path(spec.origin).parent / "data" / "watch_dataset.npy"
 
 
-def _windows(data: dict, subjects: tuple[int, ...]) -> Split:
+def _windows(data: dict, subjects: tuple[int, ...], hop: int = HOP) -> Split:
     xs, ys = [], []
     for recording, label, subject in zip(data["X"], data["y"], data["subject"], strict=True):
         if int(subject) in subjects:
-            w = sliding_windows(np.asarray(recording, dtype=np.float32), WINDOW, HOP)
+            w = sliding_windows(np.asarray(recording, dtype=np.float32), WINDOW, hop)
             xs.append(w)
             ys.append(np.full(len(w), int(label), dtype=np.int64))
     return Split(np.concatenate(xs), np.concatenate(ys))
 
 
-def load_smartwatch(path: Path | None = None) -> DatasetSplits:
+def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP) -> DatasetSplits:
     """Load and split the watch data set from ``path`` (default: the installed seglearn's)."""
     path = Path(path) if path is not None else default_path()
     if path is None:
@@ -58,11 +59,12 @@ def load_smartwatch(path: Path | None = None) -> DatasetSplits:
         raise KilomlError(f"{path}: expected a dict with keys {sorted(required)}")
     return DatasetSplits(
         name="smartwatch",
-        train=_windows(data, TRAIN_SUBJECTS),
+        train=_windows(data, TRAIN_SUBJECTS, train_hop),
         val=_windows(data, VAL_SUBJECTS),
         test=_windows(data, TEST_SUBJECTS),
         class_names=[str(n) for n in data["y_labels"]],
         description="seglearn smartwatch IMU, 6 channels @ 50 Hz, 7 exercises, split by subject",
-        info={"path": str(path), "window": WINDOW, "hop": HOP,
+        info={"path": str(path), "window": WINDOW, "hop": HOP, "train_hop": train_hop,
+              "vector_channels": [[0, 1, 2], [3, 4, 5]],
               "subjects": {"train": TRAIN_SUBJECTS, "val": VAL_SUBJECTS, "test": TEST_SUBJECTS}},
     ).validate()

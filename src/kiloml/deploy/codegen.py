@@ -30,9 +30,9 @@ def library_dir() -> Path:
     return Path(str(resources.files("kiloml.deploy") / "c"))
 
 
-def fill_template(name: str, values: dict[str, object]) -> str:
-    """The template ``deploy/c/templates/<name>`` with every ``@KEY@`` replaced."""
-    text = (library_dir() / "templates" / name).read_text()
+def fill_template(name: str, values: dict[str, object], folder: str = "templates") -> str:
+    """The template ``deploy/c/<folder>/<name>`` with every ``@KEY@`` replaced."""
+    text = (library_dir() / folder / name).read_text()
     for key, value in values.items():
         text = text.replace(f"@{key}@", str(value))
     if "@" in text:
@@ -195,7 +195,8 @@ def generate_model(q: QuantizedModel, description: str) -> GeneratedModel:
     return GeneratedModel(header, source, flash, sizes["bytes"], storage)
 
 
-def _rows(values: np.ndarray) -> str:
+def c_rows(values: np.ndarray) -> str:
+    """Brace-enclosed initializer rows, one per leading index of ``values``."""
     return ",\n".join("    {" + ", ".join(str(int(v)) for v in row.reshape(-1)) + "}"
                       for row in values)
 
@@ -206,5 +207,5 @@ def generate_test_vectors(q: QuantizedModel, inputs: np.ndarray, labels: np.ndar
     logits ``[n, C]`` for the example program."""
     return fill_template("test_vectors.h.in", {
         "INPUT_FRAC_BITS": q.formats["input"], "COUNT": inputs.shape[0],
-        "INPUTS": _rows(inputs), "LOGITS": _rows(logits),
+        "INPUTS": c_rows(inputs), "LOGITS": c_rows(logits),
         "LABELS": "    " + ", ".join(str(int(v)) for v in labels)})

@@ -1,9 +1,9 @@
 """``kiloml export``: a run directory → integer-only C (or an Arduino library zip).
 
 ``out_dir`` receives ``model.h``/``model.c`` (generated), the C library ``kiloml_*.c/h``, an
-example ``main.c`` with ``test_vectors.h`` and a ``Makefile``, plus what verification needs:
-``quantized_model.npz`` (the integer model), ``test_inputs.npz`` (int16 test inputs, labels,
-simulator and float logits) and ``export.json`` (sizes, Q-formats, MACs).
+example ``main.c`` with ``test_vectors.h``, a ``Makefile`` and a ``README.md``, plus what
+verification needs: ``quantized_model.npz`` (the integer model), ``test_inputs.npz`` (int16
+test inputs, labels, simulator and float logits) and ``export.json`` (sizes, Q-formats, MACs).
 """
 
 import json
@@ -18,6 +18,7 @@ import torch
 from kiloml import __version__
 from kiloml.deploy.codegen import (
     GeneratedModel,
+    fill_template,
     generate_model,
     generate_test_vectors,
     library_dir,
@@ -37,6 +38,7 @@ EXPORT_FILE = "export.json"
 QUANTIZED_FILE = "quantized_model.npz"
 TEST_INPUTS_FILE = "test_inputs.npz"
 EXAMPLE_VECTORS = 8
+DISPLAY_NAMES = {"fastgrnn": "FastGRNN", "fastrnn": "FastRNN"}
 
 
 def float_logits(model: torch.nn.Module, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -60,7 +62,7 @@ def _check_inputs(X: np.ndarray | None, name: str, input_size: int) -> np.ndarra
 
 
 def _write_arduino_zip(out_dir: Path, name: str, generated: GeneratedModel, vectors: str,
-                       description: str) -> Path:
+                       description: str, readme: str) -> Path:
     """``out_dir/<name>.zip`` in the Arduino library layout."""
     zip_path = out_dir / f"{name}.zip"
     properties = (library_dir() / "templates" / "library.properties.in").read_text()
@@ -70,6 +72,7 @@ def _write_arduino_zip(out_dir: Path, name: str, generated: GeneratedModel, vect
         sketch = sketch.replace(f"@{key}@", value)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"{name}/library.properties", properties)
+        archive.writestr(f"{name}/README.md", readme)
         archive.writestr(f"{name}/src/{name}.h", '#include "model.h"\n')
         archive.writestr(f"{name}/src/model.h", generated.header)
         archive.writestr(f"{name}/src/model.c", generated.source)
@@ -112,15 +115,16 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     if X_test is not None and X_test.shape[1] != q.steps:
         raise KilomlError(f"test sequences have {X_test.shape[1]} steps, calibration data "
                           f"{q.steps}; the deployed model runs a fixed length")
-    description = (f"{model.config.kind} classifier, {q.input_size} features x {q.steps} steps, "
-                   f"{q.hidden_size} hidden, {q.num_classes} classes, int{bits} weights")
+    description = (f"{DISPLAY_NAMES[q.kind]} classifier, {q.input_size} features x {q.steps} "
+                   f"steps, {q.hidden_size} hidden, {q.num_classes} classes, int{bits} weights")
     generated = generate_model(q, description)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.h").write_text(generated.header)
     (out_dir / "model.c").write_text(generated.source)
-    for file in LIBRARY_FILES + ("main.c", "Makefile"):
-        source = library_dir() / file if file in LIBRARY_FILES else library_dir() / "templates" / file
-        shutil.copyfile(source, out_dir / file)
+    for file in LIBRARY_FILES:
+        shutil.copyfile(library_dir() / file, out_dir / file)
+    for file in ("main.c", "Makefile"):
+        shutil.copyfile(library_dir() / "templates" / file, out_dir / file)
     save_quantized(q, out_dir / QUANTIZED_FILE)
 
     if X_test is not None:
@@ -129,11 +133,12 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         inputs = quantize_input(q, X_calib[:EXAMPLE_VECTORS])
         labels = np.full(len(inputs), -1, dtype=np.int64)
     simulated = simulate_batch(q, inputs)
-    source_float = X_test if X_test is not None else X_calib[:EXAMPLE_VECTORS]
-    float_out = float_logits(model, source_float)
     if X_test is not None:
+        float_out = float_logits(model, X_test)
         np.savez(out_dir / TEST_INPUTS_FILE, inputs=inputs, labels=labels,
                  simulated_logits=simulated, float_logits=float_out)
+    else:
+        (out_dir / TEST_INPUTS_FILE).unlink(missing_ok=True)  # from an earlier export
     vectors = generate_test_vectors(q, inputs[:EXAMPLE_VECTORS], labels[:EXAMPLE_VECTORS],
                                     simulated[:EXAMPLE_VECTORS])
     (out_dir / "test_vectors.h").write_text(vectors)
@@ -169,8 +174,16 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         info["simulated_accuracy"] = float(np.mean(simulated.argmax(1) == labels))
         info["float_accuracy"] = float(np.mean(float_out.argmax(1) == labels))
         info["float_agreement"] = float(np.mean(simulated.argmax(1) == float_out.argmax(1)))
+    readme = fill_template("README.md.in", {
+        "NAME": name, "DESCRIPTION": description,
+        "VERSION": __version__, "STEPS": q.steps, "INPUT_SIZE": q.input_size,
+        "INPUT_FRAC_BITS": q.formats["input"], "NUM_CLASSES": q.num_classes,
+        "LOGITS_FRAC_BITS": q.formats["logits"], "WEIGHT_BITS": bits,
+        "WEIGHT_FLASH_BYTES": generated.weight_flash_bytes,
+        "SCRATCH_BYTES": generated.scratch_bytes, "MACS": info["macs_per_inference"]})
+    (out_dir / "README.md").write_text(readme)
     if target == "arduino":
-        zip_path = _write_arduino_zip(out_dir, name, generated, vectors, description)
+        zip_path = _write_arduino_zip(out_dir, name, generated, vectors, description, readme)
         info["arduino_zip"] = zip_path.name
     (out_dir / EXPORT_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return info

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kiloml.deploy.codegen import fill_template, library_dir
+from kiloml.deploy.codegen import c_rows, fill_template, library_dir
 from kiloml.deploy.export import (
     EXPORT_FILE,
     QUANTIZED_FILE,
@@ -51,11 +51,12 @@ MODEL_SOURCES = ("model.c", "kiloml_fastgrnn.c", "kiloml_matvec.c", "kiloml_acti
 VERIFY_FILE = "verify.json"
 BUILD_DIR = "build"
 QEMU_TIMEOUT_SECONDS = 600
-#: Inputs compiled into one Cortex-M image at most (each is steps * features int16 values).
+#: Inputs compiled into one Cortex-M image (each is steps * features int16 values); more inputs
+#: run as several images.
 MAX_CORTEX_M_INPUTS = 200
 
 
-def test_data(out_dir: Path, q: QuantizedModel, X_test: np.ndarray | None,
+def load_test_data(out_dir: Path, q: QuantizedModel, X_test: np.ndarray | None,
               y_test: np.ndarray | None, float_model: torch.nn.Module | None):
     """``(inputs int16 [N, T, F], labels [N], float logits [N, C] or None)`` from the arguments
     or, without ``X_test``, from ``out_dir/test_inputs.npz`` written by export."""
@@ -128,10 +129,9 @@ def _host_metrics(out_dir: Path, build_dir: Path, info: dict) -> dict:
 
 
 def _harness_inputs(build_dir: Path, q: QuantizedModel, inputs: np.ndarray) -> None:
-    rows = ",\n".join("    {" + ", ".join(str(int(v)) for v in x.reshape(-1)) + "}"
-                      for x in inputs)
-    text = fill_template("../qemu/harness_inputs.h.in", {
-        "INPUT_FRAC_BITS": q.formats["input"], "COUNT": len(inputs), "INPUTS": rows})
+    text = fill_template("harness_inputs.h.in", {
+        "INPUT_FRAC_BITS": q.formats["input"], "COUNT": len(inputs), "INPUTS": c_rows(inputs)},
+        "qemu")
     (build_dir / "harness_inputs.h").write_text(text)
 
 
@@ -146,26 +146,48 @@ def build_instruction_counter(build_dir: Path) -> Path:
 
 
 def _output_lines(result) -> list[str]:
+    """stdout and stderr of a finished QEMU run, as lines."""
     return (result.stdout + result.stderr).decode(errors="replace").splitlines()
+
+
+def _run_qemu(machine: str, elf: Path, plugin: Path | None, nm_tool: str
+              ) -> tuple[list[str], list[int] | None, str | None]:
+    """Run one harness image; ``(output lines, instruction counts or None, note)``."""
+    command = ["qemu-system-arm", "-machine", machine, "-nographic", "-monitor", "none",
+               "-serial", "none", "-semihosting-config", "enable=on,target=native",
+               "-kernel", str(elf)]
+    note = None
+    if plugin is not None:
+        start = symbol_address(nm_tool, elf, "kiloml_predict")
+        end = symbol_address(nm_tool, elf, "kiloml_bench_end")
+        try:
+            result = run(command + ["-d", "plugin", "-plugin",
+                                    f"{plugin},start={start:#x},end={end:#x}"],
+                         timeout=QEMU_TIMEOUT_SECONDS)
+            lines = _output_lines(result)
+            return lines, [int(line.split()[1]) for line in lines
+                           if line.startswith("kiloml-insns ")], None
+        except KilomlError as e:
+            note = f"instruction counting unavailable: {e}"
+    return _output_lines(run(command, timeout=QEMU_TIMEOUT_SECONDS)), None, note
 
 
 def run_cortex_m(out_dir: Path, build_dir: Path, target: str, q: QuantizedModel,
                  inputs: np.ndarray, info: dict) -> tuple[np.ndarray, dict]:
-    """Build and run the QEMU harness for ``target``; returns ``(logits [N, C], metrics)``."""
+    """Build and run the QEMU harness for ``target`` on every input (one image per
+    :data:`MAX_CORTEX_M_INPUTS` inputs); returns ``(logits [N, C], metrics)``."""
     machine, cpu = MACHINES[target]
     build_dir.mkdir(parents=True, exist_ok=True)
     qemu_dir = library_dir() / "qemu"
-    _harness_inputs(build_dir, q, inputs)
     flags = [f"-mcpu={cpu}", "-mthumb", "-O2", "-ffunction-sections", "-fdata-sections",
-             "-I", str(out_dir), "-I", str(qemu_dir), "-I", str(build_dir)]
-    compiler = "arm-none-eabi-gcc"
+             "-I", str(out_dir), "-I", str(qemu_dir)]
+    compiler, nm_tool, size_tool = "arm-none-eabi-gcc", "arm-none-eabi-nm", "arm-none-eabi-size"
     model_objects = _compile_objects(compiler, flags, [out_dir / n for n in MODEL_SOURCES],
                                      build_dir, strict=True)
     # The image links no C library: keep GCC from turning the startup loops into memcpy.
     support = _compile_objects(compiler, flags + ["-fno-tree-loop-distribute-patterns"],
                                [qemu_dir / "startup.c", qemu_dir / "semihosting.c"], build_dir,
                                False)
-    harness = _compile_objects(compiler, flags, [qemu_dir / "cortex_m_main.c"], build_dir, False)
     size_with = _compile_objects(compiler, flags, [qemu_dir / "size_main.c"], build_dir, False)
     baseline = build_dir / "size_baseline.o"
     run([compiler, "-std=gnu99", *flags, "-DKILOML_SIZE_BASELINE", "-c",
@@ -173,51 +195,51 @@ def run_cortex_m(out_dir: Path, build_dir: Path, target: str, q: QuantizedModel,
     link = [f"-mcpu={cpu}", "-mthumb", "-nostdlib", "-T", str(qemu_dir / "mps2.ld"),
             "-Wl,--gc-sections"]
 
-    def link_image(name: str, objects: list[Path]) -> Path:
-        elf = build_dir / name
+    def link_image(elf: Path, objects: list[Path]) -> Path:
         run([compiler, *link, *[str(o) for o in objects], "-lgcc", "-o", str(elf)])
         return elf
 
-    harness_elf = link_image("harness.elf", support + harness + model_objects)
-    flash = (image_size("arm-none-eabi-size", link_image("size.elf",
-                                                         support + size_with + model_objects))
-             - image_size("arm-none-eabi-size", link_image("size_baseline.elf",
-                                                           support + [baseline])))
+    flash = (image_size(size_tool, link_image(build_dir / "size.elf",
+                                              support + size_with + model_objects))
+             - image_size(size_tool, link_image(build_dir / "size_baseline.elf",
+                                                support + [baseline])))
     stack = worst_stack_bytes([o.with_suffix(".ci") for o in model_objects], "kiloml_predict")
-    command = ["qemu-system-arm", "-machine", machine, "-nographic", "-monitor", "none",
-               "-serial", "none", "-semihosting-config", "enable=on,target=native",
-               "-kernel", str(harness_elf)]
     metrics = {"flash_bytes": flash, "stack_bytes": stack,
                "ram_bytes": info["scratch_ram_bytes"] + 4 * info["num_classes"] + stack}
-    start = symbol_address("arm-none-eabi-nm", harness_elf, "kiloml_predict")
-    end = symbol_address("arm-none-eabi-nm", harness_elf, "kiloml_bench_end")
     try:
         plugin = build_instruction_counter(build_dir.parent)
-        result = run(command + ["-d", "plugin", "-plugin",
-                                f"{plugin},start={start:#x},end={end:#x}"],
-                     timeout=QEMU_TIMEOUT_SECONDS)
-        counts = [int(line.split()[1]) for line in _output_lines(result)
-                  if line.startswith("kiloml-insns ")]
     except KilomlError as e:
-        metrics["instructions_note"] = f"instruction counting unavailable: {e}"
-        result = run(command, timeout=QEMU_TIMEOUT_SECONDS)
-        counts = []
-    # QEMU prints semihosting output on stdout or stderr depending on how it is started.
-    lines = _output_lines(result)
-    if "done" not in lines:
-        raise KilomlError(f"{target}: the harness did not finish: {lines[-5:]}")
-    logit_lines = [line.split(maxsplit=2)[2] for line in lines if line.startswith("l ")]
-    stack_lines = [int(line.split()[1]) for line in lines if line.startswith("stack ")]
-    metrics["stack_bytes_measured"] = stack_lines[0] if stack_lines else None
-    if len(counts) == len(inputs):
+        plugin, metrics["instructions_note"] = None, f"instruction counting unavailable: {e}"
+    logit_lines: list[str] = []
+    counts: list[int] | None = [] if plugin is not None else None
+    measured = []
+    for first in range(0, len(inputs), MAX_CORTEX_M_INPUTS):
+        chunk_dir = build_dir / f"inputs_{first // MAX_CORTEX_M_INPUTS}"
+        chunk_dir.mkdir(exist_ok=True)
+        _harness_inputs(chunk_dir, q, inputs[first:first + MAX_CORTEX_M_INPUTS])
+        harness = _compile_objects(compiler, flags + ["-I", str(chunk_dir)],
+                                   [qemu_dir / "cortex_m_main.c"], chunk_dir, False)
+        elf = link_image(chunk_dir / "harness.elf", support + harness + model_objects)
+        lines, chunk_counts, note = _run_qemu(machine, elf, plugin, nm_tool)
+        # QEMU prints semihosting output on stdout or stderr depending on how it is started.
+        if "done" not in lines:
+            raise KilomlError(f"{target}: the harness did not finish: {lines[-5:]}")
+        logit_lines += [line.split(maxsplit=2)[2] for line in lines if line.startswith("l ")]
+        measured += [int(line.split()[1]) for line in lines if line.startswith("stack ")]
+        if note is not None:
+            metrics["instructions_note"] = note
+        counts = counts + chunk_counts if counts is not None and chunk_counts is not None \
+            else None
+    metrics["stack_bytes_measured"] = max(measured) if measured else None
+    metrics["instructions_per_inference"] = None
+    if counts is not None and len(counts) == len(inputs):
         metrics["instructions_per_inference"] = float(np.mean(counts))
         metrics["instructions_min_max"] = [min(counts), max(counts)]
-        metrics["instructions_per_mac"] = metrics["instructions_per_inference"] / \
-            info["macs_per_inference"]
-    else:
-        metrics.setdefault("instructions_note", f"plugin reported {len(counts)} inferences, "
-                                                f"expected {len(inputs)}")
-        metrics["instructions_per_inference"] = None
+        metrics["instructions_per_mac"] = (metrics["instructions_per_inference"]
+                                           / info["macs_per_inference"])
+    elif counts is not None:
+        metrics["instructions_note"] = (f"plugin reported {len(counts)} inferences, expected "
+                                        f"{len(inputs)}")
     return parse_logits("\n".join(logit_lines), q.num_classes), metrics
 
 
@@ -242,7 +264,7 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
         raise KilomlError(f"{out_dir}: not an export directory (no {EXPORT_FILE})")
     info = json.loads((out_dir / EXPORT_FILE).read_text())
     q = load_quantized(out_dir / QUANTIZED_FILE)
-    inputs, labels, floats = test_data(out_dir, q, X_test, y_test, float_model)
+    inputs, labels, floats = load_test_data(out_dir, q, X_test, y_test, float_model)
     simulated = simulate_batch(q, inputs)
     float_accuracy = float(np.mean(floats.argmax(1) == labels)) if floats is not None else None
     report = {"inputs": int(len(inputs)), "bits": q.bits, "model_kind": q.kind,
@@ -268,10 +290,9 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
                                                       f"with: {APT_INSTALL}")
                 report["targets"][target] = entry
                 continue
-            count = min(len(inputs), MAX_CORTEX_M_INPUTS)
-            outputs, metrics = run_cortex_m(out_dir, build_root / target, target, q,
-                                            inputs[:count], info)
-            expected, used = simulated[:count], labels[:count]
+            outputs, metrics = run_cortex_m(out_dir, build_root / target, target, q, inputs,
+                                            info)
+            expected, used = simulated, labels
             entry.update(metrics)
         if entry.get("status") == "skipped":
             report["targets"][target] = entry

@@ -24,6 +24,8 @@ from kiloml.quantize.formats import frac_bits_for, saturate, to_fixed
 
 WEIGHT_BITS = (8, 16)
 MATRICES = ("W", "W1", "W2", "U", "U1", "U2", "head_weight")
+#: Range of the activations' fractional bits; the C kernels' 32-bit shortcuts rely on it.
+ACTIVATION_FRAC_BITS = (0, 20)
 #: Longest deployable sequence (uint16 step counter; the int32 mean-readout sum cannot overflow).
 MAX_STEPS = 65535
 #: Fractional bits of the mean readout's reciprocal ``1/T``.
@@ -46,9 +48,9 @@ class QuantizedModel:
     ``tensors`` holds ``input_mean``, ``input_inv_std``, ``W`` or ``W1``/``W2``, ``U`` or
     ``U1``/``U2``, ``bias_update``, ``head_weight`` ``[C, H]``, ``head_bias`` ``[C]``, and
     ``bias_gate`` with the Q15 scalars ``sigmoid_zeta``, ``sigmoid_nu`` (FastGRNN) or the Q15
-    scalars ``sigmoid_alpha``, ``sigmoid_beta`` (FastRNN). ``formats`` holds the fractional bits of the int16 activations:
-    ``input``, ``normalized``, ``w_low_rank``, ``u_low_rank``, ``preactivation``, ``gate_out``,
-    ``update_out``, ``state`` and of the int32 ``logits``.
+    scalars ``sigmoid_alpha``, ``sigmoid_beta`` (FastRNN). ``formats`` holds the fractional
+    bits of the int16 activations ``input``, ``normalized``, ``w_low_rank``, ``u_low_rank``,
+    ``preactivation``, ``gate_out``, ``update_out``, ``state`` and of the int32 ``logits``.
     """
 
     kind: str
@@ -124,18 +126,23 @@ def quantize_float_model(fm: FloatModel, X_calib: np.ndarray, bits: int = 16,
     X_calib = np.asarray(X_calib, dtype=np.float64)
     if X_calib.ndim != 3:
         raise ValueError(f"calibration input must be [N, T, F], got shape {list(X_calib.shape)}")
+    if not np.all(np.isfinite(X_calib)):
+        raise KilomlError("calibration data contains NaN or infinite values")
     if not 1 <= X_calib.shape[1] <= MAX_STEPS:
         raise KilomlError(f"sequence length must be between 1 and {MAX_STEPS} for deployment, "
                           f"got {X_calib.shape[1]}")
+    t = fm.tensors
+    if not np.all(np.isfinite(t["input_std"]) & (t["input_std"] > 0)):
+        raise KilomlError("input_std must be positive and finite for every feature; refit the "
+                          "normalisation on the training split")
     ranges: dict[str, float] = {}
     float_forward(fm, X_calib, ranges)
-    t = fm.tensors
     hidden, features = t["bias_update"].shape[0], t["input_mean"].shape[0]
     q = QuantizedModel(fm.kind, fm.gate, fm.update, fm.readout, features, hidden,
                        t["head_bias"].shape[0], X_calib.shape[1], bits)
 
     def activation(key: str) -> int:
-        return frac_bits_for(ranges.get(key, 0.0) * headroom, 16, lowest=0, highest=20)
+        return frac_bits_for(ranges.get(key, 0.0) * headroom, 16, *ACTIVATION_FRAC_BITS)
 
     formats = {key: activation(key) for key in ("input", "normalized", "preactivation", "state")}
     formats["w_low_rank"] = activation("w_low_rank") if fm.w_rank else formats["normalized"]

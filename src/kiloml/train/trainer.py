@@ -41,6 +41,7 @@ class TrainConfig:
     patience: int | None = None
     augment_scale: float = 0.0
     augment_noise: float = 0.0
+    augment_rotation: float = 0.0
     seed: int = 0
 
     def validate(self) -> "TrainConfig":
@@ -186,6 +187,8 @@ class Trainer:
         for start in range(0, len(order), self.config.batch_size):
             idx = order[start:start + self.config.batch_size]
             x = torch.from_numpy(x_all[idx])
+            if self.config.augment_rotation > 0:
+                x = self._rotate(x, gen)
             if self.config.augment_scale > 0 or self.config.augment_noise > 0:
                 x = self._augment(x, gen)
             yield x, torch.from_numpy(y_all[idx])
@@ -197,6 +200,27 @@ class Trainer:
         mean = self.model.input_mean
         noise = self.config.augment_noise * torch.randn(x.shape, generator=gen) * std
         return (x - mean) * gain + mean + noise
+
+    def _rotate(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Rotate every 3-axis channel group the dataset declares (``info["vector_channels"]``,
+        e.g. accelerometer and gyroscope) by one random rotation per sequence: a random axis and
+        an angle with standard deviation ``augment_rotation`` degrees, as if the sensor sat
+        slightly differently on another person."""
+        groups = self.data.info.get("vector_channels", [])
+        if not groups:
+            return x
+        axis = torch.randn(x.shape[0], 3, generator=gen)
+        axis = axis / axis.norm(dim=1, keepdim=True)
+        angle = torch.randn(x.shape[0], generator=gen) * math.radians(self.config.augment_rotation)
+        k = torch.zeros(x.shape[0], 3, 3)
+        k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+        k = k - k.transpose(1, 2)
+        sin, cos = angle.sin()[:, None, None], angle.cos()[:, None, None]
+        rotation = torch.eye(3) + sin * k + (1 - cos) * (k @ k)  # Rodrigues' formula
+        x = x.clone()
+        for group in groups:
+            x[:, :, group] = x[:, :, group] @ rotation.transpose(1, 2)
+        return x
 
     def _train_epoch(self, epoch: int, phase: Phase) -> tuple[float, float]:
         self.model.train()

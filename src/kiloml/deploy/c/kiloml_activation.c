@@ -42,11 +42,12 @@ static int32_t kl_tanh_lookup_q15(int32_t u)
     return lower + (((upper - lower) * frac + 128) >> 8);
 }
 
-/* |x| rescaled from Q(frac_bits) to Q(target_bits); at most 2^28 for frac_bits >= 0. */
+/* |x| rescaled from Q(frac_bits) to Q(target_bits): at most 2^15 * 2^13 = 2^28 for
+ * 0 <= frac_bits <= 24 and target_bits <= 13, so 32 bits are exact. */
 static int32_t kl_abs_to_q(int16_t x, int frac_bits, int target_bits)
 {
-    int64_t magnitude = x < 0 ? -(int64_t)x : (int64_t)x;
-    return (int32_t)kl_shift_round_s64(magnitude, frac_bits - target_bits);
+    int32_t magnitude = x < 0 ? -(int32_t)x : (int32_t)x;
+    return kl_shift_round_s32(magnitude, frac_bits - target_bits);
 }
 
 int16_t kl_tanh_s16_q15(int16_t x, int frac_bits)
@@ -62,14 +63,15 @@ int16_t kl_sigmoid_s16_q15(int16_t x, int frac_bits)
     return (int16_t)((32768 + (x < 0 ? -t : t)) >> 1);
 }
 
+/* For 0 <= frac_bits <= 24 the rescaled |x| is at most 2^15 * 2^15 = 2^30: 32 bits are exact. */
 int16_t kl_quant_tanh_s16_q15(int16_t x, int frac_bits)
 {
-    return kl_sat16(kl_shift_round_s64(x, frac_bits - 15));
+    return kl_sat16(kl_shift_round_s32(x, frac_bits - 15));
 }
 
 int16_t kl_quant_sigm_s16_q15(int16_t x, int frac_bits)
 {
-    int64_t half = (kl_shift_round_s64(x, frac_bits - 15) + 32768) >> 1;
+    int32_t half = (kl_shift_round_s32(x, frac_bits - 15) + 32768) >> 1;
     if (half < 0) {
         return 0;
     }

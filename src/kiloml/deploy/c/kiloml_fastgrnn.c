@@ -6,10 +6,15 @@
 #include "kiloml_activation.h"
 #include "kiloml_fixed.h"
 
-static int64_t kl_vector_get(const kl_vector_t *v, uint16_t i)
+/* Element i rescaled by v->shift; 32-bit arithmetic is exact for -16 <= shift <= 30 because
+ * |value| <= 2^15. */
+static inline int64_t kl_vector_get(const kl_vector_t *v, uint16_t i)
 {
-    int64_t value = v->value_bits == 8 ? ((const int8_t *)v->values)[i]
+    int32_t value = v->value_bits == 8 ? ((const int8_t *)v->values)[i]
                                        : ((const int16_t *)v->values)[i];
+    if (v->shift >= -16 && v->shift <= 30) {
+        return kl_shift_round_s32(value, v->shift);
+    }
     return kl_shift_round_s64(value, v->shift);
 }
 
@@ -34,24 +39,30 @@ static void kl_normalize(const kl_rnn_model_t *m, const int16_t *x, int16_t *xn)
     }
 }
 
+/* Bounds that keep the 32-bit parts exact, guaranteed by the Q-format ranges the quantizer
+ * picks (activations Q0..Q20): z, c and h are int16-range, so z * h and coef * h are below
+ * 2^31; gate_frac_bits <= 20, so one - z < 2^21 and the Q15 coefficient products (int64) stay
+ * below 2^36; state_align and update_align are at most 20. */
 static void kl_update_state(const kl_rnn_model_t *m, const int32_t *preact, int16_t *h)
 {
-    int64_t one = (int64_t)1 << m->gate_frac_bits;
+    const int32_t one = (int32_t)1 << m->gate_frac_bits;
+    const int64_t h_scale = (int64_t)1 << m->state_align;
+    const int64_t c_scale = (int64_t)1 << m->update_align;
+    const int frac_bits = m->preact_frac_bits;
     uint16_t j;
     for (j = 0; j < m->hidden_size; j++) {
         int64_t a = preact[j];
-        int64_t c = kl_activation_s16(m->update, kl_sat16(a + kl_vector_get(&m->bias_update, j)),
-                                      m->preact_frac_bits);
-        int64_t h_aligned = (int64_t)h[j] * ((int64_t)1 << m->state_align);
-        int64_t c_aligned = c * ((int64_t)1 << m->update_align);
+        int32_t c = kl_activation_s16(m->update, kl_sat16(a + kl_vector_get(&m->bias_update, j)),
+                                      frac_bits);
         int64_t sum;
         if (m->kind == KL_FASTGRNN) {
-            int64_t z = kl_activation_s16(m->gate, kl_sat16(a + kl_vector_get(&m->bias_gate, j)),
-                                          m->preact_frac_bits);
-            int64_t coef = kl_shift_round_s64(m->coef_a * (one - z) + m->coef_b * one, 15);
-            sum = z * h_aligned + coef * c_aligned;
+            int32_t z = kl_activation_s16(m->gate, kl_sat16(a + kl_vector_get(&m->bias_gate, j)),
+                                          frac_bits);
+            int64_t coef = kl_shift_round_s64((int64_t)m->coef_a * (one - z) +
+                                              (int64_t)m->coef_b * one, 15);
+            sum = (int64_t)(z * h[j]) * h_scale + coef * c * c_scale;
         } else {
-            sum = m->coef_b * h_aligned + m->coef_a * c_aligned;
+            sum = (int64_t)(m->coef_b * h[j]) * h_scale + (int64_t)(m->coef_a * c) * c_scale;
         }
         h[j] = kl_sat16(kl_shift_round_s64(sum, m->state_shift));
     }

@@ -50,4 +50,17 @@ static inline int64_t kl_shift_round_s64(int64_t x, int shift)
     return x;
 }
 
+/* The same rescaling in 32 bits, for callers that guarantee the int64 result of
+ * kl_shift_round_s64 and the rounding term x + 2^(shift-1) fit in int32 (|shift| < 31). */
+static inline int32_t kl_shift_round_s32(int32_t x, int shift)
+{
+    if (shift > 0) {
+        return (x + ((int32_t)1 << (shift - 1))) >> shift;
+    }
+    if (shift < 0) {
+        return x * ((int32_t)1 << -shift);
+    }
+    return x;
+}
+
 #endif /* KILOML_FIXED_H */

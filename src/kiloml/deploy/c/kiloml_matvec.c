@@ -104,11 +104,20 @@ int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
     return m->format == KL_MATRIX_CSR ? kl_csr_row_dot(m, row, x) : kl_dense_row_dot(m, row, x);
 }
 
+/* sat32(shift_round(sum, shift)); 32-bit rounding when the sum and the rounding term fit. */
+static int32_t kl_rescale_s32(int64_t sum, int shift)
+{
+    if (shift > 0 && shift <= 30 && sum >= -(INT64_C(1) << 30) && sum < (INT64_C(1) << 30)) {
+        return kl_shift_round_s32((int32_t)sum, shift);
+    }
+    return kl_sat32(kl_shift_round_s64(sum, shift));
+}
+
 void kl_matvec_s16_s32(const kl_matrix_t *m, const int16_t *x, int accumulate, int32_t *y)
 {
     uint16_t r;
     for (r = 0; r < m->rows; r++) {
-        int32_t value = kl_sat32(kl_shift_round_s64(kl_matrix_row_dot(m, r, x), m->shift));
+        int32_t value = kl_rescale_s32(kl_matrix_row_dot(m, r, x), m->shift);
         y[r] = accumulate ? kl_sat32((int64_t)y[r] + value) : value;
     }
 }
@@ -117,6 +126,6 @@ void kl_matvec_s16_s16(const kl_matrix_t *m, const int16_t *x, int16_t *y)
 {
     uint16_t r;
     for (r = 0; r < m->rows; r++) {
-        y[r] = kl_sat16(kl_sat32(kl_shift_round_s64(kl_matrix_row_dot(m, r, x), m->shift)));
+        y[r] = kl_sat16(kl_rescale_s32(kl_matrix_row_dot(m, r, x), m->shift));
     }
 }

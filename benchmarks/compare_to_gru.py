@@ -1,0 +1,82 @@
+"""Compressed FastGRNN against a dense nn.GRU of the same hidden size, same Trainer, same data,
+over several seeds; prints a markdown table (mean ± std of test accuracy, deployed bytes).
+
+    python benchmarks/compare_to_gru.py --dataset smartwatch --hidden 32 --seeds 0 1 2
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from kiloml.data import load_dataset
+from kiloml.nn import ModelConfig
+from kiloml.train.fit import fit
+from kiloml.train.trainer import TrainConfig
+
+
+def variants(args) -> dict[str, tuple[dict, dict]]:
+    """name -> (model config fields, train config fields)."""
+    fast = dict(kind="fastgrnn", hidden_size=args.hidden, w_rank=args.w_rank,
+                u_rank=args.u_rank)
+    return {
+        f"nn.GRU h{args.hidden} (dense, float32)": (dict(kind="gru", hidden_size=args.hidden), {}),
+        f"FastGRNN h{args.hidden} dense, full rank": (
+            dict(kind="fastgrnn", hidden_size=args.hidden), {}),
+        f"FastGRNN h{args.hidden} low-rank (w {args.w_rank or 'full'}, u {args.u_rank}) + sparse "
+        f"(keep W {args.keep_w:.0%}, U {args.keep_u:.0%})": (
+            fast, dict(keep_w=args.keep_w, keep_u=args.keep_u)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="smartwatch")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--w-rank", type=int, default=None)
+    parser.add_argument("--u-rank", type=int, default=8)
+    parser.add_argument("--keep-w", type=float, default=0.5)
+    parser.add_argument("--keep-u", type=float, default=0.5)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", default=None, help="run only variants containing this text")
+    parser.add_argument("--json", default=None, help="also write the raw results here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = load_dataset(args.dataset, args.data_dir)
+    rows, raw = [], {}
+    for name, (model_fields, train_fields) in variants(args).items():
+        if args.only and args.only not in name:
+            continue
+        accs, sizes = [], []
+        for seed in args.seeds:
+            started = time.perf_counter()
+            mc = ModelConfig(input_size=data.num_features, num_classes=data.num_classes,
+                             **model_fields)
+            outcome = fit(data, mc, TrainConfig(epochs=args.epochs, seed=seed, **train_fields))
+            m = outcome.metrics
+            accs.append(100 * m["test_accuracy"])
+            sizes.append((m["model_size_bytes"], m["model_size_bytes_int8"], m["params_nonzero"],
+                          m["macs_per_inference"]))
+            print(f"{name} seed {seed}: {accs[-1]:.2f}% "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+        raw[name] = {"accuracy": accs, "sizes": sizes}
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        f32, i8, nnz, macs = sizes[-1]
+        rows.append(f"| {name} | {statistics.mean(accs):.1f} ± {std:.1f} | {f32:,} | {i8:,} | "
+                    f"{nnz:,} | {macs:,} |")
+    print(f"\n{data.name}, {args.epochs} epochs, seeds {args.seeds}\n")
+    print("| model | test accuracy (%) | bytes (float32) | bytes (int8 weights) | nonzero params "
+          "| MACs/inference |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+import json
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+
+from kiloml.deploy.export import export_run
+from kiloml.deploy.toolchain import STRICT_CFLAGS
+from kiloml.deploy.verify import MODEL_SOURCES, verify_export
+from kiloml.errors import KilomlError
+
+from .deploy_helpers import make_export, make_run, synthetic_data
+
+
+def test_export_writes_sources_and_a_consistent_report(exports):
+    out = exports["fastgrnn-lowrank-mean-int8"]
+    for name in ("model.h", "model.c", "main.c", "Makefile", "test_vectors.h",
+                 "kiloml_fixed.h", "kiloml_matvec.c", "kiloml_fastgrnn.c", "export.json",
+                 "quantized_model.npz", "test_inputs.npz"):
+        assert (out / name).is_file(), name
+    info = json.loads((out / "export.json").read_text())
+    assert info["bits"] == 8 and info["model_kind"] == "fastgrnn"
+    assert (info["w_rank"], info["u_rank"], info["readout"]) == (3, 6, "mean")
+    assert info["weight_flash_bytes"] == sum(t["bytes"] for t in info["storage"].values()) + 4
+    assert set(info["storage"]) >= {"W1", "W2", "U1", "U2", "head_weight"}
+    header = (out / "model.h").read_text()
+    assert f"#define KILOML_WEIGHT_FLASH_BYTES {info['weight_flash_bytes']}" in header
+    assert f"#define KILOML_SCRATCH_BYTES {info['scratch_ram_bytes']}" in header
+    assert f"#define KILOML_INPUT_FRAC_BITS {info['q_formats']['input']}" in header
+    assert "malloc" not in (out / "model.c").read_text()
+
+
+def test_sparse_matrices_are_stored_as_csr(exports):
+    info = json.loads((exports["fastgrnn-int16"] / "export.json").read_text())
+    assert info["storage"]["U"]["format"] == "csr"
+    rows, nonzeros = 16, info["storage"]["U"]["nonzeros"]
+    assert info["storage"]["U"]["bytes"] == nonzeros * (2 + 1) + (rows + 1) * 2 + 1
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_export_of_other_kinds_fails_naming_the_kind(tmp_path, kind):
+    run_dir = make_run(tmp_path / "run", kind=kind)
+    X, y = synthetic_data(8, seed=0)
+    with pytest.raises(KilomlError, match=f"cannot deploy a {kind} model: layer 'rnn'"):
+        export_run(run_dir, tmp_path / "out", X_calib=X, X_test=X, y_test=y)
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_without_calibration_data_fails(tmp_path):
+    run_dir = make_run(tmp_path / "run")
+    with pytest.raises(KilomlError, match="calibration data"):
+        export_run(run_dir, tmp_path / "out")
+
+
+@pytest.mark.parametrize("variant", ["fastgrnn-int16", "fastgrnn-lowrank-mean-int8",
+                                     "fastrnn-int16"])
+def test_generated_c_compiles_warning_free(exports, variant, require_gcc, tmp_path):
+    out = exports[variant]
+    for source in MODEL_SOURCES:
+        for optimization in ("-O0", "-O2", "-Os"):
+            subprocess.run(["gcc", *STRICT_CFLAGS, optimization, "-c", str(out / source),
+                            "-o", str(tmp_path / "x.o")], check=True, capture_output=True)
+
+
+def test_example_program_reproduces_the_reference(exports, require_gcc):
+    out = exports["fastrnn-int16"]
+    result = subprocess.run(["make", "-C", str(out), "check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 of 8 inputs match the reference logits exactly" in result.stdout
+
+
+def test_arduino_target_writes_a_library_zip(tmp_path):
+    out = make_export(tmp_path, target="arduino")
+    archive = zipfile.ZipFile(out / "kiloml_model.zip")
+    names = set(archive.namelist())
+    assert {"kiloml_model/library.properties", "kiloml_model/src/kiloml_model.h",
+            "kiloml_model/src/model.h", "kiloml_model/src/model.c",
+            "kiloml_model/src/kiloml_fastgrnn.c",
+            "kiloml_model/examples/kiloml_model/kiloml_model.ino",
+            "kiloml_model/examples/kiloml_model/test_vectors.h"} <= names
+    properties = archive.read("kiloml_model/library.properties").decode()
+    assert "name=kiloml_model\n" in properties and "@" not in properties
+    assert 'extern "C"' in archive.read("kiloml_model/src/model.h").decode()
+
+
+def test_export_without_test_data_has_no_stored_inputs(tmp_path, require_gcc):
+    run_dir = make_run(tmp_path / "run")
+    X, _ = synthetic_data(16, seed=3)
+    info = export_run(run_dir, tmp_path / "out", X_calib=X)
+    assert info["test_count"] == 0 and "simulated_accuracy" not in info
+    assert not (tmp_path / "out" / "test_inputs.npz").exists()
+    with pytest.raises(KilomlError, match="no test_inputs.npz"):
+        verify_export(tmp_path / "out", targets=("host",))
+    result = subprocess.run(["make", "-C", str(tmp_path / "out"), "check"], capture_output=True,
+                            text=True)
+    assert "8 of 8 inputs match the reference logits exactly" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("g++") is None or shutil.which("gcc") is None,
+                    reason="g++/gcc not found")
+def test_arduino_library_links_from_cpp(tmp_path):
+    out = make_export(tmp_path, target="arduino", bits=8)
+    zipfile.ZipFile(out / "kiloml_model.zip").extractall(tmp_path / "arduino")
+    library = tmp_path / "arduino" / "kiloml_model"
+    sketch = library / "examples" / "kiloml_model"
+    (sketch / "check.cpp").write_text(
+        '#include <kiloml_model.h>\n#include "test_vectors.h"\n'
+        "int main() { static kiloml_scratch_t scratch; int32_t logits[KILOML_NUM_CLASSES];\n"
+        "  for (int i = 0; i < KILOML_TEST_COUNT; i++) {\n"
+        "    kiloml_predict(kiloml_test_inputs[i], &scratch, logits);\n"
+        "    for (int c = 0; c < KILOML_NUM_CLASSES; c++)\n"
+        "      if (logits[c] != kiloml_test_logits[i][c]) return 1;\n"
+        "  }\n  return 0; }\n")
+    objects = []
+    for source in sorted((library / "src").glob("*.c")):
+        objects.append(str(tmp_path / (source.stem + ".o")))
+        subprocess.run(["gcc", *STRICT_CFLAGS, "-O2", "-c", str(source), "-o", objects[-1]],
+                       check=True)
+    subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                    "-I", str(library / "src"), str(sketch / "check.cpp"), *objects, "-o",
+                    str(tmp_path / "check")], check=True)
+    assert subprocess.run([str(tmp_path / "check")]).returncode == 0
+
+
+def test_export_readme_documents_the_interface(exports):
+    out = exports["fastgrnn-lowrank-mean-int8"]
+    info = json.loads((out / "export.json").read_text())
+    readme = (out / "README.md").read_text()
+    assert "@" not in readme
+    assert f"feature * 2^{info['q_formats']['input']}" in readme
+    assert f"{info['weight_flash_bytes']} bytes (int8" in readme
+    assert f"{info['macs_per_inference']} multiply-accumulates" in readme

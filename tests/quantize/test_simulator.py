@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from kiloml.errors import KilomlError
+from kiloml.nn.classifier import ModelConfig, build_model
+from kiloml.quantize import dequantize_logits, quantize_input, quantize_model, simulate_batch
+from kiloml.quantize.calibration import float_forward, float_parameters
+from kiloml.quantize.serialize import load_quantized, save_quantized
+from kiloml.quantize.simulator import simulate
+
+CONFIGS = [
+    dict(),
+    dict(w_rank=3, u_rank=8, readout="mean"),
+    dict(kind="fastrnn"),
+    dict(kind="fastrnn", w_rank=4, readout="mean"),
+    dict(gate_nonlinearity="quantSigm", update_nonlinearity="quantTanh"),
+    dict(update_nonlinearity="relu", u_rank=5),
+    dict(gate_nonlinearity="tanh", update_nonlinearity="sigmoid", readout="mean"),
+]
+
+
+def _float_logits(model, X):
+    with torch.no_grad():
+        return model(torch.from_numpy(X)).double().numpy()
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_float_twin_equals_the_torch_model(make_inputs, make_model, config):
+    X = make_inputs(16, 24, seed=1)
+    model = make_model(X, **config)
+    twin = float_forward(float_parameters(model), X)
+    np.testing.assert_allclose(twin, _float_logits(model, X), atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("bits, tolerance", [(16, 0.02), (8, 0.12)])
+def test_simulator_agrees_with_the_float_model(make_inputs, make_model, config, bits, tolerance):
+    X = make_inputs(96, 32, seed=2)
+    model = make_model(X, **config)
+    q = quantize_model(model, X[:48], bits=bits)
+    integer = dequantize_logits(q, simulate_batch(q, quantize_input(q, X[48:])))
+    reference = _float_logits(model, X[48:])
+    spread = np.abs(reference).max()
+    assert np.abs(integer - reference).max() < tolerance * spread
+    assert np.mean(integer.argmax(1) == reference.argmax(1)) >= (0.95 if bits == 16 else 0.85)
+
+
+def test_simulate_one_input_matches_the_batch(make_inputs, make_model):
+    X = make_inputs(4, 16, seed=3)
+    q = quantize_model(make_model(X), X)
+    x = quantize_input(q, X)
+    batch = simulate_batch(q, x)
+    for i in range(len(x)):
+        single = simulate(q, x[i])
+        assert single.dtype == np.int32
+        assert np.array_equal(single, batch[i])
+
+
+def test_saturation_at_int16_limits_stays_in_range(make_inputs, make_model):
+    X = make_inputs(32, 16, seed=4)
+    model = make_model(X, update_nonlinearity="relu")
+    with torch.no_grad():
+        model.rnn.cell.U.mul_(20.0)  # make the state explode so that it saturates
+    q = quantize_model(model, X, bits=16)
+    extremes = np.stack([np.full((16, 6), -32768), np.full((16, 6), 32767),
+                         np.tile([[-32768], [32767]], (8, 6))]).astype(np.int16)
+    logits = simulate_batch(q, extremes)
+    assert logits.dtype == np.int64
+    assert np.all(logits >= -(1 << 31)) and np.all(logits < (1 << 31))
+    assert np.array_equal(logits, simulate_batch(q, extremes))
+    huge = make_inputs(4, 16, seed=5) * 1e6
+    assert np.array_equal(quantize_input(q, huge), np.clip(
+        np.round(huge * 2.0 ** q.formats["input"]), -32768, 32767).astype(np.int16))
+
+
+def test_input_outside_calibration_range_saturates_not_wraps(make_inputs, make_model):
+    X = make_inputs(8, 16, seed=6)
+    q = quantize_model(make_model(X), X)
+    x = quantize_input(q, X * 100.0)
+    assert x.min() == -32768 and x.max() == 32767
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_other_kinds_fail_with_a_message_naming_them(make_inputs, kind):
+    model = build_model(ModelConfig(kind=kind, input_size=6, num_classes=3, hidden_size=8))
+    with pytest.raises(KilomlError, match=kind):
+        quantize_model(model, make_inputs(4, 8, seed=0))
+
+
+def test_bidirectional_fails_with_a_message(make_inputs, make_model):
+    X = make_inputs(4, 8, seed=0)
+    with pytest.raises(KilomlError, match="bidirectional"):
+        quantize_model(make_model(X, bidirectional=True), X)
+
+
+def test_serialized_model_simulates_identically(make_inputs, make_model, tmp_path):
+    X = make_inputs(8, 16, seed=7)
+    q = quantize_model(make_model(X, w_rank=2, u_rank=4), X, bits=8)
+    save_quantized(q, tmp_path / "q.npz")
+    loaded = load_quantized(tmp_path / "q.npz")
+    x = quantize_input(q, X)
+    assert loaded.formats == q.formats and loaded.shifts() == q.shifts()
+    assert np.array_equal(simulate_batch(loaded, x), simulate_batch(q, x))
+
+
+def test_zero_standard_deviation_is_refused(make_inputs, make_model):
+    X = make_inputs(4, 8, seed=0)
+    model = make_model(X)
+    model.set_normalization(torch.zeros(6), torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0]))
+    with pytest.raises(KilomlError, match="input_std"):
+        quantize_model(model, X)
