@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# the default dataset: seglearn's smartwatch recordings (its code is not needed)
 	$(BIN)/pip install --quiet --no-deps seglearn==1.2.5
+	# UEA .ts files (BasicMotions, JapaneseVowels) from sktime's package data (its code is not needed)
+	$(BIN)/pip install --quiet --no-deps sktime==1.2.0
 	touch $(STAMP)
 
 demo: setup

@@ -1,5 +1,8 @@
 """Shared fixtures: a small synthetic sequence task that trains in seconds."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 
@@ -27,3 +30,12 @@ def synthetic_splits(n_train=96, n_val=32, n_test=32, steps=12, features=3, clas
 @pytest.fixture
 def tiny_data() -> DatasetSplits:
     return synthetic_splits()
+
+
+@pytest.fixture
+def require_gcc():
+    """Skip without a host C compiler, except in CI (CI=true), where it fails."""
+    if shutil.which("gcc") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("gcc not found")
+        pytest.skip("gcc not found")

@@ -1,4 +1,5 @@
-"""``kiloml`` command line: train, eval, info, datasets and demo (the main job)."""
+"""``kiloml`` command line: train, eval, info, export, verify, datasets and demo (the main job:
+train → export → verify)."""
 
 import argparse
 import json
@@ -10,15 +11,25 @@ from rich.console import Console
 from rich.table import Table
 
 from kiloml import __version__
+from kiloml.deploy.commands import (
+    add_export_arguments,
+    add_verify_arguments,
+    run_export,
+    run_verify,
+)
+from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
 from kiloml.errors import KilomlError
+from kiloml.nn.nonlinearity import FUNCTIONS as NONLINEARITIES
 
 console = Console(highlight=False)
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEFAULTS = {
     "dataset": "smartwatch", "model": "fastgrnn", "hidden_size": 32, "w_rank": None,
-    "u_rank": 8, "sparsity_w": 0.5, "sparsity_u": 0.5, "epochs": 60, "batch_size": 64,
-    "lr": 1e-2, "seed": 0, "readout": "last",
+    "u_rank": 8, "sparsity_w": 0.5, "sparsity_u": 0.5, "sparsity_head": 1.0, "epochs": 60,
+    "batch_size": 64, "lr": 1e-2, "seed": 0, "readout": "last", "gate_nonlinearity": "sigmoid",
+    "update_nonlinearity": "relu", "augment_scale": 0.1, "augment_noise": 0.05,
+    "augment_rotation": 15.0,
 }
 
 
@@ -51,10 +62,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default=d["dataset"],
-                   help="dataset name (see `kiloml datasets`) or a .npz file with X_train, "
-                        "y_train, X_test, y_test as [N, T, F] / [N] (default: %(default)s)")
+                   help="dataset name (see `kiloml datasets`), or your own data: a .npz with "
+                        "X_train, y_train, X_test, y_test as [N, T, F] / [N], a UEA .ts pair "
+                        "NAME_TRAIN.ts/NAME_TEST.ts (either file or NAME), or a folder of WAVs "
+                        "with one sub-folder per label (default: %(default)s)")
     g.add_argument("--data-dir", type=Path, default=None,
                    help="where the dataset's files are (default: its standard location)")
+    g.add_argument("--skip-bad-files", action="store_true",
+                   help="skip unreadable files of a file-based dataset (reported with the reason) "
+                        "instead of stopping at the first one")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d["model"], choices=["fastgrnn", "fastrnn", "gru", "lstm"],
                    help="recurrent cell (default: %(default)s)")
@@ -66,6 +82,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--u-rank", type=_rank, default=None,
                    help="FastGRNN/FastRNN: rank of the recurrent matrix U = U2·U1, or 'full' "
                         f"(default: {d['u_rank'] or 'full'})")
+    g.add_argument("--gate-nonlinearity", choices=NONLINEARITIES, default=None,
+                   help=f"FastGRNN gate z (default: {d['gate_nonlinearity']})")
+    g.add_argument("--update-nonlinearity", choices=NONLINEARITIES, default=None,
+                   help="FastGRNN candidate state h~ / FastRNN update "
+                        f"(default: {d['update_nonlinearity']})")
     g.add_argument("--readout", choices=["last", "mean"], default=d["readout"],
                    help="classify the last hidden state or the mean over time "
                         "(default: %(default)s)")
@@ -76,6 +97,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         f"(default: {d['sparsity_w']})")
     g.add_argument("--sparsity-u", type=_fraction, default=None,
                    help=f"fraction of U's weights kept, 1 = dense (default: {d['sparsity_u']})")
+    g.add_argument("--sparsity-head", type=_fraction, default=None,
+                   help="fraction of the classifier head's weights kept, 1 = dense "
+                        f"(default: {d['sparsity_head']})")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=_positive_int, default=d["epochs"],
                    help="total epochs over all phases: 40%% dense, 20%% IHT, 40%% sparse "
@@ -85,6 +109,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=d["lr"],
                    help="peak Adam learning rate, cosine-decayed in each phase "
                         "(default: %(default)s)")
+    g.add_argument("--augment-scale", type=float, default=d["augment_scale"],
+                   help="training augmentation: per-sequence, per-feature gain with this standard "
+                        "deviation around 1; 0 = off (default: %(default)s)")
+    g.add_argument("--augment-noise", type=float, default=d["augment_noise"],
+                   help="training augmentation: Gaussian noise, in units of each feature's "
+                        "standard deviation (default: %(default)s)")
+    g.add_argument("--augment-rotation", type=float, default=d["augment_rotation"],
+                   help="training augmentation: random 3-D rotation (degrees, standard "
+                        "deviation) of the dataset's 3-axis sensor channels; ignored for data "
+                        "without them (default: %(default)s)")
     g.add_argument("--patience", type=_positive_int, default=None,
                    help="stop after this many epochs without validation improvement in the "
                         "final phase (default: never)")
@@ -113,10 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
                                    "checkpoint.safetensors, history.png and confusion.png.")
     add_train_arguments(p)
     p = sub.add_parser("demo", help="the main job: train the default compressed FastGRNN on the "
-                                    "smartwatch data and report accuracy, size and sparsity",
+                                    "smartwatch data, export it as integer C and verify it",
                        description="Train the default compressed FastGRNN (same options as "
-                                   "`kiloml train`).")
+                                   "`kiloml train`), export it to RUN/c with int16 weights "
+                                   "(`kiloml export`) and check the C against the integer "
+                                   "simulator on the host and on emulated Cortex-M4/M3 "
+                                   "(`kiloml verify`). Targets whose toolchain is missing are "
+                                   "skipped with the command that installs it.")
     add_train_arguments(p)
+    p.add_argument("--bits", type=int, choices=(8, 16), default=16,
+                   help="weight width of the exported C (default: %(default)s)")
+    p = sub.add_parser("export", help="quantize a run to integers and write freestanding C",
+                       description="Post-training fixed-point quantization (power-of-two scales, "
+                                   "int16 activations, int8/int16 weights) and C code generation: "
+                                   "OUT/model.h, model.c, kiloml's C library, main.c, Makefile.")
+    add_export_arguments(p)
+    p = sub.add_parser("verify", help="check an export's C against the integer simulator, "
+                                      "bit for bit, on the host and emulated Cortex-M",
+                       description="Build the exported C for each target, run it on every "
+                                   "stored test input and compare every output integer with "
+                                   "the simulator; exit status 1 on any mismatch.")
+    add_verify_arguments(p)
     p = sub.add_parser("eval", help="evaluate a run on its dataset's test split")
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--data-dir", type=Path, default=None, help="override the dataset location")
@@ -132,7 +183,11 @@ def _fast_only(args) -> None:
         return
     given = [flag for flag, value in (("--w-rank", args.w_rank), ("--u-rank", args.u_rank),
                                       ("--sparsity-w", args.sparsity_w),
-                                      ("--sparsity-u", args.sparsity_u)) if value is not None]
+                                      ("--sparsity-u", args.sparsity_u),
+                                      ("--sparsity-head", args.sparsity_head),
+                                      ("--gate-nonlinearity", args.gate_nonlinearity),
+                                      ("--update-nonlinearity", args.update_nonlinearity))
+             if value is not None]
     if given:
         raise KilomlError(f"{', '.join(given)} apply to fastgrnn and fastrnn, not {args.model}")
 
@@ -151,6 +206,11 @@ def _model_config(args, data):
     return ModelConfig(kind=args.model, input_size=data.num_features,
                        num_classes=data.num_classes, hidden_size=args.hidden_size,
                        w_rank=w_rank if fast else None, u_rank=u_rank if fast else None,
+                       **({"gate_nonlinearity": _option(args.gate_nonlinearity,
+                                                        DEFAULTS["gate_nonlinearity"]),
+                           "update_nonlinearity": _option(args.update_nonlinearity,
+                                                          DEFAULTS["update_nonlinearity"])}
+                          if fast else {}),
                        bidirectional=args.bidirectional, readout=args.readout).validate()
 
 
@@ -161,7 +221,11 @@ def _train_config(args):
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        keep_w=_option(args.sparsity_w, DEFAULTS["sparsity_w"]) if fast else 1.0,
                        keep_u=_option(args.sparsity_u, DEFAULTS["sparsity_u"]) if fast else 1.0,
-                       patience=args.patience, seed=args.seed).validate()
+                       keep_head=(_option(args.sparsity_head, DEFAULTS["sparsity_head"])
+                                  if fast else 1.0),
+                       augment_scale=args.augment_scale, augment_noise=args.augment_noise,
+                       augment_rotation=args.augment_rotation, patience=args.patience,
+                       seed=args.seed).validate()
 
 
 def command_train(args) -> int:
@@ -175,7 +239,8 @@ def command_train(args) -> int:
     run_dir = args.out or Path("runs") / f"{Path(args.dataset).stem}-{args.model}"
     if args.resume:
         config = read_run_config(run_dir)
-        data = load_dataset(config["data"]["dataset"], config["data"].get("data_dir"))
+        data = load_dataset(config["data"]["dataset"], config["data"].get("data_dir"),
+                            skip_bad_files=config["data"].get("skip_bad_files", False))
         model_config = ModelConfig.from_dict(config["model"])
         train_fields = {k: tuple(v) if k == "phase_fractions" else v
                         for k, v in config["train"].items()}
@@ -188,12 +253,16 @@ def command_train(args) -> int:
                                   "--overwrite to replace it, or choose another --out")
             shutil.rmtree(run_dir)
         _fast_only(args)
-        data = load_dataset(args.dataset, args.data_dir)
+        data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files)
+        _report_skipped(data)
         model_config = _model_config(args, data)
         train_config = _train_config(args)
         run_dir.mkdir(parents=True, exist_ok=True)
-        data_info = {"dataset": args.dataset if args.dataset.endswith(".npz") else data.name,
+        from kiloml.data.registry import DATASETS
+
+        data_info = {"dataset": data.name if args.dataset in DATASETS else args.dataset,
                      "data_dir": str(args.data_dir) if args.data_dir else None,
+                     "skip_bad_files": args.skip_bad_files,
                      "steps": data.steps, "num_features": data.num_features,
                      "class_names": data.class_names,
                      "sizes": {s: len(getattr(data, s)) for s in ("train", "val", "test")}}
@@ -215,6 +284,18 @@ def command_train(args) -> int:
     _write_run_outputs(run_dir, data, outcome)
     console.print(summary_table(outcome.metrics, f"{run_dir}"))
     return 0
+
+
+def _report_skipped(data) -> None:
+    """Say how many files a ``--skip-bad-files`` load left out, and why."""
+    skipped = data.info.get("skipped_files", [])
+    if not skipped:
+        return
+    console.print(f"[yellow]skipped {len(skipped)} bad file(s):[/]")
+    for file, reason in skipped[:20]:
+        console.print(f"  {file}: {reason}")
+    if len(skipped) > 20:
+        console.print(f"  ... and {len(skipped) - 20} more")
 
 
 def _write_run_outputs(run_dir: Path, data, outcome) -> None:
@@ -240,7 +321,8 @@ def command_eval(args) -> int:
 
     config, model = load_run(args.run)
     data_dir = args.data_dir or config["data"].get("data_dir")
-    data = load_dataset(config["data"]["dataset"], data_dir)
+    data = load_dataset(config["data"]["dataset"], data_dir,
+                        skip_bad_files=config["data"].get("skip_bad_files", False))
     if data.num_features != model.config.input_size or data.num_classes != model.config.num_classes:
         raise KilomlError(f"{config['data']['dataset']}: {data.num_features} features / "
                           f"{data.num_classes} classes, but the model expects "
@@ -288,12 +370,35 @@ def command_datasets(args) -> int:
         table.add_row(name, description, str(where or "-"),
                       "[green]yes[/]" if present else "[red]no[/]")
     console.print(table)
-    console.print("Your own data: --dataset FILE.npz with X_train, y_train, X_test, y_test.")
+    console.print("Your own data: --dataset FILE.npz (X_train, y_train, X_test, y_test), a .ts "
+                  "pair NAME_TRAIN.ts/NAME_TEST.ts (either file or NAME), or a folder of WAVs in "
+                  "one sub-folder per label. Data root: $KILOML_DATA or ./data.")
     return 0
 
 
-COMMANDS = {"train": command_train, "demo": command_train, "eval": command_eval,
-            "info": command_info, "datasets": command_datasets}
+def command_demo(args) -> int:
+    """Train, then export to ``RUN/c`` and verify (the README's main job)."""
+    status = command_train(args)
+    if status != 0:
+        return status
+    run_dir = args.out or Path("runs") / f"{Path(args.dataset).stem}-{args.model}"
+    if args.model not in ("fastgrnn", "fastrnn"):
+        console.print(f"{args.model} has no integer C export; stopping after training")
+        return 0
+    export_dir = run_dir / "c"
+    console.rule("export")
+    status = run_export(argparse.Namespace(run=run_dir, out=export_dir, bits=args.bits,
+                                           target="c", name="kiloml_model", data=None,
+                                           data_dir=args.data_dir))
+    if status != 0:
+        return status
+    console.rule("verify")
+    return run_verify(argparse.Namespace(dir=export_dir, targets=",".join(VERIFY_TARGETS)))
+
+
+COMMANDS = {"train": command_train, "demo": command_demo, "eval": command_eval,
+            "info": command_info, "export": run_export, "verify": run_verify,
+            "datasets": command_datasets}
 
 
 def main(argv: list[str] | None = None) -> int:

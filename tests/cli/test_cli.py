@@ -151,3 +151,36 @@ def test_help_explains_every_training_option(capsys):
     for flag in ("--dataset", "--model", "--hidden-size", "--w-rank", "--u-rank", "--sparsity-w",
                  "--sparsity-u", "--epochs", "--batch-size", "--seed", "--out", "--resume"):
         assert flag in out, flag
+
+
+def test_export_and_verify_commands(trained_run, tmp_path, capsys, require_gcc):
+    out = tmp_path / "c"
+    assert main(["export", str(trained_run), "--out", str(out), "--bits", "8"]) == 0
+    assert (out / "model.c").is_file() and (out / "model.h").is_file()
+    assert main(["verify", str(out), "--targets", "host"]) == 0
+    report = json.loads((out / "verify.json").read_text())
+    assert report["targets"]["host"]["exact_match"] == 1.0
+    assert report["inputs"] == len(synthetic_splits().test)  # every test sequence
+
+
+def test_demo_trains_exports_and_verifies(tmp_path, capsys, require_gcc):
+    data = _write_npz(tmp_path / "toy.npz")
+    run = tmp_path / "demo"
+    code = main(["demo", "--dataset", str(data), "--hidden-size", "8", "--u-rank", "4",
+                 "--epochs", "3", "--batch-size", "32", "--out", str(run)])
+    assert code == 0
+    assert (run / "model.safetensors").is_file() and (run / "c" / "model.c").is_file()
+    report = json.loads((run / "c" / "verify.json").read_text())
+    ran = [t for t, entry in report["targets"].items() if entry["status"] == "ok"]
+    assert "host" in ran
+    assert all(report["targets"][t]["exact_match"] == 1.0 for t in ran)
+    assert "kiloml verify" in capsys.readouterr().out
+
+
+def test_demo_of_a_gru_stops_after_training(tmp_path, capsys):
+    data = _write_npz(tmp_path / "toy.npz")
+    code = main(["demo", "--dataset", str(data), "--model", "gru", "--hidden-size", "4",
+                 "--epochs", "1", "--out", str(tmp_path / "gru")])
+    assert code == 0
+    assert "no integer C export" in capsys.readouterr().out
+    assert not (tmp_path / "gru" / "c").exists()

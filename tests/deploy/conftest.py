@@ -1,7 +1,6 @@
 """Fixtures of the deployment tests: exported models and toolchain requirements."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ def exports(tmp_path_factory) -> dict[str, Path]:
     """One export directory per entry of ``VARIANTS``."""
     return {name: make_export(tmp_path_factory.mktemp(name), **settings)
             for name, settings in VARIANTS.items()}
-
-
-@pytest.fixture
-def require_gcc():
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not found")
 
 
 @pytest.fixture

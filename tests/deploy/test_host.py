@@ -47,6 +47,18 @@ def test_sanitized_build_is_clean_and_exact_on_extreme_inputs(exports, variant, 
     assert np.array_equal(logits, simulate_batch(q, inputs))
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_reference_build_is_exact_on_extreme_inputs(exports, variant, require_gcc, tmp_path):
+    """-DKL_REFERENCE selects the plain int64 reference kernels and state update instead of
+    the fast ones (and the fast path's fallbacks); both must equal the simulator."""
+    out = exports[variant]
+    q = load_quantized(out / "quantized_model.npz")
+    inputs = _extreme_inputs(q.steps, q.input_size, count=20, seed=4)
+    executable = build_host_harness(out, tmp_path, extra_flags=("-DKL_REFERENCE",))
+    assert np.array_equal(run_host(executable, inputs, q.num_classes),
+                          simulate_batch(q, inputs))
+
+
 def test_poisoned_scratch_gives_the_same_result(exports, require_gcc, tmp_path):
     out = exports["fastgrnn-relu-lowrank-int16"]
     q = load_quantized(out / "quantized_model.npz")

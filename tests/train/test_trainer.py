@@ -19,11 +19,11 @@ def _config(**kwargs):
 
 
 def test_schedule_splits_epochs_into_three_phases():
-    phases = compression_schedule(10, 0.3, 0.5)
+    phases = compression_schedule(10, sparse=True)
     assert [(p.kind, p.epochs) for p in phases] == [("dense", 4), ("iht", 2), ("sparse", 4)]
-    assert [(p.kind, p.epochs) for p in compression_schedule(7, 1.0, 1.0)] == [("dense", 7)]
+    assert [(p.kind, p.epochs) for p in compression_schedule(7, sparse=False)] == [("dense", 7)]
     with pytest.raises(ValueError):
-        compression_schedule(2, 0.5, 0.5)
+        compression_schedule(2, sparse=True)
 
 
 @pytest.mark.parametrize("numel,keep", [(100, 0.3), (37, 0.5), (12, 0.01), (64, 1.0)])
@@ -60,7 +60,8 @@ class _SupportWatcher(Reporter):
 
 
 def test_iht_and_sparse_phase_keep_the_support(tiny_data):
-    config = TrainConfig(epochs=6, batch_size=16, keep_w=0.5, keep_u=0.25, iht_every=2)
+    config = TrainConfig(epochs=6, batch_size=16, keep_w=0.5, keep_u=0.25, keep_head=0.4,
+                         iht_every=2)
     model = new_model(_config(), tiny_data, seed=0)
     head_before = model.head.weight.detach().clone()
     trainer_ref = []
@@ -70,7 +71,7 @@ def test_iht_and_sparse_phase_keep_the_support(tiny_data):
     trainer.fit()
     assert watcher.checked == 3 * trainer.batches_per_epoch  # every batch of the sparse phase
     for name, (param, group) in sparsifiable_parameters(model).items():
-        keep = 0.5 if group == "W" else 0.25
+        keep = {"W": 0.5, "U": 0.25, "head": 0.4}[group]
         assert int(torch.count_nonzero(param)) == kept_count(param.numel(), keep), name
         assert torch.equal(param != 0, trainer.masks[name]), name
     assert not torch.allclose(model.head.weight, head_before)  # the head trained
@@ -170,3 +171,40 @@ def test_rotation_augmentation_rotates_vector_channels_only(tiny_data):
     assert torch.equal(rotated, again)
     tiny_data.info["vector_channels"] = []
     assert torch.equal(trainer._rotate(x, torch.Generator()), x)
+
+
+def test_best_checkpoint_is_chosen_late_in_a_dense_run(tiny_data):
+    config = TrainConfig(epochs=10, batch_size=16, select_from=0.6)
+    result = Trainer(new_model(_config(), tiny_data, seed=0), tiny_data, config).fit()
+    assert result.best_epoch >= 6
+    assert result.best_val_accuracy == max(r.val_accuracy for r in result.history[6:])
+
+
+def test_gradual_iht_ramps_from_dense_to_the_target(tiny_data):
+    config = TrainConfig(epochs=6, batch_size=16, keep_w=0.5, keep_u=0.25, iht_every=1,
+                         iht_ramp=0.5, phase_fractions=(0.3, 0.4))
+    model = new_model(_config(), tiny_data, seed=0)
+    trainer = Trainer(model, tiny_data, config)
+    keeps = [trainer.iht_keep(0.25, p) for p in (0.0, 0.1, 0.25, 0.4, 0.5, 0.9)]
+    assert keeps[0] == 1.0 and keeps[-2] == keeps[-1] == 0.25
+    assert all(a > b for a, b in zip(keeps[:4], keeps[1:5], strict=True))
+    trainer.fit()
+    for name, (param, group) in trainer.sparse_params.items():
+        keep = {"W": 0.5, "U": 0.25, "head": 1.0}[group]
+        assert int(torch.count_nonzero(param)) == kept_count(param.numel(), keep), name
+
+
+@pytest.mark.parametrize("restarts", [True, False])
+def test_learning_rate_schedule(tiny_data, restarts):
+    config = TrainConfig(epochs=10, batch_size=16, keep_w=0.5, lr=1e-2, min_lr_ratio=0.1,
+                         lr_restarts=restarts)
+    trainer = Trainer(new_model(_config(), tiny_data, seed=0), tiny_data, config)
+    rates = [trainer.learning_rate(e, b)
+             for e in range(10) for b in range(trainer.batches_per_epoch)]
+    assert rates[0] == pytest.approx(1e-2) and min(rates) >= 1e-3 - 1e-12
+    starts = [0, 4, 6]  # dense 4, IHT 2, sparse 4 epochs
+    at_starts = [trainer.learning_rate(e, 0) for e in starts]
+    if restarts:
+        assert at_starts == pytest.approx([1e-2] * 3)  # every phase restarts the cosine
+    else:
+        assert all(a > b for a, b in zip(rates, rates[1:], strict=False))  # one decay

@@ -8,7 +8,8 @@ Storage rules (the deployment code uses exactly these formats):
 * Low-rank factors are stored separately (``W1``, ``W2``), never multiplied out.
 * Vectors (biases, normalisation mean/std) are dense; scalars (``zeta``, ``nu``, ``alpha``,
   ``beta``) are one value each. With integer weights, each tensor also carries a one-byte
-  power-of-two scale (shift).
+  power-of-two scale (shift), and normalisation and scalars stay int16 (see
+  :func:`model_storage`), so the integer sizes equal what ``kiloml export`` writes.
 
 ``value_bytes`` is the stored width of one value: 4 for float32, 2 for int16, 1 for int8.
 """
@@ -58,10 +59,25 @@ def tensor_storage(name: str, tensor: torch.Tensor, value_bytes: int,
 def model_storage(model: SequenceClassifier,
                   value_bytes: int = FLOAT32_BYTES) -> list[TensorStorage]:
     """Storage of every tensor the deployed model needs (weights, biases, scalars, head,
-    normalisation), at ``value_bytes`` per value (integer widths add a one-byte scale each)."""
-    scale_bytes = 0 if value_bytes == FLOAT32_BYTES else 1
-    return [tensor_storage(name, tensor.detach(), value_bytes, scale_bytes)
-            for name, tensor in model.state_dict().items()]
+    normalisation), at ``value_bytes`` per value.
+
+    Integer widths (2 or 1) follow ``kiloml export``: every weight tensor carries a one-byte
+    power-of-two scale; the normalisation is int16 whatever the weight width (the mean in the
+    input's format, the inverse standard deviation with a scale byte); scalars are Q15 int16.
+    """
+    if value_bytes == FLOAT32_BYTES:
+        return [tensor_storage(name, tensor.detach(), value_bytes)
+                for name, tensor in model.state_dict().items()]
+    out = []
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach()
+        if name in ("input_mean", "input_std"):
+            out.append(tensor_storage(name, tensor, 2, int(name == "input_std")))
+        elif tensor.numel() == 1:
+            out.append(tensor_storage(name, tensor, 2))
+        else:
+            out.append(tensor_storage(name, tensor, value_bytes, 1))
+    return out
 
 
 def model_size_bytes(model: SequenceClassifier, value_bytes: int = FLOAT32_BYTES) -> int:

@@ -1,6 +1,7 @@
 """Datasets: loaders for official layouts, split rules, and input validation."""
 
-from kiloml.data.registry import DATASETS, load_dataset
+from kiloml.data.registry import DATASETS, FILE_DATASETS, dataset_location, load_dataset
 from kiloml.data.splits import DatasetSplits, Split
 
-__all__ = ["DATASETS", "DatasetSplits", "Split", "load_dataset"]
+__all__ = ["DATASETS", "FILE_DATASETS", "DatasetSplits", "Split", "dataset_location",
+           "load_dataset"]

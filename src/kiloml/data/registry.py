@@ -1,27 +1,65 @@
-"""Dataset names → loaders. ``load_dataset`` also accepts a path to the user's own ``.npz``."""
+"""Dataset names → loaders. ``load_dataset`` also accepts the user's own data as a path: a
+``.npz`` file, a UEA/UCR ``.ts`` pair (either file or the stem), or a folder of WAV files in
+one sub-folder per label."""
 
 from collections.abc import Callable
 from pathlib import Path
 
+from kiloml.data import fsdd, mnist, speech_commands, uea
+from kiloml.data.fsdd import load_fsdd
+from kiloml.data.mnist import load_fashion_mnist_rows, load_mnist_pixels, load_mnist_rows
 from kiloml.data.npz import load_npz
 from kiloml.data.smartwatch import load_smartwatch
+from kiloml.data.speech_commands import load_speech_commands
 from kiloml.data.splits import DatasetSplits
+from kiloml.data.uea import load_basic_motions, load_japanese_vowels, load_ts_problem, ts_pair
+from kiloml.data.wav_folder import load_wav_folder
 from kiloml.errors import KilomlError
 
 #: name -> (loader taking an optional data path, one-line description)
-DATASETS: dict[str, tuple[Callable[[Path | None], DatasetSplits], str]] = {
+DATASETS: dict[str, tuple[Callable[..., DatasetSplits], str]] = {
     "smartwatch": (load_smartwatch, "seglearn smartwatch IMU, 7 exercises, split by subject"),
+    "speech-commands-12": (load_speech_commands,
+                           "Speech Commands v0.02 12-class test set, log-mel, split by speaker"),
+    "fsdd": (load_fsdd, "Free Spoken Digit Dataset, 8 kHz log-mel, official take split"),
+    "mnist-rows": (load_mnist_rows, "MNIST, 28 steps x 28 pixels"),
+    "mnist-pixels": (load_mnist_pixels, "Pixel-MNIST, 784 steps x 1 pixel"),
+    "fashion-mnist-rows": (load_fashion_mnist_rows, "Fashion-MNIST, 28 steps x 28 pixels"),
+    "basic-motions": (load_basic_motions, "UEA BasicMotions IMU, 6 x 100, 4 activities"),
+    "japanese-vowels": (load_japanese_vowels, "UEA JapaneseVowels LPC, 12 x 29, 9 speakers"),
 }
 
+#: datasets read from many files, whose loaders accept ``skip_bad_files``
+FILE_DATASETS: set[str] = {"speech-commands-12", "fsdd", "basic-motions", "japanese-vowels"}
 
-def load_dataset(name: str, data_dir: Path | str | None = None) -> DatasetSplits:
-    """Load a registered dataset by ``name`` (optionally from ``data_dir``), or a ``.npz`` path."""
+USER_DATA_HINT = ("or pass your own data: a .npz file with X_train, y_train, X_test, y_test; "
+                  "a .ts file pair NAME_TRAIN.ts/NAME_TEST.ts; or a folder of WAV files in one "
+                  "sub-folder per label")
+
+
+def load_dataset(name: str, data_dir: Path | str | None = None, *,
+                 skip_bad_files: bool = False) -> DatasetSplits:
+    """Load a registered dataset by ``name`` (optionally from ``data_dir``), or the user's own
+    data at the path ``name`` (``.npz``, ``.ts`` pair or WAV folder).
+
+    With ``skip_bad_files``, loaders that read many files skip unreadable ones instead of
+    failing and list them in ``info["skipped_files"]`` as ``[file, reason]`` pairs.
+    """
     if name in DATASETS:
-        return DATASETS[name][0](Path(data_dir) if data_dir is not None else None)
+        loader = DATASETS[name][0]
+        path = Path(data_dir) if data_dir is not None else None
+        if name in FILE_DATASETS:
+            return loader(path, skip_bad_files=skip_bad_files)
+        return loader(path)
     if name.endswith(".npz"):
         return load_npz(Path(name))
+    path = Path(name)
+    if name.lower().endswith(".ts") or any(p.is_file() for p in ts_pair(path)):
+        return load_ts_problem(path, skip_bad_files=skip_bad_files)
+    if path.is_dir():
+        return load_wav_folder(path, skip_bad_files=skip_bad_files)
     raise KilomlError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} "
-                      "or pass a .npz file with X_train, y_train, X_test, y_test")
+                      + USER_DATA_HINT)
 
 
 def dataset_location(name: str) -> str | None:
@@ -30,5 +68,16 @@ def dataset_location(name: str) -> str | None:
         from kiloml.data.smartwatch import default_path
 
         path = default_path()
-        return str(path) if path else None
-    return None
+    elif name == "speech-commands-12":
+        path = speech_commands.default_path() / speech_commands.ARCHIVE
+    elif name == "fsdd":
+        path = fsdd.default_path() / fsdd.ARCHIVE
+    elif name in ("mnist-rows", "mnist-pixels"):
+        path = mnist.default_path()
+    elif name == "fashion-mnist-rows":
+        path = mnist.FASHION_MNIST_DEBIAN
+    elif name in uea.BUNDLED:
+        path = uea.default_path(name)
+    else:
+        return None
+    return str(path) if path else None

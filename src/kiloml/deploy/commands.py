@@ -69,7 +69,8 @@ def load_export_data(run_dir: Path, data_file: Path | None, data_dir: Path | Non
         raise KilomlError(f"{run_dir}: config.json names no dataset; pass --data FILE.npz")
     from kiloml.data import load_dataset
 
-    splits = load_dataset(data_config["dataset"], data_dir or data_config.get("data_dir"))
+    splits = load_dataset(data_config["dataset"], data_dir or data_config.get("data_dir"),
+                          skip_bad_files=data_config.get("skip_bad_files", False))
     return splits.train.x[:CALIBRATION_SAMPLES], splits.test.x, splits.test.y
 
 

@@ -33,7 +33,8 @@ from kiloml.runs import load_run
 
 TARGETS = ("c", "arduino")
 LIBRARY_FILES = ("kiloml_fixed.h", "kiloml_activation.h", "kiloml_activation.c",
-                 "kiloml_matvec.h", "kiloml_matvec.c", "kiloml_fastgrnn.h", "kiloml_fastgrnn.c")
+                 "kiloml_matvec.h", "kiloml_matvec.c", "kiloml_fastgrnn.h", "kiloml_fastgrnn.c",
+                 "kiloml_logmel.h", "kiloml_logmel.c", "kiloml_logmel_tables.h")
 EXPORT_FILE = "export.json"
 QUANTIZED_FILE = "quantized_model.npz"
 TEST_INPUTS_FILE = "test_inputs.npz"

@@ -36,8 +36,12 @@ class TrainConfig:
     grad_clip: float = 1.0
     keep_w: float = 1.0
     keep_u: float = 1.0
+    keep_head: float = 1.0
     phase_fractions: tuple[float, float] = (0.4, 0.2)
     iht_every: int = 10
+    iht_ramp: float = 0.0
+    lr_restarts: bool = True
+    select_from: float = 0.6
     patience: int | None = None
     augment_scale: float = 0.0
     augment_noise: float = 0.0
@@ -51,17 +55,30 @@ class TrainConfig:
             raise KilomlError("--batch-size must be at least 1")
         if not self.lr > 0:
             raise KilomlError("--lr must be positive")
-        for name in ("keep_w", "keep_u"):
+        for name in ("keep_w", "keep_u", "keep_head"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
-                flag = "--sparsity-w" if name == "keep_w" else "--sparsity-u"
+                flag = "--sparsity-" + name.removeprefix("keep_")
                 raise KilomlError(f"{flag} is the fraction of weights kept, in (0, 1]; got {value}")
-        if (self.keep_w < 1 or self.keep_u < 1) and self.epochs < 3:
+        for name in ("augment_scale", "augment_noise", "augment_rotation"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise KilomlError(f"--{name.replace('_', '-')} must be 0 or positive; got {value}")
+        if not 0.0 <= self.iht_ramp <= 1.0:
+            raise KilomlError(f"iht_ramp must be in [0, 1]; got {self.iht_ramp}")
+        if not 0.0 <= self.select_from < 1.0:
+            raise KilomlError(f"select_from must be in [0, 1); got {self.select_from}")
+        if self.sparse and self.epochs < 3:
             raise KilomlError("a sparse model needs --epochs of at least 3 (dense, IHT, sparse)")
         return self
 
+    @property
+    def sparse(self) -> bool:
+        """Whether any matrix is pruned (then training runs the three phases)."""
+        return min(self.keep_w, self.keep_u, self.keep_head) < 1.0
+
     def phases(self) -> list[Phase]:
-        return compression_schedule(self.epochs, self.keep_w, self.keep_u, self.phase_fractions)
+        return compression_schedule(self.epochs, self.sparse, self.phase_fractions)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,7 +114,8 @@ class Reporter:
 
 
 def sparsifiable_parameters(model: SequenceClassifier) -> dict[str, tuple[nn.Parameter, str]]:
-    """``name -> (parameter, "W" | "U")`` for every matrix IHT acts on."""
+    """``name -> (parameter, "W" | "U" | "head")`` for every matrix IHT acts on (FastRNN and
+    FastGRNN models only)."""
     out = {}
     for prefix, cell in (("rnn.cell.", getattr(model.rnn, "cell", None)),
                          ("rnn.cell_reverse.", getattr(model.rnn, "cell_reverse", None))):
@@ -106,6 +124,8 @@ def sparsifiable_parameters(model: SequenceClassifier) -> dict[str, tuple[nn.Par
         for group, names in cell.matrix_parameter_names().items():
             for n in names:
                 out[prefix + n] = (getattr(cell, n), group)
+    if out:
+        out["head.weight"] = (model.head.weight, "head")
     return out
 
 
@@ -141,13 +161,17 @@ class Trainer:
         self.stop_after_epoch = stop_after_epoch  # for tests: simulate an interruption
         self.phases = config.phases()
         self.sparse_params = sparsifiable_parameters(model)
-        if (config.keep_w < 1 or config.keep_u < 1) and not self.sparse_params:
-            raise KilomlError(f"--sparsity-w/--sparsity-u apply to fastgrnn and fastrnn, not "
+        if config.sparse and not self.sparse_params:
+            raise KilomlError(f"--sparsity-w/-u/-head apply to fastgrnn and fastrnn, not "
                               f"{model.config.kind}")
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.masks: dict[str, torch.Tensor] = {}
         self.batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
+        # the best-validation checkpoint is chosen from the final phase, after select_from of
+        # all epochs: a one-subject validation split is noisy, and an early lucky epoch of a
+        # half-trained model is a worse pick than the converged end of the schedule
+        self.select_start = min(round(config.select_from * config.epochs), config.epochs - 1)
 
     # -- schedule -------------------------------------------------------------------------
     def phase_of(self, epoch: int) -> tuple[Phase, int]:
@@ -160,18 +184,33 @@ class Trainer:
         raise IndexError(epoch)
 
     def learning_rate(self, epoch: int, batch: int) -> float:
-        """Cosine decay from ``lr`` to ``lr*min_lr_ratio`` within each phase."""
-        phase, index = self.phase_of(epoch)
-        progress = (index + batch / self.batches_per_epoch) / phase.epochs
+        """Cosine decay from ``lr`` to ``lr*min_lr_ratio`` within each phase (``lr_restarts``) or
+        once over all epochs."""
+        if self.config.lr_restarts:
+            phase, index = self.phase_of(epoch)
+            progress = (index + batch / self.batches_per_epoch) / phase.epochs
+        else:
+            progress = (epoch + batch / self.batches_per_epoch) / self.config.epochs
         low = self.config.lr * self.config.min_lr_ratio
         return low + 0.5 * (self.config.lr - low) * (1 + math.cos(math.pi * progress))
 
     # -- compression ----------------------------------------------------------------------
     def _keep(self, group: str) -> float:
-        return self.config.keep_w if group == "W" else self.config.keep_u
+        return {"W": self.config.keep_w, "U": self.config.keep_u,
+                "head": self.config.keep_head}[group]
 
-    def hard_threshold_all(self) -> dict[str, torch.Tensor]:
-        return {name: hard_threshold_(param, self._keep(group))
+    def iht_keep(self, target: float, progress: float) -> float:
+        """Kept fraction at ``progress`` (0..1) through the IHT phase: with ``iht_ramp`` > 0 it
+        falls from 1 to ``target`` along a cubic over the first ``iht_ramp`` of the phase
+        (gradual pruning, Zhu & Gupta 2017), then stays at ``target``; with 0 it is ``target``
+        from the first projection on (the FastGRNN paper)."""
+        ramp = self.config.iht_ramp
+        if ramp <= 0 or progress >= ramp:
+            return target
+        return target + (1.0 - target) * (1.0 - progress / ramp) ** 3
+
+    def hard_threshold_all(self, progress: float = 1.0) -> dict[str, torch.Tensor]:
+        return {name: hard_threshold_(param, self.iht_keep(self._keep(group), progress))
                 for name, (param, group) in self.sparse_params.items()}
 
     @torch.no_grad()
@@ -237,7 +276,9 @@ class Trainer:
             self.optimizer.step()
             step += 1
             if phase.kind == "iht" and step % self.config.iht_every == 0:
-                self.hard_threshold_all()
+                _, index = self.phase_of(epoch)
+                self.hard_threshold_all((index + (batch + 1) / self.batches_per_epoch)
+                                        / phase.epochs)
             elif phase.kind == "sparse":
                 self.apply_masks()
             total_loss += loss.item() * len(y)
@@ -258,7 +299,7 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train to the end of the schedule (or early stop); leaves the best-validation weights of
-        the final phase in the model."""
+        the final phase (from epoch ``select_from * epochs`` on) in the model."""
         result, best_state, first_epoch, waited = TrainResult(), None, 0, 0
         if resume:
             if self.checkpoint_path is None or not self.checkpoint_path.is_file():
@@ -288,14 +329,14 @@ class Trainer:
                 record = EpochRecord(epoch, phase.kind, self.learning_rate(epoch, 0), train_loss,
                                      train_acc, val_loss, val_acc)
                 result.history.append(record)
-                final_phase = phase is self.phases[-1]
-                is_best = final_phase and (val_acc, -val_loss) > best_key
+                selecting = phase is self.phases[-1] and epoch >= self.select_start
+                is_best = selecting and (val_acc, -val_loss) > best_key
                 if is_best:
                     best_key = (val_acc, -val_loss)
                     result.best_epoch, result.best_val_accuracy = epoch, val_acc
                     best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
                     waited = 0
-                elif final_phase:
+                elif selecting:
                     waited += 1
                     patience = self.config.patience
                     result.stopped_early = patience is not None and waited > patience

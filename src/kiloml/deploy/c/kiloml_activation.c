@@ -98,3 +98,17 @@ int16_t kl_activation_s16(uint8_t kind, int16_t x, int frac_bits)
         return kl_relu_s16(x);
     }
 }
+
+void kl_activation_prepare(kl_activation_plan_t *plan, uint8_t kind, int frac_bits)
+{
+    int shift = frac_bits - (kind == KL_TANH ? 12 : (kind == KL_SIGMOID ? 11 : 15));
+    if (shift > 0) {
+        plan->mul = 1;
+        plan->add = (int32_t)1 << (shift - 1);
+        plan->rshift = shift;
+    } else {
+        plan->mul = (int32_t)1 << -shift;
+        plan->add = 0;
+        plan->rshift = 0;
+    }
+}

@@ -14,6 +14,15 @@
 
 #include <stdint.h>
 
+/* Inlining hints for the kernels (plain C99 elsewhere: the code is correct without them). */
+#if defined(__GNUC__)
+#define KL_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define KL_NOINLINE __attribute__((noinline))
+#else
+#define KL_ALWAYS_INLINE static inline
+#define KL_NOINLINE
+#endif
+
 /* Clamp to [-32768, 32767]. */
 static inline int16_t kl_sat16(int64_t x)
 {
@@ -61,6 +70,37 @@ static inline int32_t kl_shift_round_s32(int32_t x, int shift)
         return x * ((int32_t)1 << -shift);
     }
     return x;
+}
+
+/* kl_sat16 for an int32 argument (one SSAT on Arm cores that have it). */
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT && !defined(KL_REFERENCE)
+#include <arm_acle.h>
+static inline int16_t kl_sat16_s32(int32_t x)
+{
+    return (int16_t)__ssat(x, 16);
+}
+#else
+static inline int16_t kl_sat16_s32(int32_t x)
+{
+    return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
+}
+#endif
+
+/* kl_shift_round_s64(x, shift) for int32 x and 1 <= shift <= 31, overflow-free for every x:
+ * floor(x / 2^shift + 1/2) = floor(x / 2^shift) + bit (shift - 1) of x. */
+static inline int32_t kl_round_shift_pos_s32(int32_t x, int shift)
+{
+    return (x >> shift) + ((x >> (shift - 1)) & 1);
+}
+
+/* kl_sat32(a + b) without 64-bit arithmetic. */
+static inline int32_t kl_sat32_add(int32_t a, int32_t b)
+{
+    int32_t sum = (int32_t)((uint32_t)a + (uint32_t)b);
+    if ((a < 0) == (b < 0) && (sum < 0) != (a < 0)) {
+        return a < 0 ? INT32_MIN : INT32_MAX;
+    }
+    return sum;
 }
 
 #endif /* KILOML_FIXED_H */

@@ -1,9 +1,36 @@
 /*
- * kiloml_matvec.c - reference dense and CSR matrix-vector kernels (see kiloml_matvec.h).
+ * kiloml_matvec.c - dense and CSR matrix-vector kernels (see kiloml_matvec.h).
+ *
+ * One kernel per storage format (dense / CSR, int8 / int16 values, uint8 / uint16 indices),
+ * chosen once per matrix, so no format test sits inside a loop. Sums are exact:
+ *   - int8 weights accumulate in int32 when a row has at most 511 entries
+ *     (|w x| <= 127 * 32768, so 511 products stay below 2^31 - 1 in every partial sum);
+ *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense rows
+ *     use SMLALD: two 16x16 products into a 64-bit sum per instruction).
+ * A row sum is rescaled with 32-bit operations when it fits int32 and 1 <= shift <= 31 (the
+ * usual case), else by the exact int64 kl_shift_round_s64.
+ *
+ * Defining KL_REFERENCE at compile time selects the plain reference loops instead (used by the
+ * tests to check both against the simulator).
  */
 #include "kiloml_matvec.h"
 
 #include "kiloml_fixed.h"
+
+#if !defined(KL_REFERENCE) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define KL_USE_DSP 1
+#else
+#define KL_USE_DSP 0
+#endif
+
+/* What a kernel does with the rescaled value v = sat32(shift_round(row . x, shift)). */
+#define KL_OUT_S32 0 /* y32[r] = v */
+#define KL_OUT_S32_ACCUMULATE 1 /* y32[r] = sat32(y32[r] + v) */
+#define KL_OUT_S16 2 /* y16[r] = sat16(v) */
+
+/* Longest row of int8 weights whose int32 sum cannot overflow: 511 * 127 * 32768 < 2^31. */
+#define KL_INT8_ROW_LIMIT 511
 
 int64_t kl_dot_dense_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols)
 {
@@ -25,107 +52,276 @@ int64_t kl_dot_dense_s16_s16(const int16_t *w, const int16_t *x, uint16_t cols)
     return sum;
 }
 
+/* One generic sparse dot product; the public typed entry points call it. */
+static int64_t kl_dot_sparse(const void *values, int value_bits, const void *col_index,
+                             int index_bits, uint32_t start, uint32_t end, const int16_t *x)
+{
+    int64_t sum = 0;
+    uint32_t k;
+    for (k = start; k < end; k++) {
+        int32_t w = value_bits == 8 ? ((const int8_t *)values)[k] : ((const int16_t *)values)[k];
+        uint32_t c = index_bits == 8 ? ((const uint8_t *)col_index)[k]
+                                     : ((const uint16_t *)col_index)[k];
+        sum += w * x[c];
+    }
+    return sum;
+}
+
 int64_t kl_dot_sparse_s8_s16_u8idx(const int8_t *values, const uint8_t *col_index,
                                    uint16_t nonzeros, const int16_t *x)
 {
-    int64_t sum = 0;
-    uint16_t k;
-    for (k = 0; k < nonzeros; k++) {
-        sum += (int32_t)values[k] * x[col_index[k]];
-    }
-    return sum;
+    return kl_dot_sparse(values, 8, col_index, 8, 0, nonzeros, x);
 }
 
 int64_t kl_dot_sparse_s8_s16_u16idx(const int8_t *values, const uint16_t *col_index,
                                     uint16_t nonzeros, const int16_t *x)
 {
-    int64_t sum = 0;
-    uint16_t k;
-    for (k = 0; k < nonzeros; k++) {
-        sum += (int32_t)values[k] * x[col_index[k]];
-    }
-    return sum;
+    return kl_dot_sparse(values, 8, col_index, 16, 0, nonzeros, x);
 }
 
 int64_t kl_dot_sparse_s16_s16_u8idx(const int16_t *values, const uint8_t *col_index,
                                     uint16_t nonzeros, const int16_t *x)
 {
-    int64_t sum = 0;
-    uint16_t k;
-    for (k = 0; k < nonzeros; k++) {
-        sum += (int32_t)values[k] * x[col_index[k]];
-    }
-    return sum;
+    return kl_dot_sparse(values, 16, col_index, 8, 0, nonzeros, x);
 }
 
 int64_t kl_dot_sparse_s16_s16_u16idx(const int16_t *values, const uint16_t *col_index,
                                      uint16_t nonzeros, const int16_t *x)
 {
-    int64_t sum = 0;
-    uint16_t k;
-    for (k = 0; k < nonzeros; k++) {
-        sum += (int32_t)values[k] * x[col_index[k]];
-    }
-    return sum;
-}
-
-static int64_t kl_dense_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
-{
-    uint32_t offset = (uint32_t)row * m->cols;
-    if (m->value_bits == 8) {
-        return kl_dot_dense_s8_s16((const int8_t *)m->values + offset, x, m->cols);
-    }
-    return kl_dot_dense_s16_s16((const int16_t *)m->values + offset, x, m->cols);
-}
-
-static int64_t kl_csr_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
-{
-    uint16_t start = m->row_ptr[row];
-    uint16_t nonzeros = (uint16_t)(m->row_ptr[row + 1] - start);
-    if (m->value_bits == 8) {
-        const int8_t *values = (const int8_t *)m->values + start;
-        if (m->index_bits == 8) {
-            return kl_dot_sparse_s8_s16_u8idx(values, (const uint8_t *)m->col_index + start,
-                                              nonzeros, x);
-        }
-        return kl_dot_sparse_s8_s16_u16idx(values, (const uint16_t *)m->col_index + start,
-                                           nonzeros, x);
-    }
-    if (m->index_bits == 8) {
-        return kl_dot_sparse_s16_s16_u8idx((const int16_t *)m->values + start,
-                                           (const uint8_t *)m->col_index + start, nonzeros, x);
-    }
-    return kl_dot_sparse_s16_s16_u16idx((const int16_t *)m->values + start,
-                                        (const uint16_t *)m->col_index + start, nonzeros, x);
+    return kl_dot_sparse(values, 16, col_index, 16, 0, nonzeros, x);
 }
 
 int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
 {
-    return m->format == KL_MATRIX_CSR ? kl_csr_row_dot(m, row, x) : kl_dense_row_dot(m, row, x);
+    if (m->format == KL_MATRIX_CSR) {
+        return kl_dot_sparse(m->values, m->value_bits, m->col_index, m->index_bits,
+                             m->row_ptr[row], m->row_ptr[row + 1], x);
+    }
+    if (m->value_bits == 8) {
+        return kl_dot_dense_s8_s16((const int8_t *)m->values + (uint32_t)row * m->cols, x,
+                                   m->cols);
+    }
+    return kl_dot_dense_s16_s16((const int16_t *)m->values + (uint32_t)row * m->cols, x,
+                                m->cols);
 }
 
-/* sat32(shift_round(sum, shift)); 32-bit rounding when the sum and the rounding term fit. */
-static int32_t kl_rescale_s32(int64_t sum, int shift)
+/* Where a kernel's rows go: y[r] = v, y[r] = sat32(y[r] + v) or y16[r] = sat16(v) with
+ * v = sat32(shift_round(row sum, shift)); fast when 1 <= shift <= 31. */
+typedef struct {
+    void *y;
+    int32_t mode;
+    int32_t shift;
+    int32_t fast;
+} kl_out_t;
+
+/* sat32(shift_round(sum, shift)) for any int64 sum and |shift| < 63 (out of line: rare). */
+static KL_NOINLINE int32_t kl_rescale_exact(int64_t sum, int shift)
 {
-    if (shift > 0 && shift <= 30 && sum >= -(INT64_C(1) << 30) && sum < (INT64_C(1) << 30)) {
-        return kl_shift_round_s32((int32_t)sum, shift);
-    }
     return kl_sat32(kl_shift_round_s64(sum, shift));
+}
+
+/* Rescale and store one row sum. */
+KL_ALWAYS_INLINE void kl_emit(int64_t sum, const kl_out_t *out, uint32_t r)
+{
+    int32_t value;
+    if (out->fast && sum >= INT32_MIN && sum <= INT32_MAX) {
+        value = kl_round_shift_pos_s32((int32_t)sum, out->shift);
+    } else {
+        value = kl_rescale_exact(sum, out->shift);
+    }
+    if (out->mode == KL_OUT_S16) {
+        ((int16_t *)out->y)[r] = kl_sat16_s32(value);
+    } else if (out->mode == KL_OUT_S32_ACCUMULATE) {
+        ((int32_t *)out->y)[r] = kl_sat32_add(((int32_t *)out->y)[r], value);
+    } else {
+        ((int32_t *)out->y)[r] = value;
+    }
+}
+
+/* Reference: one exact int64 row dot product per row. */
+static void kl_rows_reference(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    uint32_t r;
+    for (r = 0; r < m->rows; r++) {
+        kl_emit(kl_matrix_row_dot(m, (uint16_t)r, x), out, r);
+    }
+}
+
+#ifndef KL_REFERENCE
+/* Column index i of a row whose indices start at p8 (uint8) or p16 (uint16). */
+KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int index_bits,
+                                   uint32_t i)
+{
+    return index_bits == 8 ? p8[i] : p16[i];
+}
+
+/* CSR rows of int16 weights, int64 sums (SMLAL); index_bits is a constant after inlining. */
+KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
+                                 int index_bits)
+{
+    const int16_t *values = (const int16_t *)m->values;
+    const uint8_t *c8 = (const uint8_t *)m->col_index;
+    const uint16_t *c16 = (const uint16_t *)m->col_index;
+    const uint16_t *row_ptr = m->row_ptr;
+    const uint32_t rows = m->rows;
+    uint32_t k = row_ptr[0];
+    uint32_t r;
+    for (r = 0; r < rows; r++) {
+        const uint32_t end = row_ptr[r + 1];
+        int64_t sum = 0;
+        for (; k < end; k++) {
+            sum += (int64_t)values[k] * x[kl_index(c8, c16, index_bits, k)];
+        }
+        kl_emit(sum, out, r);
+    }
+}
+
+/* CSR rows of int8 weights, int32 sums (rows of at most KL_INT8_ROW_LIMIT entries). */
+KL_ALWAYS_INLINE void kl_csr_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
+                                int index_bits)
+{
+    const int8_t *values = (const int8_t *)m->values;
+    const uint8_t *c8 = (const uint8_t *)m->col_index;
+    const uint16_t *c16 = (const uint16_t *)m->col_index;
+    const uint16_t *row_ptr = m->row_ptr;
+    const uint32_t rows = m->rows;
+    uint32_t k = row_ptr[0];
+    uint32_t r;
+    for (r = 0; r < rows; r++) {
+        const uint32_t end = row_ptr[r + 1];
+        int32_t sum = 0;
+        for (; k < end; k++) {
+            sum += values[k] * x[kl_index(c8, c16, index_bits, k)];
+        }
+        kl_emit(sum, out, r);
+    }
+}
+
+static KL_NOINLINE void kl_csr_s16_u8(const kl_matrix_t *m, const int16_t *x,
+                                      const kl_out_t *out)
+{
+    kl_csr_s16(m, x, out, 8);
+}
+
+static KL_NOINLINE void kl_csr_s16_u16(const kl_matrix_t *m, const int16_t *x,
+                                       const kl_out_t *out)
+{
+    kl_csr_s16(m, x, out, 16);
+}
+
+static KL_NOINLINE void kl_csr_s8_u8(const kl_matrix_t *m, const int16_t *x,
+                                     const kl_out_t *out)
+{
+    kl_csr_s8(m, x, out, 8);
+}
+
+static KL_NOINLINE void kl_csr_s8_u16(const kl_matrix_t *m, const int16_t *x,
+                                      const kl_out_t *out)
+{
+    kl_csr_s8(m, x, out, 16);
+}
+
+/* Two consecutive int16 as one 32-bit word, low half first (one LDR where unaligned loads
+ * are allowed). */
+KL_ALWAYS_INLINE int32_t kl_pair(const int16_t *p)
+{
+    return (int32_t)((uint32_t)(uint16_t)p[0] | ((uint32_t)(uint16_t)p[1] << 16));
+}
+
+/* Dense rows of int16 weights, int64 sums (SMLALD with the DSP extension, else SMLAL). */
+static KL_NOINLINE void kl_dense_s16(const kl_matrix_t *m, const int16_t *x,
+                                     const kl_out_t *out)
+{
+    const int16_t *w = (const int16_t *)m->values;
+    const uint32_t cols = m->cols;
+    const uint32_t rows = m->rows;
+    uint32_t r;
+    for (r = 0; r < rows; r++, w += cols) {
+        int64_t sum = 0;
+        uint32_t c = 0;
+#if KL_USE_DSP
+        for (; c + 3 < cols; c += 4) {
+            sum = __smlald(kl_pair(w + c), kl_pair(x + c), sum);
+            sum = __smlald(kl_pair(w + c + 2), kl_pair(x + c + 2), sum);
+        }
+        if (c + 1 < cols) {
+            sum = __smlald(kl_pair(w + c), kl_pair(x + c), sum);
+            c += 2;
+        }
+#else
+        for (; c + 1 < cols; c += 2) {
+            sum += (int64_t)w[c] * x[c];
+            sum += (int64_t)w[c + 1] * x[c + 1];
+        }
+#endif
+        if (c < cols) {
+            sum += (int64_t)w[c] * x[c];
+        }
+        kl_emit(sum, out, r);
+    }
+}
+
+/* Dense rows of int8 weights, int32 sums (cols <= KL_INT8_ROW_LIMIT). */
+static KL_NOINLINE void kl_dense_s8(const kl_matrix_t *m, const int16_t *x,
+                                    const kl_out_t *out)
+{
+    const int8_t *w = (const int8_t *)m->values;
+    const uint32_t cols = m->cols;
+    const uint32_t rows = m->rows;
+    uint32_t r;
+    for (r = 0; r < rows; r++, w += cols) {
+        int32_t sum = 0;
+        uint32_t c;
+        for (c = 0; c + 1 < cols; c += 2) {
+            sum += w[c] * x[c];
+            sum += w[c + 1] * x[c + 1];
+        }
+        if (c < cols) {
+            sum += w[c] * x[c];
+        }
+        kl_emit(sum, out, r);
+    }
+}
+#endif /* !KL_REFERENCE */
+
+static void kl_matvec(const kl_matrix_t *m, const int16_t *x, int mode, void *y)
+{
+    kl_out_t out;
+    out.y = y;
+    out.mode = mode;
+    out.shift = m->shift;
+    out.fast = m->shift >= 1 && m->shift <= 31;
+#ifndef KL_REFERENCE
+    if (m->value_bits == 8 && m->cols > KL_INT8_ROW_LIMIT) {
+        kl_rows_reference(m, x, &out);
+    } else if (m->format == KL_MATRIX_CSR) {
+        if (m->value_bits == 8) {
+            if (m->index_bits == 8) {
+                kl_csr_s8_u8(m, x, &out);
+            } else {
+                kl_csr_s8_u16(m, x, &out);
+            }
+        } else if (m->index_bits == 8) {
+            kl_csr_s16_u8(m, x, &out);
+        } else {
+            kl_csr_s16_u16(m, x, &out);
+        }
+    } else if (m->value_bits == 8) {
+        kl_dense_s8(m, x, &out);
+    } else {
+        kl_dense_s16(m, x, &out);
+    }
+#else
+    kl_rows_reference(m, x, &out);
+#endif
 }
 
 void kl_matvec_s16_s32(const kl_matrix_t *m, const int16_t *x, int accumulate, int32_t *y)
 {
-    uint16_t r;
-    for (r = 0; r < m->rows; r++) {
-        int32_t value = kl_rescale_s32(kl_matrix_row_dot(m, r, x), m->shift);
-        y[r] = accumulate ? kl_sat32((int64_t)y[r] + value) : value;
-    }
+    kl_matvec(m, x, accumulate ? KL_OUT_S32_ACCUMULATE : KL_OUT_S32, y);
 }
 
 void kl_matvec_s16_s16(const kl_matrix_t *m, const int16_t *x, int16_t *y)
 {
-    uint16_t r;
-    for (r = 0; r < m->rows; r++) {
-        y[r] = kl_sat16(kl_rescale_s32(kl_matrix_row_dot(m, r, x), m->shift));
-    }
+    kl_matvec(m, x, KL_OUT_S16, y);
 }

@@ -3,9 +3,14 @@
  *
  * Storage (the formats kiloml.compress.size counts): a matrix is dense row-major, or CSR with
  * the nonzero values, one column index per nonzero (uint8 when cols <= 256, else uint16) and
- * rows + 1 uint16 row pointers. Products and sums are exact in int64; the result of a row is
- * rescaled once by kl_shift_round_s64(sum, shift) and saturated. If the weights are in Q(fw)
+ * rows + 1 uint16 row pointers. Products and sums are exact (as in int64); the result of a row
+ * is rescaled once by kl_shift_round_s64(sum, shift) and saturated. If the weights are in Q(fw)
  * and x in Q(fx), the output is in Q(fw + fx - shift).
+ *
+ * kl_matvec_* pick one kernel per storage format (no format test inside a loop); int8 rows
+ * accumulate in int32 where that is provably exact, int16 rows in int64 (SMLAL, or SMLALD for
+ * dense rows on cores with the DSP extension). Compiling with -DKL_REFERENCE selects the plain
+ * reference loops (kl_matrix_row_dot per row) instead; both give the same integers.
  */
 #ifndef KILOML_MATVEC_H
 #define KILOML_MATVEC_H
