@@ -33,7 +33,7 @@ def variants(args) -> dict[str, tuple[dict, dict]]:
     keep = dict(keep_w=args.keep_w, keep_u=args.keep_u, keep_head=args.keep_head)
     return {
         f"nn.GRU h{h}": (dict(kind="gru", hidden_size=h), augment),
-        f"FastGRNN h{h} dense, tanh update, no augmentation (paper recipe)": (
+        f"FastGRNN h{h} dense, tanh update, no augmentation": (
             dict(kind="fastgrnn", hidden_size=h), {}),
         f"FastGRNN h{h} dense, relu update": (
             dict(kind="fastgrnn", hidden_size=h, **relu), augment),

@@ -46,7 +46,11 @@ def summary_table(metrics: dict, title: str) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    keep = f"W {metrics['keep_w']:.0%} / U {metrics['keep_u']:.0%}" if "keep_w" in metrics else "-"
+    keep = "-"
+    if "keep_w" in metrics:
+        keep = f"W {metrics['keep_w']:.0%} / U {metrics['keep_u']:.0%}"
+        if metrics.get("keep_head", 1.0) < 1.0:
+            keep += f" / head {metrics['keep_head']:.0%}"
     rows = [
         ("dataset", metrics["dataset"]),
         ("model", metrics["model"]),
@@ -55,7 +59,7 @@ def summary_table(metrics: dict, title: str) -> Table:
         ("model size (int8 weights)", f"{metrics['model_size_bytes_int8']:,} B"),
         ("parameters (nonzero / total)",
          f"{metrics['params_nonzero']:,} / {metrics['params_total']:,}"),
-        ("sparsity (fraction of W/U kept)", keep),
+        ("fraction of weights kept", keep),
         ("MACs per inference", f"{metrics['macs_per_inference']:,}"),
         ("best epoch (validation)", str(metrics.get("best_epoch", -1) + 1)),
         ("training time", f"{metrics.get('train_seconds', 0):.1f} s"),

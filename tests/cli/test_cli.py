@@ -163,11 +163,12 @@ def test_export_and_verify_commands(trained_run, tmp_path, capsys, require_gcc):
     assert report["inputs"] == len(synthetic_splits().test)  # every test sequence
 
 
-def test_demo_trains_exports_and_verifies(tmp_path, capsys, require_gcc):
+def test_demo_trains_exports_and_verifies(tmp_path, capsys, require_gcc, monkeypatch):
     data = _write_npz(tmp_path / "toy.npz")
+    monkeypatch.chdir(tmp_path)  # a relative --out, as in the README
     run = tmp_path / "demo"
     code = main(["demo", "--dataset", str(data), "--hidden-size", "8", "--u-rank", "4",
-                 "--epochs", "3", "--batch-size", "32", "--out", str(run)])
+                 "--epochs", "3", "--batch-size", "32", "--out", "demo"])
     assert code == 0
     assert (run / "model.safetensors").is_file() and (run / "c" / "model.c").is_file()
     report = json.loads((run / "c" / "verify.json").read_text())

@@ -255,7 +255,7 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
     toolchain is missing gets ``status: "skipped"`` and the install command. Also writes
     ``out_dir/verify.json``.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # the builds run in other directories
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise KilomlError(f"unknown target(s) {', '.join(unknown)}; choose from "

@@ -77,5 +77,6 @@ def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfi
         "stopped_early": result.stopped_early,
         "keep_w": train_config.keep_w,
         "keep_u": train_config.keep_u,
+        "keep_head": train_config.keep_head,
     })
     return FitOutcome(model, result, metrics, pred)

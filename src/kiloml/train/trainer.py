@@ -40,7 +40,7 @@ class TrainConfig:
     phase_fractions: tuple[float, float] = (0.4, 0.2)
     iht_every: int = 10
     iht_ramp: float = 0.0
-    lr_restarts: bool = True
+    lr_restarts: bool = False
     select_from: float = 0.6
     patience: int | None = None
     augment_scale: float = 0.0
