@@ -181,3 +181,13 @@ def test_unknown_nonlinearity_is_rejected():
 
     with pytest.raises(KilomlError, match="unknown non-linearity 'swish'"):
         FastGRNNCell(3, 4, gate_nonlinearity="swish")
+
+
+@pytest.mark.parametrize("u_rank", [None, 8])
+def test_recurrent_matrix_starts_with_unit_singular_values(u_rank):
+    torch.manual_seed(0)
+    cell = FastGRNNCell(6, 32, u_rank=u_rank)
+    singular = torch.linalg.svdvals(cell.matrix_U().detach())
+    rank = u_rank or 32
+    assert torch.allclose(singular[:rank], torch.ones(rank), atol=1e-5)
+    assert torch.all(singular[rank:] < 1e-5)

@@ -48,12 +48,14 @@ class _LowRankCell(nn.Module):
             self.U2 = nn.Parameter(torch.empty(hidden_size, self.u_rank))
 
     def reset_matrices(self) -> None:
-        """Initialise so that ``W`` and ``U`` have the variance of a Glorot-uniform matrix
-        whatever the rank: each factor of a low-rank product gets variance ``sqrt(target/r)``,
-        and ``U`` starts as a scaled orthogonal matrix (full rank) to keep early gradients alive."""
+        """Initialise ``W`` with the variance of a Glorot matrix whatever its rank (each factor of
+        a low-rank product gets standard deviation ``(target/r)**0.25``) and ``U`` with all its
+        singular values 1: an orthogonal matrix at full rank, and at rank ``r`` the product of two
+        semi-orthogonal factors (``U1`` orthonormal rows, ``U2`` orthonormal columns). Random
+        Gaussian factors would give ``U`` singular values around ``sqrt(H/r)`` (2 at H=32, r=8),
+        which a relu update turns into exploding states."""
         hidden, inputs = self.hidden_size, self.input_size
         w_var = 2.0 / (hidden + inputs)
-        u_var = 1.0 / hidden
         if self.w_rank is None:
             nn.init.normal_(self.W, std=math.sqrt(w_var))
         else:
@@ -61,11 +63,10 @@ class _LowRankCell(nn.Module):
             nn.init.normal_(self.W1, std=std)
             nn.init.normal_(self.W2, std=std)
         if self.u_rank is None:
-            nn.init.orthogonal_(self.U, gain=math.sqrt(u_var * hidden))
+            nn.init.orthogonal_(self.U)
         else:
-            std = (u_var / self.u_rank) ** 0.25
-            nn.init.normal_(self.U1, std=std)
-            nn.init.normal_(self.U2, std=std)
+            nn.init.orthogonal_(self.U1)
+            nn.init.orthogonal_(self.U2)
 
     def matrix_W(self) -> torch.Tensor:
         """The effective ``[hidden, input]`` input matrix."""
