@@ -6,7 +6,9 @@
 Export needs calibration and test data: ``--data`` names an ``.npz`` with ``X_train`` (or
 ``X_calib``), ``X_test`` and ``y_test``; without it, the run's dataset is loaded with
 :func:`kiloml.data.load_dataset` (train split → calibration, test split → stored for verify).
-Verify uses what export stored in ``DIR``.
+Verify uses what export stored in ``DIR``. For a run trained on audio (``data.sample_rate``) of
+a dataset :mod:`kiloml.deploy.pcm_clips` can read, export also stores the raw PCM of the first
+:data:`PCM_TEST_CLIPS` test clips (``test_pcm.npz``) for checking ``kiloml_predict_pcm``.
 """
 
 import argparse
@@ -25,6 +27,8 @@ from kiloml.runs import read_run_config
 
 #: Training sequences used for calibration at most (the first ones, in split order).
 CALIBRATION_SAMPLES = 512
+#: Raw test clips whose PCM an audio export stores (the first ones, in split order).
+PCM_TEST_CLIPS = 16
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,11 +78,30 @@ def load_export_data(run_dir: Path, data_file: Path | None, data_dir: Path | Non
     return splits.train.x[:CALIBRATION_SAMPLES], splits.test.x, splits.test.y
 
 
+def load_export_pcm(run_dir: Path, data_file: Path | None, data_dir: Path | None = None
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(pcm [N, samples] int16, labels [N])`` of the first :data:`PCM_TEST_CLIPS` test clips
+    of an audio run's dataset, or ``(None, None)`` (with ``--data``, for non-audio runs and for
+    datasets without a raw PCM reader)."""
+    from kiloml.deploy.pcm_clips import PCM_DATASETS, load_test_pcm
+
+    data_config = read_run_config(run_dir).get("data", {})
+    if (data_file is not None or not data_config.get("sample_rate")
+            or data_config.get("dataset") not in PCM_DATASETS):
+        return None, None
+    pcm, labels, _ = load_test_pcm(data_config["dataset"], data_dir or data_config.get("data_dir"),
+                                   limit=PCM_TEST_CLIPS,
+                                   skip_bad_files=data_config.get("skip_bad_files", False))
+    return pcm, labels
+
+
 def run_export(args: argparse.Namespace) -> int:
     """``kiloml export``: write the C sources; prints a summary, returns the exit status."""
     X_calib, X_test, y_test = load_export_data(args.run, args.data, args.data_dir)
+    pcm_test, pcm_labels = load_export_pcm(args.run, args.data, args.data_dir)
     info = export_run(args.run, args.out, bits=args.bits, target=args.target, X_calib=X_calib,
-                      X_test=X_test, y_test=y_test, name=args.name)
+                      X_test=X_test, y_test=y_test, name=args.name, pcm_test=pcm_test,
+                      pcm_labels=pcm_labels)
     console = Console()
     console.print(f"exported {info['model_kind']} (int{info['bits']} weights) to {args.out}: "
                   f"{info['weight_flash_bytes']} B weights, {info['scratch_ram_bytes']} B "
@@ -86,6 +109,12 @@ def run_export(args: argparse.Namespace) -> int:
     if "simulated_accuracy" in info:
         console.print(f"integer accuracy {info['simulated_accuracy']:.4f}, float "
                       f"{info['float_accuracy']:.4f} on {info['test_count']} test inputs")
+    if "pcm" in info:
+        pcm = info["pcm"]
+        console.print(f"raw PCM entry point kiloml_predict_pcm: {pcm['samples']} samples at "
+                      f"{pcm['sample_rate']} Hz, {pcm['ram_bytes']} B RAM"
+                      + (f", {pcm['test_count']} test clips stored" if "test_count" in pcm
+                         else ""))
     if "arduino_zip" in info:
         console.print(f"Arduino library: {Path(args.out) / info['arduino_zip']}")
     return 0

@@ -4,6 +4,12 @@
 example ``main.c`` with ``test_vectors.h``, a ``Makefile`` and a ``README.md``, plus what
 verification needs: ``quantized_model.npz`` (the integer model), ``test_inputs.npz`` (int16
 test inputs, labels, simulator and float logits) and ``export.json`` (sizes, Q-formats, MACs).
+
+A run trained on audio (its ``config.json`` has ``data.sample_rate``) also gets the raw PCM →
+label entry point ``kiloml_predict_pcm`` (``kiloml_pcm.c/h``, see
+:mod:`kiloml.quantize.pcm_pipeline`), the front-end tables ``kiloml_logmel_tables.h`` for that
+rate, ``export.json["pcm"]`` and, when test clips are given, ``test_pcm.npz`` (int16 PCM,
+labels and the simulator's logits).
 """
 
 import json
@@ -16,6 +22,7 @@ import numpy as np
 import torch
 
 from kiloml import __version__
+from kiloml.data.logmel import LogMelConfig
 from kiloml.deploy.codegen import (
     GeneratedModel,
     fill_template,
@@ -24,8 +31,11 @@ from kiloml.deploy.codegen import (
     library_dir,
     macs_per_inference,
 )
+from kiloml.deploy.logmel_tables import tables_flash_bytes, write_logmel_tables
 from kiloml.errors import KilomlError
 from kiloml.quantize.calibration import check_deployable
+from kiloml.quantize.logmel import make_tables
+from kiloml.quantize.pcm_pipeline import check_compatible, input_shift, simulate_pcm_batch
 from kiloml.quantize.quantizer import quantize_input, quantize_model
 from kiloml.quantize.serialize import save_quantized
 from kiloml.quantize.simulator import simulate_batch
@@ -35,7 +45,9 @@ TARGETS = ("c", "arduino")
 LIBRARY_FILES = ("kiloml_fixed.h", "kiloml_activation.h", "kiloml_activation.c",
                  "kiloml_matvec.h", "kiloml_matvec.c", "kiloml_fastgrnn.h", "kiloml_fastgrnn.c",
                  "kiloml_logmel.h", "kiloml_logmel.c", "kiloml_logmel_tables.h")
+PCM_FILES = ("kiloml_pcm.h", "kiloml_pcm.c")
 EXPORT_FILE = "export.json"
+TEST_PCM_FILE = "test_pcm.npz"
 QUANTIZED_FILE = "quantized_model.npz"
 TEST_INPUTS_FILE = "test_inputs.npz"
 EXAMPLE_VECTORS = 8
@@ -63,7 +75,7 @@ def _check_inputs(X: np.ndarray | None, name: str, input_size: int) -> np.ndarra
 
 
 def _write_arduino_zip(out_dir: Path, name: str, generated: GeneratedModel, vectors: str,
-                       description: str, readme: str) -> Path:
+                       description: str, readme: str, files: tuple[str, ...]) -> Path:
     """``out_dir/<name>.zip`` in the Arduino library layout."""
     zip_path = out_dir / f"{name}.zip"
     properties = (library_dir() / "templates" / "library.properties.in").read_text()
@@ -77,21 +89,50 @@ def _write_arduino_zip(out_dir: Path, name: str, generated: GeneratedModel, vect
         archive.writestr(f"{name}/src/{name}.h", '#include "model.h"\n')
         archive.writestr(f"{name}/src/model.h", generated.header)
         archive.writestr(f"{name}/src/model.c", generated.source)
-        for file in LIBRARY_FILES:
-            archive.write(library_dir() / file, f"{name}/src/{file}")
+        for file in files:  # the copies in out_dir: the front-end tables are per sample rate
+            archive.write(out_dir / file, f"{name}/src/{file}")
         archive.writestr(f"{name}/examples/{name}/{name}.ino", sketch)
         archive.writestr(f"{name}/examples/{name}/test_vectors.h", vectors)
     return zip_path
 
 
+def _pcm_info(q, tables, scratch_bytes: int) -> dict:
+    """``export.json["pcm"]``: the PCM entry point's input, conversion and memory."""
+    config = tables.config
+    work = 4 * config.n_fft + 8 * (config.n_mels + 1)
+    features = 2 * q.steps * q.input_size
+    shift = input_shift(q)
+    return {
+        "entry_point": "kiloml_predict_pcm",
+        "files": list(PCM_FILES) + ["kiloml_logmel.c", "kiloml_logmel.h",
+                                    "kiloml_logmel_tables.h"],
+        "sample_rate": config.sample_rate,
+        "samples": config.sample_rate,
+        "frames": config.num_frames(config.sample_rate),
+        "frontend_output_frac_bits": 10,
+        "input_shift": shift,
+        "conversion": f"x = sat16(shift_round(logmel_q10, {shift}))",
+        "frontend_tables_flash_bytes": tables_flash_bytes(tables),
+        "logmel_work_bytes": work,
+        "features_bytes": features,
+        "ram_bytes": work + scratch_bytes + features + 4 * q.num_classes,
+    }
+
+
 def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
                X_calib: np.ndarray | None = None, X_test: np.ndarray | None = None,
-               y_test: np.ndarray | None = None, name: str = "kiloml_model") -> dict:
+               y_test: np.ndarray | None = None, name: str = "kiloml_model",
+               pcm_test: np.ndarray | None = None, pcm_labels: np.ndarray | None = None
+               ) -> dict:
     """Quantize the run's model (Q-formats from ``X_calib`` ``[N, T, F]`` raw features, else
     ``X_test``) to ``bits``-bit weights and write the C sources to ``out_dir``.
 
     ``X_test``/``y_test`` (``[N, T, F]``, ``[N]``) are stored quantized for ``kiloml verify``.
     ``target="arduino"`` also writes ``out_dir/<name>.zip``. Returns the ``export.json`` dict.
+
+    For an audio run (``data.sample_rate`` in ``config.json``) the PCM entry point and the
+    front-end tables for that rate are written too; ``pcm_test`` ``[N, n]`` int16 signals (each
+    giving ``steps`` frames) with ``pcm_labels`` ``[N]`` are stored in ``test_pcm.npz``.
     """
     if target not in TARGETS:
         raise KilomlError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -113,6 +154,27 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     if X_test is not None and (y_test is None or len(y_test) != len(X_test)):
         raise KilomlError("test data needs one label per input (y_test)")
     q = quantize_model(model, X_calib, bits=bits)
+    sample_rate = config.get("data", {}).get("sample_rate")
+    pcm_tables = make_tables(LogMelConfig(int(sample_rate))) if sample_rate else None
+    pcm_skipped = None
+    if pcm_tables is not None:
+        try:
+            check_compatible(q, pcm_tables)
+        except KilomlError as e:  # features not from the front end: no PCM entry point
+            pcm_tables, pcm_skipped = None, str(e)
+    if pcm_test is not None:
+        if pcm_tables is None:
+            raise KilomlError("raw PCM test clips need a run trained on audio (data.sample_rate "
+                              "in config.json)")
+        pcm_test = np.asarray(pcm_test)
+        if (pcm_test.ndim != 2 or pcm_test.dtype != np.int16 or not len(pcm_test)
+                or pcm_labels is None or len(pcm_labels) != len(pcm_test)):
+            raise KilomlError("pcm_test must be non-empty int16 [N, samples] with one label per "
+                              "signal (pcm_labels)")
+        if pcm_tables.config.num_frames(pcm_test.shape[1]) != q.steps:
+            raise KilomlError(f"PCM test clips of {pcm_test.shape[1]} samples give "
+                              f"{pcm_tables.config.num_frames(pcm_test.shape[1])} frames; the "
+                              f"model runs {q.steps} steps")
     if X_test is not None and X_test.shape[1] != q.steps:
         raise KilomlError(f"test sequences have {X_test.shape[1]} steps, calibration data "
                           f"{q.steps}; the deployed model runs a fixed length")
@@ -124,6 +186,15 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     (out_dir / "model.c").write_text(generated.source)
     for file in LIBRARY_FILES:
         shutil.copyfile(library_dir() / file, out_dir / file)
+    library_files = LIBRARY_FILES
+    if pcm_tables is not None:
+        write_logmel_tables(out_dir, pcm_tables.config)  # replaces the shipped 16 kHz tables
+        for file in PCM_FILES:
+            shutil.copyfile(library_dir() / file, out_dir / file)
+        library_files = LIBRARY_FILES + PCM_FILES
+    else:
+        for file in PCM_FILES:  # from an earlier export
+            (out_dir / file).unlink(missing_ok=True)
     for file in ("main.c", "Makefile"):
         shutil.copyfile(library_dir() / "templates" / file, out_dir / file)
     save_quantized(q, out_dir / QUANTIZED_FILE)
@@ -171,6 +242,19 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         "logits_scale": f"logit = logit_int32 * 2**-{q.formats['logits']}",
         "test_count": int(len(inputs)) if X_test is not None else 0,
     }
+    (out_dir / TEST_PCM_FILE).unlink(missing_ok=True)  # from an earlier export
+    if pcm_skipped is not None:
+        info["pcm_skipped"] = pcm_skipped
+    if pcm_tables is not None:
+        info["pcm"] = _pcm_info(q, pcm_tables, generated.scratch_bytes)
+        if pcm_test is not None:
+            pcm_logits = simulate_pcm_batch(q, pcm_tables, pcm_test)
+            labels_pcm = np.asarray(pcm_labels, dtype=np.int64)
+            np.savez_compressed(out_dir / TEST_PCM_FILE, pcm=pcm_test, labels=labels_pcm,
+                                simulated_logits=pcm_logits)
+            info["pcm"]["test_count"] = int(len(pcm_test))
+            info["pcm"]["simulated_accuracy"] = float(np.mean(pcm_logits.argmax(1)
+                                                              == labels_pcm))
     if X_test is not None:
         info["simulated_accuracy"] = float(np.mean(simulated.argmax(1) == labels))
         info["float_accuracy"] = float(np.mean(float_out.argmax(1) == labels))
@@ -184,7 +268,8 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         "SCRATCH_BYTES": generated.scratch_bytes, "MACS": info["macs_per_inference"]})
     (out_dir / "README.md").write_text(readme)
     if target == "arduino":
-        zip_path = _write_arduino_zip(out_dir, name, generated, vectors, description, readme)
+        zip_path = _write_arduino_zip(out_dir, name, generated, vectors, description, readme,
+                                      library_files)
         info["arduino_zip"] = zip_path.name
     (out_dir / EXPORT_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return info
