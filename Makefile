@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kiloml-installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint bench-env clean
 
 setup: $(STAMP)
 
@@ -30,5 +30,18 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 
+# The benchmarks' own environment: TensorFlow, tflite-micro and EdgeML for the comparisons in
+# docs/benchmarks.md. kiloml never imports them.
+BENCH_VENV := .venv-bench
+bench-env: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r benchmarks/requirements.txt -e .
+	# EdgeML 0.3.0 without its unpinned torch requirement (which would pull a CUDA build)
+	$(BENCH_VENV)/bin/pip install --quiet --no-deps edgeml-pytorch==0.3.0
+	touch $@
+
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) runs build *.egg-info

@@ -1,0 +1,56 @@
+"""The benchmark scripts' --quick modes: they run end to end and leave complete, well-formed
+output (the target numbers are for the full runs, documented in docs/benchmarks.md)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def run_script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_accuracy_vs_size_quick(tmp_path):
+    datasets = ["smartwatch"] + (["fsdd"] if (SHARED_DATA / "fsdd").exists() else [])
+    if len(datasets) == 1 and os.environ.get("CI") == "true":
+        pytest.fail(f"real data not present: {SHARED_DATA / 'fsdd'}")
+    out = tmp_path / "out"
+    done = run_script("accuracy_vs_size.py", "--quick", "--out", str(out), "--datasets",
+                      *datasets, env={"KILOML_CACHE": str(tmp_path / "cache"),
+                                      "KILOML_DATA": str(SHARED_DATA)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = (out / "accuracy_vs_size.md").read_text()
+    for dataset in datasets:
+        saved = json.loads((out / f"{dataset}.json").read_text())
+        assert saved["quick"] is True and len(saved["results"]) == 8
+        compressed = saved["results"]["FastGRNN compressed"]
+        # the compressed model keeps about half of W and U, so it is well below the dense one
+        assert compressed["params_nonzero"] < saved["results"]["FastGRNN dense"]["params_nonzero"]
+        assert {"int16_accuracy", "int8_accuracy"} <= set(compressed)
+        assert f"### {dataset}" in report
+        assert (out / f"{dataset}.png").stat().st_size > 10_000
+    # a rerun finds every model done and only rewrites the report
+    again = run_script("accuracy_vs_size.py", "--quick", "--out", str(out), "--datasets",
+                       *datasets, env={"KILOML_CACHE": str(tmp_path / "cache"),
+                                       "KILOML_DATA": str(SHARED_DATA)})
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "FastGRNN compressed" not in again.stdout.split("###")[0]
+
+
+def test_train_speed_quick(tmp_path):
+    done = run_script("train_speed.py", "--quick", "--json", str(tmp_path / "speed.json"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "speed.json").read_text())
+    assert result["speed_vs_gru"]["torch.nn.GRU"] == 1.0
+    assert {"kiloml FastGRNN (fused)", "torch.nn.LSTM"} <= set(result["speed_vs_gru"])
+    assert all(v > 0 for v in result["speed_vs_gru"].values())
+    assert "| kiloml FastGRNN (fused) |" in done.stdout
