@@ -201,23 +201,30 @@ def plot(dataset: str, results: dict, path: Path) -> None:
     markers = {"fastgrnn": "o", "fastrnn": "s", "gru": "^", "lstm": "v"}
     colors = plt.get_cmap("tab10").colors
     fig, ax = plt.subplots(figsize=(9, 4.8))
-    everything = []
     order = [n for n in variants(RECIPES[dataset]) if n in results]
+    everything = [(b, 100 * a) for n in order for _, b, a in deployed_points(results[n])]
+    top = max(a for _, a in everything)
+    # an outlier far below the rest (a baseline that failed to train) would squash the plot:
+    # it is drawn on the bottom edge with its value written next to it
+    low = max(min(a for _, a in everything) - 0.5, top - 15)
     for i, (name, e) in enumerate((n, results[n]) for n in order):
         pts = deployed_points(e)
-        everything += [(b, 100 * a) for _, b, a in pts]
-        xs, ys = [b for _, b, _ in pts], [100 * a for _, _, a in pts]
+        xs, ys = [b for _, b, _ in pts], [max(100 * a, low) for _, _, a in pts]
         filled = name.startswith(COMPRESSED)
         ax.plot(xs, ys, color=colors[i % len(colors)], marker=markers[e["kind"]],
-                linestyle=":" if len(pts) > 1 else "", markersize=7,
+                linestyle=":" if len(pts) > 1 else "", markersize=7, clip_on=False,
                 markerfacecolor=colors[i % len(colors)] if filled else "white",
                 label=f"{name} (h{e['hidden_size']})" if f"h{e['hidden_size']}" not in name
                 else name)
-        if len(pts) > 1:
-            for precision, b, a in pts:
+        for precision, b, a in pts:
+            if 100 * a < low:
+                ax.annotate(f"{100 * a:.1f}% (off scale)", (b, low), fontsize=7,
+                            textcoords="offset points", xytext=(6, 4), color="dimgray")
+            elif len(pts) > 1:
                 ax.annotate(precision.replace("float", "f"), (b, 100 * a), fontsize=6,
                             textcoords="offset points", xytext=(0, 6), ha="center",
                             color="dimgray")
+    ax.set_ylim(low, top + 0.1 * (top - low) + 0.2)
     front, best = [], -math.inf
     for b, a in sorted(everything):
         if a > best:
