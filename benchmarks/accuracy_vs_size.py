@@ -58,6 +58,7 @@ RECIPES = {
                        baselines=(64, 128)),
 }
 QUICK = dict(epochs=3, train=256, val=64, test=128)
+ACCURACIES = ("test_accuracy", "int16_accuracy", "int8_accuracy")
 KILOML_KINDS = ("fastgrnn", "fastrnn")
 COMPRESSED = "FastGRNN compressed"
 
@@ -114,12 +115,36 @@ def train_one(data: DatasetSplits, model_fields: dict, train_fields: dict, epoch
                                "model_size_bytes_int8", "params_total", "params_nonzero",
                                "macs_per_inference", "train_seconds")}
     entry.update(kind=model_fields["kind"], hidden_size=model_fields["hidden_size"],
-                 epochs=epochs, seed=seed, config={"model": model_fields, "train": train_fields})
+                 epochs=epochs, config={"model": model_fields, "train": train_fields})
     if model_fields["kind"] in KILOML_KINDS:
         outcome.model.eval()
         entry["int16_accuracy"] = integer_accuracy(outcome.model, data, 16)
         entry["int8_accuracy"] = integer_accuracy(outcome.model, data, 8)
+    entry["seeds"] = {str(seed): {k: entry[k] for k in ACCURACIES if k in entry}}
     return entry
+
+
+def upgrade(entry: dict) -> dict:
+    """Results saved before several seeds were kept hold one ``seed``; give them ``seeds``."""
+    if "seeds" not in entry:
+        entry["seeds"] = {str(entry.pop("seed")): {k: entry[k] for k in ACCURACIES if k in entry}}
+    return entry
+
+
+def add_seed(old: dict | None, new: dict) -> dict:
+    """``new`` (one seed) merged into ``old`` (same config, other seeds): the accuracy fields
+    become means over the seeds, their standard deviations go to ``std``."""
+    if old is None or old["config"] != new["config"] or old["epochs"] != new["epochs"]:
+        merged = new
+    else:
+        merged = {**old, "seeds": {**old["seeds"], **new["seeds"]}}
+    for k in ACCURACIES:
+        values = [v[k] for v in merged["seeds"].values() if k in v]
+        if values:
+            merged[k] = float(np.mean(values))
+            merged.setdefault("std", {})[k] = float(np.std(values, ddof=1)) if len(values) > 1 \
+                else 0.0
+    return merged
 
 
 def save_atomic(path: Path, value: dict) -> None:
@@ -162,18 +187,26 @@ def summary(results: dict) -> dict:
 def markdown(dataset: str, results: dict, recipe: dict, quick: bool) -> str:
     s = summary(results)
     epochs = QUICK["epochs"] if quick else recipe["epochs"]
+    seeds = sorted({int(k) for e in results.values() for k in e["seeds"]})
     lines = [f"### {dataset}", "",
-             f"{epochs} epochs, batch {recipe['batch_size']}, seed "
-             f"{next(iter(results.values()))['seed']}; accuracy on the test split.", "",
-             "| model | hidden | accuracy float32 (%) | int16 (%) | int8 (%) | bytes float32 "
-             "| bytes int16 | bytes int8 | nonzero params | MACs/inference |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"{epochs} epochs, batch {recipe['batch_size']}, seeds "
+             f"{', '.join(map(str, seeds))}; accuracy on the test split (mean ± standard deviation "
+             "over the seeds a row ran).", "",
+             "| model | hidden | seeds | accuracy float32 (%) | int16 (%) | int8 (%) "
+             "| bytes float32 | bytes int16 | bytes int8 | nonzero params | MACs/inference |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = [n for n in variants(recipe) if n in results]
+
+    def cell(e: dict, key: str) -> str:
+        if key not in e:
+            return "—"
+        spread = f" ± {100 * e['std'][key]:.2f}" if len(e["seeds"]) > 1 else ""
+        return f"{100 * e[key]:.2f}{spread}"
+
     for name, e in ((n, results[n]) for n in order):
-        i16 = f"{100 * e['int16_accuracy']:.2f}" if "int16_accuracy" in e else "—"
-        i8 = f"{100 * e['int8_accuracy']:.2f}" if "int8_accuracy" in e else "—"
-        lines.append(f"| {name} | {e['hidden_size']} | {100 * e['test_accuracy']:.2f} | {i16} "
-                     f"| {i8} | "
+        lines.append(f"| {name} | {e['hidden_size']} | {len(e['seeds'])} "
+                     f"| {cell(e, 'test_accuracy')} | {cell(e, 'int16_accuracy')} "
+                     f"| {cell(e, 'int8_accuracy')} | "
                      f"{e['model_size_bytes']:,} | {e['model_size_bytes_int16']:,} | "
                      f"{e['model_size_bytes_int8']:,} | {e['params_nonzero']:,} | "
                      f"{e['macs_per_inference']:,} |")
@@ -271,7 +304,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="where the JSON results, the tables and the PNGs go (default: "
                              "docs/benchmarks, or runs/benchmarks-quick with --quick)")
-    parser.add_argument("--seed", type=int, default=0, help="one seed for every model")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="train every model once per seed; tables show mean ± std")
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                        help="train only the models whose name contains one of these texts "
+                             "(e.g. extra seeds for a few rows)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK['epochs']} epochs on {QUICK['train']} training "
                              "sequences; checks the pipeline and the output, not the numbers")
@@ -289,7 +326,7 @@ def main() -> int:
         saved = json.loads(path.read_text()) if path.exists() and not args.overwrite else {}
         if saved.get("quick", args.quick) != args.quick:
             saved = {}  # never mix a smoke run with a full one
-        results = saved.get("results", {})
+        results = {k: upgrade(v) for k, v in saved.get("results", {}).items()}
         if args.report_only:
             continue
         try:
@@ -301,19 +338,24 @@ def main() -> int:
         if args.quick:
             data = subset(data, QUICK)
         epochs = QUICK["epochs"] if args.quick else recipe["epochs"]
-        for name, (model_fields, train_fields) in variants(recipe).items():
+        for seed, (name, (model_fields, train_fields)) in (
+                (seed, v) for seed in args.seeds for v in variants(recipe).items()):
+            if args.only and not any(text in name for text in args.only):
+                continue
             done = results.get(name, {})
-            if (done.get("epochs"), done.get("seed"), done.get("config")) == (
-                    epochs, args.seed, {"model": model_fields, "train": train_fields}):
+            if (done.get("epochs"), done.get("config")) == (
+                    epochs, {"model": model_fields, "train": train_fields}) \
+                    and str(seed) in done["seeds"]:
                 continue
             started = time.perf_counter()
-            results[name] = train_one(data, model_fields, train_fields, epochs,
-                                      recipe["batch_size"], args.seed)
+            results[name] = add_seed(results.get(name), train_one(
+                data, model_fields, train_fields, epochs, recipe["batch_size"], seed))
             save_atomic(path, {"dataset": dataset, "quick": args.quick,
                                "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                                           f"torch {torch.__version__}, 1 thread",
                                "results": results})
-            print(f"{dataset:20s} {name:22s} {100 * results[name]['test_accuracy']:6.2f}% "
+            print(f"{dataset:20s} {name:22s} seed {seed} "
+                  f"{100 * results[name]['seeds'][str(seed)]['test_accuracy']:6.2f}% "
                   f"{results[name]['model_size_bytes']:>8,} B "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
     finished = [d for d in RECIPES if (args.out / f"{d}.json").exists()
@@ -322,8 +364,9 @@ def main() -> int:
     sections = []
     for dataset in finished:
         saved = json.loads((args.out / f"{dataset}.json").read_text())
-        sections.append(markdown(dataset, saved["results"], RECIPES[dataset], saved["quick"]))
-        plot(dataset, saved["results"], args.out / f"{dataset}.png")
+        results = {k: upgrade(v) for k, v in saved["results"].items()}
+        sections.append(markdown(dataset, results, RECIPES[dataset], saved["quick"]))
+        plot(dataset, results, args.out / f"{dataset}.png")
     (args.out / "accuracy_vs_size.md").write_text("\n".join(sections))
     assert all("Most accurate baseline" in section for section in sections)
     print("\n".join(sections))

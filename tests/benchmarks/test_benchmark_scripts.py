@@ -24,24 +24,30 @@ def test_accuracy_vs_size_quick(tmp_path):
     if len(datasets) == 1 and os.environ.get("CI") == "true":
         pytest.fail(f"real data not present: {SHARED_DATA / 'fsdd'}")
     out = tmp_path / "out"
-    done = run_script("accuracy_vs_size.py", "--quick", "--out", str(out), "--datasets",
-                      *datasets, env={"KILOML_CACHE": str(tmp_path / "cache"),
-                                      "KILOML_DATA": str(SHARED_DATA)})
+    done = run_script("accuracy_vs_size.py", "--quick", "--out", str(out), "--seeds", "0", "1",
+                      "--datasets", *datasets, env={"KILOML_CACHE": str(tmp_path / "cache"),
+                                                    "KILOML_DATA": str(SHARED_DATA)})
     assert done.returncode == 0, done.stderr[-2000:]
     report = (out / "accuracy_vs_size.md").read_text()
     for dataset in datasets:
         saved = json.loads((out / f"{dataset}.json").read_text())
         assert saved["quick"] is True and len(saved["results"]) == 8
         compressed = saved["results"]["FastGRNN compressed"]
+        # two seeds: the reported accuracy is their mean, with their spread
+        per_seed = [v["test_accuracy"] for v in compressed["seeds"].values()]
+        assert sorted(compressed["seeds"]) == ["0", "1"]
+        assert compressed["test_accuracy"] == pytest.approx(sum(per_seed) / 2)
+        assert compressed["std"]["test_accuracy"] == pytest.approx(
+            abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
         # the compressed model keeps about half of W and U, so it is well below the dense one
         assert compressed["params_nonzero"] < saved["results"]["FastGRNN dense"]["params_nonzero"]
         assert {"int16_accuracy", "int8_accuracy"} <= set(compressed)
-        assert f"### {dataset}" in report
+        assert f"### {dataset}" in report and "| FastGRNN compressed | " in report
         assert (out / f"{dataset}.png").stat().st_size > 10_000
     # a rerun finds every model done and only rewrites the report
-    again = run_script("accuracy_vs_size.py", "--quick", "--out", str(out), "--datasets",
-                       *datasets, env={"KILOML_CACHE": str(tmp_path / "cache"),
-                                       "KILOML_DATA": str(SHARED_DATA)})
+    again = run_script("accuracy_vs_size.py", "--quick", "--out", str(out), "--seeds", "0", "1",
+                       "--datasets", *datasets, env={"KILOML_CACHE": str(tmp_path / "cache"),
+                                                     "KILOML_DATA": str(SHARED_DATA)})
     assert again.returncode == 0, again.stderr[-2000:]
     assert "FastGRNN compressed" not in again.stdout.split("###")[0]
 
