@@ -4,9 +4,11 @@ Autograd through a Python loop records ~15 small ops per time step and replays t
 Here the input projection ``W x_t`` is one large matmul done by the caller (under autograd), and
 the loop keeps only what the recurrence really needs: one ``addmm`` and four elementwise ops per
 step forwards, one ``addmm`` and two elementwise ops per step backwards, all writing into
-preallocated buffers. Everything that does not depend on the running gradient (gate derivatives,
-bias, ``zeta``/``nu`` and ``U`` gradients) is computed for all steps at once, in place, after the
-loop: large temporaries cost page faults on CPU, so the backward pass reuses its buffers.
+preallocated buffers through per-step views made once before the loop (``unbind``; indexing
+inside the loop costs as much as a small op). Everything that does not depend on the running
+gradient (gate derivatives, bias, ``zeta``/``nu`` and ``U`` gradients) is computed for all steps
+at once, in place, after the loop: large temporaries cost page faults on CPU, so the backward
+pass reuses its buffers.
 
 Shapes: ``wx`` is ``[T, B, H]`` (time-major, ``W x_t`` without bias), ``h0`` is ``[B, H]``,
 ``U`` is ``[H, H]`` (the effective matrix, ``U2 @ U1`` when low-rank), biases are ``[1, H]`` and
@@ -62,14 +64,19 @@ class FastGRNNScan(Function):
         torch.add(wx, bias_update, out=wx_both[..., hidden:])
         ut_both = torch.cat([U.t(), U.t()], dim=1).contiguous()
         hs, zs, cs = torch.empty_like(wx), torch.empty_like(wx), torch.empty_like(wx)
+        pre = wx.new_empty(batch, 2 * hidden)
+        pre_gate, pre_update = pre[:, :hidden], pre[:, hidden:]
+        scaled_c, kept_h = wx.new_empty(batch, hidden), wx.new_empty(batch, hidden)
         h = h0
-        for t in range(steps):
-            pre = torch.addmm(wx_both[t], h, ut_both)
-            _apply_into(gate_nl, pre[:, :hidden], zs[t])
-            _apply_into(update_nl, pre[:, hidden:], cs[t])
+        for wx_t, z_t, c_t, h_t in zip(wx_both.unbind(0), zs.unbind(0), cs.unbind(0),
+                                       hs.unbind(0), strict=True):
+            torch.addmm(wx_t, h, ut_both, out=pre)
+            _apply_into(gate_nl, pre_gate, z_t)
+            _apply_into(update_nl, pre_update, c_t)
             # h' = z*h + (s_zeta*(1-z) + s_nu)*c  ==  z*(h - s_zeta*c) + (s_zeta + s_nu)*c
-            h = torch.addcmul(cs[t] * (s_zeta + s_nu), zs[t], torch.add(h, cs[t], alpha=-s_zeta),
-                              out=hs[t])
+            torch.mul(c_t, s_zeta + s_nu, out=scaled_c)
+            torch.add(h, c_t, alpha=-s_zeta, out=kept_h)
+            h = torch.addcmul(scaled_c, z_t, kept_h, out=h_t)
         ctx.save_for_backward(hs, zs, cs, h0, U)
         ctx.constants = (s_zeta, s_nu, gate_nl, update_nl)
         return hs
@@ -86,10 +93,13 @@ class FastGRNNScan(Function):
         gain = torch.add(gain_gate, gain_update)
         grad_h = torch.empty_like(hs)  # dL/dh_t through every later step
         grad_h[-1] = grad_hs[-1]
+        direct, through_u = torch.empty_like(hs[0]), torch.empty_like(hs[0])
+        grad_h_t, grad_hs_t, zs_t, gain_t = (v.unbind(0) for v in (grad_h, grad_hs, zs, gain))
         for t in range(hs.shape[0] - 1, 0, -1):
-            dh = grad_h[t]
-            torch.addmm(torch.addcmul(grad_hs[t - 1], dh, zs[t]), dh * gain[t], U,
-                        out=grad_h[t - 1])
+            dh = grad_h_t[t]
+            torch.addcmul(grad_hs_t[t - 1], dh, zs_t[t], out=direct)
+            torch.mul(dh, gain_t[t], out=through_u)
+            torch.addmm(direct, through_u, U, out=grad_h_t[t - 1])
         dh = grad_h[0]
         grad_h0 = torch.addmm(dh * zs[0], dh * gain[0], U)
         grad_a_gate, grad_a_update = gain_gate.mul_(grad_h), gain_update.mul_(grad_h)
@@ -115,10 +125,13 @@ class FastRNNScan(Function):
         hs, cs = torch.empty_like(wx), torch.empty_like(wx)
         wx_biased = wx + bias_update
         ut = U.t().contiguous()
+        pre, kept_h = torch.empty_like(h0), torch.empty_like(h0)
         h = h0
-        for t in range(wx.shape[0]):
-            _apply_into(update_nl, torch.addmm(wx_biased[t], h, ut), cs[t])
-            h = torch.add(h * s_beta, cs[t], alpha=s_alpha, out=hs[t])
+        for wx_t, c_t, h_t in zip(wx_biased.unbind(0), cs.unbind(0), hs.unbind(0),
+                                  strict=True):
+            _apply_into(update_nl, torch.addmm(wx_t, h, ut, out=pre), c_t)
+            torch.mul(h, s_beta, out=kept_h)
+            h = torch.add(kept_h, c_t, alpha=s_alpha, out=h_t)
         ctx.save_for_backward(hs, cs, h0, U)
         ctx.constants = (s_alpha, s_beta, update_nl)
         return hs
@@ -130,10 +143,13 @@ class FastRNNScan(Function):
         gain = _derivative_from_output(update_nl, cs).mul_(s_alpha)
         grad_h = torch.empty_like(hs)
         grad_h[-1] = grad_hs[-1]
+        direct, through_u = torch.empty_like(hs[0]), torch.empty_like(hs[0])
+        grad_h_t, grad_hs_t, gain_t = (v.unbind(0) for v in (grad_h, grad_hs, gain))
         for t in range(hs.shape[0] - 1, 0, -1):
-            dh = grad_h[t]
-            torch.addmm(torch.add(grad_hs[t - 1], dh, alpha=s_beta), dh * gain[t], U,
-                        out=grad_h[t - 1])
+            dh = grad_h_t[t]
+            torch.add(grad_hs_t[t - 1], dh, alpha=s_beta, out=direct)
+            torch.mul(dh, gain_t[t], out=through_u)
+            torch.addmm(direct, through_u, U, out=grad_h_t[t - 1])
         dh = grad_h[0]
         grad_h0 = torch.addmm(dh * s_beta, dh * gain[0], U)
         h_prev = _previous_states(hs, h0)
