@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(__file__).parents[2] / "shared" / "data"
+from tests.conftest import SHARED_DATA as DATA
+
 ARCHIVES = {
     16000: DATA / "speech_commands" / "speech_commands_test_set_v0.02.tar.gz",
     8000: DATA / "fsdd" / "free-spoken-digit-dataset-26eb9aa.tar.gz",

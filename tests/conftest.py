@@ -1,12 +1,19 @@
-"""Shared fixtures: a small synthetic sequence task that trains in seconds."""
+"""Shared fixtures: a small synthetic sequence task that trains in seconds, and where the real
+datasets are."""
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kiloml.data.splits import DatasetSplits, Split
+
+#: The real datasets: ``../shared/data`` next to the project, or ``$KILOML_SHARED_DATA`` (which
+#: ``.ci/run`` sets for a clone made away from the project).
+SHARED_DATA = Path(os.environ.get("KILOML_SHARED_DATA")
+                   or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def synthetic_splits(n_train=96, n_val=32, n_test=32, steps=12, features=3, classes=3,

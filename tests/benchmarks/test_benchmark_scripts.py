@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SHARED_DATA
+
 ROOT = Path(__file__).parents[2]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def run_script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

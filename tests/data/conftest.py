@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).parents[2].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA
 
 
 def shared_file(relative: str) -> Path:
