@@ -29,7 +29,7 @@ DEFAULTS = {
     "u_rank": 8, "sparsity_w": 0.5, "sparsity_u": 0.5, "sparsity_head": 1.0, "epochs": 60,
     "batch_size": 64, "lr": 1e-2, "seed": 0, "readout": "last", "gate_nonlinearity": "sigmoid",
     "update_nonlinearity": "relu", "augment_scale": 0.1, "augment_noise": 0.05,
-    "augment_rotation": 15.0,
+    "augment_rotation": 15.0, "frame_stack": 1,
 }
 
 
@@ -87,6 +87,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--update-nonlinearity", choices=NONLINEARITIES, default=None,
                    help="FastGRNN candidate state h~ / FastRNN update "
                         f"(default: {d['update_nonlinearity']})")
+    g.add_argument("--frame-stack", type=_positive_int, default=d["frame_stack"],
+                   help="feed K consecutive frames to each recurrent step (K times fewer, wider "
+                        "steps; the sequence length must be a multiple of K; default: "
+                        "%(default)s)")
     g.add_argument("--readout", choices=["last", "mean"], default=d["readout"],
                    help="classify the last hidden state or the mean over time "
                         "(default: %(default)s)")
@@ -215,7 +219,8 @@ def _model_config(args, data):
                            "update_nonlinearity": _option(args.update_nonlinearity,
                                                           DEFAULTS["update_nonlinearity"])}
                           if fast else {}),
-                       bidirectional=args.bidirectional, readout=args.readout).validate()
+                       bidirectional=args.bidirectional, readout=args.readout,
+                       frame_stack=args.frame_stack).validate()
 
 
 def _train_config(args):
@@ -239,7 +244,7 @@ def command_train(args) -> int:
     from kiloml.nn.classifier import ModelConfig
     from kiloml.progress import RichReporter, summary_table
     from kiloml.runs import CHECKPOINT_FILE, read_run_config, save_run_config
-    from kiloml.train.fit import fit, new_model
+    from kiloml.train.fit import check_frame_stack, fit, new_model
     from kiloml.train.trainer import TrainConfig
 
     torch.set_num_threads(args.threads)
@@ -263,6 +268,7 @@ def command_train(args) -> int:
         data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files)
         _report_skipped(data)
         model_config = _model_config(args, data)
+        check_frame_stack(model_config, data)
         train_config = _train_config(args)
         run_dir.mkdir(parents=True, exist_ok=True)
         from kiloml.data.registry import DATASETS

@@ -33,10 +33,17 @@ def test_accuracy_vs_size_quick(tmp_path):
     for dataset in datasets:
         saved = json.loads((out / f"{dataset}.json").read_text())
         # eight rows: two compressed FastGRNNs, dense FastGRNN, FastRNN, two GRUs, two LSTMs;
-        # the audio sets add a wider, sparser FastGRNN
+        # the audio sets add a wider, sparser FastGRNN, smartwatch a frame-stacked FastGRNN
+        # and GRU
         wide = "FastGRNN compressed h160, 25% kept"
-        assert saved["quick"] is True and len(saved["results"]) == (9 if dataset == "fsdd" else 8)
+        stacked = ("FastGRNN compressed h112, 8 frames per step",
+                   "nn.GRU h64, 8 frames per step")
+        assert saved["quick"] is True and len(saved["results"]) == (9 if dataset == "fsdd" else 10)
         assert (wide in saved["results"]) == (dataset == "fsdd")
+        for name in stacked:
+            assert (name in saved["results"]) == (dataset == "smartwatch")
+            if dataset == "smartwatch":
+                assert saved["results"][name]["config"]["model"]["frame_stack"] == 8
         compressed = saved["results"]["FastGRNN compressed"]
         # two seeds: the reported accuracy is their mean, with their spread
         per_seed = [v["test_accuracy"] for v in compressed["seeds"].values()]

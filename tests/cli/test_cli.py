@@ -99,12 +99,15 @@ def test_incompatible_run_version(trained_run, tmp_path, capsys):
     (lambda tmp: ["--dataset", str(_write_npz(tmp / "count.npz", y_train=np.zeros(5, int)))],
      "X_train has 96 sequences but y_train has 5 labels"),
     (lambda tmp: ["--model", "gru", "--w-rank", "2"], "apply to fastgrnn and fastrnn"),
+    (lambda tmp: ["--dataset", str(_write_npz(tmp / "ok.npz")), "--frame-stack", "5"],
+     "--frame-stack 5 needs a sequence length divisible by it; ok has 12 steps"),
 ])
 def test_bad_input_is_a_one_line_error(make, message, tmp_path, capsys):
     args = make(tmp_path)
     code = main(["train", *args, "--epochs", "3", "--out", str(tmp_path / "run")])
     assert code == 1
     assert message in _error_line(capsys)
+    assert not (tmp_path / "run").exists()  # nothing half-made to clean up
 
 
 def _with_nan():

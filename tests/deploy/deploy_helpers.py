@@ -69,4 +69,5 @@ VARIANTS = {
     "fastgrnn-relu-lowrank-int16": dict(bits=16, update_nonlinearity="relu", u_rank=4,
                                         readout="mean"),
     "fastgrnn-relu-gate-int16": dict(bits=16, gate_nonlinearity="relu", w_rank=2),
+    "fastgrnn-stack4-int8": dict(bits=8, frame_stack=4, w_rank=3, u_rank=6),
 }

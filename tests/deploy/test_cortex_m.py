@@ -14,7 +14,7 @@ from .deploy_helpers import make_export
 
 
 @pytest.mark.parametrize("variant", ["fastgrnn-int16", "fastgrnn-lowrank-mean-int8",
-                                     "fastrnn-int16"])
+                                     "fastrnn-int16", "fastgrnn-stack4-int8"])
 def test_cortex_m_output_equals_simulator(exports, variant, require_cortex_m):
     out = exports[variant]
     report = verify_export(out, targets=("cortex-m4", "cortex-m3"))

@@ -76,10 +76,14 @@ def test_poisoned_scratch_gives_the_same_result(exports, require_gcc, tmp_path):
          readout="mean", bits=8),
     dict(hidden_size=300, keep=0.02, steps=4),  # uint16 column indices
     dict(hidden_size=300, keep=0.02, steps=4, bits=8, kind="fastrnn"),
-], ids=["smallest", "rank-one", "wide-int16", "wide-int8"])
+    dict(frame_stack=8, steps=24, w_rank=3, u_rank=4, bits=8),
+], ids=["smallest", "rank-one", "wide-int16", "wide-int8", "frame-stack-8"])
 def test_host_is_exact_at_shape_extremes(tmp_path, settings, require_gcc):
     out = make_export(tmp_path, **settings)
     info = json.loads((out / "export.json").read_text())
+    if settings.get("frame_stack"):
+        assert (info["steps"], info["input_size"], info["frame_stack"]) == (3, 48, 8)
+        assert "#define KILOML_FRAME_STACK 8\n" in (out / "model.h").read_text()
     if settings.get("hidden_size") == 300:
         assert info["storage"]["U"]["format"] == "csr"
     report = verify_export(out, targets=("host",))

@@ -184,3 +184,18 @@ def test_cortex_m4_equals_simulator(audio_exports, name, tmp_path, require_corte
         assert all(5e6 < count < 3e7 for count in sounds + [square]) and 0 < silence < square
     if absent:
         pytest.skip(f"extreme signals only: {absent}")
+
+
+def test_frame_stacked_audio_run_exports_without_the_pcm_path(tmp_path):
+    """The on-device front end hands the model one frame per step, so a run that stacks frames
+    gets the feature entry point only, with the reason in export.json."""
+    run_dir = make_run(tmp_path / "run", steps=STEPS, input_size=MELS, num_classes=6, u_rank=4,
+                       frame_stack=3)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["data"]["sample_rate"] = 16000
+    (run_dir / "config.json").write_text(json.dumps(config))
+    X, y = synthetic_data(8, seed=0, steps=STEPS, features=MELS, classes=6)
+    info = export_run(run_dir, tmp_path / "export", X_calib=X, X_test=X, y_test=y)
+    assert "pcm" not in info and info["pcm_skipped"] == (
+        "the front end feeds one frame per step, the model stacks 3 frames per step")
+    assert (info["steps"], info["input_size"]) == (STEPS // 3, 3 * MELS)

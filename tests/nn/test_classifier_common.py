@@ -13,6 +13,7 @@ CONFIGS = [
     dict(kind="fastgrnn"), dict(kind="fastgrnn", w_rank=2, u_rank=3, readout="mean"),
     dict(kind="fastgrnn", bidirectional=True), dict(kind="fastrnn", u_rank=4),
     dict(kind="gru"), dict(kind="lstm", bidirectional=True, readout="mean"),
+    dict(kind="fastgrnn", frame_stack=2, w_rank=2),
 ]
 
 
@@ -23,7 +24,7 @@ def _model(seed=0, **kwargs):
 
 @pytest.mark.parametrize("kwargs", CONFIGS)
 def test_shape_dtype_determinism_and_round_trip(kwargs, tmp_path):
-    x = torch.randn(5, 11, 3)
+    x = torch.randn(5, 12 if kwargs.get("frame_stack") else 11, 3)
     model = _model(**kwargs).eval()
     logits = model(x)
     assert logits.shape == (5, 4) and logits.dtype == torch.float32
@@ -47,6 +48,23 @@ def test_normalization_is_applied_inside_the_model():
     torch.testing.assert_close(model(shifted), before, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["fastgrnn", "gru"])
+def test_frame_stacking_is_the_same_network_over_wider_steps(kind):
+    """frame_stack k on [B, T, F] equals frame_stack 1 with k*F inputs on the reshaped input
+    (normalisation tiled k times)."""
+    stacked = _model(kind=kind, frame_stack=4).eval()
+    stacked.set_normalization(torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 3.0, 0.25]))
+    wide = build_model(ModelConfig(kind=kind, input_size=12, num_classes=4, hidden_size=8)).eval()
+    state = stacked.state_dict()
+    state["input_mean"], state["input_std"] = (state[k].repeat(4) for k in
+                                               ("input_mean", "input_std"))
+    wide.load_state_dict(state)
+    x = torch.randn(5, 16, 3)
+    torch.testing.assert_close(stacked(x), wide(x.reshape(5, 4, 12)), rtol=0, atol=0)
+    with pytest.raises(KilomlError, match="frame-stack 4 needs a number of steps divisible"):
+        stacked(torch.randn(5, 15, 3))
+
+
 def test_load_weights_reports_mismatched_shapes(tmp_path):
     save_weights(_model(kind="fastgrnn"), tmp_path / "m.safetensors")
     other = build_model(ModelConfig(kind="fastgrnn", input_size=3, num_classes=4, hidden_size=9))
@@ -59,6 +77,8 @@ def test_load_weights_reports_mismatched_shapes(tmp_path):
     (dict(kind="gru", u_rank=2), "apply to fastgrnn and fastrnn"),
     (dict(kind="fastgrnn", u_rank=99), "u-rank must be between 1 and 8"),
     (dict(kind="fastgrnn", readout="max"), "unknown readout"),
+    (dict(kind="fastgrnn", frame_stack=0), "frame-stack must be a positive integer"),
+    (dict(kind="fastgrnn", frame_stack=2, w_rank=7), "w-rank must be between 1 and 6"),
 ])
 def test_invalid_configs_are_one_line_errors(kwargs, message):
     with pytest.raises(KilomlError, match=message):

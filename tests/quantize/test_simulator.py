@@ -17,6 +17,8 @@ CONFIGS = [
     dict(gate_nonlinearity="quantSigm", update_nonlinearity="quantTanh"),
     dict(update_nonlinearity="relu", u_rank=5),
     dict(gate_nonlinearity="tanh", update_nonlinearity="sigmoid", readout="mean"),
+    dict(frame_stack=4, w_rank=3, u_rank=8),
+    dict(kind="fastrnn", frame_stack=2, readout="mean"),
 ]
 
 
@@ -94,14 +96,28 @@ def test_bidirectional_fails_with_a_message(make_inputs, make_model):
         quantize_model(make_model(X, bidirectional=True), X)
 
 
-def test_serialized_model_simulates_identically(make_inputs, make_model, tmp_path):
+@pytest.mark.parametrize("frame_stack", [1, 4])
+def test_serialized_model_simulates_identically(make_inputs, make_model, tmp_path, frame_stack):
     X = make_inputs(8, 16, seed=7)
-    q = quantize_model(make_model(X, w_rank=2, u_rank=4), X, bits=8)
+    q = quantize_model(make_model(X, w_rank=2, u_rank=4, frame_stack=frame_stack), X, bits=8)
     save_quantized(q, tmp_path / "q.npz")
     loaded = load_quantized(tmp_path / "q.npz")
     x = quantize_input(q, X)
+    assert x.shape == (8, 16 // frame_stack, 6 * frame_stack)
+    assert (loaded.steps, loaded.input_size, loaded.frame_stack) == x.shape[1:] + (frame_stack,)
     assert loaded.formats == q.formats and loaded.shifts() == q.shifts()
     assert np.array_equal(simulate_batch(loaded, x), simulate_batch(q, x))
+
+
+def test_stacked_input_is_the_raw_input_in_the_same_memory_order(make_inputs, make_model):
+    """The C code gets a [T][F] buffer as is: stacking must not reorder values."""
+    X = make_inputs(3, 16, seed=4)
+    model = make_model(X, frame_stack=4)
+    plain, stacked = (quantize_model(m, X, bits=8) for m in (make_model(X), model))
+    assert stacked.formats["input"] == plain.formats["input"]
+    assert np.array_equal(quantize_input(stacked, X).ravel(), quantize_input(plain, X).ravel())
+    assert np.array_equal(stacked.tensors["input_mean"].values,
+                          np.tile(plain.tensors["input_mean"].values, 4))
 
 
 def test_zero_standard_deviation_is_refused(make_inputs, make_model):

@@ -105,7 +105,8 @@ def macs_per_inference(model: SequenceClassifier, steps: int) -> int:
     for normalisation, and the head once (``C*H`` plus ``H`` per step for a mean readout).
     """
     c = model.config
-    per_step = c.input_size
+    steps //= c.frame_stack  # frames stacked side by side: fewer, wider steps
+    per_step = c.rnn_input_size
     elementwise = {"fastgrnn": 3, "fastrnn": 2, "gru": 3, "lstm": 3}[c.kind]
     if c.kind in ("fastgrnn", "fastrnn"):
         for cell in model.fast_cells():

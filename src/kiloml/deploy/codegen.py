@@ -165,6 +165,7 @@ def generate_model(q: QuantizedModel, description: str) -> GeneratedModel:
     common = {"HIDDEN_SIZE": q.hidden_size, "INPUT_SIZE": q.input_size}
     header = fill_template("model.h.in", {
         **common, "DESCRIPTION": description, "KIND": q.kind, "STEPS": q.steps,
+        "FRAME_STACK": q.frame_stack,
         "NUM_CLASSES": q.num_classes, "WEIGHT_BITS": q.bits,
         "INPUT_FRAC_BITS": q.formats["input"], "LOGITS_FRAC_BITS": q.formats["logits"],
         "WEIGHT_FLASH_BYTES": flash, "SCRATCH_BYTES": sizes["bytes"],

@@ -175,11 +175,13 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
             raise KilomlError(f"PCM test clips of {pcm_test.shape[1]} samples give "
                               f"{pcm_tables.config.num_frames(pcm_test.shape[1])} frames; the "
                               f"model runs {q.steps} steps")
-    if X_test is not None and X_test.shape[1] != q.steps:
+    if X_test is not None and X_test.shape[1] != X_calib.shape[1]:
         raise KilomlError(f"test sequences have {X_test.shape[1]} steps, calibration data "
-                          f"{q.steps}; the deployed model runs a fixed length")
+                          f"{X_calib.shape[1]}; the deployed model runs a fixed length")
+    stacking = f" ({q.frame_stack} frames per step)" if q.frame_stack > 1 else ""
     description = (f"{DISPLAY_NAMES[q.kind]} classifier, {q.input_size} features x {q.steps} "
-                   f"steps, {q.hidden_size} hidden, {q.num_classes} classes, int{bits} weights")
+                   f"steps{stacking}, {q.hidden_size} hidden, {q.num_classes} classes, "
+                   f"int{bits} weights")
     generated = generate_model(q, description)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.h").write_text(generated.header)
@@ -225,6 +227,7 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         "readout": q.readout,
         "input_size": q.input_size,
         "steps": q.steps,
+        "frame_stack": q.frame_stack,
         "hidden_size": q.hidden_size,
         "num_classes": q.num_classes,
         "w_rank": q.w_rank,
@@ -262,6 +265,7 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     readme = fill_template("README.md.in", {
         "NAME": name, "DESCRIPTION": description,
         "VERSION": __version__, "STEPS": q.steps, "INPUT_SIZE": q.input_size,
+        "FRAME_STACK": q.frame_stack,
         "INPUT_FRAC_BITS": q.formats["input"], "NUM_CLASSES": q.num_classes,
         "LOGITS_FRAC_BITS": q.formats["logits"], "WEIGHT_BITS": bits,
         "WEIGHT_FLASH_BYTES": generated.weight_flash_bytes,

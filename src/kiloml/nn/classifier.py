@@ -39,6 +39,7 @@ class ModelConfig:
     zeta_init: float = 1.0
     nu_init: float = -4.0
     bias_gate_init: float = 1.0
+    frame_stack: int = 1
 
     def validate(self) -> "ModelConfig":
         if self.kind not in MODEL_KINDS:
@@ -47,7 +48,7 @@ class ModelConfig:
         if self.readout not in READOUTS:
             raise KilomlError(f"unknown readout {self.readout!r}; "
                               f"choose one of {', '.join(READOUTS)}")
-        for name in ("input_size", "num_classes", "hidden_size"):
+        for name in ("input_size", "num_classes", "hidden_size", "frame_stack"):
             if int(getattr(self, name)) < 1:
                 raise KilomlError(f"{name.replace('_', '-')} must be a positive integer")
         if self.num_classes < 2:
@@ -56,13 +57,19 @@ class ModelConfig:
         check_nonlinearity(self.update_nonlinearity)
         if self.kind in ("gru", "lstm") and (self.w_rank or self.u_rank):
             raise KilomlError(f"--w-rank/--u-rank apply to fastgrnn and fastrnn, not {self.kind}")
-        limits = {"w_rank": min(self.input_size, self.hidden_size), "u_rank": self.hidden_size}
+        limits = {"w_rank": min(self.rnn_input_size, self.hidden_size),
+                  "u_rank": self.hidden_size}
         for name, limit in limits.items():
             rank = getattr(self, name)
             if rank is not None and not 1 <= rank <= limit:
                 raise KilomlError(f"{name.replace('_', '-')} must be between 1 and {limit} "
                                   f"for these sizes, got {rank}")
         return self
+
+    @property
+    def rnn_input_size(self) -> int:
+        """Features per recurrent step: ``frame_stack`` consecutive frames side by side."""
+        return self.frame_stack * self.input_size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +83,21 @@ class ModelConfig:
         return cls(**data).validate()
 
 
+def stack_frames(x, k: int):
+    """``[..., T, F]`` → ``[..., T/k, k*F]``: each step sees ``k`` consecutive frames side by side.
+
+    A reshape of the same row-major memory, so deployed code reads a ``[T][F]`` buffer as is.
+    Works on numpy arrays and torch tensors; ``T`` must be a multiple of ``k``.
+    """
+    if k == 1:
+        return x
+    steps, features = x.shape[-2], x.shape[-1]
+    if steps % k:
+        raise KilomlError(f"frame-stack {k} needs a number of steps divisible by {k}, "
+                          f"got {steps}")
+    return x.reshape(*x.shape[:-2], steps // k, k * features)
+
+
 class SequenceClassifier(nn.Module):
     """Classifies ``[B, T, F]`` sequences into ``C`` classes; returns logits ``[B, C]``."""
 
@@ -86,19 +108,20 @@ class SequenceClassifier(nn.Module):
         self.register_buffer("input_mean", torch.zeros(c.input_size))
         self.register_buffer("input_std", torch.ones(c.input_size))
         common = dict(batch_first=True, bidirectional=c.bidirectional)
+        inputs = c.rnn_input_size
         if c.kind == "fastgrnn":
-            self.rnn = FastGRNN(c.input_size, c.hidden_size, gate_nonlinearity=c.gate_nonlinearity,
+            self.rnn = FastGRNN(inputs, c.hidden_size, gate_nonlinearity=c.gate_nonlinearity,
                                 update_nonlinearity=c.update_nonlinearity, w_rank=c.w_rank,
                                 u_rank=c.u_rank, zeta_init=c.zeta_init, nu_init=c.nu_init,
                                 bias_gate_init=c.bias_gate_init, **common)
         elif c.kind == "fastrnn":
-            self.rnn = FastRNN(c.input_size, c.hidden_size,
+            self.rnn = FastRNN(inputs, c.hidden_size,
                                update_nonlinearity=c.update_nonlinearity, w_rank=c.w_rank,
                                u_rank=c.u_rank, **common)
         elif c.kind == "gru":
-            self.rnn = nn.GRU(c.input_size, c.hidden_size, **common)
+            self.rnn = nn.GRU(inputs, c.hidden_size, **common)
         else:
-            self.rnn = nn.LSTM(c.input_size, c.hidden_size, **common)
+            self.rnn = nn.LSTM(inputs, c.hidden_size, **common)
         directions = 2 if c.bidirectional else 1
         self.head = nn.Linear(directions * c.hidden_size, c.num_classes)
 
@@ -109,7 +132,8 @@ class SequenceClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Readout vector ``[B, D*H]`` for raw input ``x`` ``[B, T, F]``."""
-        out, _ = self.rnn((x - self.input_mean) / self.input_std)
+        x = stack_frames((x - self.input_mean) / self.input_std, self.config.frame_stack)
+        out, _ = self.rnn(x)
         return out.mean(dim=1) if self.config.readout == "mean" else self._last(out)
 
     def _last(self, out: torch.Tensor) -> torch.Tensor:

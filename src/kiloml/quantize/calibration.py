@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from kiloml.errors import KilomlError
-from kiloml.nn.classifier import SequenceClassifier
+from kiloml.nn.classifier import SequenceClassifier, stack_frames
 
 SUPPORTED_KINDS = ("fastgrnn", "fastrnn")
 VECTORS_AND_SCALARS = ("bias_gate", "bias_update", "zeta", "nu", "alpha", "beta")
@@ -27,13 +27,18 @@ FLOAT_FUNCTIONS = {
 
 @dataclass
 class FloatModel:
-    """A deployable classifier as float64 arrays (names as in the state dict, without prefix)."""
+    """A deployable classifier as float64 arrays (names as in the state dict, without prefix).
+
+    With ``frame_stack`` k > 1, ``input_mean``/``input_std`` are tiled k times (``[k*F]``): the
+    model is the same network over ``k*F`` features and ``T/k`` steps.
+    """
 
     kind: str
     gate: str
     update: str
     readout: str
     tensors: dict[str, np.ndarray]
+    frame_stack: int = 1
 
     @property
     def w_rank(self) -> int | None:
@@ -61,14 +66,16 @@ def float_parameters(model: SequenceClassifier) -> FloatModel:
     check_deployable(model)
     c = model.config
     state = {k: v.detach().to(torch.float64).numpy() for k, v in model.state_dict().items()}
-    tensors = {"input_mean": state["input_mean"], "input_std": state["input_std"],
+    k = c.frame_stack
+    tensors = {"input_mean": np.tile(state["input_mean"], k),
+               "input_std": np.tile(state["input_std"], k),
                "head_weight": state["head.weight"], "head_bias": state["head.bias"]}
     for name, value in state.items():
         if name.startswith("rnn.cell."):
             short = name.removeprefix("rnn.cell.")
             tensors[short] = value.reshape(-1) if short in VECTORS_AND_SCALARS else value
     gate = c.gate_nonlinearity if c.kind == "fastgrnn" else ""
-    return FloatModel(c.kind, gate, c.update_nonlinearity, c.readout, tensors)
+    return FloatModel(c.kind, gate, c.update_nonlinearity, c.readout, tensors, k)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -81,7 +88,7 @@ def float_forward(fm: FloatModel, X: np.ndarray, ranges: dict[str, float] | None
     largest absolute value of every intermediate in it (keys: ``input``, ``normalized``,
     ``w_low_rank``, ``u_low_rank``, ``preactivation``, ``update_out``, ``state``, ``logits``)."""
     t = fm.tensors
-    X = np.asarray(X, dtype=np.float64)
+    X = stack_frames(np.asarray(X, dtype=np.float64), fm.frame_stack)
     record = ranges if ranges is not None else {}
 
     def note(key: str, value: np.ndarray) -> None:

@@ -41,6 +41,9 @@ def check_compatible(q: QuantizedModel, tables: LogMelTables) -> None:
     """Raise :class:`KilomlError` unless the front end's features of one second fit the
     model's input (``n_mels`` features per frame, ``steps`` frames)."""
     config = tables.config
+    if q.frame_stack != 1:
+        raise KilomlError(f"the front end feeds one frame per step, the model stacks "
+                          f"{q.frame_stack} frames per step")
     if config.n_mels != q.input_size:
         raise KilomlError(f"the front end gives {config.n_mels} features per frame, the "
                           f"model takes {q.input_size}")

@@ -12,12 +12,12 @@ The C input is int16 features in Q``formats["input"]`` (see :func:`quantize_inpu
 is int32 logits in Q``formats["logits"]``.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from kiloml.errors import KilomlError
-from kiloml.nn.classifier import SequenceClassifier
+from kiloml.nn.classifier import SequenceClassifier, stack_frames
 from kiloml.quantize.activations import Q15, output_frac_bits
 from kiloml.quantize.calibration import FloatModel, float_forward, float_parameters
 from kiloml.quantize.formats import frac_bits_for, saturate, to_fixed
@@ -51,6 +51,9 @@ class QuantizedModel:
     scalars ``sigmoid_alpha``, ``sigmoid_beta`` (FastRNN). ``formats`` holds the fractional
     bits of the int16 activations ``input``, ``normalized``, ``w_low_rank``, ``u_low_rank``,
     ``preactivation``, ``gate_out``, ``update_out``, ``state`` and of the int32 ``logits``.
+
+    ``input_size`` and ``steps`` are per recurrent step: with ``frame_stack`` k, the raw
+    ``[k*steps, input_size/k]`` input is the same memory read as ``[steps, input_size]``.
     """
 
     kind: str
@@ -62,6 +65,7 @@ class QuantizedModel:
     num_classes: int
     steps: int
     bits: int
+    frame_stack: int = 1
     tensors: dict[str, QTensor] = field(default_factory=dict)
     formats: dict[str, int] = field(default_factory=dict)
 
@@ -120,12 +124,13 @@ def _sigmoid(x: float) -> float:
 def quantize_float_model(fm: FloatModel, X_calib: np.ndarray, bits: int = 16,
                          headroom: float = 1.25) -> QuantizedModel:
     """Quantize ``fm`` with activation ranges from calibration input ``X_calib`` ``[N, T, F]``
-    (raw features; ``T`` becomes the deployed sequence length)."""
+    (raw features; the deployed model runs ``T`` steps, or ``T/k`` with frame stacking)."""
     if bits not in WEIGHT_BITS:
         raise ValueError(f"bits must be 8 or 16, got {bits}")
     X_calib = np.asarray(X_calib, dtype=np.float64)
     if X_calib.ndim != 3:
         raise ValueError(f"calibration input must be [N, T, F], got shape {list(X_calib.shape)}")
+    X_calib = stack_frames(X_calib, fm.frame_stack)
     if not np.all(np.isfinite(X_calib)):
         raise KilomlError("calibration data contains NaN or infinite values")
     if not 1 <= X_calib.shape[1] <= MAX_STEPS:
@@ -136,10 +141,10 @@ def quantize_float_model(fm: FloatModel, X_calib: np.ndarray, bits: int = 16,
         raise KilomlError("input_std must be positive and finite for every feature; refit the "
                           "normalisation on the training split")
     ranges: dict[str, float] = {}
-    float_forward(fm, X_calib, ranges)
+    float_forward(replace(fm, frame_stack=1), X_calib, ranges)  # X_calib is stacked already
     hidden, features = t["bias_update"].shape[0], t["input_mean"].shape[0]
     q = QuantizedModel(fm.kind, fm.gate, fm.update, fm.readout, features, hidden,
-                       t["head_bias"].shape[0], X_calib.shape[1], bits)
+                       t["head_bias"].shape[0], X_calib.shape[1], bits, fm.frame_stack)
 
     def activation(key: str) -> int:
         return frac_bits_for(ranges.get(key, 0.0) * headroom, 16, *ACTIVATION_FRAC_BITS)
@@ -178,8 +183,10 @@ def quantize_model(model: SequenceClassifier, X_calib: np.ndarray, bits: int = 1
 
 
 def quantize_input(q: QuantizedModel, X: np.ndarray) -> np.ndarray:
-    """Raw features ``X`` ``[..., T, F]`` → int16 in Q``formats["input"]`` (what C takes)."""
-    scaled = np.round(np.asarray(X, dtype=np.float64) * 2.0 ** q.formats["input"])
+    """Raw features ``X`` ``[..., T, F]`` → int16 ``[..., steps, input_size]`` in
+    Q``formats["input"]`` (what C takes; frames stacked by ``q.frame_stack``)."""
+    X = stack_frames(np.asarray(X, dtype=np.float64), q.frame_stack)
+    scaled = np.round(X * 2.0 ** q.formats["input"])
     return saturate(scaled.astype(np.int64), 16).astype(np.int16)
 
 

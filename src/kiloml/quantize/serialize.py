@@ -10,7 +10,8 @@ from kiloml.errors import KilomlError
 from kiloml.quantize.quantizer import QTensor, QuantizedModel
 
 _HEADER_FIELDS = ("kind", "gate", "update", "readout", "input_size", "hidden_size",
-                  "num_classes", "steps", "bits")
+                  "num_classes", "steps", "bits", "frame_stack")
+_HEADER_DEFAULTS = {"frame_stack": 1}  # fields added after the first release
 
 
 def save_quantized(q: QuantizedModel, path: Path) -> None:
@@ -33,7 +34,11 @@ def load_quantized(path: Path) -> QuantizedModel:
         raise KilomlError(f"{path}: file not found") from None
     except (KeyError, ValueError, OSError) as e:
         raise KilomlError(f"{path}: not a quantized kiloml model ({e})") from None
-    q = QuantizedModel(**{name: header[name] for name in _HEADER_FIELDS})
+    missing = [n for n in _HEADER_FIELDS if n not in header and n not in _HEADER_DEFAULTS]
+    if missing:
+        raise KilomlError(f"{path}: not a quantized kiloml model (header lacks {missing})")
+    q = QuantizedModel(**{name: header.get(name, _HEADER_DEFAULTS.get(name))
+                          for name in _HEADER_FIELDS})
     q.formats = {k: int(v) for k, v in header["formats"].items()}
     q.tensors = {name: QTensor(arrays[name].astype(np.int64), int(meta["frac_bits"]),
                                int(meta["bits"]))

@@ -10,6 +10,7 @@ import torch
 
 from kiloml.compress.size import count_parameters, macs_per_inference, model_size_bytes
 from kiloml.data.splits import DatasetSplits
+from kiloml.errors import KilomlError
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier, build_model
 from kiloml.train.trainer import Reporter, TrainConfig, Trainer, TrainResult, evaluate
 
@@ -22,8 +23,16 @@ def fit_normalization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
 
 
+def check_frame_stack(model_config: ModelConfig, data: DatasetSplits) -> None:
+    """One-line error unless the sequences split into whole stacks of ``frame_stack`` frames."""
+    if data.steps % model_config.frame_stack:
+        raise KilomlError(f"--frame-stack {model_config.frame_stack} needs a sequence length "
+                          f"divisible by it; {data.name} has {data.steps} steps")
+
+
 def new_model(model_config: ModelConfig, data: DatasetSplits, seed: int) -> SequenceClassifier:
     """A model initialised from ``seed`` with normalisation fitted on the training split."""
+    check_frame_stack(model_config, data)
     torch.manual_seed(seed)
     model = build_model(model_config)
     model.set_normalization(*map(torch.from_numpy, fit_normalization(data.train.x)))
