@@ -36,7 +36,7 @@ def test_accuracy_vs_size_quick(tmp_path):
         # the audio sets add a wider, sparser FastGRNN, smartwatch a frame-stacked FastGRNN
         # and GRU
         wide = "FastGRNN compressed h160, 25% kept"
-        stacked = ("FastGRNN compressed h112, 8 frames per step",
+        stacked = ("FastGRNN compressed h120, 8 frames per step",
                    "nn.GRU h64, 8 frames per step")
         assert saved["quick"] is True and len(saved["results"]) == (9 if dataset == "fsdd" else 10)
         assert (wide in saved["results"]) == (dataset == "fsdd")
