@@ -72,3 +72,29 @@ def test_train_speed_quick(tmp_path):
     assert {"kiloml FastGRNN (fused)", "torch.nn.LSTM"} <= set(result["speed_vs_gru"])
     assert all(v > 0 for v in result["speed_vs_gru"].values())
     assert "| kiloml FastGRNN (fused) |" in done.stdout
+
+
+def test_smartwatch_cv_quick(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from smartwatch_cv import MODELS, fold_subjects
+
+    # every subject is tested once, no subject is in two splits of a fold, and fold 4 is
+    # kiloml's fixed split
+    assert sorted(s for f in range(5) for s in fold_subjects(f)[2]) == list(range(1, 11))
+    for f in range(5):
+        train, val, test = fold_subjects(f)
+        assert sorted(train + val + test) == list(range(1, 11)) and len(val) == 1
+    assert fold_subjects(4) == ((1, 2, 3, 4, 5, 6, 7), (8,), (9, 10))
+    done = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((tmp_path / "smartwatch_cv.json").read_text())
+    assert saved["quick"] is True and set(saved["results"]) == set(MODELS)
+    for entry in saved["results"].values():
+        assert sorted(entry["folds"]) == ["0", "1"]
+        assert all(0 <= f["test_accuracy"] <= 1 for f in entry["folds"].values())
+        assert ("int8_accuracy" in entry["folds"]["0"]) == (entry["kind"] == "fastgrnn")
+    report = (tmp_path / "smartwatch_cv.md").read_text()
+    assert "| test 1–2 | test 3–4 |" in report and "Most accurate baseline" in report
+    # a rerun trains nothing
+    again = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path))
+    assert again.returncode == 0 and "fold 0" not in again.stdout

@@ -51,3 +51,23 @@ def test_missing_or_wrong_file_is_a_clear_error(tmp_path):
     np.save(tmp_path / "bad.npy", np.arange(3))
     with pytest.raises(KilomlError, match="not a seglearn watch_dataset.npy"):
         load_smartwatch(tmp_path / "bad.npy")
+
+
+@needs_seglearn
+def test_other_subject_splits_for_cross_validation():
+    raw = np.load(default_path(), allow_pickle=True).item()
+    folds = ((3, 4, 5, 6, 7, 8, 9), (10,), (1, 2))
+    data = load_smartwatch(subjects=folds)
+    for split, subjects in zip(("train", "val", "test"), folds, strict=True):
+        expected = sum((len(x) - WINDOW) // HOP + 1
+                       for x, s in zip(raw["X"], raw["subject"], strict=True) if s in subjects)
+        assert len(getattr(data, split)) == expected
+    assert data.info["subjects"]["test"] == (1, 2)
+    default = load_smartwatch()
+    assert not np.array_equal(data.test.x[:10], default.test.x[:10])
+
+
+@pytest.mark.parametrize("subjects", [((1, 2), (2,), (3,)), ((1,), (11,), (3,)), ((1,), (), (3,))])
+def test_bad_subject_splits_are_one_line_errors(subjects):
+    with pytest.raises(KilomlError, match="subjects must be disjoint, non-empty and in 1–10"):
+        load_smartwatch(subjects=subjects)

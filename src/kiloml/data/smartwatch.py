@@ -20,6 +20,7 @@ TRAIN_HOP = 64
 TRAIN_SUBJECTS = (1, 2, 3, 4, 5, 6, 7)
 VAL_SUBJECTS = (8,)
 TEST_SUBJECTS = (9, 10)
+SUBJECTS = tuple(range(1, 11))
 INSTALL_HINT = "pip install --no-deps seglearn==1.2.5"
 
 
@@ -41,8 +42,17 @@ def _windows(data: dict, subjects: tuple[int, ...], hop: int = HOP) -> Split:
     return Split(np.concatenate(xs), np.concatenate(ys))
 
 
-def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP) -> DatasetSplits:
-    """Load and split the watch data set from ``path`` (default: the installed seglearn's)."""
+def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP,
+                    subjects: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] = (
+                        TRAIN_SUBJECTS, VAL_SUBJECTS, TEST_SUBJECTS)) -> DatasetSplits:
+    """Load and split the watch data set from ``path`` (default: the installed seglearn's);
+    ``subjects`` are the (train, validation, test) subjects, disjoint, from 1–10."""
+    train_subjects, val_subjects, test_subjects = (tuple(map(int, s)) for s in subjects)
+    chosen = train_subjects + val_subjects + test_subjects
+    if (len(set(chosen)) != len(chosen) or not set(chosen) <= set(SUBJECTS)
+            or not all((train_subjects, val_subjects, test_subjects))):
+        raise KilomlError(f"smartwatch subjects must be disjoint, non-empty and in 1–10; got "
+                          f"train {train_subjects}, val {val_subjects}, test {test_subjects}")
     path = Path(path) if path is not None else default_path()
     if path is None:
         raise KilomlError(f"smartwatch data not found: seglearn is not installed ({INSTALL_HINT})")
@@ -59,12 +69,13 @@ def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP) -> Dat
         raise KilomlError(f"{path}: expected a dict with keys {sorted(required)}")
     return DatasetSplits(
         name="smartwatch",
-        train=_windows(data, TRAIN_SUBJECTS, train_hop),
-        val=_windows(data, VAL_SUBJECTS),
-        test=_windows(data, TEST_SUBJECTS),
+        train=_windows(data, train_subjects, train_hop),
+        val=_windows(data, val_subjects),
+        test=_windows(data, test_subjects),
         class_names=[str(n) for n in data["y_labels"]],
         description="seglearn smartwatch IMU, 6 channels @ 50 Hz, 7 exercises, split by subject",
         info={"path": str(path), "window": WINDOW, "hop": HOP, "train_hop": train_hop,
               "vector_channels": [[0, 1, 2], [3, 4, 5]],
-              "subjects": {"train": TRAIN_SUBJECTS, "val": VAL_SUBJECTS, "test": TEST_SUBJECTS}},
+              "subjects": {"train": train_subjects, "val": val_subjects,
+                           "test": test_subjects}},
     ).validate()

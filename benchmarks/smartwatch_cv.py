@@ -1,0 +1,155 @@
+"""Subject-wise cross-validation on the smartwatch data: the comparison of docs/benchmarks.md
+with every subject tested once instead of only subjects 9 and 10.
+
+    python benchmarks/smartwatch_cv.py            # 5 folds x 4 models, about 20 min
+    python benchmarks/smartwatch_cv.py --quick    # smoke run (runs/smartwatch-cv-quick)
+
+Fold i (0-4) tests subjects 2i+1 and 2i+2, validates on the subject before them (subject 10
+for fold 0) and trains on the other seven, so fold 4 is the fixed split of ``kiloml train``.
+The models are the smartwatch rows of ``accuracy_vs_size.py`` named in ``MODELS``, trained the
+same way (same Trainer, augmentation and 60 epochs); kiloml's models are also scored with int8
+weights by the integer simulator. Each finished (model, fold) is saved at once in
+``OUT/smartwatch_cv.json`` and skipped by a rerun, so an interrupted run loses at most one model.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from accuracy_vs_size import (
+    COMPRESSED,
+    QUICK,
+    RECIPES,
+    ROOT,
+    save_atomic,
+    subset,
+    train_one,
+    variants,
+)
+from kiloml.data.smartwatch import SUBJECTS, load_smartwatch
+from kiloml.errors import KilomlError
+
+STACKED_GRU = "nn.GRU h64, 8 frames per step"
+MODELS = (COMPRESSED, f"{COMPRESSED} h120, 8 frames per step", "nn.GRU h64", STACKED_GRU)
+FOLDS = 5
+
+
+def fold_subjects(fold: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(train, validation, test) subjects of ``fold``."""
+    test = (2 * fold + 1, 2 * fold + 2)
+    val = ((test[0] - 2) % len(SUBJECTS) + 1,)
+    train = tuple(s for s in SUBJECTS if s not in test + val)
+    return train, val, test
+
+
+def markdown(results: dict, folds: list[int], quick: bool) -> str:
+    """The per-fold table, the means, and each compressed FastGRNN against the best baseline."""
+    heads = [f"test {'–'.join(map(str, fold_subjects(f)[2]))}" for f in folds]
+    lines = [f"Subject-wise cross-validation{' (quick smoke run)' if quick else ''}: "
+             f"{len(folds)} folds, float32 test accuracy (%) per fold; the mean is over folds.",
+             "", "| model | bytes float32 | bytes int8 | " + " | ".join(heads)
+             + " | mean ± std | int8 mean |", "|---|---:|---:|" + "---:|" * (len(folds) + 2)]
+    means = {}
+    for name, entry in results.items():
+        accs = [100 * entry["folds"][str(f)]["test_accuracy"] for f in folds]
+        int8 = [100 * entry["folds"][str(f)]["int8_accuracy"] for f in folds
+                if "int8_accuracy" in entry["folds"][str(f)]]
+        means[name] = (float(np.mean(accs)), float(np.mean(int8)) if int8 else None)
+        std = np.std(accs, ddof=1) if len(accs) > 1 else 0.0
+        lines.append(f"| {name} | {entry['model_size_bytes']:,} | "
+                     f"{entry['model_size_bytes_int8']:,} | "
+                     + " | ".join(f"{a:.2f}" for a in accs)
+                     + f" | {np.mean(accs):.2f} ± {std:.2f}"
+                     + f" | {f'{np.mean(int8):.2f}' if int8 else '—'} |")
+    baselines = [n for n in results if results[n]["kind"] in ("gru", "lstm")]
+    best = max(baselines, key=lambda n: means[n][0])
+    lines += ["", f"Most accurate baseline: {best} ({means[best][0]:.2f}%, "
+                  f"{results[best]['model_size_bytes']:,} B float32)."]
+    for name in results:
+        if name.startswith(COMPRESSED):
+            ratio = results[best]["model_size_bytes"] / results[name]["model_size_bytes_int8"]
+            gap = means[best][0] - means[name][1]
+            verdict = "met" if ratio >= 20 and gap <= 1.0 else "missed"
+            lines.append(f"- {name} at int8: {means[name][1]:.2f}%, "
+                         f"{results[name]['model_size_bytes_int8']:,} B: {ratio:.1f}x smaller, "
+                         f"{abs(gap):.2f} points {'behind' if gap > 0 else 'ahead'}: {verdict}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--folds", type=int, nargs="+", default=list(range(FOLDS)),
+                        choices=range(FOLDS), metavar="FOLD", help="folds to run (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where smartwatch_cv.json and .md go (default: docs/benchmarks, or "
+                             "runs/smartwatch-cv-quick with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: {QUICK['epochs']} epochs on {QUICK['train']} training "
+                             "windows, two folds; checks the pipeline and the output")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.out is None:
+        args.out = ROOT / ("runs/smartwatch-cv-quick" if args.quick else "docs/benchmarks")
+    if args.quick:
+        args.folds = args.folds[:2]
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "smartwatch_cv.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    if saved.get("quick", args.quick) != args.quick or saved.get("seed", args.seed) != args.seed:
+        saved = {}  # never mix a smoke run with a full one, or two seeds
+    recipe = RECIPES["smartwatch"]
+    models = {name: fields for name, fields in variants(recipe).items() if name in MODELS}
+    results = {k: v for k, v in saved.get("results", {}).items() if k in models}
+    epochs = QUICK["epochs"] if args.quick else recipe["epochs"]
+    for fold in args.folds:
+        try:
+            data = load_smartwatch(subjects=fold_subjects(fold))
+        except KilomlError as e:
+            print(f"smartwatch_cv: {e}", file=sys.stderr)
+            return 2
+        if args.quick:
+            data = subset(data, QUICK)
+        for name, (model_fields, train_fields) in models.items():
+            done = results.get(name)
+            config = {"model": model_fields, "train": train_fields}
+            if done and (done["epochs"], done["config"]) == (epochs, config) \
+                    and str(fold) in done["folds"]:
+                continue
+            started = time.perf_counter()
+            entry = train_one(data, model_fields, train_fields, epochs, recipe["batch_size"],
+                              args.seed)
+            scores = {k: entry[k] for k in ("test_accuracy", "int8_accuracy") if k in entry}
+            if not done or (done["epochs"], done["config"]) != (epochs, config):
+                done = {k: entry[k] for k in ("kind", "model_size_bytes", "model_size_bytes_int8",
+                                              "macs_per_inference", "epochs", "config")}
+                done["folds"] = {}
+            done["folds"][str(fold)] = {**scores, "subjects": fold_subjects(fold)}
+            results[name] = done
+            save_atomic(path, {"quick": args.quick, "seed": args.seed,
+                               "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                                          f"torch {torch.__version__}, 1 thread",
+                               "results": results})
+            print(f"fold {fold} (test {fold_subjects(fold)[2]}) {name:45s} "
+                  f"{100 * entry['test_accuracy']:6.2f}% ({time.perf_counter() - started:.0f} s)",
+                  flush=True)
+    folds = sorted(set.intersection(*({int(f) for f in results.get(n, {}).get("folds", {})}
+                                      for n in models)))
+    if not set(args.folds) <= set(folds):
+        print("smartwatch_cv: some models have no result for every fold", file=sys.stderr)
+        return 1
+    report = markdown({n: results[n] for n in models}, folds, args.quick)
+    (args.out / "smartwatch_cv.md").write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
