@@ -2,14 +2,16 @@
 with every subject tested once instead of only subjects 9 and 10.
 
     python benchmarks/smartwatch_cv.py            # 5 folds x 4 models, about 20 min
+    python benchmarks/smartwatch_cv.py --seeds 0 1    # a second seed per fold (keeps seed 0)
     python benchmarks/smartwatch_cv.py --quick    # smoke run (runs/smartwatch-cv-quick)
 
 Fold i (0-4) tests subjects 2i+1 and 2i+2, validates on the subject before them (subject 10
 for fold 0) and trains on the other seven, so fold 4 is the fixed split of ``kiloml train``.
 The models are the smartwatch rows of ``accuracy_vs_size.py`` named in ``MODELS``, trained the
 same way (same Trainer, augmentation and 60 epochs); kiloml's models are also scored with int8
-weights by the integer simulator. Each finished (model, fold) is saved at once in
-``OUT/smartwatch_cv.json`` and skipped by a rerun, so an interrupted run loses at most one model.
+weights by the integer simulator. A fold's accuracy is the mean over the seeds it ran. Each
+finished (model, fold, seed) is saved at once in ``OUT/smartwatch_cv.json`` and skipped by a
+rerun, so an interrupted run loses at most one model.
 """
 
 import argparse
@@ -39,6 +41,7 @@ from kiloml.errors import KilomlError
 STACKED_GRU = "nn.GRU h64, 8 frames per step"
 MODELS = (COMPRESSED, f"{COMPRESSED} h120, 8 frames per step", "nn.GRU h64", STACKED_GRU)
 FOLDS = 5
+SCORES = ("test_accuracy", "int8_accuracy")
 
 
 def fold_subjects(fold: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -49,18 +52,41 @@ def fold_subjects(fold: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[in
     return train, val, test
 
 
-def markdown(results: dict, folds: list[int], quick: bool) -> str:
+def upgrade(saved: dict) -> dict:
+    """Results saved with one seed per fold (``saved["seed"]``) in the per-seed layout."""
+    seed = saved.pop("seed", None)
+    for entry in saved.get("results", {}).values():
+        for fold, scores in entry["folds"].items():
+            if "seeds" not in scores:
+                entry["folds"][fold] = {
+                    "subjects": scores["subjects"], **{k: scores[k] for k in SCORES if k in scores},
+                    "seeds": {str(seed): {k: scores[k] for k in SCORES if k in scores}}}
+    return saved
+
+
+def add_seed(fold_entry: dict, seed: int, scores: dict) -> None:
+    """Store one seed's ``scores`` in ``fold_entry`` and make its accuracies the seed means."""
+    fold_entry["seeds"][str(seed)] = scores
+    for k in SCORES:
+        values = [v[k] for v in fold_entry["seeds"].values() if k in v]
+        if values:
+            fold_entry[k] = float(np.mean(values))
+
+
+def markdown(results: dict, folds: list[int], seeds: list[int], quick: bool) -> str:
     """The per-fold table, the means, and each compressed FastGRNN against the best baseline."""
     heads = [f"test {'–'.join(map(str, fold_subjects(f)[2]))}" for f in folds]
     lines = [f"Subject-wise cross-validation{' (quick smoke run)' if quick else ''}: "
-             f"{len(folds)} folds, float32 test accuracy (%) per fold; the mean is over folds.",
+             f"{len(folds)} folds, float32 test accuracy (%) per fold (mean over seeds "
+             f"{', '.join(map(str, seeds))}); the mean is over folds.",
              "", "| model | bytes float32 | bytes int8 | " + " | ".join(heads)
              + " | mean ± std | int8 mean |", "|---|---:|---:|" + "---:|" * (len(folds) + 2)]
     means = {}
     for name, entry in results.items():
-        accs = [100 * entry["folds"][str(f)]["test_accuracy"] for f in folds]
-        int8 = [100 * entry["folds"][str(f)]["int8_accuracy"] for f in folds
-                if "int8_accuracy" in entry["folds"][str(f)]]
+        runs = [[entry["folds"][str(f)]["seeds"][str(s)] for s in seeds] for f in folds]
+        accs = [100 * np.mean([r["test_accuracy"] for r in fold]) for fold in runs]
+        int8 = [100 * np.mean([r["int8_accuracy"] for r in fold]) for fold in runs
+                if all("int8_accuracy" in r for r in fold)]
         means[name] = (float(np.mean(accs)), float(np.mean(int8)) if int8 else None)
         std = np.std(accs, ddof=1) if len(accs) > 1 else 0.0
         lines.append(f"| {name} | {entry['model_size_bytes']:,} | "
@@ -87,7 +113,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--folds", type=int, nargs="+", default=list(range(FOLDS)),
                         choices=range(FOLDS), metavar="FOLD", help="folds to run (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="train every model once per seed and fold (default: 0)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where smartwatch_cv.json and .md go (default: docs/benchmarks, or "
                              "runs/smartwatch-cv-quick with --quick)")
@@ -102,14 +129,14 @@ def main() -> int:
         args.folds = args.folds[:2]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "smartwatch_cv.json"
-    saved = json.loads(path.read_text()) if path.exists() else {}
-    if saved.get("quick", args.quick) != args.quick or saved.get("seed", args.seed) != args.seed:
-        saved = {}  # never mix a smoke run with a full one, or two seeds
+    saved = upgrade(json.loads(path.read_text())) if path.exists() else {}
+    if saved.get("quick", args.quick) != args.quick:
+        saved = {}  # never mix a smoke run with a full one
     recipe = RECIPES["smartwatch"]
     models = {name: fields for name, fields in variants(recipe).items() if name in MODELS}
     results = {k: v for k, v in saved.get("results", {}).items() if k in models}
     epochs = QUICK["epochs"] if args.quick else recipe["epochs"]
-    for fold in args.folds:
+    for fold, seed in ((f, s) for f in args.folds for s in args.seeds):
         try:
             data = load_smartwatch(subjects=fold_subjects(fold))
         except KilomlError as e:
@@ -121,31 +148,35 @@ def main() -> int:
             done = results.get(name)
             config = {"model": model_fields, "train": train_fields}
             if done and (done["epochs"], done["config"]) == (epochs, config) \
-                    and str(fold) in done["folds"]:
+                    and str(seed) in done["folds"].get(str(fold), {}).get("seeds", {}):
                 continue
             started = time.perf_counter()
             entry = train_one(data, model_fields, train_fields, epochs, recipe["batch_size"],
-                              args.seed)
-            scores = {k: entry[k] for k in ("test_accuracy", "int8_accuracy") if k in entry}
+                              seed)
+            scores = {k: entry[k] for k in SCORES if k in entry}
             if not done or (done["epochs"], done["config"]) != (epochs, config):
                 done = {k: entry[k] for k in ("kind", "model_size_bytes", "model_size_bytes_int8",
                                               "macs_per_inference", "epochs", "config")}
                 done["folds"] = {}
-            done["folds"][str(fold)] = {**scores, "subjects": fold_subjects(fold)}
+            fold_entry = done["folds"].setdefault(str(fold), {"subjects": fold_subjects(fold),
+                                                              "seeds": {}})
+            add_seed(fold_entry, seed, scores)
             results[name] = done
-            save_atomic(path, {"quick": args.quick, "seed": args.seed,
+            save_atomic(path, {"quick": args.quick,
                                "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                                           f"torch {torch.__version__}, 1 thread",
                                "results": results})
-            print(f"fold {fold} (test {fold_subjects(fold)[2]}) {name:45s} "
+            print(f"fold {fold} (test {fold_subjects(fold)[2]}) seed {seed} {name:45s} "
                   f"{100 * entry['test_accuracy']:6.2f}% ({time.perf_counter() - started:.0f} s)",
                   flush=True)
-    folds = sorted(set.intersection(*({int(f) for f in results.get(n, {}).get("folds", {})}
-                                      for n in models)))
+    wanted = {str(s) for s in args.seeds}
+    folds = sorted(set.intersection(*({int(f) for f, e in results.get(n, {}).get("folds", {})
+                                       .items() if wanted <= set(e["seeds"])} for n in models)))
     if not set(args.folds) <= set(folds):
-        print("smartwatch_cv: some models have no result for every fold", file=sys.stderr)
+        print("smartwatch_cv: some models have no result for every fold and seed",
+              file=sys.stderr)
         return 1
-    report = markdown({n: results[n] for n in models}, folds, args.quick)
+    report = markdown({n: results[n] for n in models}, folds, args.seeds, args.quick)
     (args.out / "smartwatch_cv.md").write_text(report)
     print(report)
     return 0

@@ -95,6 +95,15 @@ def test_smartwatch_cv_quick(tmp_path, monkeypatch):
         assert ("int8_accuracy" in entry["folds"]["0"]) == (entry["kind"] == "fastgrnn")
     report = (tmp_path / "smartwatch_cv.md").read_text()
     assert "| test 1–2 | test 3–4 |" in report and "Most accurate baseline" in report
-    # a rerun trains nothing
+    # a rerun trains nothing; a second seed trains only that seed
     again = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path))
     assert again.returncode == 0 and "fold 0" not in again.stdout
+    second = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--seeds", "0", "1")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "seed 1" in second.stdout and "seed 0" not in second.stdout
+    entry = json.loads((tmp_path / "smartwatch_cv.json").read_text())["results"][MODELS[0]]
+    fold = entry["folds"]["0"]
+    assert sorted(fold["seeds"]) == ["0", "1"]
+    assert fold["test_accuracy"] == pytest.approx(
+        sum(v["test_accuracy"] for v in fold["seeds"].values()) / 2)
+    assert "mean over seeds 0, 1" in (tmp_path / "smartwatch_cv.md").read_text()
