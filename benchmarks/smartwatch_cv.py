@@ -30,6 +30,7 @@ from accuracy_vs_size import (
     QUICK,
     RECIPES,
     ROOT,
+    SMARTWATCH_STACKED,
     save_atomic,
     subset,
     train_one,
@@ -38,8 +39,7 @@ from accuracy_vs_size import (
 from kiloml.data.smartwatch import SUBJECTS, load_smartwatch
 from kiloml.errors import KilomlError
 
-STACKED_GRU = "nn.GRU h64, 8 frames per step"
-MODELS = (COMPRESSED, f"{COMPRESSED} h120, 8 frames per step", "nn.GRU h64", STACKED_GRU)
+MODELS = (COMPRESSED, "nn.GRU h64", *SMARTWATCH_STACKED)
 FOLDS = 5
 SCORES = ("test_accuracy", "int8_accuracy")
 
@@ -50,18 +50,6 @@ def fold_subjects(fold: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[in
     val = ((test[0] - 2) % len(SUBJECTS) + 1,)
     train = tuple(s for s in SUBJECTS if s not in test + val)
     return train, val, test
-
-
-def upgrade(saved: dict) -> dict:
-    """Results saved with one seed per fold (``saved["seed"]``) in the per-seed layout."""
-    seed = saved.pop("seed", None)
-    for entry in saved.get("results", {}).values():
-        for fold, scores in entry["folds"].items():
-            if "seeds" not in scores:
-                entry["folds"][fold] = {
-                    "subjects": scores["subjects"], **{k: scores[k] for k in SCORES if k in scores},
-                    "seeds": {str(seed): {k: scores[k] for k in SCORES if k in scores}}}
-    return saved
 
 
 def add_seed(fold_entry: dict, seed: int, scores: dict) -> None:
@@ -129,14 +117,14 @@ def main() -> int:
         args.folds = args.folds[:2]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "smartwatch_cv.json"
-    saved = upgrade(json.loads(path.read_text())) if path.exists() else {}
+    saved = json.loads(path.read_text()) if path.exists() else {}
     if saved.get("quick", args.quick) != args.quick:
         saved = {}  # never mix a smoke run with a full one
     recipe = RECIPES["smartwatch"]
     models = {name: fields for name, fields in variants(recipe).items() if name in MODELS}
     results = {k: v for k, v in saved.get("results", {}).items() if k in models}
     epochs = QUICK["epochs"] if args.quick else recipe["epochs"]
-    for fold, seed in ((f, s) for f in args.folds for s in args.seeds):
+    for fold in args.folds:
         try:
             data = load_smartwatch(subjects=fold_subjects(fold))
         except KilomlError as e:
@@ -144,7 +132,8 @@ def main() -> int:
             return 2
         if args.quick:
             data = subset(data, QUICK)
-        for name, (model_fields, train_fields) in models.items():
+        for seed, (name, (model_fields, train_fields)) in (
+                (s, m) for s in args.seeds for m in models.items()):
             done = results.get(name)
             config = {"model": model_fields, "train": train_fields}
             if done and (done["epochs"], done["config"]) == (epochs, config) \

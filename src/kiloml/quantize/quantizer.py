@@ -12,7 +12,7 @@ The C input is int16 features in Q``formats["input"]`` (see :func:`quantize_inpu
 is int32 logits in Q``formats["logits"]``.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -130,21 +130,21 @@ def quantize_float_model(fm: FloatModel, X_calib: np.ndarray, bits: int = 16,
     X_calib = np.asarray(X_calib, dtype=np.float64)
     if X_calib.ndim != 3:
         raise ValueError(f"calibration input must be [N, T, F], got shape {list(X_calib.shape)}")
-    X_calib = stack_frames(X_calib, fm.frame_stack)
+    steps = stack_frames(X_calib, fm.frame_stack).shape[1]  # a view; checks T divides
     if not np.all(np.isfinite(X_calib)):
         raise KilomlError("calibration data contains NaN or infinite values")
-    if not 1 <= X_calib.shape[1] <= MAX_STEPS:
+    if not 1 <= steps <= MAX_STEPS:
         raise KilomlError(f"sequence length must be between 1 and {MAX_STEPS} for deployment, "
-                          f"got {X_calib.shape[1]}")
+                          f"got {steps}")
     t = fm.tensors
     if not np.all(np.isfinite(t["input_std"]) & (t["input_std"] > 0)):
         raise KilomlError("input_std must be positive and finite for every feature; refit the "
                           "normalisation on the training split")
     ranges: dict[str, float] = {}
-    float_forward(replace(fm, frame_stack=1), X_calib, ranges)  # X_calib is stacked already
+    float_forward(fm, X_calib, ranges)
     hidden, features = t["bias_update"].shape[0], t["input_mean"].shape[0]
     q = QuantizedModel(fm.kind, fm.gate, fm.update, fm.readout, features, hidden,
-                       t["head_bias"].shape[0], X_calib.shape[1], bits, fm.frame_stack)
+                       t["head_bias"].shape[0], steps, bits, fm.frame_stack)
 
     def activation(key: str) -> int:
         return frac_bits_for(ranges.get(key, 0.0) * headroom, 16, *ACTIVATION_FRAC_BITS)
