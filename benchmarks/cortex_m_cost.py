@@ -38,6 +38,8 @@ VARIANTS = {
     "dense full-rank int16": (dict(), 16, 1.0),
     "tanh update int16 (U rank 8, keep 0.5)": (dict(u_rank=8, update_nonlinearity="tanh"), 16,
                                                0.5),
+    "8 frames per step int8 (hidden 120, W rank 8, U rank 6)": (
+        dict(frame_stack=8, hidden_size=120, w_rank=8, u_rank=6), 8, 1.0),
 }
 
 

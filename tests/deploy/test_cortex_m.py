@@ -64,3 +64,23 @@ def test_without_instruction_counter_outputs_are_still_checked(exports, monkeypa
     assert entry["exact_match"] == 1.0
     assert entry["instructions_per_inference"] is None
     assert entry["instructions_note"].startswith("instruction counting unavailable")
+
+
+@pytest.mark.parametrize("settings", [
+    dict(input_size=1, hidden_size=3, u_rank=2),  # W, U1, U2 hold fewer than 8 weights
+    dict(input_size=4, hidden_size=9, w_rank=2, u_rank=3),  # W1 2x4 with int16 output
+    dict(input_size=5, hidden_size=4, u_rank=4),
+    dict(input_size=7, hidden_size=12, u_rank=6),
+    dict(input_size=8, hidden_size=20, w_rank=1, u_rank=8),  # W2 20x1, U2 20x8
+], ids=["under-8-weights", "rank-2-of-4", "5-and-4-columns", "7-and-6-columns",
+        "1-and-8-columns"])
+def test_narrow_int8_rows_are_exact_on_every_target(tmp_path, settings, require_cortex_m):
+    """Dense int8 matrices of at most 8 columns take their own kernel (8 weights per row read
+    at once, the last rows in a plain loop); every width, and matrices smaller than one read,
+    give the simulator's integers on the host, with the DSP extension (M4) and without (M3)."""
+    out = make_export(tmp_path, bits=8, keep=1.0, **settings)
+    storage = json.loads((out / "export.json").read_text())["storage"]
+    assert all(entry["format"] == "dense" for entry in storage.values())
+    report = verify_export(out, targets=("host", "cortex-m4", "cortex-m3"))
+    for target, entry in report["targets"].items():
+        assert entry["status"] == "ok" and entry["exact_match"] == 1.0, target

@@ -151,3 +151,28 @@ def test_size_accounting_equals_the_exported_flash(exports, variant):
         if "nonzeros" in entry:
             assert entry["nonzeros"] == float_nonzeros[name], name
     assert model_size_bytes(model, info["bits"] // 8) == info["weight_flash_bytes"]
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(bits=8, keep=1.0, w_rank=3, u_rank=6),
+     {"W1": "kl_kernel_dense_s8_narrow", "W2": "kl_kernel_dense_s8_narrow",
+      "U1": "kl_kernel_dense_s8", "U2": "kl_kernel_dense_s8_narrow",
+      "head_weight": "kl_kernel_dense_s8"}),
+    (dict(bits=16, keep=1.0, u_rank=6), {"W": "kl_kernel_dense_s16", "U2": "kl_kernel_dense_s16"}),
+    (dict(bits=16, keep=0.3), {"U": "kl_kernel_csr_s16_u8"}),
+    (dict(bits=8, keep=0.01, hidden_size=520, steps=2), {"U": "kl_kernel_rows"}),
+], ids=["int8-low-rank", "int16-dense", "int16-csr", "int8-rows-over-511"])
+def test_each_matrix_names_the_kernel_for_its_storage(tmp_path, settings, expected):
+    """Only the kernels model.c names are linked into a firmware, so the choice made at export
+    time is the one that runs."""
+    out = make_export(tmp_path, **settings)
+    source = (out / "model.c").read_text()
+    for name, kernel in expected.items():
+        block = source[source.index(f"kl_matrix_t kiloml_{name} = {{"):]
+        assert f".kernel = {kernel}," in block[:block.index("};")], name
+
+
+def test_int8_rows_over_511_entries_are_exact(tmp_path, require_gcc):
+    """Rows too long for an int32 sum of int8 products take the exact reference loop."""
+    out = make_export(tmp_path, bits=8, keep=0.01, hidden_size=520, steps=2)
+    assert verify_export(out, targets=("host",))["targets"]["host"]["exact_match"] == 1.0

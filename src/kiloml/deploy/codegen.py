@@ -59,6 +59,23 @@ class StoredMatrix:
     nonzeros: int
 
 
+#: Longest int8 row the int32-accumulating kernels take (kiloml_matvec.c, KL_INT8_ROW_LIMIT).
+INT8_ROW_LIMIT = 511
+#: Widest dense int8 matrix for kl_kernel_dense_s8_narrow (KL_NARROW_COLS).
+NARROW_COLS = 8
+
+
+def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> str:
+    """The ``kl_kernel_*`` of ``kiloml_matvec.c`` for a matrix stored this way."""
+    if bits == 8 and cols > INT8_ROW_LIMIT:
+        return "kl_kernel_rows"
+    if storage_format == "csr":
+        return f"kl_kernel_csr_s{bits}_u{index_bits}"
+    if bits == 8 and cols <= NARROW_COLS:
+        return "kl_kernel_dense_s8_narrow"
+    return f"kl_kernel_dense_s{bits}"
+
+
 def matrix_source(name: str, tensor: QTensor, shift: int) -> StoredMatrix:
     """Arrays and the ``kl_matrix_t kiloml_<name>`` for an integer matrix ``[rows, cols]``."""
     values = tensor.values
@@ -81,6 +98,7 @@ def matrix_source(name: str, tensor: QTensor, shift: int) -> StoredMatrix:
         text = c_array(ctype, f"{symbol}_values", values)
         fields.update(values=f"{symbol}_values", col_index="0", row_ptr="0",
                       format="KL_MATRIX_DENSE", index_bits=0)
+    fields["kernel"] = kernel_name(storage.format, tensor.bits, cols, fields["index_bits"])
     members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
     text += f"static const kl_matrix_t {symbol} = {{\n{members},\n}};\n"
     return StoredMatrix(text, storage.bytes, storage.format, storage.nonzeros)

@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from kiloml.deploy.codegen import c_array, fill_template, library_dir
-from kiloml.deploy.toolchain import STRICT_CFLAGS, run, symbol_address, worst_stack_bytes
+from kiloml.deploy.toolchain import (
+    STRICT_CFLAGS,
+    matrix_kernels,
+    run,
+    symbol_address,
+    worst_stack_bytes,
+)
 from kiloml.deploy.verify import (
     MACHINES,
     MODEL_SOURCES,
@@ -97,7 +103,8 @@ def run_cortex_m_pcm(out_dir: Path, build_dir: Path, target: str, pcm: np.ndarra
                for name in PCM_SOURCES]
     support = [compile_one(qemu_dir / name, ["-std=gnu99"], build_dir)
                for name in ("semihosting.c", "startup.c")]
-    stack = worst_stack_bytes([o.with_suffix(".ci") for o in library], "kiloml_predict_pcm")
+    stack = worst_stack_bytes([o.with_suffix(".ci") for o in library], "kiloml_predict_pcm",
+                              matrix_kernels(out_dir / "model.c"))
     plugin = build_instruction_counter(build_dir) if count_from else None
     classes, logits, counts, measured = [], [], [], []
     for first in range(0, len(pcm), MAX_CORTEX_M_SIGNALS):

@@ -61,9 +61,16 @@ _NODE = re.compile(r'node: \{ title: "([^"]+)" label: "[^"]*?\\n[^"]*?\\n(\d+) b
 _EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
 
 
-def worst_stack_bytes(callgraph_files: list[Path], root: str) -> int:
+#: GCC's call-graph node for a call through a function pointer.
+INDIRECT_CALL = "__indirect_call"
+
+
+def worst_stack_bytes(callgraph_files: list[Path], root: str,
+                      indirect_targets: tuple[str, ...] = ()) -> int:
     """Deepest stack of ``root`` and its callees from GCC's ``-fcallgraph-info=su`` files
-    (frames of functions without stack information, such as libgcc helpers, count as 0)."""
+    (frames of functions without stack information, such as libgcc helpers, count as 0). A call
+    through a pointer may reach any of ``indirect_targets`` (the matrix kernels a model names);
+    one without targets is an error, not a frame of 0."""
     frames: dict[str, int] = {}
     calls: dict[str, set[str]] = {}
     for path in callgraph_files:
@@ -74,11 +81,21 @@ def worst_stack_bytes(callgraph_files: list[Path], root: str) -> int:
             calls.setdefault(source, set()).add(target)
     if root not in frames:
         raise KilomlError(f"no stack usage recorded for {root}")
+    calls[INDIRECT_CALL] = set(indirect_targets)
 
     def deepest(name: str, path: tuple[str, ...]) -> int:
         if name in path:
             raise KilomlError(f"recursive call through {name}: stack depth is unbounded")
+        if name == INDIRECT_CALL and not indirect_targets:
+            raise KilomlError(f"{path[-1]} calls through a pointer to unknown functions: "
+                              "its stack depth is unknown")
         below = [deepest(callee, path + (name,)) for callee in calls.get(name, ())]
         return frames.get(name, 0) + max(below, default=0)
 
     return deepest(root, ())
+
+
+def matrix_kernels(model_source: Path) -> tuple[str, ...]:
+    """The ``kl_kernel_*`` functions a generated ``model.c`` names for its matrices."""
+    return tuple(sorted(set(re.findall(r"\.kernel = (kl_kernel_\w+)",
+                                       model_source.read_text()))))

@@ -35,6 +35,7 @@ from kiloml.deploy.toolchain import (
     CORTEX_M_TOOLS,
     STRICT_CFLAGS,
     image_size,
+    matrix_kernels,
     missing_tools,
     run,
     symbol_address,
@@ -123,7 +124,8 @@ def _host_metrics(out_dir: Path, build_dir: Path, info: dict) -> dict:
     objects = _compile_objects("gcc", ["-O2", "-I", str(out_dir)],
                                [out_dir / name for name in MODEL_SOURCES], build_dir, True)
     flash = sum(image_size("size", obj) for obj in objects) if shutil.which("size") else None
-    stack = worst_stack_bytes([o.with_suffix(".ci") for o in objects], "kiloml_predict")
+    stack = worst_stack_bytes([o.with_suffix(".ci") for o in objects], "kiloml_predict",
+                              matrix_kernels(out_dir / "model.c"))
     return {"flash_bytes": flash, "stack_bytes": stack,
             "ram_bytes": info["scratch_ram_bytes"] + 4 * info["num_classes"] + stack}
 
@@ -203,7 +205,8 @@ def run_cortex_m(out_dir: Path, build_dir: Path, target: str, q: QuantizedModel,
                                               support + size_with + model_objects))
              - image_size(size_tool, link_image(build_dir / "size_baseline.elf",
                                                 support + [baseline])))
-    stack = worst_stack_bytes([o.with_suffix(".ci") for o in model_objects], "kiloml_predict")
+    stack = worst_stack_bytes([o.with_suffix(".ci") for o in model_objects], "kiloml_predict",
+                              matrix_kernels(out_dir / "model.c"))
     metrics = {"flash_bytes": flash, "stack_bytes": stack,
                "ram_bytes": info["scratch_ram_bytes"] + 4 * info["num_classes"] + stack}
     try:

@@ -1,14 +1,17 @@
 /*
  * kiloml_matvec.c - dense and CSR matrix-vector kernels (see kiloml_matvec.h).
  *
- * One kernel per storage format (dense / CSR, int8 / int16 values, uint8 / uint16 indices),
- * chosen once per matrix, so no format test sits inside a loop. Sums are exact:
+ * One kernel per storage format (dense / CSR, int8 / int16 values, uint8 / uint16 indices;
+ * dense int8 matrices of at most 8 columns, such as low-rank factors, have their own), named by
+ * the exported matrix itself (kl_matrix_t.kernel), so no format test sits inside a loop and a
+ * firmware links only the kernels its model uses. Sums are exact:
  *   - int8 weights accumulate in int32 when a row has at most 511 entries
  *     (|w x| <= 127 * 32768, so 511 products stay below 2^31 - 1 in every partial sum);
  *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense rows
  *     use SMLALD: two 16x16 products into a 64-bit sum per instruction).
- * A row sum is rescaled with 32-bit operations when it fits int32 and 1 <= shift <= 31 (the
- * usual case), else by the exact int64 kl_shift_round_s64.
+ * The kernels run when 1 <= shift <= 31 (the usual case) and rescale a row sum with 32-bit
+ * operations when it fits int32, else by the exact int64 kl_shift_round_s64; other shifts take
+ * kl_kernel_rows, the plain reference loop.
  *
  * Defining KL_REFERENCE at compile time selects the plain reference loops instead (used by the
  * tests to check both against the simulator).
@@ -23,11 +26,6 @@
 #else
 #define KL_USE_DSP 0
 #endif
-
-/* What a kernel does with the rescaled value v = sat32(shift_round(row . x, shift)). */
-#define KL_OUT_S32 0 /* y32[r] = v */
-#define KL_OUT_S32_ACCUMULATE 1 /* y32[r] = sat32(y32[r] + v) */
-#define KL_OUT_S16 2 /* y16[r] = sat16(v) */
 
 /* Longest row of int8 weights whose int32 sum cannot overflow: 511 * 127 * 32768 < 2^31. */
 #define KL_INT8_ROW_LIMIT 511
@@ -105,15 +103,6 @@ int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
                                 m->cols);
 }
 
-/* Where a kernel's rows go: y[r] = v, y[r] = sat32(y[r] + v) or y16[r] = sat16(v) with
- * v = sat32(shift_round(row sum, shift)); fast when 1 <= shift <= 31. */
-typedef struct {
-    void *y;
-    int32_t mode;
-    int32_t shift;
-    int32_t fast;
-} kl_out_t;
-
 /* sat32(shift_round(sum, shift)) for any int64 sum and |shift| < 63 (out of line: rare). */
 static KL_NOINLINE int32_t kl_rescale_exact(int64_t sum, int shift)
 {
@@ -138,8 +127,7 @@ KL_ALWAYS_INLINE void kl_emit(int64_t sum, const kl_out_t *out, uint32_t r)
     }
 }
 
-/* Reference: one exact int64 row dot product per row. */
-static void kl_rows_reference(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     uint32_t r;
     for (r = 0; r < m->rows; r++) {
@@ -147,7 +135,6 @@ static void kl_rows_reference(const kl_matrix_t *m, const int16_t *x, const kl_o
     }
 }
 
-#ifndef KL_REFERENCE
 /* Column index i of a row whose indices start at p8 (uint8) or p16 (uint16). */
 KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int index_bits,
                                    uint32_t i)
@@ -197,26 +184,22 @@ KL_ALWAYS_INLINE void kl_csr_s8(const kl_matrix_t *m, const int16_t *x, const kl
     }
 }
 
-static KL_NOINLINE void kl_csr_s16_u8(const kl_matrix_t *m, const int16_t *x,
-                                      const kl_out_t *out)
+void kl_kernel_csr_s16_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     kl_csr_s16(m, x, out, 8);
 }
 
-static KL_NOINLINE void kl_csr_s16_u16(const kl_matrix_t *m, const int16_t *x,
-                                       const kl_out_t *out)
+void kl_kernel_csr_s16_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     kl_csr_s16(m, x, out, 16);
 }
 
-static KL_NOINLINE void kl_csr_s8_u8(const kl_matrix_t *m, const int16_t *x,
-                                     const kl_out_t *out)
+void kl_kernel_csr_s8_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     kl_csr_s8(m, x, out, 8);
 }
 
-static KL_NOINLINE void kl_csr_s8_u16(const kl_matrix_t *m, const int16_t *x,
-                                      const kl_out_t *out)
+void kl_kernel_csr_s8_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     kl_csr_s8(m, x, out, 16);
 }
@@ -229,8 +212,7 @@ KL_ALWAYS_INLINE int32_t kl_pair(const int16_t *p)
 }
 
 /* Dense rows of int16 weights, int64 sums (SMLALD with the DSP extension, else SMLAL). */
-static KL_NOINLINE void kl_dense_s16(const kl_matrix_t *m, const int16_t *x,
-                                     const kl_out_t *out)
+void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     const int16_t *w = (const int16_t *)m->values;
     const uint32_t cols = m->cols;
@@ -262,8 +244,7 @@ static KL_NOINLINE void kl_dense_s16(const kl_matrix_t *m, const int16_t *x,
 }
 
 /* Dense rows of int8 weights, int32 sums (cols <= KL_INT8_ROW_LIMIT). */
-static KL_NOINLINE void kl_dense_s8(const kl_matrix_t *m, const int16_t *x,
-                                    const kl_out_t *out)
+void kl_kernel_dense_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     const int8_t *w = (const int8_t *)m->values;
     const uint32_t cols = m->cols;
@@ -282,7 +263,90 @@ static KL_NOINLINE void kl_dense_s8(const kl_matrix_t *m, const int16_t *x,
         kl_emit(sum, out, r);
     }
 }
-#endif /* !KL_REFERENCE */
+
+/* Narrow int8 rows: dense rows of at most KL_NARROW_COLS columns, such as the second factor of
+ * a low-rank matrix (one column per rank) and the input matrix of a model with few features.
+ * The general kernel spends more per such row on loop set-up and rescaling than on products.
+ * Here x waits in registers, zero-padded to KL_NARROW_COLS, and each row reads exactly
+ * KL_NARROW_COLS weights with no inner loop: the weights past its end belong to the next rows
+ * and meet the zero padding. The last rows, whose reads would pass the end of the matrix, take
+ * the plain loop. Sums are int32 as in kl_dense_s8 (8 products below 2^22 each). */
+#define KL_NARROW_COLS 8
+
+/* Store the rescaled sum of row r as mode says, for 1 <= shift <= 31. */
+KL_ALWAYS_INLINE void kl_store_fast(void *y, uint32_t r, int32_t sum, int shift, int mode)
+{
+    const int32_t value = kl_round_shift_pos_s32(sum, shift);
+    if (mode == KL_OUT_S16) {
+        ((int16_t *)y)[r] = kl_sat16_s32(value);
+    } else if (mode == KL_OUT_S32_ACCUMULATE) {
+        ((int32_t *)y)[r] = kl_sat32_add(((int32_t *)y)[r], value);
+    } else {
+        ((int32_t *)y)[r] = value;
+    }
+}
+
+/* Rows [0, count) of a narrow matrix (each reads KL_NARROW_COLS weights); xs is x padded. */
+KL_ALWAYS_INLINE void kl_narrow_rows(const int8_t *w, uint32_t cols, uint32_t count,
+                                     const int16_t *xs, void *y, int shift, int mode)
+{
+    uint32_t r;
+#if KL_USE_DSP
+    /* SXTB16 splits four weights into (w0, w2) and (w1, w3); x is paired to match, once. */
+    const int32_t x02 = (int32_t)((uint16_t)xs[0] | ((uint32_t)(uint16_t)xs[2] << 16));
+    const int32_t x13 = (int32_t)((uint16_t)xs[1] | ((uint32_t)(uint16_t)xs[3] << 16));
+    const int32_t x46 = (int32_t)((uint16_t)xs[4] | ((uint32_t)(uint16_t)xs[6] << 16));
+    const int32_t x57 = (int32_t)((uint16_t)xs[5] | ((uint32_t)(uint16_t)xs[7] << 16));
+    for (r = 0; r < count; r++, w += cols) {
+        uint32_t a;
+        uint32_t b;
+        int32_t sum;
+        __builtin_memcpy(&a, w, 4); /* one LDR each: Cortex-M4 loads unaligned words */
+        __builtin_memcpy(&b, w + 4, 4);
+        /* SMLAD wraps like an int32 sum, and no partial sum leaves int32 */
+        sum = __smuad(__sxtb16(a), x02);
+        sum = __smlad(__sxtb16((a >> 8) | (a << 24)), x13, sum);
+        sum = __smlad(__sxtb16(b), x46, sum);
+        sum = __smlad(__sxtb16((b >> 8) | (b << 24)), x57, sum);
+        kl_store_fast(y, r, sum, shift, mode);
+    }
+#else
+    const int32_t x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3];
+    const int32_t x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
+    for (r = 0; r < count; r++, w += cols) {
+        kl_store_fast(y, r, w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3 + w[4] * x4 +
+                                w[5] * x5 + w[6] * x6 + w[7] * x7, shift, mode);
+    }
+#endif
+}
+
+void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    const int8_t *w = (const int8_t *)m->values;
+    const uint32_t cols = m->cols;
+    const uint32_t rows = m->rows;
+    const int shift = out->shift;
+    const int mode = out->mode;
+    void *y = out->y;
+    int16_t xs[KL_NARROW_COLS];
+    uint32_t r = 0;
+    uint32_t c;
+    for (c = 0; c < KL_NARROW_COLS; c++) {
+        xs[c] = c < cols ? x[c] : 0;
+    }
+    if (rows * cols >= KL_NARROW_COLS) {
+        /* the rows whose reads stay inside: r * cols + KL_NARROW_COLS <= rows * cols */
+        r = rows - (KL_NARROW_COLS + cols - 1) / cols + 1;
+        kl_narrow_rows(w, cols, r, xs, y, shift, mode);
+    }
+    for (w += r * cols; r < rows; r++, w += cols) {
+        int32_t sum = 0;
+        for (c = 0; c < cols; c++) {
+            sum += w[c] * x[c];
+        }
+        kl_store_fast(y, r, sum, shift, mode);
+    }
+}
 
 static void kl_matvec(const kl_matrix_t *m, const int16_t *x, int mode, void *y)
 {
@@ -292,28 +356,12 @@ static void kl_matvec(const kl_matrix_t *m, const int16_t *x, int mode, void *y)
     out.shift = m->shift;
     out.fast = m->shift >= 1 && m->shift <= 31;
 #ifndef KL_REFERENCE
-    if (m->value_bits == 8 && m->cols > KL_INT8_ROW_LIMIT) {
-        kl_rows_reference(m, x, &out);
-    } else if (m->format == KL_MATRIX_CSR) {
-        if (m->value_bits == 8) {
-            if (m->index_bits == 8) {
-                kl_csr_s8_u8(m, x, &out);
-            } else {
-                kl_csr_s8_u16(m, x, &out);
-            }
-        } else if (m->index_bits == 8) {
-            kl_csr_s16_u8(m, x, &out);
-        } else {
-            kl_csr_s16_u16(m, x, &out);
-        }
-    } else if (m->value_bits == 8) {
-        kl_dense_s8(m, x, &out);
-    } else {
-        kl_dense_s16(m, x, &out);
+    if (out.fast) {
+        m->kernel(m, x, &out);
+        return;
     }
-#else
-    kl_rows_reference(m, x, &out);
 #endif
+    kl_kernel_rows(m, x, &out);
 }
 
 void kl_matvec_s16_s32(const kl_matrix_t *m, const int16_t *x, int accumulate, int32_t *y)

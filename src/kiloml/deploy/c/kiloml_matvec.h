@@ -7,10 +7,11 @@
  * is rescaled once by kl_shift_round_s64(sum, shift) and saturated. If the weights are in Q(fw)
  * and x in Q(fx), the output is in Q(fw + fx - shift).
  *
- * kl_matvec_* pick one kernel per storage format (no format test inside a loop); int8 rows
- * accumulate in int32 where that is provably exact, int16 rows in int64 (SMLAL, or SMLALD for
- * dense rows on cores with the DSP extension). Compiling with -DKL_REFERENCE selects the plain
- * reference loops (kl_matrix_row_dot per row) instead; both give the same integers.
+ * kl_matvec_* run the kernel the exported matrix names (no format test inside a loop, and only
+ * the kernels a model uses are linked); int8 rows accumulate in int32 where that is provably
+ * exact, int16 rows in int64 (SMLAL, or SMLALD for dense rows on cores with the DSP extension).
+ * Compiling with -DKL_REFERENCE selects the plain reference loops (kl_matrix_row_dot per row)
+ * instead; both give the same integers.
  */
 #ifndef KILOML_MATVEC_H
 #define KILOML_MATVEC_H
@@ -20,9 +21,28 @@
 #define KL_MATRIX_DENSE 0
 #define KL_MATRIX_CSR 1
 
-/* A weight matrix in flash. values: int8_t or int16_t (value_bits 8 or 16); CSR adds
- * col_index (uint8_t or uint16_t, index_bits 8 or 16) and row_ptr (rows + 1 entries). */
+/* What a kernel does with the rescaled value v = sat32(shift_round(row . x, shift)). */
+#define KL_OUT_S32 0            /* y32[r] = v */
+#define KL_OUT_S32_ACCUMULATE 1 /* y32[r] = sat32(y32[r] + v) */
+#define KL_OUT_S16 2            /* y16[r] = sat16(v) */
+
+/* Where a kernel's rows go; fast is 1 when 1 <= shift <= 31. */
 typedef struct {
+    void *y;
+    int32_t mode;
+    int32_t shift;
+    int32_t fast;
+} kl_out_t;
+
+typedef struct kl_matrix kl_matrix_t;
+
+/* A kernel: every row of m times x (m->cols entries), rescaled and stored as out says. */
+typedef void (*kl_kernel_t)(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+
+/* A weight matrix in flash. values: int8_t or int16_t (value_bits 8 or 16); CSR adds
+ * col_index (uint8_t or uint16_t, index_bits 8 or 16) and row_ptr (rows + 1 entries). kernel
+ * is the kl_kernel_* for this storage, chosen at export time. */
+struct kl_matrix {
     const void *values;
     const void *col_index;
     const uint16_t *row_ptr;
@@ -32,7 +52,19 @@ typedef struct {
     uint8_t value_bits;
     uint8_t index_bits;
     int8_t shift;
-} kl_matrix_t;
+    kl_kernel_t kernel;
+};
+
+/* The kernels, for 1 <= shift <= 31 (kl_matvec_* take kl_kernel_rows for other shifts). */
+void kl_kernel_dense_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_csr_s8_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_csr_s8_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_csr_s16_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_csr_s16_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+/* Any storage and shift: one exact kl_matrix_row_dot per row (also int8 rows longer than 511). */
+void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 
 /* Dot products of one stored row with int16 x; exact int64 sums. */
 int64_t kl_dot_dense_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols);
