@@ -2,7 +2,7 @@
 with every subject tested once instead of only subjects 9 and 10.
 
     python benchmarks/smartwatch_cv.py            # 5 folds x 4 models, about 20 min
-    python benchmarks/smartwatch_cv.py --seeds 0 1    # a second seed per fold (keeps seed 0)
+    python benchmarks/smartwatch_cv.py --seeds 0 1 2  # more seeds per fold (keeps those done)
     python benchmarks/smartwatch_cv.py --quick    # smoke run (runs/smartwatch-cv-quick)
 
 Fold i (0-4) tests subjects 2i+1 and 2i+2, validates on the subject before them (subject 10
