@@ -19,6 +19,19 @@
 #define KL_FAST 1
 #endif
 
+/* sat16(a + b) for a bias b with |b| < 2^30 - 2^15 (kl_plan_update): QADD then SSAT with the
+ * DSP extension (a saturated int32 sum saturates to the same int16); otherwise a is clamped to
+ * [-2^30, 2^30) first, which keeps the sum in int32 without changing the result. */
+#if KL_FAST && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define KL_CLAMP_PREACT(a) (a)
+#define KL_SAT16_ADD(a, b) kl_sat16_s32(__qadd((a), (b)))
+#else
+#define KL_CLAMP_PREACT(a) \
+    ((a) > 0x3FFFFFFF ? 0x3FFFFFFF : ((a) < -0x40000000 ? -0x40000000 : (a)))
+#define KL_SAT16_ADD(a, b) kl_sat16_s32((a) + (b))
+#endif
+
 /* shift_round(v, shift) as (v * mul + add) >> rshift for |v| <= 2^15, -14 <= shift <= 30. */
 typedef struct {
     int32_t mul;
@@ -183,8 +196,9 @@ KL_ALWAYS_INLINE void kl_update_fastgrnn(const kl_rnn_model_t *m, const kl_updat
     const int16_t *bias_update16 = (const int16_t *)m->bias_update.values;
     const int narrow = m->bias_update.value_bits == 8;
     const int32_t coef_a = m->coef_a;
-    uint16_t j;
-    for (j = 0; j < m->hidden_size; j++) {
+    const uint32_t hidden = m->hidden_size;
+    uint32_t j;
+    for (j = 0; j < hidden; j++) {
         int32_t a = preact[j];
         int32_t bg = narrow ? bias_gate8[j] : bias_gate16[j];
         int32_t bu = narrow ? bias_update8[j] : bias_update16[j];
@@ -192,11 +206,11 @@ KL_ALWAYS_INLINE void kl_update_fastgrnn(const kl_rnn_model_t *m, const kl_updat
         int32_t c;
         int32_t coef;
         int64_t sum;
-        a = a > 0x3FFFFFFF ? 0x3FFFFFFF : (a < -0x40000000 ? -0x40000000 : a);
+        a = KL_CLAMP_PREACT(a);
         bg = (bg * p->bias_gate.mul + p->bias_gate.add) >> p->bias_gate.rshift;
         bu = (bu * p->bias_update.mul + p->bias_update.add) >> p->bias_update.rshift;
-        z = kl_activation_planned(gate, kl_sat16_s32(a + bg), &p->gate);
-        c = kl_activation_planned(update, kl_sat16_s32(a + bu), &p->update);
+        z = kl_activation_planned(gate, KL_SAT16_ADD(a, bg), &p->gate);
+        c = kl_activation_planned(update, KL_SAT16_ADD(a, bu), &p->update);
         coef = p->coef_high + ((p->coef_low - coef_a * z) >> 15);
         sum = ((int64_t)1 << 31) + (int64_t)(z * h[j]) * p->h_scale +
               (int64_t)(coef * c) * p->c_scale;
@@ -212,15 +226,16 @@ KL_ALWAYS_INLINE void kl_update_fastrnn(const kl_rnn_model_t *m, const kl_update
     const int narrow = m->bias_update.value_bits == 8;
     const int32_t coef_a = m->coef_a;
     const int32_t coef_b = m->coef_b;
-    uint16_t j;
-    for (j = 0; j < m->hidden_size; j++) {
+    const uint32_t hidden = m->hidden_size;
+    uint32_t j;
+    for (j = 0; j < hidden; j++) {
         int32_t a = preact[j];
         int32_t bu = narrow ? bias8[j] : bias16[j];
         int32_t c;
         int64_t sum;
-        a = a > 0x3FFFFFFF ? 0x3FFFFFFF : (a < -0x40000000 ? -0x40000000 : a);
+        a = KL_CLAMP_PREACT(a);
         bu = (bu * p->bias_update.mul + p->bias_update.add) >> p->bias_update.rshift;
-        c = kl_activation_planned(update, kl_sat16_s32(a + bu), &p->update);
+        c = kl_activation_planned(update, KL_SAT16_ADD(a, bu), &p->update);
         sum = ((int64_t)1 << 31) + (int64_t)(coef_b * h[j]) * p->h_scale +
               (int64_t)(coef_a * c) * p->c_scale;
         h[j] = kl_sat16_s32((int32_t)(sum >> 32));
