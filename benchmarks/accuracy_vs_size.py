@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from kiloml.quantize.quantizer import quantize_input, quantize_model
 from kiloml.quantize.simulator import simulate_batch
 from kiloml.train.fit import fit
 from kiloml.train.trainer import TrainConfig
+from machine_info import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -380,8 +380,7 @@ def main() -> int:
             results[name] = add_seed(results.get(name), train_one(
                 data, model_fields, train_fields, epochs, recipe["batch_size"], seed))
             save_atomic(path, {"dataset": dataset, "quick": args.quick,
-                               "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                                          f"torch {torch.__version__}, 1 thread",
+                               "machine": f"{describe()}, torch {torch.__version__}, 1 thread",
                                "results": results})
             print(f"{dataset:20s} {name:22s} seed {seed} "
                   f"{100 * results[name]['seeds'][str(seed)]['test_accuracy']:6.2f}% "

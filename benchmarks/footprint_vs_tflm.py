@@ -22,7 +22,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -35,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from kiloml.data import load_dataset  # noqa: E402
 from kiloml.errors import KilomlError  # noqa: E402
 from kiloml.runs import load_run, read_json  # noqa: E402
+from machine_info import describe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,7 +254,7 @@ def measure(args) -> int:
     data = load_dataset(config["data"]["dataset"], args.data_dir)
     test_x, test_y = data.test.x[:args.limit], data.test.y[:args.limit]
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": describe(),
         "dataset": data.name, "test_sequences": int(len(test_y)),
         "kiloml": [kiloml_side(run, data) for run in args.fastgrnn_run],
         "tflm": [tflm_side(run, data, test_x, test_y, args.arena_size) for run in args.gru_run],

@@ -16,8 +16,6 @@ rerun, so an interrupted run loses at most one model.
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,6 +36,7 @@ from accuracy_vs_size import (
 )
 from kiloml.data.smartwatch import SUBJECTS, load_smartwatch
 from kiloml.errors import KilomlError
+from machine_info import describe
 
 MODELS = (COMPRESSED, "nn.GRU h64", *SMARTWATCH_STACKED)
 FOLDS = 5
@@ -152,8 +151,7 @@ def main() -> int:
             add_seed(fold_entry, seed, scores)
             results[name] = done
             save_atomic(path, {"quick": args.quick,
-                               "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                                          f"torch {torch.__version__}, 1 thread",
+                               "machine": f"{describe()}, torch {torch.__version__}, 1 thread",
                                "results": results})
             print(f"fold {fold} (test {fold_subjects(fold)[2]}) seed {seed} {name:45s} "
                   f"{100 * entry['test_accuracy']:6.2f}% ({time.perf_counter() - started:.0f} s)",

@@ -12,13 +12,12 @@ the same weights.
 
 import argparse
 import json
-import os
-import platform
 import time
 
 import torch
 
 from kiloml.nn import FastGRNN
+from machine_info import describe
 
 
 class CellLoop(torch.nn.Module):
@@ -116,7 +115,7 @@ def main() -> None:
     gru = best["torch.nn.GRU"]
     speedup = {name: gru / seconds for name, seconds in best.items()}
     print(f"forward+backward, input {args.input}, hidden {args.hidden}, {args.steps} steps, "
-          f"batch {args.batch}; {platform.machine()}, {os.cpu_count()} cores, "
+          f"batch {args.batch}; {describe()}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| model | speed vs nn.GRU | speed vs EdgeML |")
     print("|---|---|---|")
