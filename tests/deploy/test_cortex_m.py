@@ -74,10 +74,12 @@ def test_without_instruction_counter_outputs_are_still_checked(exports, monkeypa
     dict(input_size=8, hidden_size=20, w_rank=1, u_rank=8),  # W2 20x1, U2 20x8
 ], ids=["under-8-weights", "rank-2-of-4", "5-and-4-columns", "7-and-6-columns",
         "1-and-8-columns"])
-def test_narrow_int8_rows_are_exact_on_every_target(tmp_path, settings, require_cortex_m):
-    """Dense int8 matrices of at most 8 columns take their own kernel (8 weights per row read
-    at once, the last rows in a plain loop); every width, and matrices smaller than one read,
-    give the simulator's integers on the host, with the DSP extension (M4) and without (M3)."""
+def test_int8_dense_kernels_are_exact_on_every_target(tmp_path, settings, require_cortex_m):
+    """Dense int8 matrices of at most 8 columns take the narrow kernel (8 weights per row read
+    at once, the last rows in a plain loop), wider ones the interleaved kernel (groups of four
+    columns, then a tail: U1 and the head here have 9-20 columns). Every width, and matrices
+    smaller than one read, give the simulator's integers on the host, with the DSP extension
+    (M4) and without (M3)."""
     out = make_export(tmp_path, bits=8, keep=1.0, **settings)
     storage = json.loads((out / "export.json").read_text())["storage"]
     assert all(entry["format"] == "dense" for entry in storage.values())

@@ -3,10 +3,12 @@ import shutil
 import subprocess
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 
 from kiloml.compress.size import model_size_bytes
+from kiloml.deploy.codegen import interleave_columns
 from kiloml.deploy.export import export_run
 from kiloml.deploy.toolchain import STRICT_CFLAGS
 from kiloml.deploy.verify import MODEL_SOURCES, verify_export
@@ -156,8 +158,8 @@ def test_size_accounting_equals_the_exported_flash(exports, variant):
 @pytest.mark.parametrize("settings, expected", [
     (dict(bits=8, keep=1.0, w_rank=3, u_rank=6),
      {"W1": "kl_kernel_dense_s8_narrow", "W2": "kl_kernel_dense_s8_narrow",
-      "U1": "kl_kernel_dense_s8", "U2": "kl_kernel_dense_s8_narrow",
-      "head_weight": "kl_kernel_dense_s8"}),
+      "U1": "kl_kernel_dense_s8_interleaved", "U2": "kl_kernel_dense_s8_narrow",
+      "head_weight": "kl_kernel_dense_s8_interleaved"}),
     (dict(bits=16, keep=1.0, u_rank=6), {"W": "kl_kernel_dense_s16", "U2": "kl_kernel_dense_s16"}),
     (dict(bits=16, keep=0.3), {"U": "kl_kernel_csr_s16_u8"}),
     (dict(bits=8, keep=0.01, hidden_size=520, steps=2), {"U": "kl_kernel_rows"}),
@@ -176,3 +178,10 @@ def test_int8_rows_over_511_entries_are_exact(tmp_path, require_gcc):
     """Rows too long for an int32 sum of int8 products take the exact reference loop."""
     out = make_export(tmp_path, bits=8, keep=0.01, hidden_size=520, steps=2)
     assert verify_export(out, targets=("host",))["targets"]["host"]["exact_match"] == 1.0
+
+
+def test_interleaved_int8_storage_permutes_each_group_of_four_columns():
+    values = np.arange(30).reshape(3, 10)
+    stored = interleave_columns(values)
+    assert stored[0].tolist() == [0, 2, 1, 3, 4, 6, 5, 7, 8, 9]
+    assert sorted(stored[2].tolist()) == values[2].tolist()

@@ -73,7 +73,20 @@ def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> s
         return f"kl_kernel_csr_s{bits}_u{index_bits}"
     if bits == 8 and cols <= NARROW_COLS:
         return "kl_kernel_dense_s8_narrow"
-    return f"kl_kernel_dense_s{bits}"
+    if bits == 8:
+        return "kl_kernel_dense_s8_interleaved"
+    return "kl_kernel_dense_s16"
+
+
+def interleave_columns(values: np.ndarray) -> np.ndarray:
+    """``[rows, cols]`` with each full group of four columns stored as (c0, c2, c1, c3)
+    (``KL_MATRIX_DENSE_INTERLEAVED``); the columns after the last full group keep their order."""
+    rows, cols = values.shape
+    grouped = cols - cols % 4
+    out = values.copy()
+    out[:, :grouped] = values[:, :grouped].reshape(rows, -1, 4)[:, :, [0, 2, 1, 3]].reshape(
+        rows, grouped)
+    return out
 
 
 def matrix_source(name: str, tensor: QTensor, shift: int) -> StoredMatrix:
@@ -95,10 +108,14 @@ def matrix_source(name: str, tensor: QTensor, shift: int) -> StoredMatrix:
         fields.update(values=f"{symbol}_values", col_index=f"{symbol}_col_index",
                       row_ptr=f"{symbol}_row_ptr", format="KL_MATRIX_CSR", index_bits=index_bits)
     else:
-        text = c_array(ctype, f"{symbol}_values", values)
         fields.update(values=f"{symbol}_values", col_index="0", row_ptr="0",
                       format="KL_MATRIX_DENSE", index_bits=0)
     fields["kernel"] = kernel_name(storage.format, tensor.bits, cols, fields["index_bits"])
+    if fields["kernel"] == "kl_kernel_dense_s8_interleaved":
+        text = c_array(ctype, f"{symbol}_values", interleave_columns(values))
+        fields["format"] = "KL_MATRIX_DENSE_INTERLEAVED"
+    elif storage.format != "csr":
+        text = c_array(ctype, f"{symbol}_values", values)
     members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
     text += f"static const kl_matrix_t {symbol} = {{\n{members},\n}};\n"
     return StoredMatrix(text, storage.bytes, storage.format, storage.nonzeros)

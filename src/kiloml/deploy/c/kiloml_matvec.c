@@ -2,9 +2,10 @@
  * kiloml_matvec.c - dense and CSR matrix-vector kernels (see kiloml_matvec.h).
  *
  * One kernel per storage format (dense / CSR, int8 / int16 values, uint8 / uint16 indices;
- * dense int8 matrices of at most 8 columns, such as low-rank factors, have their own), named by
- * the exported matrix itself (kl_matrix_t.kernel), so no format test sits inside a loop and a
- * firmware links only the kernels its model uses. Sums are exact:
+ * dense int8 matrices of at most 8 columns, such as low-rank factors, have their own, and wider
+ * ones are stored interleaved for SXTB16), named by the exported matrix itself
+ * (kl_matrix_t.kernel), so no format test sits inside a loop and a firmware links only the
+ * kernels its model uses. Sums are exact:
  *   - int8 weights accumulate in int32 when a row has at most 511 entries
  *     (|w x| <= 127 * 32768, so 511 products stay below 2^31 - 1 in every partial sum);
  *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense rows
@@ -89,8 +90,25 @@ int64_t kl_dot_sparse_s16_s16_u16idx(const int16_t *values, const uint16_t *col_
     return kl_dot_sparse(values, 16, col_index, 16, 0, nonzeros, x);
 }
 
+/* Dot product of an interleaved int8 row (KL_MATRIX_DENSE_INTERLEAVED) with x. */
+static int64_t kl_dot_interleaved_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols)
+{
+    int64_t sum = 0;
+    uint32_t c;
+    for (c = 0; c < cols; c++) {
+        /* within a full group of four, column c sits at position (0, 2, 1, 3)[c % 4] */
+        uint32_t stored = (c | 3u) < cols ? (c & ~3u) | ((c & 1u) << 1) | ((c & 2u) >> 1) : c;
+        sum += (int32_t)w[stored] * x[c];
+    }
+    return sum;
+}
+
 int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
 {
+    if (m->format == KL_MATRIX_DENSE_INTERLEAVED) {
+        return kl_dot_interleaved_s8_s16((const int8_t *)m->values + (uint32_t)row * m->cols, x,
+                                         m->cols);
+    }
     if (m->format == KL_MATRIX_CSR) {
         return kl_dot_sparse(m->values, m->value_bits, m->col_index, m->index_bits,
                              m->row_ptr[row], m->row_ptr[row + 1], x);
@@ -243,21 +261,32 @@ void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t 
     }
 }
 
-/* Dense rows of int8 weights, int32 sums (cols <= KL_INT8_ROW_LIMIT). */
-void kl_kernel_dense_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+/* Dense int8 rows stored interleaved (KL_MATRIX_DENSE_INTERLEAVED), int32 sums (cols <=
+ * KL_INT8_ROW_LIMIT). With the DSP extension a word of four weights becomes (c0, c1) and
+ * (c2, c3) by SXTB16 and meets x pairs read as they are: two SMLADs per four columns. */
+void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     const int8_t *w = (const int8_t *)m->values;
     const uint32_t cols = m->cols;
     const uint32_t rows = m->rows;
+    const uint32_t grouped = cols & ~3u;
     uint32_t r;
     for (r = 0; r < rows; r++, w += cols) {
         int32_t sum = 0;
-        uint32_t c;
-        for (c = 0; c + 1 < cols; c += 2) {
-            sum += w[c] * x[c];
-            sum += w[c + 1] * x[c + 1];
+        uint32_t c = 0;
+#if KL_USE_DSP
+        for (; c < grouped; c += 4) {
+            uint32_t w4;
+            __builtin_memcpy(&w4, w + c, 4); /* one LDR: Cortex-M4 loads unaligned words */
+            sum = __smlad(__sxtb16(w4), kl_pair(x + c), sum);
+            sum = __smlad(__sxtb16((w4 >> 8) | (w4 << 24)), kl_pair(x + c + 2), sum);
         }
-        if (c < cols) {
+#else
+        for (; c < grouped; c += 4) {
+            sum += w[c] * x[c] + w[c + 2] * x[c + 1] + w[c + 1] * x[c + 2] + w[c + 3] * x[c + 3];
+        }
+#endif
+        for (; c < cols; c++) {
             sum += w[c] * x[c];
         }
         kl_emit(sum, out, r);
@@ -270,7 +299,7 @@ void kl_kernel_dense_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *
  * Here x waits in registers, zero-padded to KL_NARROW_COLS, and each row reads exactly
  * KL_NARROW_COLS weights with no inner loop: the weights past its end belong to the next rows
  * and meet the zero padding. The last rows, whose reads would pass the end of the matrix, take
- * the plain loop. Sums are int32 as in kl_dense_s8 (8 products below 2^22 each). */
+ * the plain loop. Sums are int32 as in the other int8 kernels (8 products below 2^22 each). */
 #define KL_NARROW_COLS 8
 
 /* Store the rescaled sum of row r as mode says, for 1 <= shift <= 31. */

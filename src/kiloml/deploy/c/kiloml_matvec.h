@@ -20,6 +20,10 @@
 
 #define KL_MATRIX_DENSE 0
 #define KL_MATRIX_CSR 1
+/* Dense int8, each row's columns in groups of four stored as (c0, c2, c1, c3), so that SXTB16
+ * splits a word into (c0, c1) and (c2, c3); the columns after the last full group stay in
+ * order. Same bytes as KL_MATRIX_DENSE. */
+#define KL_MATRIX_DENSE_INTERLEAVED 2
 
 /* What a kernel does with the rescaled value v = sat32(shift_round(row . x, shift)). */
 #define KL_OUT_S32 0            /* y32[r] = v */
@@ -56,8 +60,9 @@ struct kl_matrix {
 };
 
 /* The kernels, for 1 <= shift <= 31 (kl_matvec_* take kl_kernel_rows for other shifts). */
-void kl_kernel_dense_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x,
+                                    const kl_out_t *out);
 void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_csr_s8_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_csr_s8_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
@@ -78,7 +83,7 @@ int64_t kl_dot_sparse_s16_s16_u8idx(const int16_t *values, const uint8_t *col_in
 int64_t kl_dot_sparse_s16_s16_u16idx(const int16_t *values, const uint16_t *col_index,
                                      uint16_t nonzeros, const int16_t *x);
 
-/* Exact int64 dot product of row `row` of m with x (x has m->cols entries). */
+/* Exact int64 dot product of row `row` of m with x (x has m->cols entries), any format. */
 int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x);
 
 /* y[r] = sat32(shift_round(m[r] . x, m->shift)), or with accumulate != 0
