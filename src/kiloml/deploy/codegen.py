@@ -63,6 +63,8 @@ class StoredMatrix:
 INT8_ROW_LIMIT = 511
 #: Widest dense int8 matrix for kl_kernel_dense_s8_narrow (KL_NARROW_COLS).
 NARROW_COLS = 8
+#: The kernel of dense int8 matrices stored with ``interleave_columns``.
+INTERLEAVED_KERNEL = "kl_kernel_dense_s8_interleaved"
 
 
 def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> str:
@@ -74,7 +76,7 @@ def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> s
     if bits == 8 and cols <= NARROW_COLS:
         return "kl_kernel_dense_s8_narrow"
     if bits == 8:
-        return "kl_kernel_dense_s8_interleaved"
+        return INTERLEAVED_KERNEL
     return "kl_kernel_dense_s16"
 
 
@@ -108,14 +110,12 @@ def matrix_source(name: str, tensor: QTensor, shift: int) -> StoredMatrix:
         fields.update(values=f"{symbol}_values", col_index=f"{symbol}_col_index",
                       row_ptr=f"{symbol}_row_ptr", format="KL_MATRIX_CSR", index_bits=index_bits)
     else:
-        fields.update(values=f"{symbol}_values", col_index="0", row_ptr="0",
-                      format="KL_MATRIX_DENSE", index_bits=0)
+        interleaved = kernel_name("dense", tensor.bits, cols, 0) == INTERLEAVED_KERNEL
+        text = c_array(ctype, f"{symbol}_values",
+                       interleave_columns(values) if interleaved else values)
+        fields.update(values=f"{symbol}_values", col_index="0", row_ptr="0", index_bits=0,
+                      format="KL_MATRIX_DENSE_INTERLEAVED" if interleaved else "KL_MATRIX_DENSE")
     fields["kernel"] = kernel_name(storage.format, tensor.bits, cols, fields["index_bits"])
-    if fields["kernel"] == "kl_kernel_dense_s8_interleaved":
-        text = c_array(ctype, f"{symbol}_values", interleave_columns(values))
-        fields["format"] = "KL_MATRIX_DENSE_INTERLEAVED"
-    elif storage.format != "csr":
-        text = c_array(ctype, f"{symbol}_values", values)
     members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
     text += f"static const kl_matrix_t {symbol} = {{\n{members},\n}};\n"
     return StoredMatrix(text, storage.bytes, storage.format, storage.nonzeros)

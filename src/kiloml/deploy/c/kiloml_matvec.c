@@ -127,6 +127,18 @@ static KL_NOINLINE int32_t kl_rescale_exact(int64_t sum, int shift)
     return kl_sat32(kl_shift_round_s64(sum, shift));
 }
 
+/* Store the rescaled value of row r as mode says. */
+KL_ALWAYS_INLINE void kl_store(void *y, uint32_t r, int32_t value, int mode)
+{
+    if (mode == KL_OUT_S16) {
+        ((int16_t *)y)[r] = kl_sat16_s32(value);
+    } else if (mode == KL_OUT_S32_ACCUMULATE) {
+        ((int32_t *)y)[r] = kl_sat32_add(((int32_t *)y)[r], value);
+    } else {
+        ((int32_t *)y)[r] = value;
+    }
+}
+
 /* Rescale and store one row sum. */
 KL_ALWAYS_INLINE void kl_emit(int64_t sum, const kl_out_t *out, uint32_t r)
 {
@@ -136,13 +148,7 @@ KL_ALWAYS_INLINE void kl_emit(int64_t sum, const kl_out_t *out, uint32_t r)
     } else {
         value = kl_rescale_exact(sum, out->shift);
     }
-    if (out->mode == KL_OUT_S16) {
-        ((int16_t *)out->y)[r] = kl_sat16_s32(value);
-    } else if (out->mode == KL_OUT_S32_ACCUMULATE) {
-        ((int32_t *)out->y)[r] = kl_sat32_add(((int32_t *)out->y)[r], value);
-    } else {
-        ((int32_t *)out->y)[r] = value;
-    }
+    kl_store(out->y, r, value, out->mode);
 }
 
 void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
@@ -222,12 +228,34 @@ void kl_kernel_csr_s8_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t
     kl_csr_s8(m, x, out, 16);
 }
 
+/* Two int16 as one 32-bit word, low half first. */
+KL_ALWAYS_INLINE int32_t kl_pack(int16_t low, int16_t high)
+{
+    return (int32_t)((uint32_t)(uint16_t)low | ((uint32_t)(uint16_t)high << 16));
+}
+
 /* Two consecutive int16 as one 32-bit word, low half first (one LDR where unaligned loads
  * are allowed). */
 KL_ALWAYS_INLINE int32_t kl_pair(const int16_t *p)
 {
-    return (int32_t)((uint32_t)(uint16_t)p[0] | ((uint32_t)(uint16_t)p[1] << 16));
+    return kl_pack(p[0], p[1]);
 }
+
+#if KL_USE_DSP
+/* Four consecutive int8 as one word (one LDR: Cortex-M4 loads unaligned words). */
+KL_ALWAYS_INLINE uint32_t kl_word(const int8_t *p)
+{
+    uint32_t word;
+    __builtin_memcpy(&word, p, 4);
+    return word;
+}
+
+/* The word's bytes 1 and 3 moved to 0 and 2, for SXTB16. */
+KL_ALWAYS_INLINE uint32_t kl_odd_bytes(uint32_t word)
+{
+    return (word >> 8) | (word << 24);
+}
+#endif
 
 /* Dense rows of int16 weights, int64 sums (SMLALD with the DSP extension, else SMLAL). */
 void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
@@ -276,10 +304,9 @@ void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, cons
         uint32_t c = 0;
 #if KL_USE_DSP
         for (; c < grouped; c += 4) {
-            uint32_t w4;
-            __builtin_memcpy(&w4, w + c, 4); /* one LDR: Cortex-M4 loads unaligned words */
+            const uint32_t w4 = kl_word(w + c);
             sum = __smlad(__sxtb16(w4), kl_pair(x + c), sum);
-            sum = __smlad(__sxtb16((w4 >> 8) | (w4 << 24)), kl_pair(x + c + 2), sum);
+            sum = __smlad(__sxtb16(kl_odd_bytes(w4)), kl_pair(x + c + 2), sum);
         }
 #else
         for (; c < grouped; c += 4) {
@@ -302,17 +329,10 @@ void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, cons
  * the plain loop. Sums are int32 as in the other int8 kernels (8 products below 2^22 each). */
 #define KL_NARROW_COLS 8
 
-/* Store the rescaled sum of row r as mode says, for 1 <= shift <= 31. */
+/* Rescale an int32 row sum for 1 <= shift <= 31 and store it as mode says. */
 KL_ALWAYS_INLINE void kl_store_fast(void *y, uint32_t r, int32_t sum, int shift, int mode)
 {
-    const int32_t value = kl_round_shift_pos_s32(sum, shift);
-    if (mode == KL_OUT_S16) {
-        ((int16_t *)y)[r] = kl_sat16_s32(value);
-    } else if (mode == KL_OUT_S32_ACCUMULATE) {
-        ((int32_t *)y)[r] = kl_sat32_add(((int32_t *)y)[r], value);
-    } else {
-        ((int32_t *)y)[r] = value;
-    }
+    kl_store(y, r, kl_round_shift_pos_s32(sum, shift), mode);
 }
 
 /* Rows [0, count) of a narrow matrix (each reads KL_NARROW_COLS weights); xs is x padded. */
@@ -322,21 +342,19 @@ KL_ALWAYS_INLINE void kl_narrow_rows(const int8_t *w, uint32_t cols, uint32_t co
     uint32_t r;
 #if KL_USE_DSP
     /* SXTB16 splits four weights into (w0, w2) and (w1, w3); x is paired to match, once. */
-    const int32_t x02 = (int32_t)((uint16_t)xs[0] | ((uint32_t)(uint16_t)xs[2] << 16));
-    const int32_t x13 = (int32_t)((uint16_t)xs[1] | ((uint32_t)(uint16_t)xs[3] << 16));
-    const int32_t x46 = (int32_t)((uint16_t)xs[4] | ((uint32_t)(uint16_t)xs[6] << 16));
-    const int32_t x57 = (int32_t)((uint16_t)xs[5] | ((uint32_t)(uint16_t)xs[7] << 16));
+    const int32_t x02 = kl_pack(xs[0], xs[2]);
+    const int32_t x13 = kl_pack(xs[1], xs[3]);
+    const int32_t x46 = kl_pack(xs[4], xs[6]);
+    const int32_t x57 = kl_pack(xs[5], xs[7]);
     for (r = 0; r < count; r++, w += cols) {
-        uint32_t a;
-        uint32_t b;
+        const uint32_t a = kl_word(w);
+        const uint32_t b = kl_word(w + 4);
         int32_t sum;
-        __builtin_memcpy(&a, w, 4); /* one LDR each: Cortex-M4 loads unaligned words */
-        __builtin_memcpy(&b, w + 4, 4);
         /* SMLAD wraps like an int32 sum, and no partial sum leaves int32 */
         sum = __smuad(__sxtb16(a), x02);
-        sum = __smlad(__sxtb16((a >> 8) | (a << 24)), x13, sum);
+        sum = __smlad(__sxtb16(kl_odd_bytes(a)), x13, sum);
         sum = __smlad(__sxtb16(b), x46, sum);
-        sum = __smlad(__sxtb16((b >> 8) | (b << 24)), x57, sum);
+        sum = __smlad(__sxtb16(kl_odd_bytes(b)), x57, sum);
         kl_store_fast(y, r, sum, shift, mode);
     }
 #else
