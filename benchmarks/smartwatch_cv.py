@@ -4,6 +4,7 @@ with every subject tested once instead of only subjects 9 and 10.
     python benchmarks/smartwatch_cv.py            # 5 folds x 4 models, about 20 min
     python benchmarks/smartwatch_cv.py --seeds 0 1 2  # more seeds per fold (keeps those done)
     python benchmarks/smartwatch_cv.py --quick    # smoke run (runs/smartwatch-cv-quick)
+    python benchmarks/smartwatch_cv.py --train-hop 16 --only "8 frames"  # denser training windows
 
 Fold i (0-4) tests subjects 2i+1 and 2i+2, validates on the subject before them (subject 10
 for fold 0) and trains on the other seven, so fold 4 is the fixed split of ``kiloml train``.
@@ -11,7 +12,9 @@ The models are the smartwatch rows of ``accuracy_vs_size.py`` named in ``MODELS`
 same way (same Trainer, augmentation and 60 epochs); kiloml's models are also scored with int8
 weights by the integer simulator. A fold's accuracy is the mean over the seeds it ran. Each
 finished (model, fold, seed) is saved at once in ``OUT/smartwatch_cv.json`` and skipped by a
-rerun, so an interrupted run loses at most one model.
+rerun, so an interrupted run loses at most one model. With ``--train-hop N`` other than 64 the
+training windows start every N samples (validation and test stay at 64) and the results go to
+``smartwatch_cv_hopN.{json,md}``.
 """
 
 import argparse
@@ -34,7 +37,7 @@ from accuracy_vs_size import (
     train_one,
     variants,
 )
-from kiloml.data.smartwatch import SUBJECTS, load_smartwatch
+from kiloml.data.smartwatch import SUBJECTS, TRAIN_HOP, load_smartwatch
 from kiloml.errors import KilomlError
 from machine_info import describe
 
@@ -60,10 +63,12 @@ def add_seed(fold_entry: dict, seed: int, scores: dict) -> None:
             fold_entry[k] = float(np.mean(values))
 
 
-def markdown(results: dict, folds: list[int], seeds: list[int], quick: bool) -> str:
+def markdown(results: dict, folds: list[int], seeds: list[int], quick: bool,
+             train_hop: int = TRAIN_HOP) -> str:
     """The per-fold table, the means, and each compressed FastGRNN against the best baseline."""
     heads = [f"test {'–'.join(map(str, fold_subjects(f)[2]))}" for f in folds]
-    lines = [f"Subject-wise cross-validation{' (quick smoke run)' if quick else ''}: "
+    hop = "" if train_hop == TRAIN_HOP else f", training windows every {train_hop} samples"
+    lines = [f"Subject-wise cross-validation{' (quick smoke run)' if quick else ''}{hop}: "
              f"{len(folds)} folds, float32 test accuracy (%) per fold (mean over seeds "
              f"{', '.join(map(str, seeds))}); the mean is over folds.",
              "", "| model | bytes float32 | bytes int8 | " + " | ".join(heads)
@@ -82,6 +87,8 @@ def markdown(results: dict, folds: list[int], seeds: list[int], quick: bool) -> 
                      + f" | {np.mean(accs):.2f} ± {std:.2f}"
                      + f" | {f'{np.mean(int8):.2f}' if int8 else '—'} |")
     baselines = [n for n in results if results[n]["kind"] in ("gru", "lstm")]
+    if not baselines:
+        return "\n".join(lines) + "\n"
     best = max(baselines, key=lambda n: means[n][0])
     lines += ["", f"Most accurate baseline: {best} ({means[best][0]:.2f}%, "
                   f"{results[best]['model_size_bytes']:,} B float32)."]
@@ -105,6 +112,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="where smartwatch_cv.json and .md go (default: docs/benchmarks, or "
                              "runs/smartwatch-cv-quick with --quick)")
+    parser.add_argument("--train-hop", type=int, default=TRAIN_HOP, metavar="SAMPLES",
+                        help="samples between the starts of training windows (default: "
+                             "%(default)s; results of other values go to smartwatch_cv_hopN)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                        help="train only the models whose name contains one of these texts")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK['epochs']} epochs on {QUICK['train']} training "
                              "windows, two folds; checks the pipeline and the output")
@@ -115,17 +127,24 @@ def main() -> int:
     if args.quick:
         args.folds = args.folds[:2]
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "smartwatch_cv.json"
+    stem = "smartwatch_cv" + ("" if args.train_hop == TRAIN_HOP else f"_hop{args.train_hop}")
+    path = args.out / f"{stem}.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
     if saved.get("quick", args.quick) != args.quick:
         saved = {}  # never mix a smoke run with a full one
     recipe = RECIPES["smartwatch"]
-    models = {name: fields for name, fields in variants(recipe).items() if name in MODELS}
-    results = {k: v for k, v in saved.get("results", {}).items() if k in models}
+    models = {name: fields for name, fields in variants(recipe).items() if name in MODELS
+              and (args.only is None or any(text in name for text in args.only))}
+    if not models:
+        print(f"smartwatch_cv: --only {' '.join(args.only)} matches none of: {', '.join(MODELS)}",
+              file=sys.stderr)
+        return 2
+    # every model's saved results stay, also those --only leaves out
+    results = {k: v for k, v in saved.get("results", {}).items() if k in MODELS}
     epochs = QUICK["epochs"] if args.quick else recipe["epochs"]
     for fold in args.folds:
         try:
-            data = load_smartwatch(subjects=fold_subjects(fold))
+            data = load_smartwatch(subjects=fold_subjects(fold), train_hop=args.train_hop)
         except KilomlError as e:
             print(f"smartwatch_cv: {e}", file=sys.stderr)
             return 2
@@ -150,7 +169,7 @@ def main() -> int:
                                                               "seeds": {}})
             add_seed(fold_entry, seed, scores)
             results[name] = done
-            save_atomic(path, {"quick": args.quick,
+            save_atomic(path, {"quick": args.quick, "train_hop": args.train_hop,
                                "machine": f"{describe()}, torch {torch.__version__}, 1 thread",
                                "results": results})
             print(f"fold {fold} (test {fold_subjects(fold)[2]}) seed {seed} {name:45s} "
@@ -163,8 +182,9 @@ def main() -> int:
         print("smartwatch_cv: some models have no result for every fold and seed",
               file=sys.stderr)
         return 1
-    report = markdown({n: results[n] for n in models}, folds, args.seeds, args.quick)
-    (args.out / "smartwatch_cv.md").write_text(report)
+    report = markdown({n: results[n] for n in models}, folds, args.seeds, args.quick,
+                      args.train_hop)
+    (args.out / f"{stem}.md").write_text(report)
     print(report)
     return 0
 

@@ -107,3 +107,16 @@ def test_smartwatch_cv_quick(tmp_path, monkeypatch):
     assert fold["test_accuracy"] == pytest.approx(
         sum(v["test_accuracy"] for v in fold["seeds"].values()) / 2)
     assert "mean over seeds 0, 1" in (tmp_path / "smartwatch_cv.md").read_text()
+    # denser training windows for some models go to their own files and leave the rest alone
+    before = (tmp_path / "smartwatch_cv.json").read_bytes()
+    hop = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--train-hop", "32",
+                     "--only", "8 frames")
+    assert hop.returncode == 0, hop.stderr[-2000:]
+    assert (tmp_path / "smartwatch_cv.json").read_bytes() == before
+    saved = json.loads((tmp_path / "smartwatch_cv_hop32.json").read_text())
+    assert saved["train_hop"] == 32
+    stacked = {m for m in MODELS if "8 frames" in m}
+    assert set(saved["results"]) == stacked and len(stacked) == 2
+    assert "training windows every 32 samples" in (tmp_path / "smartwatch_cv_hop32.md").read_text()
+    none = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--only", "LSTM")
+    assert none.returncode == 2 and "matches none of" in none.stderr

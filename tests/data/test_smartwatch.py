@@ -71,3 +71,28 @@ def test_other_subject_splits_for_cross_validation():
 def test_bad_subject_splits_are_one_line_errors(subjects):
     with pytest.raises(KilomlError, match="subjects must be disjoint, non-empty and in 1–10"):
         load_smartwatch(subjects=subjects)
+
+
+@needs_seglearn
+def test_denser_training_windows():
+    raw = np.load(default_path(), allow_pickle=True).item()
+    default, dense = load_smartwatch(), load_dataset("smartwatch", train_hop=16)
+    expected = sum((len(x) - WINDOW) // 16 + 1
+                   for x, s in zip(raw["X"], raw["subject"], strict=True) if s in TRAIN_SUBJECTS)
+    assert len(dense.train) == expected and len(dense.train) > 3.5 * len(default.train)
+    # every fourth window is a default one; validation and test do not change
+    np.testing.assert_array_equal(dense.train.x[:4 * 5:4], default.train.x[:5])
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(getattr(dense, split).x, getattr(default, split).x)
+    assert dense.info["train_hop"] == 16
+
+
+@pytest.mark.parametrize("hop", [0, 129, 2.5, True])
+def test_bad_train_hop_is_a_one_line_error(hop):
+    with pytest.raises(KilomlError, match="--train-hop must be a whole number of samples"):
+        load_smartwatch(train_hop=hop)
+
+
+def test_train_hop_only_applies_to_windowed_datasets():
+    with pytest.raises(KilomlError, match="--train-hop applies to datasets cut into windows"):
+        load_dataset("fsdd", train_hop=16)

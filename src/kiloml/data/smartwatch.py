@@ -4,6 +4,8 @@
 gyroscope ``wx wy wz``) at 50 Hz, 947–2618 samples each. Split **by subject** so that no person
 is in two splits: subjects 1–7 train, 8 validation, 9–10 test. Each recording is cut into
 windows of 128 samples (2.56 s) every 64 samples; every window takes its recording's label.
+``train_hop`` cuts the training windows more densely (16: four times as many, starting at
+every offset a multiple of 16); validation and test windows stay every 64 samples.
 """
 
 import importlib.util
@@ -46,7 +48,12 @@ def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP,
                     subjects: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] = (
                         TRAIN_SUBJECTS, VAL_SUBJECTS, TEST_SUBJECTS)) -> DatasetSplits:
     """Load and split the watch data set from ``path`` (default: the installed seglearn's);
-    ``subjects`` are the (train, validation, test) subjects, disjoint, from 1–10."""
+    ``subjects`` are the (train, validation, test) subjects, disjoint, from 1–10, and
+    ``train_hop`` (1–128 samples) the step between training windows."""
+    if isinstance(train_hop, bool) or not isinstance(train_hop, int) \
+            or not 1 <= train_hop <= WINDOW:
+        raise KilomlError(f"--train-hop must be a whole number of samples from 1 to {WINDOW}; "
+                          f"got {train_hop}")
     train_subjects, val_subjects, test_subjects = (tuple(map(int, s)) for s in subjects)
     chosen = train_subjects + val_subjects + test_subjects
     if (len(set(chosen)) != len(chosen) or not set(chosen) <= set(SUBJECTS)
