@@ -14,7 +14,8 @@ weights by the integer simulator. A fold's accuracy is the mean over the seeds i
 finished (model, fold, seed) is saved at once in ``OUT/smartwatch_cv.json`` and skipped by a
 rerun, so an interrupted run loses at most one model. With ``--train-hop N`` other than 64 the
 training windows start every N samples (validation and test stay at 64) and the results go to
-``smartwatch_cv_hopN.{json,md}``.
+``smartwatch_cv_hopN.{json,md}``; the best baseline is then also sought among the default-window
+results in the same folder.
 """
 
 import argparse
@@ -63,9 +64,21 @@ def add_seed(fold_entry: dict, seed: int, scores: dict) -> None:
             fold_entry[k] = float(np.mean(values))
 
 
+def fold_means(entry: dict, folds: list[int], seeds: list[int]) -> tuple[list[float], list[float]]:
+    """Per-fold float32 and int8 test accuracies (%) of one model, each the mean over ``seeds``;
+    the int8 list is empty for models without int8 scores."""
+    runs = [[entry["folds"][str(f)]["seeds"][str(s)] for s in seeds] for f in folds]
+    accs = [100 * float(np.mean([r["test_accuracy"] for r in fold])) for fold in runs]
+    int8 = [100 * float(np.mean([r["int8_accuracy"] for r in fold])) for fold in runs
+            if all("int8_accuracy" in r for r in fold)]
+    return accs, int8
+
+
 def markdown(results: dict, folds: list[int], seeds: list[int], quick: bool,
-             train_hop: int = TRAIN_HOP) -> str:
-    """The per-fold table, the means, and each compressed FastGRNN against the best baseline."""
+             train_hop: int = TRAIN_HOP, reference: dict | None = None) -> str:
+    """The per-fold table, the means, and each compressed FastGRNN against the best baseline:
+    of ``results``, or of ``reference`` (the default-window results, when ``train_hop`` is not
+    the default and they cover the same folds and seeds)."""
     heads = [f"test {'–'.join(map(str, fold_subjects(f)[2]))}" for f in folds]
     hop = "" if train_hop == TRAIN_HOP else f", training windows every {train_hop} samples"
     lines = [f"Subject-wise cross-validation{' (quick smoke run)' if quick else ''}{hop}: "
@@ -75,10 +88,7 @@ def markdown(results: dict, folds: list[int], seeds: list[int], quick: bool,
              + " | mean ± std | int8 mean |", "|---|---:|---:|" + "---:|" * (len(folds) + 2)]
     means = {}
     for name, entry in results.items():
-        runs = [[entry["folds"][str(f)]["seeds"][str(s)] for s in seeds] for f in folds]
-        accs = [100 * np.mean([r["test_accuracy"] for r in fold]) for fold in runs]
-        int8 = [100 * np.mean([r["int8_accuracy"] for r in fold]) for fold in runs
-                if all("int8_accuracy" in r for r in fold)]
+        accs, int8 = fold_means(entry, folds, seeds)
         means[name] = (float(np.mean(accs)), float(np.mean(int8)) if int8 else None)
         std = np.std(accs, ddof=1) if len(accs) > 1 else 0.0
         lines.append(f"| {name} | {entry['model_size_bytes']:,} | "
@@ -86,21 +96,41 @@ def markdown(results: dict, folds: list[int], seeds: list[int], quick: bool,
                      + " | ".join(f"{a:.2f}" for a in accs)
                      + f" | {np.mean(accs):.2f} ± {std:.2f}"
                      + f" | {f'{np.mean(int8):.2f}' if int8 else '—'} |")
-    baselines = [n for n in results if results[n]["kind"] in ("gru", "lstm")]
+    # candidate baselines: name -> (mean accuracy, float32 bytes)
+    baselines = {n: (means[n][0], e["model_size_bytes"]) for n, e in results.items()
+                 if e["kind"] in ("gru", "lstm")}
+    for name, entry in (reference or {}).items():
+        if entry["kind"] in ("gru", "lstm"):
+            baselines[f"{name}, training windows every {TRAIN_HOP} samples"] = (
+                float(np.mean(fold_means(entry, folds, seeds)[0])), entry["model_size_bytes"])
     if not baselines:
         return "\n".join(lines) + "\n"
-    best = max(baselines, key=lambda n: means[n][0])
-    lines += ["", f"Most accurate baseline: {best} ({means[best][0]:.2f}%, "
-                  f"{results[best]['model_size_bytes']:,} B float32)."]
+    best = max(baselines, key=lambda n: baselines[n][0])
+    best_acc, best_bytes = baselines[best]
+    lines += ["", f"Most accurate baseline: {best} ({best_acc:.2f}%, {best_bytes:,} B float32)."]
     for name in results:
         if name.startswith(COMPRESSED):
-            ratio = results[best]["model_size_bytes"] / results[name]["model_size_bytes_int8"]
-            gap = means[best][0] - means[name][1]
+            ratio = best_bytes / results[name]["model_size_bytes_int8"]
+            gap = best_acc - means[name][1]
             verdict = "met" if ratio >= 20 and gap <= 1.0 else "missed"
             lines.append(f"- {name} at int8: {means[name][1]:.2f}%, "
                          f"{results[name]['model_size_bytes_int8']:,} B: {ratio:.1f}x smaller, "
                          f"{abs(gap):.2f} points {'behind' if gap > 0 else 'ahead'}: {verdict}.")
     return "\n".join(lines) + "\n"
+
+
+def reference_results(args, folds: list[int]) -> dict:
+    """The default-window results in ``args.out`` that cover ``folds`` and ``args.seeds``, when
+    this run uses other windows (its baselines may then be beaten by the default ones)."""
+    path = args.out / "smartwatch_cv.json"
+    if args.train_hop == TRAIN_HOP or not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    if saved.get("quick") != args.quick:
+        return {}
+    wanted = {str(s) for s in args.seeds}
+    return {name: entry for name, entry in saved["results"].items()
+            if all(wanted <= set(entry["folds"].get(str(f), {}).get("seeds", {})) for f in folds)}
 
 
 def main() -> int:
@@ -183,7 +213,7 @@ def main() -> int:
               file=sys.stderr)
         return 1
     report = markdown({n: results[n] for n in models}, folds, args.seeds, args.quick,
-                      args.train_hop)
+                      args.train_hop, reference_results(args, folds))
     (args.out / f"{stem}.md").write_text(report)
     print(report)
     return 0

@@ -120,3 +120,22 @@ def test_smartwatch_cv_quick(tmp_path, monkeypatch):
     assert "training windows every 32 samples" in (tmp_path / "smartwatch_cv_hop32.md").read_text()
     none = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--only", "LSTM")
     assert none.returncode == 2 and "matches none of" in none.stderr
+
+
+def test_smartwatch_cv_denser_windows_are_judged_against_every_baseline(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from smartwatch_cv import markdown
+
+    def entry(kind, accuracy, int8=None, size=1000):
+        scores = {"test_accuracy": accuracy, **({"int8_accuracy": int8} if int8 else {})}
+        return {"kind": kind, "model_size_bytes": size * 20, "model_size_bytes_int8": size,
+                "folds": {"0": {"seeds": {"0": scores}}}}
+
+    fast = "FastGRNN compressed h120, 8 frames per step"
+    results = {fast: entry("fastgrnn", 0.86, 0.86, 100), "GRU": entry("gru", 0.80)}
+    alone = markdown(results, [0], [0], False, 16)
+    assert "training windows every 16 samples" in alone
+    assert "Most accurate baseline: GRU (80.00%" in alone and "6.00 points ahead: met" in alone
+    judged = markdown(results, [0], [0], False, 16, {"GRU": entry("gru", 0.90)})
+    assert "Most accurate baseline: GRU, training windows every 64 samples (90.00%" in judged
+    assert "4.00 points behind: missed" in judged
