@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +56,20 @@ AUDIO_WIDE = {"FastGRNN compressed h160, 25% kept": (
 # Eight consecutive samples per recurrent step on the smartwatch data (``--frame-stack 8``): the
 # GRU gains more from it than FastGRNN does, so it is a baseline row too (docs/benchmarks.md,
 # "Smartwatch: frame stacking"). The FastGRNN is low-rank and unpruned, in the int8 budget of a
-# 20x target against that GRU.
+# 20x target against that GRU. The "3 paces" rows also train on the recordings replayed 0.75x
+# and 1.333x as fast (``--train-speeds``; "Smartwatch: exercise pace"), offered to both models.
+PACES = [0.75, 1.0, 1.333]
 SMARTWATCH_STACKED = {
     "FastGRNN compressed h120, 8 frames per step": (
         dict(hidden_size=120, w_rank=8, u_rank=6, frame_stack=8), {}),
+    "FastGRNN compressed h120, 8 frames per step, 3 paces": (
+        dict(hidden_size=120, w_rank=8, u_rank=6, frame_stack=8), dict(train_speeds=PACES)),
     "nn.GRU h64, 8 frames per step": (dict(kind="gru", hidden_size=64, frame_stack=8), {}),
+    "nn.GRU h64, 8 frames per step, 3 paces": (
+        dict(kind="gru", hidden_size=64, frame_stack=8), dict(train_speeds=PACES)),
 }
+# row fields that choose the training data, not the training: keywords of ``load_dataset``
+DATA_FIELDS = ("train_speeds",)
 RECIPES = {
     "smartwatch": dict(folder=None, epochs=60, batch_size=64, hidden=32, u_rank=8,
                        baselines=(32, 64), extra=SMARTWATCH_STACKED),
@@ -119,20 +128,46 @@ def subset(data: DatasetSplits, sizes: dict) -> DatasetSplits:
                          data.info)
 
 
-def integer_accuracy(model, data: DatasetSplits, bits: int) -> float:
+def split_fields(train_fields: dict) -> tuple[dict, dict]:
+    """A row's train fields as (``load_dataset`` keywords, ``TrainConfig`` fields)."""
+    return ({k: v for k, v in train_fields.items() if k in DATA_FIELDS},
+            {k: v for k, v in train_fields.items() if k not in DATA_FIELDS})
+
+
+class RowData:
+    """Each row's data: ``load(**data_fields)``, loaded once per distinct set of data fields
+    (and cut to the smoke-run sizes with ``quick``)."""
+
+    def __init__(self, load, quick: bool):
+        self.load, self.quick, self.loaded = load, quick, {}
+
+    def __call__(self, data_fields: dict) -> DatasetSplits:
+        key = json.dumps(data_fields, sort_keys=True)
+        if key not in self.loaded:
+            data = self.load(**data_fields)
+            self.loaded[key] = subset(data, QUICK) if self.quick else data
+        return self.loaded[key]
+
+
+def integer_accuracy(model, data: DatasetSplits, bits: int,
+                     calibration: np.ndarray | None = None) -> float:
     """Test accuracy of ``model`` quantized to ``bits``-bit weights, from the integer simulator
-    (Q-formats calibrated on the whole training split; ``kiloml export`` takes its first
-    ``CALIBRATION_SAMPLES`` sequences, which can move int8 accuracy by a test sequence or two)."""
-    q = quantize_model(model, data.train.x, bits=bits)
+    (Q-formats calibrated on ``calibration``, by default the whole training split; ``kiloml
+    export`` takes the first ``CALIBRATION_SAMPLES`` sequences of the default training split,
+    which can move int8 accuracy by a test sequence or two)."""
+    q = quantize_model(model, data.train.x if calibration is None else calibration, bits=bits)
     logits = simulate_batch(q, quantize_input(q, data.test.x))
     return float(np.mean(np.argmax(logits, axis=1) == data.test.y))
 
 
 def train_one(data: DatasetSplits, model_fields: dict, train_fields: dict, epochs: int,
-              batch_size: int, seed: int) -> dict:
+              batch_size: int, seed: int, calibration: np.ndarray | None = None) -> dict:
+    """Train one row on ``data`` (already loaded with the row's data fields) and score it; the
+    integer accuracies calibrate on ``calibration`` (default: ``data``'s training split)."""
     augment = {k: DEFAULTS[k] for k in ("augment_scale", "augment_noise", "augment_rotation")}
     mc = ModelConfig(input_size=data.num_features, num_classes=data.num_classes, **model_fields)
-    tc = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, **augment, **train_fields)
+    tc = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, **augment,
+                     **split_fields(train_fields)[1])
     outcome = fit(data, mc, tc)
     m = outcome.metrics
     entry = {k: m[k] for k in ("test_accuracy", "model_size_bytes", "model_size_bytes_int16",
@@ -142,8 +177,8 @@ def train_one(data: DatasetSplits, model_fields: dict, train_fields: dict, epoch
                  epochs=epochs, config={"model": model_fields, "train": train_fields})
     if model_fields["kind"] in KILOML_KINDS:
         outcome.model.eval()
-        entry["int16_accuracy"] = integer_accuracy(outcome.model, data, 16)
-        entry["int8_accuracy"] = integer_accuracy(outcome.model, data, 8)
+        entry["int16_accuracy"] = integer_accuracy(outcome.model, data, 16, calibration)
+        entry["int8_accuracy"] = integer_accuracy(outcome.model, data, 8, calibration)
     entry["seeds"] = {str(seed): {k: entry[k] for k in ACCURACIES if k in entry}}
     return entry
 
@@ -358,14 +393,14 @@ def main() -> int:
             results = {k: v for k, v in results.items() if k not in stale}
         if args.report_only:
             continue
+        folder = recipe["folder"]
+        row_data = RowData(partial(load_dataset, dataset,
+                                   args.data_root / folder if folder else None), args.quick)
         try:
-            folder = recipe["folder"]
-            data = load_dataset(dataset, args.data_root / folder if folder else None)
+            row_data({})
         except KilomlError as e:
             print(f"accuracy_vs_size: {e}", file=sys.stderr)
             return 2
-        if args.quick:
-            data = subset(data, QUICK)
         epochs = QUICK["epochs"] if args.quick else recipe["epochs"]
         for seed, (name, (model_fields, train_fields)) in (
                 (seed, v) for seed in args.seeds for v in variants(recipe).items()):
@@ -378,7 +413,8 @@ def main() -> int:
                 continue
             started = time.perf_counter()
             results[name] = add_seed(results.get(name), train_one(
-                data, model_fields, train_fields, epochs, recipe["batch_size"], seed))
+                row_data(split_fields(train_fields)[0]), model_fields, train_fields, epochs,
+                recipe["batch_size"], seed, calibration=row_data({}).train.x))
             save_atomic(path, {"dataset": dataset, "quick": args.quick,
                                "machine": f"{describe()}, torch {torch.__version__}, 1 thread",
                                "results": results})

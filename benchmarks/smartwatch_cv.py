@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,9 @@ from accuracy_vs_size import (
     RECIPES,
     ROOT,
     SMARTWATCH_STACKED,
+    RowData,
     save_atomic,
-    subset,
+    split_fields,
     train_one,
     variants,
 )
@@ -173,13 +175,13 @@ def main() -> int:
     results = {k: v for k, v in saved.get("results", {}).items() if k in MODELS}
     epochs = QUICK["epochs"] if args.quick else recipe["epochs"]
     for fold in args.folds:
+        fold_data = RowData(partial(load_smartwatch, subjects=fold_subjects(fold),
+                                    train_hop=args.train_hop), args.quick)
         try:
-            data = load_smartwatch(subjects=fold_subjects(fold), train_hop=args.train_hop)
+            fold_data({})
         except KilomlError as e:
             print(f"smartwatch_cv: {e}", file=sys.stderr)
             return 2
-        if args.quick:
-            data = subset(data, QUICK)
         for seed, (name, (model_fields, train_fields)) in (
                 (s, m) for s in args.seeds for m in models.items()):
             done = results.get(name)
@@ -188,8 +190,9 @@ def main() -> int:
                     and str(seed) in done["folds"].get(str(fold), {}).get("seeds", {}):
                 continue
             started = time.perf_counter()
-            entry = train_one(data, model_fields, train_fields, epochs, recipe["batch_size"],
-                              seed)
+            entry = train_one(fold_data(split_fields(train_fields)[0]), model_fields,
+                              train_fields, epochs, recipe["batch_size"], seed,
+                              calibration=fold_data({}).train.x)
             scores = {k: entry[k] for k in SCORES if k in entry}
             if not done or (done["epochs"], done["config"]) != (epochs, config):
                 done = {k: entry[k] for k in ("kind", "model_size_bytes", "model_size_bytes_int8",

@@ -75,6 +75,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="smartwatch: samples between the starts of consecutive training windows "
                         "(default: 64, as for validation and test; 16 gives four times as many "
                         "training windows, and epochs take four times as long)")
+    g.add_argument("--train-speeds", type=float, nargs="+", default=None, metavar="SPEED",
+                   help="smartwatch: also cut training windows from the training recordings "
+                        "replayed at these speeds (0.5-2; 1 is as recorded, and the gyroscope "
+                        "scales with the speed), as if people exercised faster or slower; "
+                        "e.g. 0.75 1 1.333 gives three times as many training windows")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d["model"], choices=["fastgrnn", "fastrnn", "gru", "lstm"],
                    help="recurrent cell (default: %(default)s)")
@@ -257,7 +262,8 @@ def command_train(args) -> int:
         config = read_run_config(run_dir)
         data = load_dataset(config["data"]["dataset"], config["data"].get("data_dir"),
                             skip_bad_files=config["data"].get("skip_bad_files", False),
-                            train_hop=config["data"].get("train_hop"))
+                            train_hop=config["data"].get("train_hop"),
+                            train_speeds=config["data"].get("train_speeds"))
         model_config = ModelConfig.from_dict(config["model"])
         train_fields = {k: tuple(v) if k == "phase_fractions" else v
                         for k, v in config["train"].items()}
@@ -271,7 +277,7 @@ def command_train(args) -> int:
             shutil.rmtree(run_dir)
         _fast_only(args)
         data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files,
-                            train_hop=args.train_hop)
+                            train_hop=args.train_hop, train_speeds=args.train_speeds)
         _report_skipped(data)
         model_config = _model_config(args, data)
         check_frame_stack(model_config, data)
@@ -287,6 +293,8 @@ def command_train(args) -> int:
                      "sizes": {s: len(getattr(data, s)) for s in ("train", "val", "test")}}
         if args.train_hop is not None:
             data_info["train_hop"] = args.train_hop
+        if args.train_speeds is not None:
+            data_info["train_speeds"] = data.info["train_speeds"]
         if "sample_rate" in data.info:  # audio: features come from the log-mel front end
             data_info["sample_rate"] = data.info["sample_rate"]
         save_run_config(run_dir, model_config, data_info, train_config.to_dict())

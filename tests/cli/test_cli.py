@@ -104,6 +104,9 @@ def test_incompatible_run_version(trained_run, tmp_path, capsys):
     (lambda tmp: ["--dataset", str(_write_npz(tmp / "ok.npz")), "--train-hop", "16"],
      "--train-hop applies to datasets cut into windows from longer recordings (smartwatch)"),
     (lambda tmp: ["--train-hop", "200"], "--train-hop must be a whole number of samples from 1"),
+    (lambda tmp: ["--dataset", str(_write_npz(tmp / "ok.npz")), "--train-speeds", "0.8", "1"],
+     "--train-speeds applies to datasets cut into windows from longer recordings"),
+    (lambda tmp: ["--train-speeds", "1", "3"], "--train-speeds takes 1 to 8 different speeds"),
 ])
 def test_bad_input_is_a_one_line_error(make, message, tmp_path, capsys):
     args = make(tmp_path)
@@ -193,18 +196,19 @@ def test_demo_of_a_gru_stops_after_training(tmp_path, capsys):
     assert not (tmp_path / "gru" / "c").exists()
 
 
-def test_train_hop_is_kept_for_resume(tmp_path, capsys):
+def test_train_hop_and_speeds_are_kept_for_resume(tmp_path, capsys):
     from kiloml.data.smartwatch import default_path, load_smartwatch
 
     if default_path() is None or not default_path().is_file():
         pytest.skip("seglearn==1.2.5 is not installed (make setup does)")
 
-    windows = len(load_smartwatch(train_hop=32).train)
+    windows = len(load_smartwatch(train_hop=32, train_speeds=(1.25, 1)).train)
     run = tmp_path / "run"
     common = ["--epochs", "1", "--hidden-size", "4", "--u-rank", "2", "--sparsity-w", "1",
               "--sparsity-u", "1", "--sparsity-head", "1", "--out", str(run)]
-    assert main(["train", "--train-hop", "32", *common]) == 0
-    assert json.loads((run / "config.json").read_text())["data"]["train_hop"] == 32
+    assert main(["train", "--train-hop", "32", "--train-speeds", "1.25", "1", *common]) == 0
+    data = json.loads((run / "config.json").read_text())["data"]
+    assert data["train_hop"] == 32 and data["train_speeds"] == [1.25, 1.0]
     assert f"{windows} train /" in capsys.readouterr().out
     assert main(["train", "--out", str(run), "--resume"]) == 0
     assert f"{windows} train /" in capsys.readouterr().out

@@ -96,3 +96,39 @@ def test_bad_train_hop_is_a_one_line_error(hop):
 def test_train_hop_only_applies_to_windowed_datasets():
     with pytest.raises(KilomlError, match="--train-hop applies to datasets cut into windows"):
         load_dataset("fsdd", train_hop=16)
+
+
+@needs_seglearn
+def test_training_windows_from_recordings_replayed_at_other_paces():
+    raw = np.load(default_path(), allow_pickle=True).item()
+    default = load_smartwatch()
+    paced = load_dataset("smartwatch", train_speeds=[1, 0.5, 2])
+    train = [np.asarray(x, np.float32) for x, s in zip(raw["X"], raw["subject"], strict=True)
+             if s in TRAIN_SUBJECTS]
+    counts = {speed: sum((int((len(x) - 1) / speed) + 1 - WINDOW) // 64 + 1 for x in train)
+              for speed in (1, 0.5, 2)}
+    assert len(paced.train) == sum(counts.values())
+    # recording by recording: first the recording as made, then at half and at double speed
+    first = train[0]
+    n1 = (len(first) - WINDOW) // 64 + 1
+    np.testing.assert_array_equal(paced.train.x[:n1], default.train.x[:n1])
+    slow = paced.train.x[n1]  # the first window at half speed: every other sample interpolated
+    np.testing.assert_allclose(slow[::2, :3], first[:64, :3])
+    np.testing.assert_allclose(slow[1::2, :3], (first[:64, :3] + first[1:65, :3]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(slow[::2, 3:], 0.5 * first[:64, 3:])  # the gyroscope slows too
+    assert paced.train.y[n1] == paced.train.y[0]
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(getattr(paced, split).x, getattr(default, split).x)
+    assert paced.info["train_speeds"] == [1.0, 0.5, 2.0]
+
+
+@pytest.mark.parametrize("speeds", [[], [0.4], [1, 2.5], [1, 1], [True], ["fast"],
+                                    [1.0 + 0.1 * i for i in range(9)]])
+def test_bad_train_speeds_are_one_line_errors(speeds):
+    with pytest.raises(KilomlError, match="--train-speeds takes 1 to 8 different speeds"):
+        load_smartwatch(train_speeds=speeds)
+
+
+def test_train_speeds_only_apply_to_windowed_datasets():
+    with pytest.raises(KilomlError, match="--train-speeds applies to datasets cut into windows"):
+        load_dataset("fsdd", train_speeds=[1, 1.25])

@@ -31,7 +31,7 @@ DATASETS: dict[str, tuple[Callable[..., DatasetSplits], str]] = {
 
 #: datasets read from many files, whose loaders accept ``skip_bad_files``
 FILE_DATASETS: set[str] = {"speech-commands-12", "fsdd", "basic-motions", "japanese-vowels"}
-#: datasets cut from longer recordings, whose loaders accept ``train_hop``
+#: datasets cut from longer recordings, whose loaders accept ``train_hop`` and ``train_speeds``
 WINDOWED_DATASETS: set[str] = {"smartwatch"}
 
 USER_DATA_HINT = ("or pass your own data: a .npz file with X_train, y_train, X_test, y_test; "
@@ -40,22 +40,27 @@ USER_DATA_HINT = ("or pass your own data: a .npz file with X_train, y_train, X_t
 
 
 def load_dataset(name: str, data_dir: Path | str | None = None, *,
-                 skip_bad_files: bool = False, train_hop: int | None = None) -> DatasetSplits:
+                 skip_bad_files: bool = False, train_hop: int | None = None,
+                 train_speeds: tuple[float, ...] | None = None) -> DatasetSplits:
     """Load a registered dataset by ``name`` (optionally from ``data_dir``), or the user's own
     data at the path ``name`` (``.npz``, ``.ts`` pair or WAV folder).
 
     With ``skip_bad_files``, loaders that read many files skip unreadable ones instead of
     failing and list them in ``info["skipped_files"]`` as ``[file, reason]`` pairs.
-    ``train_hop`` (samples) cuts the training windows of a windowed dataset more or less densely.
+    ``train_hop`` (samples) cuts the training windows of a windowed dataset more or less densely,
+    and ``train_speeds`` also cuts them from its training recordings replayed at those speeds.
     """
-    if train_hop is not None and name not in WINDOWED_DATASETS:
-        raise KilomlError(f"--train-hop applies to datasets cut into windows from longer "
+    windowing = {k: v for k, v in (("train_hop", train_hop), ("train_speeds", train_speeds))
+                 if v is not None}
+    if windowing and name not in WINDOWED_DATASETS:
+        flag = "--" + next(iter(windowing)).replace("_", "-")
+        raise KilomlError(f"{flag} applies to datasets cut into windows from longer "
                           f"recordings ({', '.join(sorted(WINDOWED_DATASETS))}), not to {name}")
     if name in DATASETS:
         loader = DATASETS[name][0]
         path = Path(data_dir) if data_dir is not None else None
-        if train_hop is not None:
-            return loader(path, train_hop=train_hop)
+        if windowing:
+            return loader(path, **windowing)
         if name in FILE_DATASETS:
             return loader(path, skip_bad_files=skip_bad_files)
         return loader(path)

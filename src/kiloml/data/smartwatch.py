@@ -5,7 +5,9 @@ gyroscope ``wx wy wz``) at 50 Hz, 947–2618 samples each. Split **by subject** 
 is in two splits: subjects 1–7 train, 8 validation, 9–10 test. Each recording is cut into
 windows of 128 samples (2.56 s) every 64 samples; every window takes its recording's label.
 ``train_hop`` cuts the training windows more densely (16: four times as many, starting at
-every offset a multiple of 16); validation and test windows stay every 64 samples.
+every offset a multiple of 16), and ``train_speeds`` also cuts them from the training recordings
+replayed faster or slower (``time_stretch``: the gyroscope scaled by the speed); validation and
+test windows stay every 64 samples of the recordings as made.
 """
 
 import importlib.util
@@ -14,11 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from kiloml.data.splits import DatasetSplits, Split, sliding_windows
+from kiloml.data.time_stretch import SPEED_RANGE, time_stretch
 from kiloml.errors import KilomlError
 
 WINDOW = 128
 HOP = 64
 TRAIN_HOP = 64
+TRAIN_SPEEDS = (1.0,)
+MAX_SPEEDS = 8
+GYROSCOPE = (3, 4, 5)
 TRAIN_SUBJECTS = (1, 2, 3, 4, 5, 6, 7)
 VAL_SUBJECTS = (8,)
 TEST_SUBJECTS = (9, 10)
@@ -34,26 +40,47 @@ def default_path() -> Path | None:
     return Path(spec.origin).parent / "data" / "watch_dataset.npy"
 
 
-def _windows(data: dict, subjects: tuple[int, ...], hop: int = HOP) -> Split:
+def _windows(data: dict, subjects: tuple[int, ...], hop: int = HOP,
+             speeds: tuple[float, ...] = TRAIN_SPEEDS) -> Split:
     xs, ys = [], []
     for recording, label, subject in zip(data["X"], data["y"], data["subject"], strict=True):
         if int(subject) in subjects:
-            w = sliding_windows(np.asarray(recording, dtype=np.float32), WINDOW, hop)
-            xs.append(w)
-            ys.append(np.full(len(w), int(label), dtype=np.int64))
+            recording = np.asarray(recording, dtype=np.float32)
+            for speed in speeds:
+                played = recording if speed == 1 else time_stretch(recording, speed, GYROSCOPE)
+                w = sliding_windows(played, WINDOW, hop)
+                xs.append(w)
+                ys.append(np.full(len(w), int(label), dtype=np.int64))
     return Split(np.concatenate(xs), np.concatenate(ys))
 
 
+def check_train_speeds(speeds) -> tuple[float, ...]:
+    """``speeds`` as a tuple of floats, or a one-line error naming ``--train-speeds``."""
+    lo, hi = SPEED_RANGE
+    try:
+        values = tuple(float(s) for s in speeds if not isinstance(s, bool))
+    except (TypeError, ValueError):
+        values = ()
+    if (not values or len(values) != len(speeds) or len(values) > MAX_SPEEDS
+            or len(set(values)) != len(values) or not all(lo <= v <= hi for v in values)):
+        raise KilomlError(f"--train-speeds takes 1 to {MAX_SPEEDS} different speeds from {lo:g} "
+                          f"to {hi:g} (1 is the recording as made); got {speeds}")
+    return values
+
+
 def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP,
+                    train_speeds: tuple[float, ...] = TRAIN_SPEEDS,
                     subjects: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] = (
                         TRAIN_SUBJECTS, VAL_SUBJECTS, TEST_SUBJECTS)) -> DatasetSplits:
     """Load and split the watch data set from ``path`` (default: the installed seglearn's);
     ``subjects`` are the (train, validation, test) subjects, disjoint, from 1–10, and
-    ``train_hop`` (1–128 samples) the step between training windows."""
+    ``train_hop`` (1–128 samples) the step between training windows, and ``train_speeds`` the
+    speeds (0.5–2) the training recordings are replayed at before they are cut (1: as made)."""
     if isinstance(train_hop, bool) or not isinstance(train_hop, int) \
             or not 1 <= train_hop <= WINDOW:
         raise KilomlError(f"--train-hop must be a whole number of samples from 1 to {WINDOW}; "
                           f"got {train_hop}")
+    train_speeds = check_train_speeds(train_speeds)
     train_subjects, val_subjects, test_subjects = (tuple(map(int, s)) for s in subjects)
     chosen = train_subjects + val_subjects + test_subjects
     if (len(set(chosen)) != len(chosen) or not set(chosen) <= set(SUBJECTS)
@@ -76,12 +103,13 @@ def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP,
         raise KilomlError(f"{path}: expected a dict with keys {sorted(required)}")
     return DatasetSplits(
         name="smartwatch",
-        train=_windows(data, train_subjects, train_hop),
+        train=_windows(data, train_subjects, train_hop, train_speeds),
         val=_windows(data, val_subjects),
         test=_windows(data, test_subjects),
         class_names=[str(n) for n in data["y_labels"]],
         description="seglearn smartwatch IMU, 6 channels @ 50 Hz, 7 exercises, split by subject",
         info={"path": str(path), "window": WINDOW, "hop": HOP, "train_hop": train_hop,
+              "train_speeds": list(train_speeds),
               "vector_channels": [[0, 1, 2], [3, 4, 5]],
               "subjects": {"train": train_subjects, "val": val_subjects,
                            "test": test_subjects}},
