@@ -209,14 +209,20 @@ def main() -> int:
                   f"{100 * entry['test_accuracy']:6.2f}% ({time.perf_counter() - started:.0f} s)",
                   flush=True)
     wanted = {str(s) for s in args.seeds}
-    folds = sorted(set.intersection(*({int(f) for f, e in results.get(n, {}).get("folds", {})
-                                       .items() if wanted <= set(e["seeds"])} for n in models)))
+
+    def complete(name: str) -> set[int]:
+        return {int(f) for f, e in results.get(name, {}).get("folds", {}).items()
+                if wanted <= set(e["seeds"])}
+
+    folds = sorted(set.intersection(*(complete(n) for n in models)))
     if not set(args.folds) <= set(folds):
         print("smartwatch_cv: some models have no result for every fold and seed",
               file=sys.stderr)
         return 1
-    report = markdown({n: results[n] for n in models}, folds, args.seeds, args.quick,
-                      args.train_hop, reference_results(args, folds))
+    # the report shows every model with these folds and seeds, also those --only left out
+    shown = {n: results[n] for n in MODELS if set(folds) <= complete(n)}
+    report = markdown(shown, folds, args.seeds, args.quick, args.train_hop,
+                      reference_results(args, folds))
     (args.out / f"{stem}.md").write_text(report)
     print(report)
     return 0

@@ -113,6 +113,13 @@ def test_smartwatch_cv_quick(tmp_path, monkeypatch):
     assert fold["test_accuracy"] == pytest.approx(
         sum(v["test_accuracy"] for v in fold["seeds"].values()) / 2)
     assert "mean over seeds 0, 1" in (tmp_path / "smartwatch_cv.md").read_text()
+    # --only trains fewer models but still reports every model with those folds and seeds
+    only = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--seeds", "0", "1",
+                      "--only", "3 paces")
+    assert only.returncode == 0, only.stderr[-2000:]
+    rows = [line for line in (tmp_path / "smartwatch_cv.md").read_text().splitlines()
+            if line.startswith(("| FastGRNN", "| nn."))]
+    assert len(rows) == len(MODELS) == 6
     # denser training windows for some models go to their own files and leave the rest alone
     before = (tmp_path / "smartwatch_cv.json").read_bytes()
     hop = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--train-hop", "32",
@@ -145,3 +152,17 @@ def test_smartwatch_cv_denser_windows_are_judged_against_every_baseline(monkeypa
     judged = markdown(results, [0], [0], False, 16, {"GRU": entry("gru", 0.90)})
     assert "Most accurate baseline: GRU, training windows every 64 samples (90.00%" in judged
     assert "4.00 points behind: missed" in judged
+
+
+def test_smartwatch_subjects_table():
+    done = run_script("smartwatch_subjects.py")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert [int(r[0]) for r in rows] == list(range(1, 11))
+    assert all(int(r[1]) == 14 for r in rows)  # 7 exercises x 2 sides each
+    length = {int(r[0]): float(r[2].replace(",", "")) for r in rows}
+    # subjects 3 and 4 exercise fastest: the shortest recordings, the fastest rotations
+    assert sorted(length, key=length.get)[:2] == [4, 3]
+    gyro90 = {int(r[0]): float(r[6]) for r in rows}
+    assert sorted(gyro90, key=gyro90.get)[-2:] == [3, 4]
