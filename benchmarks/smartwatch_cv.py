@@ -12,16 +12,19 @@ The models are the smartwatch rows of ``accuracy_vs_size.py`` named in ``MODELS`
 same way (same Trainer, augmentation and 60 epochs); kiloml's models are also scored with int8
 weights by the integer simulator. A fold's accuracy is the mean over the seeds it ran. Each
 finished (model, fold, seed) is saved at once in ``OUT/smartwatch_cv.json`` and skipped by a
-rerun, so an interrupted run loses at most one model. With ``--train-hop N`` other than 64 the
+rerun, so an interrupted run loses at most one model; runs of different ``--folds`` may share
+the file at the same time (two cores: two runs). With ``--train-hop N`` other than 64 the
 training windows start every N samples (validation and test stay at 64) and the results go to
 ``smartwatch_cv_hopN.{json,md}``; the best baseline is then also sought among the default-window
 results in the same folder.
 """
 
 import argparse
+import fcntl
 import json
 import sys
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -41,6 +44,7 @@ from accuracy_vs_size import (
     variants,
 )
 from kiloml.data.smartwatch import SUBJECTS, TRAIN_HOP, load_smartwatch
+from kiloml.data.splits import DatasetSplits
 from kiloml.errors import KilomlError
 from machine_info import describe
 
@@ -55,6 +59,22 @@ def fold_subjects(fold: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[in
     val = ((test[0] - 2) % len(SUBJECTS) + 1,)
     train = tuple(s for s in SUBJECTS if s not in test + val)
     return train, val, test
+
+
+@contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on ``path`` + ``.lock`` (runs of other folds share one file)."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def load_fold(fold: int, train_hop: int, **data_fields) -> DatasetSplits:
+    """Fold ``fold``'s data; a row's own ``train_hop`` (a data field) replaces ``--train-hop``."""
+    return load_smartwatch(subjects=fold_subjects(fold), **{"train_hop": train_hop, **data_fields})
 
 
 def add_seed(fold_entry: dict, seed: int, scores: dict) -> None:
@@ -175,8 +195,7 @@ def main() -> int:
     results = {k: v for k, v in saved.get("results", {}).items() if k in MODELS}
     epochs = QUICK["epochs"] if args.quick else recipe["epochs"]
     for fold in args.folds:
-        fold_data = RowData(partial(load_smartwatch, subjects=fold_subjects(fold),
-                                    train_hop=args.train_hop), args.quick)
+        fold_data = RowData(partial(load_fold, fold, args.train_hop), args.quick)
         try:
             fold_data({})
         except KilomlError as e:
@@ -194,17 +213,25 @@ def main() -> int:
                               train_fields, epochs, recipe["batch_size"], seed,
                               calibration=fold_data({}).train.x)
             scores = {k: entry[k] for k in SCORES if k in entry}
-            if not done or (done["epochs"], done["config"]) != (epochs, config):
-                done = {k: entry[k] for k in ("kind", "model_size_bytes", "model_size_bytes_int8",
-                                              "macs_per_inference", "epochs", "config")}
-                done["folds"] = {}
-            fold_entry = done["folds"].setdefault(str(fold), {"subjects": fold_subjects(fold),
-                                                              "seeds": {}})
-            add_seed(fold_entry, seed, scores)
-            results[name] = done
-            save_atomic(path, {"quick": args.quick, "train_hop": args.train_hop,
-                               "machine": f"{describe()}, torch {torch.__version__}, 1 thread",
-                               "results": results})
+            with locked(path):  # another run (other --folds) may have saved since we read
+                if path.exists():
+                    current = json.loads(path.read_text())
+                    if current.get("quick") == args.quick:
+                        results.update({k: v for k, v in current["results"].items()
+                                        if k in MODELS})
+                done = results.get(name)
+                if not done or (done["epochs"], done["config"]) != (epochs, config):
+                    done = {k: entry[k] for k in ("kind", "model_size_bytes",
+                                                  "model_size_bytes_int8", "macs_per_inference",
+                                                  "epochs", "config")}
+                    done["folds"] = {}
+                fold_entry = done["folds"].setdefault(
+                    str(fold), {"subjects": fold_subjects(fold), "seeds": {}})
+                add_seed(fold_entry, seed, scores)
+                results[name] = done
+                save_atomic(path, {"quick": args.quick, "train_hop": args.train_hop,
+                                   "machine": f"{describe()}, torch {torch.__version__}, "
+                                              "1 thread", "results": results})
             print(f"fold {fold} (test {fold_subjects(fold)[2]}) seed {seed} {name:45s} "
                   f"{100 * entry['test_accuracy']:6.2f}% ({time.perf_counter() - started:.0f} s)",
                   flush=True)
