@@ -72,9 +72,11 @@ def locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def load_fold(fold: int, train_hop: int, **data_fields) -> DatasetSplits:
-    """Fold ``fold``'s data; a row's own ``train_hop`` (a data field) replaces ``--train-hop``."""
-    return load_smartwatch(subjects=fold_subjects(fold), **{"train_hop": train_hop, **data_fields})
+def load_fold(fold: int, default_hop: int, **data_fields) -> DatasetSplits:
+    """Fold ``fold``'s data, training windows every ``default_hop`` samples unless the row's
+    data fields choose their own ``train_hop``."""
+    return load_smartwatch(subjects=fold_subjects(fold),
+                           **{"train_hop": default_hop, **data_fields})
 
 
 def add_seed(fold_entry: dict, seed: int, scores: dict) -> None:
