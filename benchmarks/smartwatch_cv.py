@@ -1,7 +1,7 @@
 """Subject-wise cross-validation on the smartwatch data: the comparison of docs/benchmarks.md
 with every subject tested once instead of only subjects 9 and 10.
 
-    python benchmarks/smartwatch_cv.py            # 5 folds x 4 models, about 20 min
+    python benchmarks/smartwatch_cv.py            # 5 folds x 8 models, about 45 min on 1 core
     python benchmarks/smartwatch_cv.py --seeds 0 1 2  # more seeds per fold (keeps those done)
     python benchmarks/smartwatch_cv.py --quick    # smoke run (runs/smartwatch-cv-quick)
     python benchmarks/smartwatch_cv.py --train-hop 16 --only "8 frames"  # denser training windows
