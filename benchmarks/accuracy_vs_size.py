@@ -57,21 +57,17 @@ AUDIO_WIDE = {"FastGRNN compressed h160, 25% kept": (
 # GRU gains more from it than FastGRNN does, so it is a baseline row too (docs/benchmarks.md,
 # "Smartwatch: frame stacking"). The FastGRNN is low-rank and unpruned, in the int8 budget of a
 # 20x target against that GRU. The "3 paces" rows also train on the recordings replayed 0.75x
-# and 1.333x as fast (``--train-speeds``), and "windows every 32" cuts the training windows twice
-# as densely (``--train-hop 32``; docs/benchmarks.md, "Smartwatch: exercise pace"); both are
+# and 1.333x as fast (``--train-speeds``; docs/benchmarks.md, "Smartwatch: exercise pace"),
 # offered to both models.
 PACES = [0.75, 1.0, 1.333]
 STACKED_FASTGRNN = dict(hidden_size=120, w_rank=8, u_rank=6, frame_stack=8)
 STACKED_GRU = dict(kind="gru", hidden_size=64, frame_stack=8)
-PACED = {", 3 paces": dict(train_speeds=PACES),
-         ", 3 paces, windows every 32": dict(train_speeds=PACES, train_hop=32)}
 SMARTWATCH_STACKED = {
     "FastGRNN compressed h120, 8 frames per step": (STACKED_FASTGRNN, {}),
-    **{f"FastGRNN compressed h120, 8 frames per step{suffix}": (STACKED_FASTGRNN, data)
-       for suffix, data in PACED.items()},
+    "FastGRNN compressed h120, 8 frames per step, 3 paces": (
+        STACKED_FASTGRNN, dict(train_speeds=PACES)),
     "nn.GRU h64, 8 frames per step": (STACKED_GRU, {}),
-    **{f"nn.GRU h64, 8 frames per step{suffix}": (STACKED_GRU, data)
-       for suffix, data in PACED.items()},
+    "nn.GRU h64, 8 frames per step, 3 paces": (STACKED_GRU, dict(train_speeds=PACES)),
 }
 # row fields that choose the training data, not the training: keywords of ``load_dataset``
 DATA_FIELDS = ("train_speeds", "train_hop")

@@ -1,7 +1,7 @@
 """Subject-wise cross-validation on the smartwatch data: the comparison of docs/benchmarks.md
 with every subject tested once instead of only subjects 9 and 10.
 
-    python benchmarks/smartwatch_cv.py            # 5 folds x 8 models, about 45 min on 1 core
+    python benchmarks/smartwatch_cv.py            # 5 folds x 6 models, about 30 min on 1 core
     python benchmarks/smartwatch_cv.py --seeds 0 1 2  # more seeds per fold (keeps those done)
     python benchmarks/smartwatch_cv.py --quick    # smoke run (runs/smartwatch-cv-quick)
     python benchmarks/smartwatch_cv.py --train-hop 16 --only "8 frames"  # denser training windows
@@ -171,6 +171,8 @@ def main() -> int:
                              "%(default)s; results of other values go to smartwatch_cv_hopN)")
     parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
                         help="train only the models whose name contains one of these texts")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="retrain the chosen models' folds and seeds even if saved")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK['epochs']} epochs on {QUICK['train']} training "
                              "windows, two folds; checks the pipeline and the output")
@@ -208,7 +210,8 @@ def main() -> int:
             done = results.get(name)
             config = {"model": model_fields, "train": train_fields}
             if done and (done["epochs"], done["config"]) == (epochs, config) \
-                    and str(seed) in done["folds"].get(str(fold), {}).get("seeds", {}):
+                    and str(seed) in done["folds"].get(str(fold), {}).get("seeds", {}) \
+                    and not args.overwrite:
                 continue
             started = time.perf_counter()
             entry = train_one(fold_data(split_fields(train_fields)[0]), model_fields,

@@ -34,22 +34,20 @@ def test_accuracy_vs_size_quick(tmp_path):
         saved = json.loads((out / f"{dataset}.json").read_text())
         # eight rows: two compressed FastGRNNs, dense FastGRNN, FastRNN, two GRUs, two LSTMs;
         # the audio sets add a wider, sparser FastGRNN, smartwatch a frame-stacked FastGRNN
-        # and GRU, each also trained on recordings replayed at three paces, with the default
-        # windows and with windows every 32 samples
+        # and GRU, each also trained on recordings replayed at three paces
         wide = "FastGRNN compressed h160, 25% kept"
         stacked = ("FastGRNN compressed h120, 8 frames per step",
                    "nn.GRU h64, 8 frames per step")
-        assert saved["quick"] is True and len(saved["results"]) == (9 if dataset == "fsdd" else 14)
+        assert saved["quick"] is True and len(saved["results"]) == (9 if dataset == "fsdd" else 12)
         assert (wide in saved["results"]) == (dataset == "fsdd")
         for name in stacked:
-            for row in (name, f"{name}, 3 paces", f"{name}, 3 paces, windows every 32"):
+            for row in (name, f"{name}, 3 paces"):
                 assert (row in saved["results"]) == (dataset == "smartwatch")
                 if dataset == "smartwatch":
                     config = saved["results"][row]["config"]
                     assert config["model"]["frame_stack"] == 8
                     assert config["train"].get("train_speeds") == (
                         [0.75, 1.0, 1.333] if "paces" in row else None)
-                    assert config["train"].get("train_hop") == (32 if "every 32" in row else None)
         compressed = saved["results"]["FastGRNN compressed"]
         # two seeds: the reported accuracy is their mean, with their spread
         per_seed = [v["test_accuracy"] for v in compressed["seeds"].values()]
@@ -100,7 +98,7 @@ def test_smartwatch_cv_quick(tmp_path, monkeypatch):
         assert all(0 <= f["test_accuracy"] <= 1 for f in entry["folds"].values())
         assert ("int8_accuracy" in entry["folds"]["0"]) == (entry["kind"] == "fastgrnn")
     paced = {m for m, e in saved["results"].items() if e["config"]["train"].get("train_speeds")}
-    assert paced == {m for m in MODELS if "3 paces" in m} and len(paced) == 4
+    assert paced == {m for m in MODELS if "3 paces" in m} and len(paced) == 2
     report = (tmp_path / "smartwatch_cv.md").read_text()
     assert "| test 1–2 | test 3–4 |" in report and "Most accurate baseline" in report
     # a rerun trains nothing; a second seed trains only that seed
@@ -121,7 +119,7 @@ def test_smartwatch_cv_quick(tmp_path, monkeypatch):
     assert only.returncode == 0, only.stderr[-2000:]
     rows = [line for line in (tmp_path / "smartwatch_cv.md").read_text().splitlines()
             if line.startswith(("| FastGRNN", "| nn."))]
-    assert len(rows) == len(MODELS) == 8
+    assert len(rows) == len(MODELS) == 6
     # denser training windows for some models go to their own files and leave the rest alone
     before = (tmp_path / "smartwatch_cv.json").read_bytes()
     hop = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--train-hop", "32",
@@ -131,7 +129,7 @@ def test_smartwatch_cv_quick(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "smartwatch_cv_hop32.json").read_text())
     assert saved["train_hop"] == 32
     stacked = {m for m in MODELS if "8 frames" in m}
-    assert set(saved["results"]) == stacked and len(stacked) == 6
+    assert set(saved["results"]) == stacked and len(stacked) == 4
     assert "training windows every 32 samples" in (tmp_path / "smartwatch_cv_hop32.md").read_text()
     none = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--only", "LSTM")
     assert none.returncode == 2 and "matches none of" in none.stderr
@@ -146,7 +144,7 @@ def test_smartwatch_cv_runs_of_other_folds_share_one_file(tmp_path):
         _, err = run.communicate(timeout=600)
         assert run.returncode == 0, err[-2000:]
     saved = json.loads((tmp_path / "smartwatch_cv.json").read_text())
-    assert len(saved["results"]) == 3  # the stacked FastGRNN: as is, 3 paces, every 32 too
+    assert len(saved["results"]) == 2  # the stacked FastGRNN, as is and with 3 paces
     for entry in saved["results"].values():
         assert sorted(entry["folds"]) == ["0", "1"]
 

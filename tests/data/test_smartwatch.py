@@ -14,6 +14,7 @@ from kiloml.data.smartwatch import (
     load_smartwatch,
 )
 from kiloml.data.splits import sliding_windows
+from kiloml.data.time_stretch import GRAVITY_WINDOW, moving_average
 from kiloml.errors import KilomlError
 
 needs_seglearn = pytest.mark.skipif(default_path() is None or not default_path().is_file(),
@@ -113,9 +114,13 @@ def test_training_windows_from_recordings_replayed_at_other_paces():
     n1 = (len(first) - WINDOW) // 64 + 1
     np.testing.assert_array_equal(paced.train.x[:n1], default.train.x[:n1])
     slow = paced.train.x[n1]  # the first window at half speed: every other sample interpolated
-    np.testing.assert_allclose(slow[::2, :3], first[:64, :3])
-    np.testing.assert_allclose(slow[1::2, :3], (first[:64, :3] + first[1:65, :3]) / 2, rtol=1e-6)
-    np.testing.assert_allclose(slow[::2, 3:], 0.5 * first[:64, 3:])  # the gyroscope slows too
+    played = np.empty((160, 6))
+    played[::2], played[1::2] = first[:80], (first[:80] + first[1:81]) / 2
+    np.testing.assert_allclose(slow[:, 3:], 0.5 * played[:128, 3:], rtol=1e-6)  # turns slower
+    # the accelerometer keeps its slow part (gravity) and its motion part is 0.5² as strong
+    gravity = moving_average(played[:, :3], GRAVITY_WINDOW)[:128]
+    np.testing.assert_allclose(slow[:, :3], gravity + 0.25 * (played[:128, :3] - gravity),
+                               rtol=1e-5, atol=1e-6)
     assert paced.train.y[n1] == paced.train.y[0]
     for split in ("val", "test"):
         np.testing.assert_array_equal(getattr(paced, split).x, getattr(default, split).x)

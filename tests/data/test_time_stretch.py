@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kiloml.data.time_stretch import time_stretch
+from kiloml.data.time_stretch import moving_average, time_stretch
 
 
 def test_speed_one_is_the_recording():
@@ -32,3 +32,24 @@ def test_speeds_out_of_range_are_refused(speed):
 def test_a_recording_must_be_two_dimensional():
     with pytest.raises(ValueError, match="expected a recording"):
         time_stretch(np.zeros(10), 1.0)
+
+
+def test_moving_average_matches_scipy():
+    uniform_filter1d = pytest.importorskip("scipy.ndimage").uniform_filter1d
+    for n in (5, 40, 300):
+        x = np.random.default_rng(n).normal(size=(n, 3))
+        np.testing.assert_allclose(moving_average(x, 25),
+                                   uniform_filter1d(x, 25, axis=0, mode="nearest"), atol=1e-12)
+
+
+def test_acceleration_keeps_gravity_and_scales_motion_by_speed_squared():
+    t = np.arange(400)
+    gravity, motion = 1.0, 0.5 * np.sin(2 * np.pi * t / 50)  # a period of 50 samples
+    x = np.stack([gravity + motion, np.full(400, 2.0)], axis=1)
+    fast = time_stretch(x, 2.0, acceleration_channels=(0, 1))
+    # replayed twice as fast the period is 25 samples, one gravity window: its average is 1
+    inner = slice(20, 180)
+    expected = gravity + 4 * 0.5 * np.sin(2 * np.pi * np.arange(200) / 25)
+    np.testing.assert_allclose(fast[inner, 0], expected[inner], atol=1e-5)
+    np.testing.assert_allclose(fast[:, 1], 2.0, rtol=1e-6)  # constant: gravity only
+    np.testing.assert_allclose(time_stretch(x, 1.0, acceleration_channels=(0,)), x, atol=1e-6)

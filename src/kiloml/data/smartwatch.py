@@ -6,8 +6,9 @@ is in two splits: subjects 1–7 train, 8 validation, 9–10 test. Each recordin
 windows of 128 samples (2.56 s) every 64 samples; every window takes its recording's label.
 ``train_hop`` cuts the training windows more densely (16: four times as many, starting at
 every offset a multiple of 16), and ``train_speeds`` also cuts them from the training recordings
-replayed faster or slower (``time_stretch``: the gyroscope scaled by the speed); validation and
-test windows stay every 64 samples of the recordings as made.
+replayed faster or slower (``time_stretch``: the gyroscope scaled by the speed, the
+accelerometer's motion part by its square); validation and test windows stay every 64 samples of
+the recordings as made.
 """
 
 import importlib.util
@@ -24,6 +25,7 @@ HOP = 64
 TRAIN_HOP = 64
 TRAIN_SPEEDS = (1.0,)
 MAX_SPEEDS = 8
+ACCELEROMETER = (0, 1, 2)
 GYROSCOPE = (3, 4, 5)
 TRAIN_SUBJECTS = (1, 2, 3, 4, 5, 6, 7)
 VAL_SUBJECTS = (8,)
@@ -47,7 +49,9 @@ def _windows(data: dict, subjects: tuple[int, ...], hop: int = HOP,
         if int(subject) in subjects:
             recording = np.asarray(recording, dtype=np.float32)
             for speed in speeds:
-                played = recording if speed == 1 else time_stretch(recording, speed, GYROSCOPE)
+                played = recording if speed == 1 else time_stretch(
+                    recording, speed, rate_channels=GYROSCOPE,
+                    acceleration_channels=ACCELEROMETER)
                 w = sliding_windows(played, WINDOW, hop)
                 xs.append(w)
                 ys.append(np.full(len(w), int(label), dtype=np.int64))
