@@ -104,6 +104,12 @@ def test_smartwatch_cv_quick(tmp_path, monkeypatch):
     # a rerun trains nothing; a second seed trains only that seed
     again = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path))
     assert again.returncode == 0 and "fold 0" not in again.stdout
+    # --overwrite retrains the chosen models only
+    redo = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--overwrite",
+                      "--only", "3 paces")
+    assert redo.returncode == 0, redo.stderr[-2000:]
+    trained = [line for line in redo.stdout.splitlines() if line.startswith("fold ")]
+    assert len(trained) == 4 and all("3 paces" in line for line in trained)  # 2 models x 2 folds
     second = run_script("smartwatch_cv.py", "--quick", "--out", str(tmp_path), "--seeds", "0", "1")
     assert second.returncode == 0, second.stderr[-2000:]
     assert "seed 1" in second.stdout and "seed 0" not in second.stdout
