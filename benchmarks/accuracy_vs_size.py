@@ -70,7 +70,7 @@ SMARTWATCH_STACKED = {
     "nn.GRU h64, 8 frames per step, 3 paces": (STACKED_GRU, dict(train_speeds=PACES)),
 }
 # row fields that choose the training data, not the training: keywords of ``load_dataset``
-DATA_FIELDS = ("train_speeds", "train_hop")
+DATA_FIELDS = ("train_speeds",)
 RECIPES = {
     "smartwatch": dict(folder=None, epochs=60, batch_size=64, hidden=32, u_rank=8,
                        baselines=(32, 64), extra=SMARTWATCH_STACKED),

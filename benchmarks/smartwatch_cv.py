@@ -44,7 +44,6 @@ from accuracy_vs_size import (
     variants,
 )
 from kiloml.data.smartwatch import SUBJECTS, TRAIN_HOP, load_smartwatch
-from kiloml.data.splits import DatasetSplits
 from kiloml.errors import KilomlError
 from machine_info import describe
 
@@ -72,11 +71,10 @@ def locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def load_fold(fold: int, default_hop: int, **data_fields) -> DatasetSplits:
-    """Fold ``fold``'s data, training windows every ``default_hop`` samples unless the row's
-    data fields choose their own ``train_hop``."""
-    return load_smartwatch(subjects=fold_subjects(fold),
-                           **{"train_hop": default_hop, **data_fields})
+def read_results(path: Path, quick: bool) -> dict:
+    """The saved results in ``path`` of a run like this one (smoke or full), else none."""
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    return saved.get("results", {}) if saved.get("quick", quick) == quick else {}
 
 
 def add_seed(fold_entry: dict, seed: int, scores: dict) -> None:
@@ -185,9 +183,6 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "smartwatch_cv" + ("" if args.train_hop == TRAIN_HOP else f"_hop{args.train_hop}")
     path = args.out / f"{stem}.json"
-    saved = json.loads(path.read_text()) if path.exists() else {}
-    if saved.get("quick", args.quick) != args.quick:
-        saved = {}  # never mix a smoke run with a full one
     recipe = RECIPES["smartwatch"]
     models = {name: fields for name, fields in variants(recipe).items() if name in MODELS
               and (args.only is None or any(text in name for text in args.only))}
@@ -196,10 +191,11 @@ def main() -> int:
               file=sys.stderr)
         return 2
     # every model's saved results stay, also those --only leaves out
-    results = {k: v for k, v in saved.get("results", {}).items() if k in MODELS}
+    results = {k: v for k, v in read_results(path, args.quick).items() if k in MODELS}
     epochs = QUICK["epochs"] if args.quick else recipe["epochs"]
     for fold in args.folds:
-        fold_data = RowData(partial(load_fold, fold, args.train_hop), args.quick)
+        fold_data = RowData(partial(load_smartwatch, subjects=fold_subjects(fold),
+                                    train_hop=args.train_hop), args.quick)
         try:
             fold_data({})
         except KilomlError as e:
@@ -219,11 +215,8 @@ def main() -> int:
                               calibration=fold_data({}).train.x)
             scores = {k: entry[k] for k in SCORES if k in entry}
             with locked(path):  # another run (other --folds) may have saved since we read
-                if path.exists():
-                    current = json.loads(path.read_text())
-                    if current.get("quick") == args.quick:
-                        results.update({k: v for k, v in current["results"].items()
-                                        if k in MODELS})
+                results.update({k: v for k, v in read_results(path, args.quick).items()
+                                if k in MODELS})
                 done = results.get(name)
                 if not done or (done["epochs"], done["config"]) != (epochs, config):
                     done = {k: entry[k] for k in ("kind", "model_size_bytes",

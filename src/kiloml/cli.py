@@ -77,8 +77,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "training windows, and epochs take four times as long)")
     g.add_argument("--train-speeds", type=float, nargs="+", default=None, metavar="SPEED",
                    help="smartwatch: also cut training windows from the training recordings "
-                        "replayed at these speeds (0.5-2; 1 is as recorded, and the gyroscope "
-                        "scales with the speed), as if people exercised faster or slower; "
+                        "replayed at these speeds (0.5-2; 1 is as recorded; the gyroscope "
+                        "scales with the speed, the accelerometer's motion part with its "
+                        "square), as if people exercised faster or slower; "
                         "e.g. 0.75 1 1.333 gives three times as many training windows")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d["model"], choices=["fastgrnn", "fastrnn", "gru", "lstm"],

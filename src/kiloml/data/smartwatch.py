@@ -114,7 +114,7 @@ def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP,
         description="seglearn smartwatch IMU, 6 channels @ 50 Hz, 7 exercises, split by subject",
         info={"path": str(path), "window": WINDOW, "hop": HOP, "train_hop": train_hop,
               "train_speeds": list(train_speeds),
-              "vector_channels": [[0, 1, 2], [3, 4, 5]],
+              "vector_channels": [list(ACCELEROMETER), list(GYROSCOPE)],
               "subjects": {"train": train_subjects, "val": val_subjects,
                            "test": test_subjects}},
     ).validate()
