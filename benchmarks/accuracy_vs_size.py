@@ -31,9 +31,8 @@ from kiloml.cli import DEFAULTS
 from kiloml.data import load_dataset
 from kiloml.data.splits import DatasetSplits, Split
 from kiloml.errors import KilomlError
+from kiloml.ir import quantize_input, quantize_model, simulate
 from kiloml.nn import ModelConfig
-from kiloml.quantize.quantizer import quantize_input, quantize_model
-from kiloml.quantize.simulator import simulate_batch
 from kiloml.train.fit import fit
 from kiloml.train.trainer import TrainConfig
 from machine_info import describe
@@ -157,7 +156,7 @@ def integer_accuracy(model, data: DatasetSplits, bits: int,
     export`` takes the first ``CALIBRATION_SAMPLES`` sequences of the default training split,
     which can move int8 accuracy by a test sequence or two)."""
     q = quantize_model(model, data.train.x if calibration is None else calibration, bits=bits)
-    logits = simulate_batch(q, quantize_input(q, data.test.x))
+    logits = simulate(q, quantize_input(q, data.test.x))
     return float(np.mean(np.argmax(logits, axis=1) == data.test.y))
 
 

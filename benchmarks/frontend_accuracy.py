@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kiloml.data.logmel import LogMelConfig, log_mel
-from kiloml.quantize.logmel import log_mel_q10, make_tables
+from kiloml.ops.logmel import log_mel_q10, make_tables
 
 ARCHIVES = {16000: Path("speech_commands") / "speech_commands_test_set_v0.02.tar.gz",
             8000: Path("fsdd") / "free-spoken-digit-dataset-26eb9aa.tar.gz"}
@@ -82,13 +82,13 @@ def accuracy_tables(data: Path, count: int) -> None:
     print("Float front end (kiloml.data.logmel.log_mel, float32 output) vs python_speech_features"
           " 0.6 logfbank/fbank:\n")
     print(header + "\n" + "\n".join(float_rows) + "\n")
-    print("Integer front end (kiloml.quantize.logmel.log_mel_q10 / 1024 = the C output) vs the "
+    print("Integer front end (kiloml.ops.logmel.log_mel_q10 / 1024 = the C output) vs the "
           "float front end, all features:\n")
     print(header.replace("features above floor", "features") + "\n" + "\n".join(integer_rows))
 
 
 def cortex_m_table(data: Path) -> None:
-    from kiloml.deploy.logmel_verify import run_cortex_m_logmel
+    from kiloml.deploy.logmel_verify import logmel_build, run_logmel
 
     print("\nC front end on QEMU (arm-none-eabi-gcc -O2), instructions per frame:\n")
     print("| target | config | frames | instructions per frame | bit-exact |\n"
@@ -98,8 +98,8 @@ def cortex_m_table(data: Path) -> None:
             config = LogMelConfig(sample_rate)
             clips = read_clips(data / archive, 3)
             with tempfile.TemporaryDirectory() as tmp:
-                features, counts = run_cortex_m_logmel(Path(tmp), target, clips, config,
-                                                       count_instructions=True)
+                build = logmel_build(Path(tmp), target, config, max_frames=400)
+                features, counts = run_logmel(build, clips, count_instructions=True)
             tables = make_tables(config)
             exact = all(np.array_equal(f, log_mel_q10(x, tables))
                         for f, x in zip(features, clips, strict=True))

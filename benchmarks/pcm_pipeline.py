@@ -22,12 +22,11 @@ from kiloml.data import load_dataset
 from kiloml.data.logmel import LogMelConfig
 from kiloml.deploy.export import float_logits
 from kiloml.deploy.pcm_clips import load_test_pcm
-from kiloml.deploy.pcm_verify import build_host_pcm, run_cortex_m_pcm, run_host_pcm
-from kiloml.quantize.logmel import make_tables
-from kiloml.quantize.pcm_pipeline import pcm_input
-from kiloml.quantize.quantizer import quantize_input
-from kiloml.quantize.serialize import load_quantized
-from kiloml.quantize.simulator import simulate_batch
+from kiloml.deploy.pcm_verify import pcm_build, run_pcm
+from kiloml.ir import quantize_input, simulate
+from kiloml.ir.pcm import pcm_input
+from kiloml.ir.serialize import load_graph
+from kiloml.ops.logmel import make_tables
 from kiloml.runs import load_run, read_run_config
 
 
@@ -43,7 +42,7 @@ def main() -> None:
 
     data = read_run_config(args.run)["data"]
     data_dir = args.data_dir or data.get("data_dir")
-    q = load_quantized(args.export / "quantized_model.npz")
+    q = load_graph(args.export / "quantized_model.npz")
     rate = json.loads((args.export / "export.json").read_text())["pcm"]["sample_rate"]
     tables = make_tables(LogMelConfig(rate))
     pcm, labels, _ = load_test_pcm(data["dataset"], data_dir)
@@ -51,14 +50,14 @@ def main() -> None:
     assert np.array_equal(splits.test.y, labels), "PCM clips are not the test split's order"
     _, model = load_run(args.run)
     floats = float_logits(model, splits.test.x)
-    feature_sim = simulate_batch(q, quantize_input(q, splits.test.x))
+    feature_sim = simulate(q, quantize_input(q, splits.test.x))
     start = time.perf_counter()
     pcm_inputs = np.stack([pcm_input(q, tables, x) for x in pcm])
-    pcm_sim = simulate_batch(q, pcm_inputs).astype(np.int64)
+    pcm_sim = simulate(q, pcm_inputs).astype(np.int64)
     seconds = time.perf_counter() - start
     lsb = np.abs(pcm_inputs.astype(np.int64) - quantize_input(q, splits.test.x))
     figures = {
-        "clips": len(pcm), "sample_rate": rate, "input_frac_bits": q.formats["input"],
+        "clips": len(pcm), "sample_rate": rate, "input_frac_bits": q.values["x"].frac_bits,
         "float_accuracy": float(np.mean(floats.argmax(1) == labels)),
         "feature_simulator_accuracy": float(np.mean(feature_sim.argmax(1) == labels)),
         "pcm_simulator_accuracy": float(np.mean(pcm_sim.argmax(1) == labels)),
@@ -68,16 +67,16 @@ def main() -> None:
         "simulator_seconds": seconds,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        executable = build_host_pcm(args.export, Path(tmp) / "host")
-        classes, logits = run_host_pcm(executable, pcm, q.num_classes)
+        classes = q.meta["num_classes"]
+        host = run_pcm(pcm_build(args.export, "host", Path(tmp) / "host"), pcm, classes)
+        classes, logits = host["classes"], host["logits"]
         figures["host_exact_clips"] = int(np.all(logits == pcm_sim, axis=1).sum())
         figures["host_labels_equal"] = bool(np.array_equal(classes, pcm_sim.argmax(1)))
         if args.cortex_m:
             subset = pcm[:args.cortex_m]
-            total = run_cortex_m_pcm(args.export, Path(tmp) / "m4", "cortex-m4", subset,
-                                     q.num_classes, count_from="kiloml_predict_pcm")
-            model_only = run_cortex_m_pcm(args.export, Path(tmp) / "m4-model", "cortex-m4",
-                                          subset, q.num_classes, count_from="kiloml_predict")
+            m4 = pcm_build(args.export, "cortex-m4", Path(tmp) / "m4")
+            total = run_pcm(m4, subset, q.meta["num_classes"], count_from="kiloml_predict_pcm")
+            model_only = run_pcm(m4, subset, q.meta["num_classes"], count_from="kiloml_predict")
             figures["cortex_m4_clips"] = len(subset)
             figures["cortex_m4_exact_clips"] = int(np.all(
                 total["logits"] == pcm_sim[:len(subset)], axis=1).sum())

@@ -46,3 +46,17 @@ def require_gcc():
         if os.environ.get("CI") == "true":
             pytest.fail("gcc not found")
         pytest.skip("gcc not found")
+
+
+@pytest.fixture
+def require_cortex_m():
+    """Skip when the Cortex-M toolchain is missing, except in CI (CI=true), where it fails."""
+    from kiloml.deploy.targets import TARGETS
+
+    missing = TARGETS["cortex-m4"].missing()
+    if missing:
+        message = (f"{', '.join(missing)} not found; install with: "
+                   f"{TARGETS['cortex-m4'].install_hint()}")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)

@@ -1,4 +1,5 @@
-"""The C code on the host computes exactly what the integer simulator computes."""
+"""The exported C on the host: exact on every stored test input, in the fast, reference
+(``-DKL_REFERENCE``) and sanitized builds, on extreme inputs and at shape extremes."""
 
 import json
 
@@ -6,14 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from kiloml.deploy.verify import build_host_harness, run_host, verify_export
-from kiloml.quantize.serialize import load_quantized
-from kiloml.quantize.simulator import simulate_batch
+from kiloml.deploy.verify import model_build, run_model, verify_export
+from kiloml.ir.serialize import load_graph
+from kiloml.ir.simulate import simulate
 from kiloml.runs import load_run
 
 from .deploy_helpers import VARIANTS, make_export, synthetic_data
-
-SANITIZERS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g")
 
 
 def _extreme_inputs(steps: int, features: int, count: int, seed: int) -> np.ndarray:
@@ -36,38 +35,29 @@ def test_host_output_equals_simulator_on_every_test_input(exports, variant, requ
     assert host["ram_bytes"] > host["stack_bytes"] > 0
 
 
+@pytest.mark.parametrize("build", ["sanitize", "reference"])
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_sanitized_build_is_clean_and_exact_on_extreme_inputs(exports, variant, require_gcc,
-                                                               tmp_path):
+def test_sanitized_and_reference_builds_are_exact_on_extreme_inputs(exports, variant, build,
+                                                                    require_gcc, tmp_path):
+    """Any sanitizer report fails the run; -DKL_REFERENCE selects the plain int64 loops."""
     out = exports[variant]
-    q = load_quantized(out / "quantized_model.npz")
-    inputs = _extreme_inputs(q.steps, q.input_size, count=60, seed=3)
-    executable = build_host_harness(out, tmp_path, extra_flags=SANITIZERS)
-    logits = run_host(executable, inputs, q.num_classes)  # any sanitizer report fails the run
-    assert np.array_equal(logits, simulate_batch(q, inputs))
+    graph = load_graph(out / "quantized_model.npz")
+    inputs = _extreme_inputs(*graph.values["x"].shape, count=40, seed=3)
+    built = model_build(out, "host", tmp_path, variant=build)
+    returned, logits, _ = run_model(built, inputs, graph.meta["num_classes"])
+    assert np.array_equal(logits, simulate(graph, inputs))
+    assert np.array_equal(returned, logits.argmax(1))
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_reference_build_is_exact_on_extreme_inputs(exports, variant, require_gcc, tmp_path):
-    """-DKL_REFERENCE selects the plain int64 reference kernels and state update instead of
-    the fast ones (and the fast path's fallbacks); both must equal the simulator."""
-    out = exports[variant]
-    q = load_quantized(out / "quantized_model.npz")
-    inputs = _extreme_inputs(q.steps, q.input_size, count=20, seed=4)
-    executable = build_host_harness(out, tmp_path, extra_flags=("-DKL_REFERENCE",))
-    assert np.array_equal(run_host(executable, inputs, q.num_classes),
-                          simulate_batch(q, inputs))
-
-
-def test_poisoned_scratch_gives_the_same_result(exports, require_gcc, tmp_path):
+def test_poisoned_arena_gives_the_same_result(exports, require_gcc, tmp_path):
     out = exports["fastgrnn-relu-lowrank-int16"]
-    q = load_quantized(out / "quantized_model.npz")
+    graph = load_graph(out / "quantized_model.npz")
     inputs = np.load(out / "test_inputs.npz")["inputs"][:10]
-    executable = build_host_harness(out, tmp_path)
-    expected = simulate_batch(q, inputs)
+    built = model_build(out, "host", tmp_path)
+    expected = simulate(graph, inputs)
     for poison in (0x00, 0xA5, 0xFF, 0x7F):
-        assert np.array_equal(run_host(executable, inputs, q.num_classes, poison=poison),
-                              expected), poison
+        _, logits, _ = run_model(built, inputs, graph.meta["num_classes"], poison=poison)
+        assert np.array_equal(logits, expected), poison
 
 
 @pytest.mark.parametrize("settings", [
@@ -75,9 +65,8 @@ def test_poisoned_scratch_gives_the_same_result(exports, require_gcc, tmp_path):
     dict(input_size=3, hidden_size=4, num_classes=2, steps=2, w_rank=1, u_rank=1,
          readout="mean", bits=8),
     dict(hidden_size=300, keep=0.02, steps=4),  # uint16 column indices
-    dict(hidden_size=300, keep=0.02, steps=4, bits=8, kind="fastrnn"),
     dict(frame_stack=8, steps=24, w_rank=3, u_rank=4, bits=8),
-], ids=["smallest", "rank-one", "wide-int16", "wide-int8", "frame-stack-8"])
+], ids=["smallest", "rank-one", "wide-int16", "frame-stack-8"])
 def test_host_is_exact_at_shape_extremes(tmp_path, settings, require_gcc):
     out = make_export(tmp_path, **settings)
     info = json.loads((out / "export.json").read_text())
@@ -85,7 +74,7 @@ def test_host_is_exact_at_shape_extremes(tmp_path, settings, require_gcc):
         assert (info["steps"], info["input_size"], info["frame_stack"]) == (3, 48, 8)
         assert "#define KILOML_FRAME_STACK 8\n" in (out / "model.h").read_text()
     if settings.get("hidden_size") == 300:
-        assert info["storage"]["U"]["format"] == "csr"
+        assert info["storage"]["rnn.U"]["format"] == "csr"
     report = verify_export(out, targets=("host",))
     assert report["targets"]["host"]["exact_match"] == 1.0
 

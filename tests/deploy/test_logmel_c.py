@@ -5,13 +5,8 @@ import numpy as np
 import pytest
 
 from kiloml.data.logmel import LogMelConfig
-from kiloml.deploy.logmel_verify import (
-    SANITIZE_FLAGS,
-    build_host_logmel,
-    run_cortex_m_logmel,
-    run_host_logmel,
-)
-from kiloml.quantize.logmel import log_mel_q10, make_tables
+from kiloml.deploy.logmel_verify import logmel_build, run_logmel
+from kiloml.ops.logmel import log_mel_q10, make_tables
 
 from ..audio_clips import extreme_signals, real_clips
 
@@ -21,13 +16,14 @@ CONFIGS = {"16k": LogMelConfig(16000), "8k": LogMelConfig(8000),
 
 @pytest.fixture(scope="module")
 def host_builds(tmp_path_factory) -> dict:
-    """Lazily built sanitized host harnesses, one per configuration name."""
+    """Lazily built sanitized host front ends, one per configuration name."""
     root = tmp_path_factory.mktemp("logmel_host")
     built = {}
 
     def build(name: str):
         if name not in built:
-            built[name] = build_host_logmel(root / name, CONFIGS[name], SANITIZE_FLAGS)
+            built[name] = logmel_build(root / name, "host", CONFIGS[name], "sanitize",
+                                       max_frames=400)
         return built[name]
 
     return build
@@ -37,10 +33,10 @@ def host_builds(tmp_path_factory) -> dict:
 def test_host_equals_simulator_on_real_clips(name, host_builds, require_gcc):
     config = CONFIGS[name]
     tables = make_tables(config)
-    executable = host_builds(name)
-    for i, (clip, x) in enumerate(real_clips(config.sample_rate)):
-        # a poisoned work buffer shows that no stale state is read
-        got = run_host_logmel(executable, x, poison=(0xA5 if i % 2 else None))
+    clips = real_clips(config.sample_rate)
+    # a poisoned work buffer shows that no stale state is read
+    features, _ = run_logmel(host_builds(name), [x for _, x in clips], poison=0xA5)
+    for (clip, x), got in zip(clips, features, strict=True):
         assert np.array_equal(got, log_mel_q10(x, tables)), clip
 
 
@@ -48,9 +44,9 @@ def test_host_equals_simulator_on_real_clips(name, host_builds, require_gcc):
 def test_host_equals_simulator_on_extreme_signals(name, host_builds, require_gcc):
     config = CONFIGS[name]
     tables = make_tables(config)
-    executable = host_builds(name)
-    for signal, x in extreme_signals(config.sample_rate).items():
-        got = run_host_logmel(executable, x, poison=0xFF)
+    signals = extreme_signals(config.sample_rate)
+    features, _ = run_logmel(host_builds(name), list(signals.values()), poison=0xFF)
+    for (signal, x), got in zip(signals.items(), features, strict=True):
         assert np.array_equal(got, log_mel_q10(x, tables)), signal
 
 
@@ -63,8 +59,8 @@ def test_cortex_m_equals_simulator(target, name, tmp_path, require_cortex_m):
     signals = [x for _, x in real_clips(config.sample_rate, count=2)] + [
         extremes[k][:config.sample_rate // 4] for k in ("square-full-scale", "int16-min",
                                                         "white-noise", "single-sample")]
-    features, counts = run_cortex_m_logmel(tmp_path, target, signals, config,
-                                           count_instructions=target == "cortex-m4")
+    build = logmel_build(tmp_path, target, config)
+    features, counts = run_logmel(build, signals, count_instructions=target == "cortex-m4")
     for got, x in zip(features, signals, strict=True):
         assert np.array_equal(got, log_mel_q10(x, tables))
     if counts is not None:

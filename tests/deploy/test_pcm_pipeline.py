@@ -10,17 +10,12 @@ import pytest
 
 from kiloml.data.logmel import LogMelConfig, log_mel
 from kiloml.deploy.export import TEST_PCM_FILE, export_run
-from kiloml.deploy.pcm_verify import (
-    SANITIZE_FLAGS,
-    build_host_pcm,
-    run_cortex_m_pcm,
-    run_host_pcm,
-)
+from kiloml.deploy.pcm_verify import pcm_build, run_pcm
 from kiloml.errors import KilomlError
-from kiloml.quantize.logmel import log_mel_q10, make_tables
-from kiloml.quantize.pcm_pipeline import features_to_input, simulate_pcm, simulate_pcm_batch
-from kiloml.quantize.serialize import load_quantized
-from kiloml.quantize.simulator import simulate
+from kiloml.ir.pcm import features_to_input, simulate_pcm, simulate_pcm_batch
+from kiloml.ir.serialize import load_graph
+from kiloml.ir.simulate import simulate
+from kiloml.ops.logmel import log_mel_q10, make_tables
 
 from ..audio_clips import extreme_signals, real_clips
 from .deploy_helpers import make_export, make_run, synthetic_data
@@ -67,12 +62,12 @@ def _audio_export(root, rate: int, calibration_scale: float) -> tuple:
     export_run(run_dir, root / "export", X_calib=calib, X_test=X_test, y_test=np.zeros(4),
                pcm_test=clips, pcm_labels=labels)
     out = root / "export"
-    return out, load_quantized(out / "quantized_model.npz"), make_tables(LogMelConfig(rate))
+    return out, load_graph(out / "quantized_model.npz"), make_tables(LogMelConfig(rate))
 
 
 @pytest.fixture(scope="module")
 def audio_exports(tmp_path_factory) -> dict:
-    """``name → (export dir, QuantizedModel, LogMelTables)``: at 16 kHz an input format below
+    """``name → (export dir, integer graph, LogMelTables)``: at 16 kHz an input format below
     Q10 (right shift), at 8 kHz above it (saturating left shift)."""
     return {"16k": _audio_export(tmp_path_factory.mktemp("pcm16k"), 16000, 4.0),
             "8k": _audio_export(tmp_path_factory.mktemp("pcm8k"), 8000, 0.25)}
@@ -85,21 +80,22 @@ def host_builds(audio_exports, tmp_path_factory) -> dict:
 
     def build(name: str):
         if name not in built:
-            built[name] = build_host_pcm(audio_exports[name][0],
-                                         tmp_path_factory.mktemp(f"host{name}"), SANITIZE_FLAGS)
+            built[name] = pcm_build(audio_exports[name][0], "host",
+                                    tmp_path_factory.mktemp(f"host{name}"), "sanitize")
         return built[name]
 
     return build
 
 
 def test_input_shifts_cover_both_directions(audio_exports):
-    assert audio_exports["16k"][1].formats["input"] < 10 < audio_exports["8k"][1].formats["input"]
+    assert (audio_exports["16k"][1].values["x"].frac_bits < 10
+            < audio_exports["8k"][1].values["x"].frac_bits)
 
 
 @pytest.mark.parametrize("name", sorted(RATES))
 def test_simulate_pcm_is_front_end_conversion_model(audio_exports, name):
     _, q, tables = audio_exports[name]
-    shift = 10 - q.formats["input"]
+    shift = 10 - q.values["x"].frac_bits
     for x in extreme_clips(RATES[name]).values():
         q10 = log_mel_q10(x, tables).astype(np.int64)
         if shift > 0:
@@ -108,7 +104,7 @@ def test_simulate_pcm_is_front_end_conversion_model(audio_exports, name):
             expected = np.clip(q10 << -shift, -32768, 32767)
         converted = features_to_input(q, q10)
         assert converted.dtype == np.int16 and np.array_equal(converted, expected)
-        assert np.array_equal(simulate_pcm(q, tables, x), simulate(q, converted))
+        assert np.array_equal(simulate_pcm(q, tables, x), simulate(q, converted[None])[0])
     with pytest.raises(KilomlError, match="frames; the model runs 99 steps"):
         simulate_pcm(q, tables, np.zeros(RATES[name] // 2, dtype=np.int16))
 
@@ -118,7 +114,7 @@ def test_export_writes_the_pcm_path_for_audio_runs_only(audio_exports, tmp_path)
     info = json.loads((out / "export.json").read_text())
     pcm = info["pcm"]
     assert (pcm["sample_rate"], pcm["samples"], pcm["frames"]) == (8000, 8000, STEPS)
-    assert pcm["input_shift"] == 10 - q.formats["input"]
+    assert pcm["input_shift"] == 10 - q.values["x"].frac_bits
     assert pcm["logmel_work_bytes"] == 1288 and pcm["features_bytes"] == 2 * STEPS * MELS
     for file in pcm["files"]:
         assert (out / file).is_file(), file
@@ -145,12 +141,12 @@ def test_host_equals_simulator(audio_exports, host_builds, name, require_gcc):
     expected = simulate_pcm_batch(q, tables, pcm)
     executable = host_builds(name)
     for poison in (None, 0xA5):  # a poisoned work area shows that no stale state is read
-        classes, logits = run_host_pcm(executable, pcm, q.num_classes, poison=poison)
-        assert np.array_equal(logits, expected)
-        assert np.array_equal(classes, expected.argmax(1))
+        report = run_pcm(executable, pcm, q.meta["num_classes"], poison=poison)
+        assert np.array_equal(report["logits"], expected)
+        assert np.array_equal(report["classes"], expected.argmax(1))
     # a length that does not give 99 frames is refused
-    classes, _ = run_host_pcm(executable, pcm[:1, :rate // 2], q.num_classes)
-    assert classes.tolist() == [-1]
+    report = run_pcm(executable, pcm[:1, :rate // 2], q.meta["num_classes"])
+    assert report["classes"].tolist() == [-1]
     if absent:
         pytest.skip(f"extreme signals only: {absent}")
 
@@ -160,8 +156,8 @@ def test_host_equals_stored_simulator_logits(audio_exports, host_builds, require
     if not (out / TEST_PCM_FILE).exists():
         pytest.skip("no real clips were stored (shared data archive absent)")
     with np.load(out / TEST_PCM_FILE) as data:
-        _, logits = run_host_pcm(host_builds("16k"), data["pcm"], q.num_classes)
-        assert np.array_equal(logits, data["simulated_logits"])
+        report = run_pcm(host_builds("16k"), data["pcm"], q.meta["num_classes"])
+        assert np.array_equal(report["logits"], data["simulated_logits"])
 
 
 @pytest.mark.parametrize("name", sorted(RATES))
@@ -172,8 +168,8 @@ def test_cortex_m4_equals_simulator(audio_exports, name, tmp_path, require_corte
     real, absent = _real(rate, 2)
     pcm = np.stack(real + [extremes["silence"], extremes["square-full-scale"]])
     counting = name == "16k"
-    report = run_cortex_m_pcm(out, tmp_path, "cortex-m4", pcm, q.num_classes,
-                              count_from="kiloml_predict_pcm" if counting else None)
+    report = run_pcm(pcm_build(out, "cortex-m4", tmp_path), pcm, q.meta["num_classes"],
+                     count_from="kiloml_predict_pcm" if counting else None)
     expected = simulate_pcm_batch(q, tables, pcm)
     assert np.array_equal(report["logits"], expected)
     assert np.array_equal(report["classes"], expected.argmax(1))

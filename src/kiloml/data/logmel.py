@@ -17,7 +17,7 @@ The EdgeML keyword-spotting setting, computed like ``python_speech_features.logf
 7. ``log(max(energy, floor))`` with ``floor = 1e-10`` (natural log, so ``-23.03`` for silence;
    ``logfbank`` floors at machine epsilon only where an energy is exactly zero).
 
-The integer twin of this pipeline is :mod:`kiloml.quantize.logmel` (and ``kiloml_logmel.c``).
+The integer twin of this pipeline is :mod:`kiloml.ops.logmel` (and ``kiloml_logmel.c``).
 """
 
 import math

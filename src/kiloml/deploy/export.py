@@ -1,15 +1,19 @@
 """``kiloml export``: a run directory → integer-only C (or an Arduino library zip).
 
-``out_dir`` receives ``model.h``/``model.c`` (generated), the C library ``kiloml_*.c/h``, an
-example ``main.c`` with ``test_vectors.h``, a ``Makefile`` and a ``README.md``, plus what
-verification needs: ``quantized_model.npz`` (the integer model), ``test_inputs.npz`` (int16
-test inputs, labels, simulator and float logits) and ``export.json`` (sizes, Q-formats, MACs).
+The run's model is lowered to the float graph (:func:`kiloml.ir.lower.lower_model`), calibrated
+on training data, quantized and written as C. ``out_dir`` receives ``model.h``/``model.c``
+(generated), the library files the graph's ops need, an example ``main.c`` with
+``test_vectors.h``, a ``Makefile`` and a ``README.md``, plus what verification needs:
+``quantized_model.npz`` (the integer graph), ``test_inputs.npz`` (integer test inputs, labels,
+simulator and float logits) and ``export.json`` (sizes, Q-formats, the arena plan, MACs).
 
 A run trained on audio (its ``config.json`` has ``data.sample_rate``) also gets the raw PCM →
-label entry point ``kiloml_predict_pcm`` (``kiloml_pcm.c/h``, see
-:mod:`kiloml.quantize.pcm_pipeline`), the front-end tables ``kiloml_logmel_tables.h`` for that
-rate, ``export.json["pcm"]`` and, when test clips are given, ``test_pcm.npz`` (int16 PCM,
-labels and the simulator's logits).
+label entry point ``kiloml_predict_pcm`` (``kiloml_pcm.c/h``, see :mod:`kiloml.ir.pcm`), the
+front-end tables ``kiloml_logmel_tables.h`` for that rate, ``export.json["pcm"]`` and, when
+test clips are given, ``test_pcm.npz`` (int16 PCM, labels and the simulator's logits).
+
+Budgets: ``max_ram`` (bytes of the arena plus the output buffer) and ``max_flash`` (bytes of
+the stored constants) are checked before anything is written.
 """
 
 import json
@@ -25,38 +29,40 @@ from kiloml import __version__
 from kiloml.data.logmel import LogMelConfig
 from kiloml.deploy.codegen import (
     GeneratedModel,
+    c_sources,
     fill_template,
     generate_model,
     generate_test_vectors,
     library_dir,
-    macs_per_inference,
+    library_file,
 )
 from kiloml.deploy.logmel_tables import tables_flash_bytes, write_logmel_tables
 from kiloml.errors import KilomlError
-from kiloml.quantize.calibration import check_deployable
-from kiloml.quantize.logmel import make_tables
-from kiloml.quantize.pcm_pipeline import check_compatible, input_shift, simulate_pcm_batch
-from kiloml.quantize.quantizer import quantize_input, quantize_model
-from kiloml.quantize.serialize import save_quantized
-from kiloml.quantize.simulator import simulate_batch
+from kiloml.ir import quantize_model
+from kiloml.ir.graph import Graph
+from kiloml.ir.pcm import check_compatible, input_shift, simulate_pcm_batch
+from kiloml.ir.quantize import quantize_input
+from kiloml.ir.serialize import save_graph
+from kiloml.ir.simulate import simulate_values
+from kiloml.ops.logmel import make_tables
 from kiloml.runs import load_run
 
 TARGETS = ("c", "arduino")
-LIBRARY_FILES = ("kiloml_fixed.h", "kiloml_activation.h", "kiloml_activation.c",
-                 "kiloml_matvec.h", "kiloml_matvec.c", "kiloml_fastgrnn.h", "kiloml_fastgrnn.c",
-                 "kiloml_logmel.h", "kiloml_logmel.c", "kiloml_logmel_tables.h")
+FRONTEND_FILES = ("kiloml_logmel.h", "kiloml_logmel.c", "kiloml_logmel_tables.h")
 PCM_FILES = ("kiloml_pcm.h", "kiloml_pcm.c")
 EXPORT_FILE = "export.json"
 TEST_PCM_FILE = "test_pcm.npz"
 QUANTIZED_FILE = "quantized_model.npz"
 TEST_INPUTS_FILE = "test_inputs.npz"
 EXAMPLE_VECTORS = 8
-DISPLAY_NAMES = {"fastgrnn": "FastGRNN", "fastrnn": "FastRNN"}
+DISPLAY_NAMES = {"fastgrnn": "FastGRNN", "fastrnn": "FastRNN", "gru": "GRU", "lstm": "LSTM",
+                 "dscnn": "DS-CNN"}
 
 
 def float_logits(model: torch.nn.Module, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Float logits ``[N, C]`` of ``model`` for raw input ``X`` ``[N, T, F]``."""
     outputs = []
+    model.eval()
     with torch.no_grad():
         for start in range(0, len(X), batch_size):
             batch = torch.as_tensor(np.asarray(X[start:start + batch_size], dtype=np.float32))
@@ -71,18 +77,37 @@ def _check_inputs(X: np.ndarray | None, name: str, input_size: int) -> np.ndarra
     if X.ndim != 3 or X.shape[2] != input_size or X.shape[0] == 0:
         raise KilomlError(f"{name} must be a non-empty [N, T, {input_size}] array, "
                           f"got shape {list(X.shape)}")
+    if not np.all(np.isfinite(X)):
+        raise KilomlError(f"{name} contains NaN or infinite values")
     return X
 
 
+def _check_weights(model: torch.nn.Module) -> None:
+    bad = [name for name, t in model.state_dict().items()
+           if t.is_floating_point() and not torch.all(torch.isfinite(t))]
+    if bad:
+        raise KilomlError(f"the model has non-finite weights ({', '.join(bad[:5])}); it cannot "
+                          "be exported — retrain it")
+
+
+def describe(config: dict, graph: Graph, bits: int) -> str:
+    """One line on what the export is."""
+    kind = config.get("kind", graph.meta.get("kind", "model"))
+    steps, features = graph.values[graph.input].shape
+    k = graph.meta.get("frame_stack", 1)
+    stacking = f" ({k} frames per step)" if k > 1 else ""
+    width = f", {config['hidden_size']} hidden" if "hidden_size" in config else ""
+    return (f"{DISPLAY_NAMES.get(kind, kind)} classifier, {features} features x {steps} "
+            f"steps{stacking}{width}, {graph.meta['num_classes']} classes, int{bits} weights")
+
+
 def _write_arduino_zip(out_dir: Path, name: str, generated: GeneratedModel, vectors: str,
-                       description: str, readme: str, files: tuple[str, ...]) -> Path:
+                       description: str, readme: str, files: list[str]) -> Path:
     """``out_dir/<name>.zip`` in the Arduino library layout."""
     zip_path = out_dir / f"{name}.zip"
-    properties = (library_dir() / "templates" / "library.properties.in").read_text()
-    sketch = (library_dir() / "templates" / "example.ino.in").read_text()
-    for key, value in {"NAME": name, "VERSION": __version__, "DESCRIPTION": description}.items():
-        properties = properties.replace(f"@{key}@", value)
-        sketch = sketch.replace(f"@{key}@", value)
+    values = {"NAME": name, "VERSION": __version__, "DESCRIPTION": description}
+    properties = fill_template("library.properties.in", values)
+    sketch = fill_template("example.ino.in", values)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"{name}/library.properties", properties)
         archive.writestr(f"{name}/README.md", readme)
@@ -96,16 +121,15 @@ def _write_arduino_zip(out_dir: Path, name: str, generated: GeneratedModel, vect
     return zip_path
 
 
-def _pcm_info(q, tables, scratch_bytes: int) -> dict:
+def _pcm_info(graph: Graph, tables, scratch_bytes: int) -> dict:
     """``export.json["pcm"]``: the PCM entry point's input, conversion and memory."""
     config = tables.config
     work = 4 * config.n_fft + 8 * (config.n_mels + 1)
-    features = 2 * q.steps * q.input_size
-    shift = input_shift(q)
+    features = graph.values[graph.input].nbytes
+    shift = input_shift(graph)
     return {
         "entry_point": "kiloml_predict_pcm",
-        "files": list(PCM_FILES) + ["kiloml_logmel.c", "kiloml_logmel.h",
-                                    "kiloml_logmel_tables.h"],
+        "files": list(PCM_FILES) + list(FRONTEND_FILES),
         "sample_rate": config.sample_rate,
         "samples": config.sample_rate,
         "frames": config.num_frames(config.sample_rate),
@@ -115,15 +139,50 @@ def _pcm_info(q, tables, scratch_bytes: int) -> dict:
         "frontend_tables_flash_bytes": tables_flash_bytes(tables),
         "logmel_work_bytes": work,
         "features_bytes": features,
-        "ram_bytes": work + scratch_bytes + features + 4 * q.num_classes,
+        "ram_bytes": work + scratch_bytes + features
+                     + graph.values[graph.output].nbytes,
     }
+
+
+def check_budget(generated: GeneratedModel, graph: Graph, max_ram: int | None,
+                 max_flash: int | None) -> None:
+    """A one-line error when the plan exceeds a RAM or flash budget (both numbers given)."""
+    ram = generated.scratch_bytes + graph.values[graph.output].nbytes
+    if max_ram is not None and ram > max_ram:
+        raise KilomlError(f"the model needs {ram:,} B of RAM (arena {generated.scratch_bytes:,} "
+                          f"B + outputs), over the budget of {max_ram:,} B (--max-ram); "
+                          "nothing was written")
+    if max_flash is not None and generated.weight_flash_bytes > max_flash:
+        raise KilomlError(f"the model stores {generated.weight_flash_bytes:,} B of constants, "
+                          f"over the budget of {max_flash:,} B (--max-flash); nothing was "
+                          "written")
+
+
+def write_sources(generated: GeneratedModel, out_dir: Path, extra_files: list[str] = ()
+                  ) -> list[str]:
+    """Write ``model.h``, ``model.c``, the library files they need (and ``extra_files``), the
+    example ``main.c`` and the ``Makefile`` into ``out_dir``; returns the library files. Library
+    files of an earlier export that this model does not need are removed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [*generated.files, *(f for f in extra_files if f not in generated.files)]
+    for stale in out_dir.glob("k[il]*.[ch]"):
+        if stale.name.startswith(("kl_", "kiloml_")) and stale.name not in files:
+            stale.unlink()
+    (out_dir / "model.h").write_text(generated.header)
+    (out_dir / "model.c").write_text(generated.source)
+    for file in files:
+        shutil.copyfile(library_file(file), out_dir / file)
+    shutil.copyfile(library_dir() / "templates" / "main.c", out_dir / "main.c")
+    (out_dir / "Makefile").write_text(fill_template("Makefile.in", {
+        "SOURCES": " ".join(["model.c", *c_sources(files)])}))
+    return files
 
 
 def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
                X_calib: np.ndarray | None = None, X_test: np.ndarray | None = None,
                y_test: np.ndarray | None = None, name: str = "kiloml_model",
-               pcm_test: np.ndarray | None = None, pcm_labels: np.ndarray | None = None
-               ) -> dict:
+               pcm_test: np.ndarray | None = None, pcm_labels: np.ndarray | None = None,
+               max_ram: int | None = None, max_flash: int | None = None) -> dict:
     """Quantize the run's model (Q-formats from ``X_calib`` ``[N, T, F]`` raw features, else
     ``X_test``) to ``bits``-bit weights and write the C sources to ``out_dir``.
 
@@ -142,7 +201,7 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         raise KilomlError(f"library name {name!r} must be a C identifier")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     config, model = load_run(run_dir)
-    check_deployable(model)
+    _check_weights(model)
     features = model.config.input_size
     X_calib = _check_inputs(X_calib, "calibration data", features)
     X_test = _check_inputs(X_test, "test data", features)
@@ -153,13 +212,16 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
                           "split (X_calib) or test data")
     if X_test is not None and (y_test is None or len(y_test) != len(X_test)):
         raise KilomlError("test data needs one label per input (y_test)")
-    q = quantize_model(model, X_calib, bits=bits)
+    if X_test is not None and X_test.shape[1] != X_calib.shape[1]:
+        raise KilomlError(f"test sequences have {X_test.shape[1]} steps, calibration data "
+                          f"{X_calib.shape[1]}; the deployed model runs a fixed length")
+    graph = quantize_model(model, X_calib, bits)
     sample_rate = config.get("data", {}).get("sample_rate")
     pcm_tables = make_tables(LogMelConfig(int(sample_rate))) if sample_rate else None
     pcm_skipped = None
     if pcm_tables is not None:
         try:
-            check_compatible(q, pcm_tables)
+            check_compatible(graph, pcm_tables)
         except KilomlError as e:  # features not from the front end: no PCM entry point
             pcm_tables, pcm_skipped = None, str(e)
     if pcm_test is not None:
@@ -171,87 +233,71 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
                 or pcm_labels is None or len(pcm_labels) != len(pcm_test)):
             raise KilomlError("pcm_test must be non-empty int16 [N, samples] with one label per "
                               "signal (pcm_labels)")
-        if pcm_tables.config.num_frames(pcm_test.shape[1]) != q.steps:
+        steps = graph.values[graph.input].shape[0]
+        if pcm_tables.config.num_frames(pcm_test.shape[1]) != steps:
             raise KilomlError(f"PCM test clips of {pcm_test.shape[1]} samples give "
                               f"{pcm_tables.config.num_frames(pcm_test.shape[1])} frames; the "
-                              f"model runs {q.steps} steps")
-    if X_test is not None and X_test.shape[1] != X_calib.shape[1]:
-        raise KilomlError(f"test sequences have {X_test.shape[1]} steps, calibration data "
-                          f"{X_calib.shape[1]}; the deployed model runs a fixed length")
-    stacking = f" ({q.frame_stack} frames per step)" if q.frame_stack > 1 else ""
-    description = (f"{DISPLAY_NAMES[q.kind]} classifier, {q.input_size} features x {q.steps} "
-                   f"steps{stacking}, {q.hidden_size} hidden, {q.num_classes} classes, "
-                   f"int{bits} weights")
-    generated = generate_model(q, description)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.h").write_text(generated.header)
-    (out_dir / "model.c").write_text(generated.source)
-    for file in LIBRARY_FILES:
-        shutil.copyfile(library_dir() / file, out_dir / file)
-    library_files = LIBRARY_FILES
-    if pcm_tables is not None:
-        write_logmel_tables(out_dir, pcm_tables.config)  # replaces the shipped 16 kHz tables
-        for file in PCM_FILES:
-            shutil.copyfile(library_dir() / file, out_dir / file)
-        library_files = LIBRARY_FILES + PCM_FILES
-    else:
-        for file in PCM_FILES:  # from an earlier export
-            (out_dir / file).unlink(missing_ok=True)
-    for file in ("main.c", "Makefile"):
-        shutil.copyfile(library_dir() / "templates" / file, out_dir / file)
-    save_quantized(q, out_dir / QUANTIZED_FILE)
+                              f"model runs {steps} steps")
+    description = describe(config.get("model", {}), graph, bits)
+    generated = generate_model(graph, description)
+    check_budget(generated, graph, max_ram, max_flash)
 
     if X_test is not None:
-        inputs, labels = quantize_input(q, X_test), np.asarray(y_test, dtype=np.int64)
+        inputs, labels = quantize_input(graph, X_test), np.asarray(y_test, dtype=np.int64)
     else:
-        inputs = quantize_input(q, X_calib[:EXAMPLE_VECTORS])
+        inputs = quantize_input(graph, X_calib[:EXAMPLE_VECTORS])
         labels = np.full(len(inputs), -1, dtype=np.int64)
-    simulated = simulate_batch(q, inputs)
+    simulated = simulate_values(graph, inputs)[graph.output]
+
+    extra = list(FRONTEND_FILES + PCM_FILES) if pcm_tables is not None else []
+    files = write_sources(generated, out_dir, extra)
+    if pcm_tables is not None:
+        write_logmel_tables(out_dir, pcm_tables.config)  # the tables for the run's rate
+    for stale in (TEST_PCM_FILE, TEST_INPUTS_FILE):  # from an earlier export
+        (out_dir / stale).unlink(missing_ok=True)
+    save_graph(graph, out_dir / QUANTIZED_FILE)
     if X_test is not None:
         float_out = float_logits(model, X_test)
         np.savez(out_dir / TEST_INPUTS_FILE, inputs=inputs, labels=labels,
                  simulated_logits=simulated, float_logits=float_out)
-    else:
-        (out_dir / TEST_INPUTS_FILE).unlink(missing_ok=True)  # from an earlier export
-    vectors = generate_test_vectors(q, inputs[:EXAMPLE_VECTORS], labels[:EXAMPLE_VECTORS],
+    vectors = generate_test_vectors(graph, inputs[:EXAMPLE_VECTORS], labels[:EXAMPLE_VECTORS],
                                     simulated[:EXAMPLE_VECTORS])
     (out_dir / "test_vectors.h").write_text(vectors)
 
+    x_value, y_value = graph.values[graph.input], graph.values[graph.output]
     info = {
         "kiloml_version": __version__,
         "run": run_dir.name,
         "dataset": config.get("data", {}).get("dataset"),
-        "model_kind": q.kind,
-        "gate": q.gate or None,
-        "update": q.update,
-        "readout": q.readout,
-        "input_size": q.input_size,
-        "steps": q.steps,
-        "frame_stack": q.frame_stack,
-        "hidden_size": q.hidden_size,
-        "num_classes": q.num_classes,
-        "w_rank": q.w_rank,
-        "u_rank": q.u_rank,
+        "model_kind": graph.meta.get("kind"),
+        "model": config.get("model", {}),
+        "input_size": x_value.shape[-1],
+        "steps": x_value.shape[0],
+        "frame_stack": graph.meta.get("frame_stack", 1),
+        "num_classes": graph.meta["num_classes"],
         "bits": bits,
         "target": target,
+        "ops": graph.ops(),
+        "files": files,
         "weight_flash_bytes": generated.weight_flash_bytes,
         "scratch_ram_bytes": generated.scratch_bytes,
-        "macs_per_inference": macs_per_inference(q),
-        "q_formats": dict(q.formats),
-        "tensor_frac_bits": {n: t.frac_bits for n, t in q.tensors.items()},
+        "output_bytes": y_value.nbytes,
+        "macs_per_inference": generated.macs,
+        "q_formats": {v.name: v.frac_bits for v in graph.values.values()},
+        "arena": {f"{owner}.{buffer}" if buffer else owner: offset
+                  for (owner, buffer), offset in generated.plan.offsets.items()},
         "storage": generated.storage,
-        "input_quantization": f"x_int16 = clamp(round(x * 2**{q.formats['input']}), "
+        "input_quantization": f"x_int16 = clamp(round(x * 2**{x_value.frac_bits}), "
                               "-32768, 32767)",
-        "logits_scale": f"logit = logit_int32 * 2**-{q.formats['logits']}",
+        "logits_scale": f"logit = logit_int32 * 2**-{y_value.frac_bits}",
         "test_count": int(len(inputs)) if X_test is not None else 0,
     }
-    (out_dir / TEST_PCM_FILE).unlink(missing_ok=True)  # from an earlier export
     if pcm_skipped is not None:
         info["pcm_skipped"] = pcm_skipped
     if pcm_tables is not None:
-        info["pcm"] = _pcm_info(q, pcm_tables, generated.scratch_bytes)
+        info["pcm"] = _pcm_info(graph, pcm_tables, generated.scratch_bytes)
         if pcm_test is not None:
-            pcm_logits = simulate_pcm_batch(q, pcm_tables, pcm_test)
+            pcm_logits = simulate_pcm_batch(graph, pcm_tables, pcm_test)
             labels_pcm = np.asarray(pcm_labels, dtype=np.int64)
             np.savez_compressed(out_dir / TEST_PCM_FILE, pcm=pcm_test, labels=labels_pcm,
                                 simulated_logits=pcm_logits)
@@ -263,17 +309,17 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         info["float_accuracy"] = float(np.mean(float_out.argmax(1) == labels))
         info["float_agreement"] = float(np.mean(simulated.argmax(1) == float_out.argmax(1)))
     readme = fill_template("README.md.in", {
-        "NAME": name, "DESCRIPTION": description,
-        "VERSION": __version__, "STEPS": q.steps, "INPUT_SIZE": q.input_size,
-        "FRAME_STACK": q.frame_stack,
-        "INPUT_FRAC_BITS": q.formats["input"], "NUM_CLASSES": q.num_classes,
-        "LOGITS_FRAC_BITS": q.formats["logits"], "WEIGHT_BITS": bits,
-        "WEIGHT_FLASH_BYTES": generated.weight_flash_bytes,
-        "SCRATCH_BYTES": generated.scratch_bytes, "MACS": info["macs_per_inference"]})
+        "NAME": name, "DESCRIPTION": description, "VERSION": __version__,
+        "STEPS": x_value.shape[0], "INPUT_SIZE": x_value.shape[-1],
+        "FRAME_STACK": info["frame_stack"], "INPUT_FRAC_BITS": x_value.frac_bits,
+        "NUM_CLASSES": info["num_classes"], "LOGITS_FRAC_BITS": y_value.frac_bits,
+        "WEIGHT_BITS": bits, "WEIGHT_FLASH_BYTES": generated.weight_flash_bytes,
+        "SCRATCH_BYTES": generated.scratch_bytes, "MACS": generated.macs,
+        "FILES": ", ".join(f"`{f}`" for f in files)})
     (out_dir / "README.md").write_text(readme)
     if target == "arduino":
         zip_path = _write_arduino_zip(out_dir, name, generated, vectors, description, readme,
-                                      library_files)
+                                      files)
         info["arduino_zip"] = zip_path.name
     (out_dir / EXPORT_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return info

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from kiloml.data.logmel import LogMelConfig
-from kiloml.deploy.codegen import c_array, fill_template
-from kiloml.quantize.logmel import LOG2_TABLE_BITS, LogMelTables, make_tables
+from kiloml.deploy.codegen import fill_template
+from kiloml.ops.logmel import LOG2_TABLE_BITS, LogMelTables, make_tables
+from kiloml.ops.matrix import c_array
 
 HEADER_NAME = "kiloml_logmel_tables.h"
 

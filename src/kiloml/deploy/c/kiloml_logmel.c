@@ -1,10 +1,10 @@
 /*
  * kiloml_logmel.c - integer log-mel front end (see kiloml_logmel.h; the step-by-step
- * specification with the bound of every intermediate value is kiloml.quantize.logmel).
+ * specification with the bound of every intermediate value is kiloml.ops.logmel).
  */
 #include "kiloml_logmel.h"
 
-#include "kiloml_fixed.h"
+#include "kl_fixed.h"
 
 #define KL_HALF_FFT (KILOML_LOGMEL_N_FFT / 2)
 #define KL_QUARTER_FFT (KILOML_LOGMEL_N_FFT / 4)

@@ -1,10 +1,10 @@
 /*
  * kiloml_pcm.c - raw int16 PCM -> label: kiloml_logmel, Q10 -> model input format,
- * kiloml_predict. See kiloml_pcm.h; numpy twin: kiloml.quantize.pcm_pipeline.
+ * kiloml_predict. See kiloml_pcm.h; numpy twin: kiloml.ir.pcm.
  */
 #include "kiloml_pcm.h"
 
-#include "kiloml_fixed.h"
+#include "kl_fixed.h"
 
 /* The front end must give one model input per frame, and the work size must be as documented. */
 typedef char kiloml_pcm_features_check[KILOML_LOGMEL_N_MELS == KILOML_INPUT_SIZE ? 1 : -1];

@@ -8,7 +8,7 @@
  *     x = sat16(shift_round(v, KILOML_PCM_INPUT_SHIFT)),  KILOML_PCM_INPUT_SHIFT = 10 - Fin
  * (a right shift rounding half up when positive, an exact left shift saturated to int16 when
  * negative), then runs kiloml_predict. Numpy twin (the specification, integer for integer):
- * kiloml.quantize.pcm_pipeline.simulate_pcm.
+ * kiloml.ir.pcm.simulate_pcm.
  *
  * The model runs KILOML_STEPS steps, so the signal must give exactly that many frames; the
  * training clips were one second (KILOML_PCM_SAMPLES samples, centred and zero-padded or

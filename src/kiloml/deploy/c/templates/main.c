@@ -10,7 +10,7 @@
 int main(void)
 {
     static kiloml_scratch_t scratch;
-    int32_t logits[KILOML_NUM_CLASSES];
+    kiloml_output_t logits[KILOML_OUTPUT_COUNT];
     int mismatches = 0;
     int i;
     int c;

@@ -1,0 +1,47 @@
+/*
+ * model_main.c - runs kiloml_predict on every record (one input of KILOML_INPUT_COUNT values)
+ * and prints "l <index> <returned class> <outputs...>" per record, then "stack <bytes>" (the
+ * deepest stack of one inference, measured by painting; 0 on the host) and "done".
+ */
+#include <stdint.h>
+
+#include "harness.h"
+#include "model.h"
+
+static kiloml_scratch_t scratch;
+static kiloml_output_t outputs[KILOML_OUTPUT_COUNT];
+
+int main(void)
+{
+    uint32_t top;
+    uint32_t deepest = 0;
+    uint32_t i;
+    int c;
+    KL_STACK_TOP(top);
+    for (i = 0; i < kl_harness_count(); i++) {
+        uint32_t bytes;
+        uint32_t used;
+        const kiloml_input_t *x = (const kiloml_input_t *)kl_harness_record(i, &bytes);
+        int result;
+        if (bytes != sizeof(kiloml_input_t) * KILOML_INPUT_COUNT) {
+            kl_harness_write("bad record size\n");
+            return 1;
+        }
+        kl_harness_poison(&scratch, sizeof scratch);
+        KL_STACK_PAINT(top);
+        result = kiloml_predict(x, &scratch, outputs);
+        kiloml_bench_end();
+        KL_STACK_USED(top, used);
+        deepest = used > deepest ? used : deepest;
+        kl_harness_line_begin('l', kl_harness_index(i));
+        kl_harness_line_int(result);
+        for (c = 0; c < KILOML_OUTPUT_COUNT; c++) {
+            kl_harness_line_int(outputs[c]);
+        }
+        kl_harness_line_end();
+    }
+    kl_harness_line_begin('s', (int32_t)deepest);
+    kl_harness_line_end();
+    kl_harness_write("done\n");
+    return 0;
+}

@@ -1,0 +1,421 @@
+/*
+ * kl_matvec.c - dense and CSR matrix-vector kernels (see kl_matvec.h).
+ *
+ * One kernel per storage format (dense / CSR, int8 / int16 values, uint8 / uint16 indices;
+ * dense int8 matrices of at most 8 columns, such as low-rank factors, have their own, and wider
+ * ones are stored interleaved for SXTB16), named by the exported matrix itself
+ * (kl_matrix_t.kernel), so no format test sits inside a loop and a firmware links only the
+ * kernels its model uses. Sums are exact:
+ *   - int8 weights accumulate in int32 when a row has at most 511 entries
+ *     (|w x| <= 127 * 32768, so 511 products stay below 2^31 - 1 in every partial sum);
+ *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense rows
+ *     use SMLALD: two 16x16 products into a 64-bit sum per instruction).
+ * The kernels run when 1 <= shift <= 31 (the usual case) and rescale a row sum with 32-bit
+ * operations when it fits int32, else by the exact int64 kl_shift_round_s64; other shifts take
+ * kl_kernel_rows, the plain reference loop.
+ *
+ * Defining KL_REFERENCE at compile time selects the plain reference loops instead (used by the
+ * tests to check both against the simulator).
+ */
+#include "kl_matvec.h"
+
+#include "kl_fixed.h"
+
+#if !defined(KL_REFERENCE) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define KL_USE_DSP 1
+#else
+#define KL_USE_DSP 0
+#endif
+
+/* KL_INT8_ROW_LIMIT (kl_constants.h) is the longest row of int8 weights whose int32 sum cannot
+ * overflow: 511 * 127 * 32768 < 2^31. */
+
+int64_t kl_dot_dense_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols)
+{
+    int64_t sum = 0;
+    uint16_t c;
+    for (c = 0; c < cols; c++) {
+        sum += (int32_t)w[c] * x[c];
+    }
+    return sum;
+}
+
+int64_t kl_dot_dense_s16_s16(const int16_t *w, const int16_t *x, uint16_t cols)
+{
+    int64_t sum = 0;
+    uint16_t c;
+    for (c = 0; c < cols; c++) {
+        sum += (int32_t)w[c] * x[c];
+    }
+    return sum;
+}
+
+/* One generic sparse dot product; the public typed entry points call it. */
+static int64_t kl_dot_sparse(const void *values, int value_bits, const void *col_index,
+                             int index_bits, uint32_t start, uint32_t end, const int16_t *x)
+{
+    int64_t sum = 0;
+    uint32_t k;
+    for (k = start; k < end; k++) {
+        int32_t w = value_bits == 8 ? ((const int8_t *)values)[k] : ((const int16_t *)values)[k];
+        uint32_t c = index_bits == 8 ? ((const uint8_t *)col_index)[k]
+                                     : ((const uint16_t *)col_index)[k];
+        sum += w * x[c];
+    }
+    return sum;
+}
+
+int64_t kl_dot_sparse_s8_s16_u8idx(const int8_t *values, const uint8_t *col_index,
+                                   uint16_t nonzeros, const int16_t *x)
+{
+    return kl_dot_sparse(values, 8, col_index, 8, 0, nonzeros, x);
+}
+
+int64_t kl_dot_sparse_s8_s16_u16idx(const int8_t *values, const uint16_t *col_index,
+                                    uint16_t nonzeros, const int16_t *x)
+{
+    return kl_dot_sparse(values, 8, col_index, 16, 0, nonzeros, x);
+}
+
+int64_t kl_dot_sparse_s16_s16_u8idx(const int16_t *values, const uint8_t *col_index,
+                                    uint16_t nonzeros, const int16_t *x)
+{
+    return kl_dot_sparse(values, 16, col_index, 8, 0, nonzeros, x);
+}
+
+int64_t kl_dot_sparse_s16_s16_u16idx(const int16_t *values, const uint16_t *col_index,
+                                     uint16_t nonzeros, const int16_t *x)
+{
+    return kl_dot_sparse(values, 16, col_index, 16, 0, nonzeros, x);
+}
+
+/* Dot product of an interleaved int8 row (KL_MATRIX_DENSE_INTERLEAVED) with x. */
+static int64_t kl_dot_interleaved_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols)
+{
+    int64_t sum = 0;
+    uint32_t c;
+    for (c = 0; c < cols; c++) {
+        /* within a full group of four, column c sits at position (0, 2, 1, 3)[c % 4] */
+        uint32_t stored = (c | 3u) < cols ? (c & ~3u) | ((c & 1u) << 1) | ((c & 2u) >> 1) : c;
+        sum += (int32_t)w[stored] * x[c];
+    }
+    return sum;
+}
+
+int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
+{
+    if (m->format == KL_MATRIX_DENSE_INTERLEAVED) {
+        return kl_dot_interleaved_s8_s16((const int8_t *)m->values + (uint32_t)row * m->cols, x,
+                                         m->cols);
+    }
+    if (m->format == KL_MATRIX_CSR) {
+        return kl_dot_sparse(m->values, m->value_bits, m->col_index, m->index_bits,
+                             m->row_ptr[row], m->row_ptr[row + 1], x);
+    }
+    if (m->value_bits == 8) {
+        return kl_dot_dense_s8_s16((const int8_t *)m->values + (uint32_t)row * m->cols, x,
+                                   m->cols);
+    }
+    return kl_dot_dense_s16_s16((const int16_t *)m->values + (uint32_t)row * m->cols, x,
+                                m->cols);
+}
+
+/* sat32(shift_round(sum, shift)) for any int64 sum and |shift| < 63 (out of line: rare). */
+static KL_NOINLINE int32_t kl_rescale_exact(int64_t sum, int shift)
+{
+    return kl_sat32(kl_shift_round_s64(sum, shift));
+}
+
+/* Store the rescaled value of row r as mode says. */
+KL_ALWAYS_INLINE void kl_store(void *y, uint32_t r, int32_t value, int mode)
+{
+    if (mode == KL_OUT_S16) {
+        ((int16_t *)y)[r] = kl_sat16_s32(value);
+    } else if (mode == KL_OUT_S32_ACCUMULATE) {
+        ((int32_t *)y)[r] = kl_sat32_add(((int32_t *)y)[r], value);
+    } else {
+        ((int32_t *)y)[r] = value;
+    }
+}
+
+/* Rescale and store one row sum. */
+KL_ALWAYS_INLINE void kl_emit(int64_t sum, const kl_out_t *out, uint32_t r)
+{
+    int32_t value;
+    if (out->fast && sum >= INT32_MIN && sum <= INT32_MAX) {
+        value = kl_round_shift_pos_s32((int32_t)sum, out->shift);
+    } else {
+        value = kl_rescale_exact(sum, out->shift);
+    }
+    kl_store(out->y, r, value, out->mode);
+}
+
+void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    uint32_t r;
+    for (r = 0; r < m->rows; r++) {
+        kl_emit(kl_matrix_row_dot(m, (uint16_t)r, x), out, r);
+    }
+}
+
+/* Column index i of a row whose indices start at p8 (uint8) or p16 (uint16). */
+KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int index_bits,
+                                   uint32_t i)
+{
+    return index_bits == 8 ? p8[i] : p16[i];
+}
+
+/* CSR rows of int16 weights, int64 sums (SMLAL); index_bits is a constant after inlining. */
+KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
+                                 int index_bits)
+{
+    const int16_t *values = (const int16_t *)m->values;
+    const uint8_t *c8 = (const uint8_t *)m->col_index;
+    const uint16_t *c16 = (const uint16_t *)m->col_index;
+    const uint16_t *row_ptr = m->row_ptr;
+    const uint32_t rows = m->rows;
+    uint32_t k = row_ptr[0];
+    uint32_t r;
+    for (r = 0; r < rows; r++) {
+        const uint32_t end = row_ptr[r + 1];
+        int64_t sum = 0;
+        for (; k < end; k++) {
+            sum += (int64_t)values[k] * x[kl_index(c8, c16, index_bits, k)];
+        }
+        kl_emit(sum, out, r);
+    }
+}
+
+/* CSR rows of int8 weights, int32 sums (rows of at most KL_INT8_ROW_LIMIT entries). */
+KL_ALWAYS_INLINE void kl_csr_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
+                                int index_bits)
+{
+    const int8_t *values = (const int8_t *)m->values;
+    const uint8_t *c8 = (const uint8_t *)m->col_index;
+    const uint16_t *c16 = (const uint16_t *)m->col_index;
+    const uint16_t *row_ptr = m->row_ptr;
+    const uint32_t rows = m->rows;
+    uint32_t k = row_ptr[0];
+    uint32_t r;
+    for (r = 0; r < rows; r++) {
+        const uint32_t end = row_ptr[r + 1];
+        int32_t sum = 0;
+        for (; k < end; k++) {
+            sum += values[k] * x[kl_index(c8, c16, index_bits, k)];
+        }
+        kl_emit(sum, out, r);
+    }
+}
+
+void kl_kernel_csr_s16_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    kl_csr_s16(m, x, out, 8);
+}
+
+void kl_kernel_csr_s16_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    kl_csr_s16(m, x, out, 16);
+}
+
+void kl_kernel_csr_s8_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    kl_csr_s8(m, x, out, 8);
+}
+
+void kl_kernel_csr_s8_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    kl_csr_s8(m, x, out, 16);
+}
+
+/* Two int16 as one 32-bit word, low half first. */
+KL_ALWAYS_INLINE int32_t kl_pack(int16_t low, int16_t high)
+{
+    return (int32_t)((uint32_t)(uint16_t)low | ((uint32_t)(uint16_t)high << 16));
+}
+
+/* Two consecutive int16 as one 32-bit word, low half first (one LDR where unaligned loads
+ * are allowed). */
+KL_ALWAYS_INLINE int32_t kl_pair(const int16_t *p)
+{
+    return kl_pack(p[0], p[1]);
+}
+
+#if KL_USE_DSP
+/* Four consecutive int8 as one word (one LDR: Cortex-M4 loads unaligned words). */
+KL_ALWAYS_INLINE uint32_t kl_word(const int8_t *p)
+{
+    uint32_t word;
+    __builtin_memcpy(&word, p, 4);
+    return word;
+}
+
+/* The word's bytes 1 and 3 moved to 0 and 2, for SXTB16. */
+KL_ALWAYS_INLINE uint32_t kl_odd_bytes(uint32_t word)
+{
+    return (word >> 8) | (word << 24);
+}
+#endif
+
+/* Dense rows of int16 weights, int64 sums (SMLALD with the DSP extension, else SMLAL). */
+void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    const int16_t *w = (const int16_t *)m->values;
+    const uint32_t cols = m->cols;
+    const uint32_t rows = m->rows;
+    uint32_t r;
+    for (r = 0; r < rows; r++, w += cols) {
+        int64_t sum = 0;
+        uint32_t c = 0;
+#if KL_USE_DSP
+        for (; c + 3 < cols; c += 4) {
+            sum = __smlald(kl_pair(w + c), kl_pair(x + c), sum);
+            sum = __smlald(kl_pair(w + c + 2), kl_pair(x + c + 2), sum);
+        }
+        if (c + 1 < cols) {
+            sum = __smlald(kl_pair(w + c), kl_pair(x + c), sum);
+            c += 2;
+        }
+#else
+        for (; c + 1 < cols; c += 2) {
+            sum += (int64_t)w[c] * x[c];
+            sum += (int64_t)w[c + 1] * x[c + 1];
+        }
+#endif
+        if (c < cols) {
+            sum += (int64_t)w[c] * x[c];
+        }
+        kl_emit(sum, out, r);
+    }
+}
+
+/* Dense int8 rows stored interleaved (KL_MATRIX_DENSE_INTERLEAVED), int32 sums (cols <=
+ * KL_INT8_ROW_LIMIT). With the DSP extension a word of four weights becomes (c0, c1) and
+ * (c2, c3) by SXTB16 and meets x pairs read as they are: two SMLADs per four columns. */
+void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    const int8_t *w = (const int8_t *)m->values;
+    const uint32_t cols = m->cols;
+    const uint32_t rows = m->rows;
+    const uint32_t grouped = cols & ~3u;
+    uint32_t r;
+    for (r = 0; r < rows; r++, w += cols) {
+        int32_t sum = 0;
+        uint32_t c = 0;
+#if KL_USE_DSP
+        for (; c < grouped; c += 4) {
+            const uint32_t w4 = kl_word(w + c);
+            sum = __smlad(__sxtb16(w4), kl_pair(x + c), sum);
+            sum = __smlad(__sxtb16(kl_odd_bytes(w4)), kl_pair(x + c + 2), sum);
+        }
+#else
+        for (; c < grouped; c += 4) {
+            sum += w[c] * x[c] + w[c + 2] * x[c + 1] + w[c + 1] * x[c + 2] + w[c + 3] * x[c + 3];
+        }
+#endif
+        for (; c < cols; c++) {
+            sum += w[c] * x[c];
+        }
+        kl_emit(sum, out, r);
+    }
+}
+
+/* Narrow int8 rows: dense rows of at most KL_NARROW_COLS columns, such as the second factor of
+ * a low-rank matrix (one column per rank) and the input matrix of a model with few features.
+ * The general kernel spends more per such row on loop set-up and rescaling than on products.
+ * Here x waits in registers, zero-padded to KL_NARROW_COLS, and each row reads exactly
+ * KL_NARROW_COLS weights with no inner loop: the weights past its end belong to the next rows
+ * and meet the zero padding. The last rows, whose reads would pass the end of the matrix, take
+ * the plain loop. Sums are int32 as in the other int8 kernels (8 products below 2^22 each). */
+
+/* Rescale an int32 row sum for 1 <= shift <= 31 and store it as mode says. */
+KL_ALWAYS_INLINE void kl_store_fast(void *y, uint32_t r, int32_t sum, int shift, int mode)
+{
+    kl_store(y, r, kl_round_shift_pos_s32(sum, shift), mode);
+}
+
+/* Rows [0, count) of a narrow matrix (each reads KL_NARROW_COLS weights); xs is x padded. */
+KL_ALWAYS_INLINE void kl_narrow_rows(const int8_t *w, uint32_t cols, uint32_t count,
+                                     const int16_t *xs, void *y, int shift, int mode)
+{
+    uint32_t r;
+#if KL_USE_DSP
+    /* SXTB16 splits four weights into (w0, w2) and (w1, w3); x is paired to match, once. */
+    const int32_t x02 = kl_pack(xs[0], xs[2]);
+    const int32_t x13 = kl_pack(xs[1], xs[3]);
+    const int32_t x46 = kl_pack(xs[4], xs[6]);
+    const int32_t x57 = kl_pack(xs[5], xs[7]);
+    for (r = 0; r < count; r++, w += cols) {
+        const uint32_t a = kl_word(w);
+        const uint32_t b = kl_word(w + 4);
+        int32_t sum;
+        /* SMLAD wraps like an int32 sum, and no partial sum leaves int32 */
+        sum = __smuad(__sxtb16(a), x02);
+        sum = __smlad(__sxtb16(kl_odd_bytes(a)), x13, sum);
+        sum = __smlad(__sxtb16(b), x46, sum);
+        sum = __smlad(__sxtb16(kl_odd_bytes(b)), x57, sum);
+        kl_store_fast(y, r, sum, shift, mode);
+    }
+#else
+    const int32_t x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3];
+    const int32_t x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
+    for (r = 0; r < count; r++, w += cols) {
+        kl_store_fast(y, r, w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3 + w[4] * x4 +
+                                w[5] * x5 + w[6] * x6 + w[7] * x7, shift, mode);
+    }
+#endif
+}
+
+void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    const int8_t *w = (const int8_t *)m->values;
+    const uint32_t cols = m->cols;
+    const uint32_t rows = m->rows;
+    const int shift = out->shift;
+    const int mode = out->mode;
+    void *y = out->y;
+    int16_t xs[KL_NARROW_COLS];
+    uint32_t r = 0;
+    uint32_t c;
+    for (c = 0; c < KL_NARROW_COLS; c++) {
+        xs[c] = c < cols ? x[c] : 0;
+    }
+    if (rows * cols >= KL_NARROW_COLS) {
+        /* the rows whose reads stay inside: r * cols + KL_NARROW_COLS <= rows * cols */
+        r = rows - (KL_NARROW_COLS + cols - 1) / cols + 1;
+        kl_narrow_rows(w, cols, r, xs, y, shift, mode);
+    }
+    for (w += r * cols; r < rows; r++, w += cols) {
+        int32_t sum = 0;
+        for (c = 0; c < cols; c++) {
+            sum += w[c] * x[c];
+        }
+        kl_store_fast(y, r, sum, shift, mode);
+    }
+}
+
+static void kl_matvec(const kl_matrix_t *m, const int16_t *x, int mode, void *y)
+{
+    kl_out_t out;
+    out.y = y;
+    out.mode = mode;
+    out.shift = m->shift;
+    out.fast = m->shift >= 1 && m->shift <= 31;
+#ifndef KL_REFERENCE
+    if (out.fast) {
+        m->kernel(m, x, &out);
+        return;
+    }
+#endif
+    kl_kernel_rows(m, x, &out);
+}
+
+void kl_matvec_s16_s32(const kl_matrix_t *m, const int16_t *x, int accumulate, int32_t *y)
+{
+    kl_matvec(m, x, accumulate ? KL_OUT_S32_ACCUMULATE : KL_OUT_S32, y);
+}
+
+void kl_matvec_s16_s16(const kl_matrix_t *m, const int16_t *x, int16_t *y)
+{
+    kl_matvec(m, x, KL_OUT_S16, y);
+}

@@ -1,0 +1,274 @@
+/*
+ * kl_fastgrnn.c - integer FastGRNN / FastRNN over a sequence (see kl_fastgrnn.h).
+ *
+ * The per-step work outside the matrix products (normalisation, activations, state update) has
+ * two implementations that compute the same integers: the reference (int64, straight from the
+ * equations in kl_fastgrnn.h) and a fast one in 32-bit arithmetic with two multiplies into
+ * one 64-bit sum per hidden unit, used when the model's constants satisfy the bounds checked in
+ * kl_plan_update (every model the quantizer produces does). Defining KL_REFERENCE at compile
+ * time forces the reference path (the tests run both).
+ */
+#include "kl_fastgrnn.h"
+
+#include "kl_activation.h"
+#include "kl_fixed.h"
+
+#ifdef KL_REFERENCE
+#define KL_FAST 0
+#else
+#define KL_FAST 1
+#endif
+
+/* sat16(a + b) for a bias b with |b| < 2^30 - 2^15 (kl_plan_update): QADD then SSAT with the
+ * DSP extension (a saturated int32 sum saturates to the same int16); otherwise a is clamped to
+ * [-2^30, 2^30) first, which keeps the sum in int32 without changing the result. */
+#if KL_FAST && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define KL_CLAMP_PREACT(a) (a)
+#define KL_SAT16_ADD(a, b) kl_sat16_s32(__qadd((a), (b)))
+#else
+#define KL_CLAMP_PREACT(a) \
+    ((a) > 0x3FFFFFFF ? 0x3FFFFFFF : ((a) < -0x40000000 ? -0x40000000 : (a)))
+#define KL_SAT16_ADD(a, b) kl_sat16_s32((a) + (b))
+#endif
+
+/* shift_round(v, shift) as (v * mul + add) >> rshift for |v| <= 2^15, -14 <= shift <= 30. */
+typedef struct {
+    int32_t mul;
+    int32_t add;
+    int32_t rshift;
+} kl_affine_t;
+
+/* out = first x (or second sat16(first x)), stored or accumulated into int32 out. */
+static void kl_project(const kl_matrix_t *first, const kl_matrix_t *second, const int16_t *x,
+                       int16_t *low_rank, int accumulate, int32_t *out)
+{
+    if (second == 0) {
+        kl_matvec_s16_s32(first, x, accumulate, out);
+        return;
+    }
+    kl_matvec_s16_s16(first, x, low_rank);
+    kl_matvec_s16_s32(second, low_rank, accumulate, out);
+}
+
+/* Bounds that keep the 32-bit parts exact, guaranteed by the Q-format ranges the quantizer
+ * picks (activations Q0..Q20): z, c and h are int16-range, so z * h and coef * h are below
+ * 2^31; gate_frac_bits <= 20, so one - z < 2^21 and the Q15 coefficient products (int64) stay
+ * below 2^36; state_align and update_align are at most 20. */
+static void kl_update_state_reference(const kl_fastgrnn_params_t *m, const int32_t *preact, int16_t *h)
+{
+    const int32_t one = (int32_t)1 << m->gate_frac_bits;
+    const int64_t h_scale = (int64_t)1 << m->state_align;
+    const int64_t c_scale = (int64_t)1 << m->update_align;
+    const int frac_bits = m->preact_frac_bits;
+    uint16_t j;
+    for (j = 0; j < m->hidden_size; j++) {
+        int64_t a = preact[j];
+        int32_t c = kl_activation_s16(m->update, kl_sat16(a + kl_vector_get(&m->bias_update, j)),
+                                      frac_bits);
+        int64_t sum;
+        if (m->cell == KL_FASTGRNN) {
+            int32_t z = kl_activation_s16(m->gate, kl_sat16(a + kl_vector_get(&m->bias_gate, j)),
+                                          frac_bits);
+            int64_t coef = kl_shift_round_s64((int64_t)m->coef_a * (one - z) +
+                                              (int64_t)m->coef_b * one, 15);
+            sum = (int64_t)(z * h[j]) * h_scale + coef * c * c_scale;
+        } else {
+            sum = (int64_t)(m->coef_b * h[j]) * h_scale + (int64_t)(m->coef_a * c) * c_scale;
+        }
+        h[j] = kl_sat16(kl_shift_round_s64(sum, m->state_shift));
+    }
+}
+
+/* Constants of the fast state update, computed once per inference. */
+typedef struct {
+    kl_activation_plan_t gate;
+    kl_activation_plan_t update;
+    kl_affine_t bias_gate;
+    kl_affine_t bias_update;
+    int32_t coef_high;  /* FastGRNN: coef = coef_high + ((coef_low - coef_a z) >> 15) */
+    int32_t coef_low;
+    int32_t h_scale;    /* 2^(state_align + 32 - state_shift) */
+    int32_t c_scale;    /* 2^(update_align + 32 - state_shift) */
+} kl_update_plan_t;
+
+/* shift_round(v, shift) of an int8/int16 vector element as (v * mul + add) >> rshift. */
+static int kl_affine_prepare(kl_affine_t *a, int shift)
+{
+    if (shift < -14 || shift > 30) {
+        return 0;
+    }
+    a->mul = shift > 0 ? 1 : (int32_t)1 << -shift;
+    a->add = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+    a->rshift = shift > 0 ? shift : 0;
+    return 1;
+}
+
+/* FastGRNN coefficient of gate value z (see kl_update_plan_t). */
+static int64_t kl_coef(const kl_update_plan_t *p, int32_t coef_a, int32_t z)
+{
+    return p->coef_high + ((p->coef_low - coef_a * z) >> 15);
+}
+
+/* Fill plan and return 1 when the fast update is exact for m, else 0. The fast update computes
+ *   a' = clamp(a, -2^30, 2^30 - 1): sat16(a' + b) = sat16(a + b) for |b| < 2^30 - 2^15, which
+ *        holds for bias shifts >= -14 (|b| <= 2^29), so the sums stay in int32;
+ *   coef = coef_high + ((coef_low - coef_a z) >> 15) with
+ *        coef_high 2^15 + coef_low = (coef_a + coef_b) 2^gate_frac_bits + 2^14, which is
+ *        shift_round(coef_a (one - z) + coef_b one, 15) split so that |coef_a z| < 2^30 fits;
+ *   h = sat16(hi32(2^31 + (z h) h_scale + (coef c) c_scale)): with S = state_shift,
+ *        (sum + 2^(S-1)) >> S = floor((sum + 2^(S-1)) 2^(32-S) / 2^32), and h_scale, c_scale
+ *        are those powers of two folded with the alignments (integers in [1, 2^30] when
+ *        S >= 2 + align and S <= 32 + align); |z h| <= 2^30 and |coef c| < 2^31 (|coef| < 2^16,
+ *        checked at both ends of the gate's range) keep the 64-bit sum below 2^62.
+ * FastRNN uses coef_b for z and coef_a for coef (|coef_b h|, |coef_a c| <= 2^30). */
+static int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_plan_t *p)
+{
+    const int state_shift = m->state_shift;
+    if (m->preact_frac_bits > 24 || state_shift < 1) {
+        return 0;
+    }
+    if (state_shift < 2 + m->state_align || state_shift > 32 + m->state_align ||
+        state_shift < 2 + m->update_align || state_shift > 32 + m->update_align) {
+        return 0;
+    }
+    if (!kl_affine_prepare(&p->bias_update, m->bias_update.shift)) {
+        return 0;
+    }
+    kl_activation_prepare(&p->update, m->update, m->preact_frac_bits);
+    p->h_scale = (int32_t)1 << (m->state_align + 32 - state_shift);
+    p->c_scale = (int32_t)1 << (m->update_align + 32 - state_shift);
+    if (m->cell == KL_FASTGRNN) {
+        int64_t total;
+        int32_t z_low = 0;
+        int32_t z_high = INT16_MAX;
+        int64_t coef_max;
+        int64_t coef_min;
+        if (m->gate_frac_bits > 20 || m->bias_gate.value_bits != m->bias_update.value_bits ||
+            !kl_affine_prepare(&p->bias_gate, m->bias_gate.shift)) {
+            return 0;
+        }
+        kl_activation_prepare(&p->gate, m->gate, m->preact_frac_bits);
+        total = ((int64_t)m->coef_a + m->coef_b) * ((int64_t)1 << m->gate_frac_bits) + 16384;
+        p->coef_high = (int32_t)(total >> 15);
+        p->coef_low = (int32_t)(total & 32767);
+        if (m->gate == KL_TANH || m->gate == KL_QUANT_TANH) {
+            z_low = INT16_MIN;
+        }
+        coef_max = kl_coef(p, m->coef_a, m->coef_a >= 0 ? z_low : z_high);
+        coef_min = kl_coef(p, m->coef_a, m->coef_a >= 0 ? z_high : z_low);
+        if (coef_max >= 65536 || coef_min <= -65536) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* h[j] for FastGRNN units [0, hidden): gate and update kinds are constants after inlining. */
+KL_ALWAYS_INLINE void kl_update_fastgrnn(const kl_fastgrnn_params_t *m, const kl_update_plan_t *p,
+                                         const int32_t *preact, int16_t *h, uint8_t gate,
+                                         uint8_t update)
+{
+    const int8_t *bias_gate8 = (const int8_t *)m->bias_gate.values;
+    const int16_t *bias_gate16 = (const int16_t *)m->bias_gate.values;
+    const int8_t *bias_update8 = (const int8_t *)m->bias_update.values;
+    const int16_t *bias_update16 = (const int16_t *)m->bias_update.values;
+    const int narrow = m->bias_update.value_bits == 8;
+    const int32_t coef_a = m->coef_a;
+    const uint32_t hidden = m->hidden_size;
+    uint32_t j;
+    for (j = 0; j < hidden; j++) {
+        int32_t a = preact[j];
+        int32_t bg = narrow ? bias_gate8[j] : bias_gate16[j];
+        int32_t bu = narrow ? bias_update8[j] : bias_update16[j];
+        int32_t z;
+        int32_t c;
+        int32_t coef;
+        int64_t sum;
+        a = KL_CLAMP_PREACT(a);
+        bg = (bg * p->bias_gate.mul + p->bias_gate.add) >> p->bias_gate.rshift;
+        bu = (bu * p->bias_update.mul + p->bias_update.add) >> p->bias_update.rshift;
+        z = kl_activation_planned(gate, KL_SAT16_ADD(a, bg), &p->gate);
+        c = kl_activation_planned(update, KL_SAT16_ADD(a, bu), &p->update);
+        coef = p->coef_high + ((p->coef_low - coef_a * z) >> 15);
+        sum = ((int64_t)1 << 31) + (int64_t)(z * h[j]) * p->h_scale +
+              (int64_t)(coef * c) * p->c_scale;
+        h[j] = kl_sat16_s32((int32_t)(sum >> 32));
+    }
+}
+
+KL_ALWAYS_INLINE void kl_update_fastrnn(const kl_fastgrnn_params_t *m, const kl_update_plan_t *p,
+                                        const int32_t *preact, int16_t *h, uint8_t update)
+{
+    const int8_t *bias8 = (const int8_t *)m->bias_update.values;
+    const int16_t *bias16 = (const int16_t *)m->bias_update.values;
+    const int narrow = m->bias_update.value_bits == 8;
+    const int32_t coef_a = m->coef_a;
+    const int32_t coef_b = m->coef_b;
+    const uint32_t hidden = m->hidden_size;
+    uint32_t j;
+    for (j = 0; j < hidden; j++) {
+        int32_t a = preact[j];
+        int32_t bu = narrow ? bias8[j] : bias16[j];
+        int32_t c;
+        int64_t sum;
+        a = KL_CLAMP_PREACT(a);
+        bu = (bu * p->bias_update.mul + p->bias_update.add) >> p->bias_update.rshift;
+        c = kl_activation_planned(update, KL_SAT16_ADD(a, bu), &p->update);
+        sum = ((int64_t)1 << 31) + (int64_t)(coef_b * h[j]) * p->h_scale +
+              (int64_t)(coef_a * c) * p->c_scale;
+        h[j] = kl_sat16_s32((int32_t)(sum >> 32));
+    }
+}
+
+/* The fast update, specialised for kiloml's default activations (sigmoid gate, relu update);
+ * other combinations branch on the kind per element. */
+static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, const kl_update_plan_t *p,
+                                             const int32_t *preact, int16_t *h)
+{
+    if (m->cell != KL_FASTGRNN) {
+        kl_update_fastrnn(m, p, preact, h, m->update);
+    } else if (m->gate == KL_SIGMOID && m->update == KL_RELU) {
+        kl_update_fastgrnn(m, p, preact, h, KL_SIGMOID, KL_RELU);
+    } else {
+        kl_update_fastgrnn(m, p, preact, h, m->gate, m->update);
+    }
+}
+
+void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
+                     const kl_fastgrnn_buffers_t *buffers, int16_t *h)
+{
+    const uint16_t features = m->norm.features;
+    kl_update_plan_t plan;
+    int fast;
+    uint16_t t;
+    uint16_t j;
+    fast = KL_FAST && kl_plan_update(m, &plan);
+    for (j = 0; j < m->hidden_size; j++) {
+        h[j] = 0;
+        if (m->readout == KL_READOUT_MEAN) {
+            buffers->sum[j] = 0;
+        }
+    }
+    for (t = 0; t < m->steps; t++) {
+        kl_normalize_frame_s16(&m->norm, x + (uint32_t)t * features, buffers->xn);
+        kl_project(m->w_first, m->w_second, buffers->xn, buffers->low_rank, 0, buffers->preact);
+        kl_project(m->u_first, m->u_second, h, buffers->low_rank, 1, buffers->preact);
+        if (fast) {
+            kl_update_state_fast(m, &plan, buffers->preact, h);
+        } else {
+            kl_update_state_reference(m, buffers->preact, h);
+        }
+        if (m->readout == KL_READOUT_MEAN) {
+            for (j = 0; j < m->hidden_size; j++) {
+                buffers->sum[j] += h[j];
+            }
+        }
+    }
+    if (m->readout == KL_READOUT_MEAN) {
+        for (j = 0; j < m->hidden_size; j++) {
+            h[j] = kl_sat16(kl_shift_round_s64((int64_t)buffers->sum[j] * m->inv_steps,
+                                               KL_INV_STEPS_FRAC_BITS));
+        }
+    }
+}

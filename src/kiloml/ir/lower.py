@@ -1,0 +1,134 @@
+"""Lowering: torch modules → graph nodes, one registered function per module type.
+
+``lower_model(model, steps)`` builds the float graph of a trained model. A lowering function
+``fn(module, path, graph, inputs, **options) -> outputs`` appends the nodes of ``module``
+(called ``path`` in the model) reading the value names ``inputs`` and returns the names of its
+outputs; a composite module lowers its children through :func:`lower`. A module without a
+lowering is a one-line error naming it and its path.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from kiloml.errors import KilomlError
+from kiloml.ir.graph import Graph
+from kiloml.nn.classifier import SequenceClassifier
+from kiloml.nn.fastrnn import FastGRNN, FastRNN
+from kiloml.ops.base import Node
+
+Lowering = Callable[..., list[str]]
+#: FastRNN/FastGRNN parameters stored as [1, n] in torch and used as vectors.
+VECTORS_AND_SCALARS = ("bias_gate", "bias_update", "zeta", "nu", "alpha", "beta")
+LOWERINGS: dict[type, Lowering] = {}
+
+
+def lowering(*module_types: type) -> Callable[[Lowering], Lowering]:
+    """Decorator: register ``fn`` as the lowering of ``module_types``."""
+    def register(fn: Lowering) -> Lowering:
+        for module_type in module_types:
+            LOWERINGS[module_type] = fn
+        return fn
+    return register
+
+
+def lower(module: nn.Module, path: str, graph: Graph, inputs: list[str], **options
+          ) -> list[str]:
+    """Append the nodes of ``module`` to ``graph`` (see the module docstring)."""
+    fn = LOWERINGS.get(type(module))
+    if fn is None:
+        raise KilomlError(f"cannot export {path or 'the model'} ({type(module).__name__}): "
+                          "kiloml has no integer lowering for this module")
+    return fn(module, path, graph, inputs, **options)
+
+
+def array(tensor: torch.Tensor) -> np.ndarray:
+    """A parameter or buffer as a float64 numpy array."""
+    return tensor.detach().to(torch.float64).numpy().copy()
+
+
+def node_name(path: str) -> str:
+    """A C-identifier-safe node name for a module path."""
+    return path.replace(".", "_") or "model"
+
+
+@lowering(FastGRNN, FastRNN)
+def lower_fast_rnn(module: FastRNN, path: str, graph: Graph, inputs: list[str],
+                   readout: str = "last", normalization: tuple[np.ndarray, np.ndarray] | None = None
+                   ) -> list[str]:
+    """One fused ``fastrnn`` node: normalisation of each frame (``normalization`` = float
+    ``(mean, std)`` per input feature, else none), the recurrence and the readout."""
+    if module.bidirectional:
+        raise KilomlError(f"cannot export {path} ({type(module).__name__}): integer deployment "
+                          "needs a unidirectional layer")
+    cell = module.cell
+    fastgrnn = isinstance(module, FastGRNN)
+    features = graph.values[inputs[0]].shape[1]
+    mean, std = normalization if normalization is not None else (np.zeros(features),
+                                                                  np.ones(features))
+    weights = {"input_mean": mean, "input_std": std}
+    for name, param in cell.named_parameters():
+        value = array(param)
+        weights[name] = value.reshape(-1) if name in VECTORS_AND_SCALARS else value
+    attrs = {"cell": "fastgrnn" if fastgrnn else "fastrnn",
+             "gate": cell.gate_nonlinearity if fastgrnn else "",
+             "update": cell.update_nonlinearity, "readout": readout}
+    name = node_name(path)
+    return graph.add_node(Node(name, "fastrnn", inputs, [f"{name}_out"], attrs, weights, path))
+
+
+@lowering(nn.Linear)
+def lower_linear(module: nn.Linear, path: str, graph: Graph, inputs: list[str],
+                 output: str | None = None) -> list[str]:
+    """A ``fully_connected`` node with an int32 output (named ``output``)."""
+    bias = array(module.bias) if module.bias is not None else np.zeros(module.out_features)
+    name = node_name(path)
+    return graph.add_node(Node(name, "fully_connected", inputs, [output or f"{name}_out"], {},
+                               {"weight": array(module.weight), "bias": bias}, path))
+
+
+@lowering(SequenceClassifier)
+def lower_sequence_classifier(model: SequenceClassifier, path: str, graph: Graph,
+                              inputs: list[str]) -> list[str]:
+    """Normalisation and readout fused into the recurrent node, then the head (logits, the
+    graph's output) and the arg-max ``kiloml_predict`` returns. Frame stacking is a reshape of
+    the input (the caller's ``[T][F]`` buffer read as ``[T/k][k*F]``), so the normalisation is
+    tiled ``k`` times."""
+    c = model.config
+    k = c.frame_stack
+    check_normalization(array(model.input_std))
+    normalization = (np.tile(array(model.input_mean), k), np.tile(array(model.input_std), k))
+    prefix = f"{path}." if path else ""
+    states = lower(model.rnn, f"{prefix}rnn", graph, inputs, readout=c.readout,
+                   normalization=normalization)
+    lower(model.head, f"{prefix}head", graph, states, output="logits")
+    graph.set_output("logits")
+    return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
+
+
+def check_normalization(std: np.ndarray) -> None:
+    """A one-line error unless every feature's standard deviation is positive and finite."""
+    if not np.all(np.isfinite(std) & (std > 0)):
+        raise KilomlError("input_std must be positive and finite for every feature; refit the "
+                          "normalisation on the training split")
+
+
+def lower_model(model: nn.Module, steps: int) -> Graph:
+    """The float graph of a trained classifier for sequences of ``steps`` raw frames.
+
+    The graph's input is ``[steps / k, k * features]`` for frame stacking ``k`` (the same
+    memory as the raw ``[steps, features]``); ``graph.meta`` records the kind, ``k`` and the
+    raw shape."""
+    config = model.config
+    k = getattr(config, "frame_stack", 1)
+    if steps % k:
+        raise KilomlError(f"frame-stack {k} needs a number of steps divisible by {k}, "
+                          f"got {steps}")
+    graph = Graph(meta={"kind": config.kind, "frame_stack": k,
+                        "raw_input_shape": [steps, config.input_size],
+                        "num_classes": config.num_classes})
+    graph.add_input("x", (steps // k, k * config.input_size))
+    lower(model, "", graph, ["x"])
+    return graph

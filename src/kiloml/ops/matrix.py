@@ -1,0 +1,120 @@
+"""Weight matrices and vectors as the ops store them: the storage choice, the kernel that reads
+each matrix, the integer spec of a matrix-vector product, and their C (``kl_matvec.h``).
+
+A matrix is stored dense, or CSR when that is smaller (:func:`kiloml.compress.size.tensor_storage`
+decides, so the exported bytes equal the size accounting); dense int8 matrices wider than
+:data:`NARROW_COLS` columns keep each group of four columns as (c0, c2, c1, c3) for ``SXTB16``.
+Every tensor carries a one-byte power-of-two scale (its shift) in the bytes counted.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kiloml.compress.size import tensor_storage
+from kiloml.ops.constants import INT8_ROW_LIMIT, NARROW_COLS
+from kiloml.ops.fixed import QTensor, saturate, shift_round
+
+C_WEIGHT_TYPES = {8: "int8_t", 16: "int16_t", 32: "int32_t"}
+VALUES_PER_LINE = 12
+INTERLEAVED_KERNEL = "kl_kernel_dense_s8_interleaved"
+MATVEC_FILES = ("kl_matvec.h", "kl_matvec.c")
+
+
+def matvec(x: np.ndarray, weight: np.ndarray, shift: int) -> np.ndarray:
+    """``sat32(shift_round(x @ weight.T, shift))`` for int64 ``x`` ``[N, cols]`` → ``[N, rows]``
+    (the spec of ``kl_matvec_s16_s32``; ``kl_matvec_s16_s16`` saturates this to int16)."""
+    return saturate(shift_round(np.asarray(x, dtype=np.int64) @ weight.T, shift), 32)
+
+
+def c_array(ctype: str, name: str, values: np.ndarray) -> str:
+    """``static const <ctype> <name>[n] = {...};`` with a fixed number of values per line."""
+    flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    lines = [", ".join(flat[i:i + VALUES_PER_LINE]) for i in range(0, len(flat), VALUES_PER_LINE)]
+    body = ",\n    ".join(lines)
+    return f"static const {ctype} {name}[{len(flat)}] = {{\n    {body}\n}};\n"
+
+
+def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> str:
+    """The ``kl_kernel_*`` of ``kl_matvec.c`` for a matrix stored this way."""
+    if bits == 8 and cols > INT8_ROW_LIMIT:
+        return "kl_kernel_rows"
+    if storage_format == "csr":
+        return f"kl_kernel_csr_s{bits}_u{index_bits}"
+    if bits == 8 and cols <= NARROW_COLS:
+        return "kl_kernel_dense_s8_narrow"
+    if bits == 8:
+        return INTERLEAVED_KERNEL
+    return "kl_kernel_dense_s16"
+
+
+def interleave_columns(values: np.ndarray) -> np.ndarray:
+    """``[rows, cols]`` with each full group of four columns stored as (c0, c2, c1, c3)
+    (``KL_MATRIX_DENSE_INTERLEAVED``); the columns after the last full group keep their order."""
+    rows, cols = values.shape
+    grouped = cols - cols % 4
+    out = values.copy()
+    out[:, :grouped] = values[:, :grouped].reshape(rows, -1, 4)[:, :, [0, 2, 1, 3]].reshape(
+        rows, grouped)
+    return out
+
+
+@dataclass
+class StoredMatrix:
+    """C text and stored bytes of one matrix (values, indices, row pointers, shift byte)."""
+
+    text: str
+    bytes: int
+    format: str
+    nonzeros: int
+    kernel: str
+
+
+def matrix_storage(tensor: QTensor) -> dict:
+    """``format``, ``bytes``, ``bits`` and ``nonzeros`` of a stored integer matrix."""
+    storage = tensor_storage("", torch.from_numpy(tensor.values), tensor.bits // 8,
+                             scale_bytes=1)
+    return {"format": storage.format, "bytes": storage.bytes, "bits": tensor.bits,
+            "nonzeros": storage.nonzeros}
+
+
+def emit_matrix(symbol: str, tensor: QTensor, shift: int) -> StoredMatrix:
+    """Arrays and the ``static const kl_matrix_t <symbol>`` of an integer matrix
+    ``[rows, cols]`` whose row sums are rescaled by ``shift``."""
+    values = tensor.values
+    rows, cols = values.shape
+    storage = matrix_storage(tensor)
+    ctype = C_WEIGHT_TYPES[tensor.bits]
+    fields = {"rows": rows, "cols": cols, "value_bits": tensor.bits, "shift": shift}
+    if storage["format"] == "csr":
+        index_bits = 8 if cols <= 256 else 16
+        row_index, col_index = np.nonzero(values)
+        row_ptr = np.concatenate([[0], np.cumsum(np.bincount(row_index, minlength=rows))])
+        text = (c_array(ctype, f"{symbol}_values", values[row_index, col_index])
+                + c_array(f"uint{index_bits}_t", f"{symbol}_col_index", col_index)
+                + c_array("uint16_t", f"{symbol}_row_ptr", row_ptr))
+        fields.update(values=f"{symbol}_values", col_index=f"{symbol}_col_index",
+                      row_ptr=f"{symbol}_row_ptr", format="KL_MATRIX_CSR", index_bits=index_bits)
+    else:
+        interleaved = kernel_name("dense", tensor.bits, cols, 0) == INTERLEAVED_KERNEL
+        text = c_array(ctype, f"{symbol}_values",
+                       interleave_columns(values) if interleaved else values)
+        fields.update(values=f"{symbol}_values", col_index="0", row_ptr="0", index_bits=0,
+                      format="KL_MATRIX_DENSE_INTERLEAVED" if interleaved else "KL_MATRIX_DENSE")
+    fields["kernel"] = kernel_name(storage["format"], tensor.bits, cols, fields["index_bits"])
+    members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
+    text += f"static const kl_matrix_t {symbol} = {{\n{members},\n}};\n"
+    return StoredMatrix(text, storage["bytes"], storage["format"], storage["nonzeros"],
+                        fields["kernel"])
+
+
+def vector_bytes(tensor: QTensor) -> int:
+    """Stored bytes of a vector with its scale byte."""
+    return tensor.nbytes + 1
+
+
+def emit_vector(symbol: str, tensor: QTensor, shift: int) -> tuple[str, str]:
+    """``(array text, kl_vector_t initializer)`` of an int8/int16 vector read with ``shift``."""
+    text = c_array(C_WEIGHT_TYPES[tensor.bits], symbol, tensor.values)
+    return text, f"{{ {symbol}, {tensor.bits}, {shift} }}"
