@@ -13,10 +13,13 @@ A new target (an 8-bit AVR, a Cortex-M0) is one more :class:`Target`: its compil
 its startup and output code in ``deploy/c/targets/<name>``, and how to run an image.
 """
 
+import atexit
+import functools
 import re
 import shutil
 import struct
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,15 +146,22 @@ class Build:
         return obj
 
     def support_objects(self) -> list[Path]:
-        """The harness library and the target's startup and output code."""
-        harness = c_dir() / "harness" / "harness.c"
-        if self.target.emulated:
-            folder = c_dir() / "targets" / "cortex_m"
-            files = [folder / "startup.c", folder / "semihosting.c"]
-        else:
-            files = [c_dir() / "targets" / "host" / "io_host.c"]
-        return [self.compile_one(f, ("-std=gnu99", f"-I{f.parent}"), f"support_{f.stem}")
+        """The harness library and the target's startup and output code (they include no
+        model header, so they are compiled once per target and variant in a process)."""
+        key = (self.target.name, self.variant)
+        if key not in _SUPPORT_OBJECTS or not all(p.exists() for p in _SUPPORT_OBJECTS[key]):
+            harness = c_dir() / "harness" / "harness.c"
+            if self.target.emulated:
+                folder = c_dir() / "targets" / "cortex_m"
+                files = [folder / "startup.c", folder / "semihosting.c"]
+            else:
+                files = [c_dir() / "targets" / "host" / "io_host.c"]
+            where = Build(self.target, [], [], _support_dir() / "-".join(key), self.variant)
+            where.build_dir.mkdir(parents=True, exist_ok=True)
+            _SUPPORT_OBJECTS[key] = [
+                where.compile_one(f, ("-std=gnu99", f"-I{f.parent}"), f"support_{f.stem}")
                 for f in (harness, *files)]
+        return _SUPPORT_OBJECTS[key]
 
     def link(self, objects: list[Path], output: Path) -> Path:
         if self.target.emulated:
@@ -168,6 +178,16 @@ class Build:
         """Deepest stack of ``root`` from the call graph of this build's objects."""
         return worst_stack_bytes([o.with_suffix(".ci") for o in self.objects], root,
                                  indirect_targets)
+
+
+_SUPPORT_OBJECTS: dict[tuple[str, str], list[Path]] = {}
+
+
+@functools.cache
+def _support_dir() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="kiloml-harness-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def blob(records: list[bytes], first_index: int = 0, poison: int | None = None) -> bytes:
