@@ -19,6 +19,7 @@ from kiloml.deploy.commands import (
 )
 from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
 from kiloml.errors import KilomlError
+from kiloml.models import FAMILIES
 from kiloml.nn.nonlinearity import FUNCTIONS as NONLINEARITIES
 
 console = Console(highlight=False)
@@ -82,7 +83,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "square), as if people exercised faster or slower; "
                         "e.g. 0.75 1 1.333 gives three times as many training windows")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=d["model"], choices=["fastgrnn", "fastrnn", "gru", "lstm"],
+    g.add_argument("--model", default=d["model"], choices=list(FAMILIES),
                    help="recurrent cell (default: %(default)s)")
     g.add_argument("--hidden-size", type=_positive_int, default=d["hidden_size"],
                    help="hidden units (default: %(default)s)")

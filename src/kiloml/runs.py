@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from kiloml import RUN_FORMAT_VERSION, __version__
 from kiloml.errors import KilomlError
-from kiloml.nn.classifier import ModelConfig, SequenceClassifier, build_model
+from kiloml.models import build_model, config_from_dict
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -55,7 +55,7 @@ def read_json(path: Path) -> dict:
         raise KilomlError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-def save_run_config(run_dir: Path, model_config: ModelConfig, data: dict, train: dict) -> None:
+def save_run_config(run_dir: Path, model_config, data: dict, train: dict) -> None:
     write_json(run_dir / CONFIG_FILE, {
         "format_version": RUN_FORMAT_VERSION,
         "kiloml_version": __version__,
@@ -80,7 +80,7 @@ def read_run_config(run_dir: Path) -> dict:
     return config
 
 
-def load_weights(model: SequenceClassifier, path: Path) -> None:
+def load_weights(model: torch.nn.Module, path: Path) -> None:
     """Load ``path`` (safetensors) into ``model``; mismatches are one-line errors."""
     try:
         state = load_file(str(path))
@@ -101,14 +101,14 @@ def load_weights(model: SequenceClassifier, path: Path) -> None:
     model.load_state_dict(state)
 
 
-def save_weights(model: SequenceClassifier, path: Path) -> None:
+def save_weights(model: torch.nn.Module, path: Path) -> None:
     atomic_save_tensors(path, dict(model.state_dict()))
 
 
-def load_run(run_dir: Path) -> tuple[dict, SequenceClassifier]:
+def load_run(run_dir: Path) -> tuple[dict, torch.nn.Module]:
     """``(config, model)`` of a finished run, the model in eval mode."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    model = build_model(ModelConfig.from_dict(config["model"]))
+    model = build_model(config_from_dict(config["model"]))
     load_weights(model, run_dir / WEIGHTS_FILE)
     return config, model.eval()

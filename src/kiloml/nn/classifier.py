@@ -149,6 +149,20 @@ class SequenceClassifier(nn.Module):
         """The FastRNN/FastGRNN cells (empty for GRU/LSTM)."""
         return self.rnn.cells() if self.config.kind in ("fastgrnn", "fastrnn") else []
 
+    def sparsity_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+        """The matrices hard thresholding acts on, by group: ``W`` (the input matrix or its
+        low-rank factors), ``U`` (the recurrent one) and ``head``, as ``(state-dict name,
+        parameter)``; FastRNN and FastGRNN only (empty for GRU/LSTM)."""
+        groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
+        for prefix, cell in zip(("rnn.cell.", "rnn.cell_reverse."), self.fast_cells(),
+                                strict=False):
+            for group, names in cell.matrix_parameter_names().items():
+                groups.setdefault(group, []).extend((prefix + n, getattr(cell, n))
+                                                    for n in names)
+        if groups:
+            groups["head"] = [("head.weight", self.head.weight)]
+        return groups
+
 
 def build_model(config: ModelConfig) -> SequenceClassifier:
     """A freshly initialised classifier for ``config`` (seed torch first for reproducibility)."""

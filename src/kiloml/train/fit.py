@@ -11,7 +11,8 @@ import torch
 from kiloml.compress.size import count_parameters, macs_per_inference, model_size_bytes
 from kiloml.data.splits import DatasetSplits
 from kiloml.errors import KilomlError
-from kiloml.nn.classifier import ModelConfig, SequenceClassifier, build_model
+from kiloml.models import build_model
+from kiloml.nn.classifier import ModelConfig, SequenceClassifier
 from kiloml.train.trainer import Reporter, TrainConfig, Trainer, TrainResult, evaluate
 
 
@@ -25,8 +26,9 @@ def fit_normalization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def check_frame_stack(model_config: ModelConfig, data: DatasetSplits) -> None:
     """One-line error unless the sequences split into whole stacks of ``frame_stack`` frames."""
-    if data.steps % model_config.frame_stack:
-        raise KilomlError(f"--frame-stack {model_config.frame_stack} needs a sequence length "
+    frame_stack = getattr(model_config, "frame_stack", 1)
+    if data.steps % frame_stack:
+        raise KilomlError(f"--frame-stack {frame_stack} needs a sequence length "
                           f"divisible by it; {data.name} has {data.steps} steps")
 
 

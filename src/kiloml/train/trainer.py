@@ -113,20 +113,11 @@ class Reporter:
     def finish(self) -> None: ...
 
 
-def sparsifiable_parameters(model: SequenceClassifier) -> dict[str, tuple[nn.Parameter, str]]:
-    """``name -> (parameter, "W" | "U" | "head")`` for every matrix IHT acts on (FastRNN and
-    FastGRNN models only)."""
-    out = {}
-    for prefix, cell in (("rnn.cell.", getattr(model.rnn, "cell", None)),
-                         ("rnn.cell_reverse.", getattr(model.rnn, "cell_reverse", None))):
-        if cell is None or not hasattr(cell, "matrix_parameter_names"):
-            continue
-        for group, names in cell.matrix_parameter_names().items():
-            for n in names:
-                out[prefix + n] = (getattr(cell, n), group)
-    if out:
-        out["head.weight"] = (model.head.weight, "head")
-    return out
+def sparsifiable_parameters(model: nn.Module) -> dict[str, tuple[nn.Parameter, str]]:
+    """``name -> (parameter, group)`` for every matrix the compression phases act on: the
+    family's declared sparsity groups (``W``, ``U``, ``head``; none for some families)."""
+    groups = model.sparsity_groups() if hasattr(model, "sparsity_groups") else {}
+    return {name: (param, group) for group, params in groups.items() for name, param in params}
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int = 512) -> tuple[float, float,

@@ -1,0 +1,60 @@
+"""The model families kiloml trains and deploys, by the name ``kiloml train --model`` takes.
+
+A family is its torch module, the config that rebuilds it (stored in ``config.json`` under
+``"model"``, with ``kind`` naming the family), what input it takes, and whether it deploys.
+Every module of a family follows one contract: ``config``, ``input_mean``/``input_std``
+buffers and ``set_normalization(mean, std)``, ``forward(x [B, T, F]) -> logits [B, C]``, and
+``sparsity_groups()`` naming the matrices the compression phases act on. Its integer lowering
+lives in :mod:`kiloml.ir.lower` (families know nothing of the integer graph).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from kiloml.errors import KilomlError
+from kiloml.nn.classifier import ModelConfig, SequenceClassifier
+
+
+@dataclass(frozen=True)
+class Family:
+    """One ``--model`` choice."""
+
+    name: str
+    description: str
+    config: type
+    build: Callable[..., nn.Module]
+    input_kind: str = "sequence"  # [N, T, F] frames
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    FAMILIES[family.name] = family
+    return family
+
+
+for _name, _description in (
+        ("fastgrnn", "FastGRNN (Kusupati et al. 2018): gated RNN, low-rank and sparse"),
+        ("fastrnn", "FastRNN (Kusupati et al. 2018): RNN with a trained residual step"),
+        ("gru", "torch.nn.GRU, the baseline the FastGRNN paper compares with"),
+        ("lstm", "torch.nn.LSTM")):
+    register(Family(_name, _description, ModelConfig, SequenceClassifier))
+
+
+def get_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise KilomlError(f"unknown model {name!r}; choose one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def config_from_dict(data: dict):
+    """The config of the family named by ``data["kind"]`` (``config.json``'s ``"model"``)."""
+    return get_family(data.get("kind", "")).config.from_dict(data)
+
+
+def build_model(config) -> nn.Module:
+    """A freshly initialised module for ``config`` (seed torch first for reproducibility)."""
+    return get_family(config.kind).build(config)
