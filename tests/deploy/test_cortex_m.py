@@ -23,6 +23,11 @@ def test_verify_reports_exactness_and_costs_on_cortex_m(exports, require_cortex_
                                       + entry["stack_bytes"])
         assert entry["instructions_per_inference"] is not None, entry.get("instructions_note")
         assert entry["instructions_per_inference"] > entry["macs_per_inference"]
+    m4 = report["targets"]["cortex-m4"]
+    header = (out / "model.h").read_text()
+    assert f"#define KILOML_RAM_BYTES {m4['ram_bytes_stated']}\n" in header
+    assert f"#define KILOML_STACK_BYTES {m4['stack_bytes']}\n" in header
+    assert abs(m4["ram_bytes_measured"] - m4["ram_bytes_stated"]) <= 0.05 * m4["ram_bytes_stated"]
     saved = json.loads((out / "verify.json").read_text())
     assert saved["targets"]["cortex-m4"]["exact_match"] == 1.0
 

@@ -186,3 +186,18 @@ def test_interleaved_int8_storage_permutes_each_group_of_four_columns():
     stored = interleave_columns(values)
     assert stored[0].tolist() == [0, 2, 1, 3, 4, 6, 5, 7, 8, 9]
     assert sorted(stored[2].tolist()) == values[2].tolist()
+
+
+def test_budgets_the_plan_exceeds_fail_with_both_numbers_and_write_nothing(tmp_path):
+    run_dir = make_run(tmp_path / "run")
+    X, y = synthetic_data(8, seed=0)
+    info = export_run(run_dir, tmp_path / "fits", X_calib=X, X_test=X, y_test=y,
+                      measure_stack=False, max_ram=10_000, max_flash=10_000)
+    ram, flash = info["ram_bytes"], info["weight_flash_bytes"]
+    with pytest.raises(KilomlError, match=rf"needs {ram:,} B of RAM .*budget of {ram - 1:,} B"):
+        export_run(run_dir, tmp_path / "out", X_calib=X, X_test=X, y_test=y,
+                   measure_stack=False, max_ram=ram - 1)
+    with pytest.raises(KilomlError, match=rf"stores {flash:,} B .*budget of {flash - 1:,} B"):
+        export_run(run_dir, tmp_path / "out", X_calib=X, X_test=X, y_test=y,
+                   measure_stack=False, max_flash=flash - 1)
+    assert not (tmp_path / "out").exists()

@@ -74,6 +74,8 @@ class GeneratedModel:
     weight_flash_bytes: int
     macs: int
     storage: dict[str, dict]
+    stack_bytes: int | None
+    ram_bytes: int
 
     @property
     def scratch_bytes(self) -> int:
@@ -97,8 +99,25 @@ def _buffer(plan: ArenaPlan, node: str, name: str, dtype: str) -> str:
     return f"scratch->{ARENA_MEMBERS[dtype]} + {offset // DTYPE_BYTES[dtype]}"
 
 
-def generate_model(graph: Graph, description: str) -> GeneratedModel:
-    """``model.h`` and ``model.c`` for the quantized ``graph``."""
+def ram_lines(scratch: int, outputs: int, stack: int | None) -> str:
+    """``model.h``'s statement of the RAM one inference needs: arena, outputs and, when it was
+    measured at export, the stack on Cortex-M4."""
+    if stack is None:
+        return ("/* RAM of one inference without the stack (not measured at export: no\n"
+                " * arm-none-eabi-gcc): the arena and the logits. */\n"
+                f"#define KILOML_RAM_BYTES {scratch + outputs}")
+    return ("/* Deepest stack of one kiloml_predict call on Cortex-M4 (arm-none-eabi-gcc -O2,\n"
+            " * from its call graph), and all the RAM one inference needs: the arena, the\n"
+            " * logits and that stack. */\n"
+            f"#define KILOML_STACK_BYTES {stack}\n"
+            f"#define KILOML_RAM_BYTES {scratch + outputs + stack}")
+
+
+def generate_model(graph: Graph, description: str, stack_bytes: int | None = None
+                   ) -> GeneratedModel:
+    """``model.h`` and ``model.c`` for the quantized ``graph``; ``stack_bytes`` is the stack of
+    ``kiloml_predict`` on Cortex-M4 when it has been measured (see
+    :func:`kiloml.deploy.export.cortex_m4_stack`)."""
     plan = plan_arena(graph)
     definitions, calls = [], []
     for node in graph.nodes:
@@ -128,6 +147,7 @@ def generate_model(graph: Graph, description: str) -> GeneratedModel:
         "WEIGHT_BITS": graph.meta.get("bits", 16), "INPUT_FRAC_BITS": x.frac_bits,
         "OUTPUT_FRAC_BITS": y.frac_bits, "WEIGHT_FLASH_BYTES": flash,
         "SCRATCH_BYTES": plan.peak, "MACS": macs,
+        "RAM": ram_lines(plan.peak, y.nbytes, stack_bytes),
         "ARENA_MEMBERS": "\n".join(
             f"    {C_TYPES[dtype]} {member}[{plan.peak // DTYPE_BYTES[dtype]}];"
             for dtype, member in ARENA_MEMBERS.items())})
@@ -142,7 +162,8 @@ def generate_model(graph: Graph, description: str) -> GeneratedModel:
         "INPUT_TYPE": C_TYPES[x.dtype], "OUTPUT_TYPE": C_TYPES[y.dtype],
         "RESULT": "    int result;\n" if returns else "",
         "CALLS": body, "RETURN": "result" if returns else "0"})
-    return GeneratedModel(header, source, files, plan, flash, macs, graph.storage())
+    return GeneratedModel(header, source, files, plan, flash, macs, graph.storage(),
+                          stack_bytes, plan.peak + y.nbytes + (stack_bytes or 0))
 
 
 def c_rows(values: np.ndarray) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from kiloml.deploy.export import TARGETS as EXPORT_TARGETS
+from kiloml.deploy.export import EXPORT_TARGETS
 from kiloml.deploy.export import export_run
 from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
 from kiloml.deploy.verify import verify_export
@@ -45,6 +45,23 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                              "dataset")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="override where the run's dataset is loaded from")
+    parser.add_argument("--max-ram", type=_bytes, default=None, metavar="BYTES",
+                        help="fail, writing nothing, when one inference needs more RAM: the "
+                             "arena, the logits and (with arm-none-eabi-gcc) the Cortex-M4 "
+                             "stack")
+    parser.add_argument("--max-flash", type=_bytes, default=None, metavar="BYTES",
+                        help="fail, writing nothing, when the stored constants (weights, "
+                             "indices, scales) need more flash")
+
+
+def _bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {value}")
+    return value
 
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,11 +118,15 @@ def run_export(args: argparse.Namespace) -> int:
     pcm_test, pcm_labels = load_export_pcm(args.run, args.data, args.data_dir)
     info = export_run(args.run, args.out, bits=args.bits, target=args.target, X_calib=X_calib,
                       X_test=X_test, y_test=y_test, name=args.name, pcm_test=pcm_test,
-                      pcm_labels=pcm_labels)
+                      pcm_labels=pcm_labels, max_ram=getattr(args, "max_ram", None),
+                      max_flash=getattr(args, "max_flash", None))
     console = Console()
+    stack = info["stack_bytes_cortex_m4"]
+    ram = (f"{info['ram_bytes']} B RAM with the Cortex-M4 stack" if stack is not None
+           else f"{info['scratch_ram_bytes']} B arena")
     console.print(f"exported {info['model_kind']} (int{info['bits']} weights) to {args.out}: "
-                  f"{info['weight_flash_bytes']} B weights, {info['scratch_ram_bytes']} B "
-                  f"scratch, {info['macs_per_inference']} MACs per inference")
+                  f"{info['weight_flash_bytes']} B weights, {ram}, "
+                  f"{info['macs_per_inference']} MACs per inference")
     if "simulated_accuracy" in info:
         console.print(f"integer accuracy {info['simulated_accuracy']:.4f}, float "
                       f"{info['float_accuracy']:.4f} on {info['test_count']} test inputs")

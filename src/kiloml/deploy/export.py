@@ -19,6 +19,7 @@ the stored constants) are checked before anything is written.
 import json
 import re
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from kiloml.deploy.codegen import (
     library_file,
 )
 from kiloml.deploy.logmel_tables import tables_flash_bytes, write_logmel_tables
+from kiloml.deploy.targets import TARGETS, Build, matrix_kernels
 from kiloml.errors import KilomlError
 from kiloml.ir import quantize_model
 from kiloml.ir.graph import Graph
@@ -47,7 +49,7 @@ from kiloml.ir.simulate import simulate_values
 from kiloml.ops.logmel import make_tables
 from kiloml.runs import load_run
 
-TARGETS = ("c", "arduino")
+EXPORT_TARGETS = ("c", "arduino")
 FRONTEND_FILES = ("kiloml_logmel.h", "kiloml_logmel.c", "kiloml_logmel_tables.h")
 PCM_FILES = ("kiloml_pcm.h", "kiloml_pcm.c")
 EXPORT_FILE = "export.json"
@@ -144,14 +146,27 @@ def _pcm_info(graph: Graph, tables, scratch_bytes: int) -> dict:
     }
 
 
+def cortex_m4_stack(generated: GeneratedModel, work: Path) -> int | None:
+    """The deepest stack of ``kiloml_predict`` on Cortex-M4 from the compiler's call graph
+    (``None`` without arm-none-eabi-gcc)."""
+    target = TARGETS["cortex-m4"]
+    if target.missing():
+        return None
+    files = write_sources(generated, work / "src")
+    sources = [work / "src" / "model.c", *(work / "src" / f for f in c_sources(files))]
+    build = Build(target, sources, [work / "src"], work / "build").compile()
+    return build.stack_bytes("kiloml_predict", matrix_kernels(work / "src" / "model.c"))
+
+
 def check_budget(generated: GeneratedModel, graph: Graph, max_ram: int | None,
                  max_flash: int | None) -> None:
     """A one-line error when the plan exceeds a RAM or flash budget (both numbers given)."""
-    ram = generated.scratch_bytes + graph.values[graph.output].nbytes
+    ram = generated.ram_bytes
     if max_ram is not None and ram > max_ram:
-        raise KilomlError(f"the model needs {ram:,} B of RAM (arena {generated.scratch_bytes:,} "
-                          f"B + outputs), over the budget of {max_ram:,} B (--max-ram); "
-                          "nothing was written")
+        parts = f"arena {generated.scratch_bytes:,} B, outputs"
+        parts += f", stack {generated.stack_bytes:,} B" if generated.stack_bytes else ""
+        raise KilomlError(f"the model needs {ram:,} B of RAM ({parts}), over the budget of "
+                          f"{max_ram:,} B (--max-ram); nothing was written")
     if max_flash is not None and generated.weight_flash_bytes > max_flash:
         raise KilomlError(f"the model stores {generated.weight_flash_bytes:,} B of constants, "
                           f"over the budget of {max_flash:,} B (--max-flash); nothing was "
@@ -182,7 +197,8 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
                X_calib: np.ndarray | None = None, X_test: np.ndarray | None = None,
                y_test: np.ndarray | None = None, name: str = "kiloml_model",
                pcm_test: np.ndarray | None = None, pcm_labels: np.ndarray | None = None,
-               max_ram: int | None = None, max_flash: int | None = None) -> dict:
+               max_ram: int | None = None, max_flash: int | None = None,
+               measure_stack: bool = True) -> dict:
     """Quantize the run's model (Q-formats from ``X_calib`` ``[N, T, F]`` raw features, else
     ``X_test``) to ``bits``-bit weights and write the C sources to ``out_dir``.
 
@@ -192,9 +208,15 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     For an audio run (``data.sample_rate`` in ``config.json``) the PCM entry point and the
     front-end tables for that rate are written too; ``pcm_test`` ``[N, n]`` int16 signals (each
     giving ``steps`` frames) with ``pcm_labels`` ``[N]`` are stored in ``test_pcm.npz``.
+
+    With ``measure_stack`` and arm-none-eabi-gcc on the path, the model is compiled for
+    Cortex-M4 once to state its stack and total RAM in ``model.h``; ``max_ram`` (bytes: arena,
+    outputs and, when measured, that stack) and ``max_flash`` (bytes of stored constants) are
+    budgets checked before anything is written.
     """
-    if target not in TARGETS:
-        raise KilomlError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target not in EXPORT_TARGETS:
+        raise KilomlError(f"unknown export target {target!r}; choose one of "
+                          f"{', '.join(EXPORT_TARGETS)}")
     if bits not in (8, 16):
         raise KilomlError(f"--bits must be 8 or 16, got {bits}")
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
@@ -240,6 +262,10 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
                               f"model runs {steps} steps")
     description = describe(config.get("model", {}), graph, bits)
     generated = generate_model(graph, description)
+    if measure_stack:
+        with tempfile.TemporaryDirectory() as work:
+            stack = cortex_m4_stack(generated, Path(work))
+        generated = generate_model(graph, description, stack)
     check_budget(generated, graph, max_ram, max_flash)
 
     if X_test is not None:
@@ -282,6 +308,8 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         "weight_flash_bytes": generated.weight_flash_bytes,
         "scratch_ram_bytes": generated.scratch_bytes,
         "output_bytes": y_value.nbytes,
+        "stack_bytes_cortex_m4": generated.stack_bytes,
+        "ram_bytes": generated.ram_bytes,
         "macs_per_inference": generated.macs,
         "q_formats": {v.name: v.frac_bits for v in graph.values.values()},
         "arena": {f"{owner}.{buffer}" if buffer else owner: offset

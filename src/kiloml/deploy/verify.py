@@ -150,6 +150,10 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
                      accuracy=float(np.mean(outputs.argmax(1) == labels)))
         if target.emulated:
             entry["stack_bytes_measured"] = run.stack_bytes_measured
+            entry["ram_bytes_measured"] = (info["scratch_ram_bytes"] + info["output_bytes"]
+                                           + run.stack_bytes_measured)
+            if name == "cortex-m4" and info.get("stack_bytes_cortex_m4") is not None:
+                entry["ram_bytes_stated"] = info["ram_bytes"]
             counts = run.instructions
             entry["instructions_per_inference"] = None
             if counts is not None and len(counts) == len(inputs) and len(inputs):
