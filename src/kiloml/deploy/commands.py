@@ -18,8 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from kiloml.deploy.export import EXPORT_TARGETS
-from kiloml.deploy.export import export_run
+from kiloml.deploy.export import EXPORT_TARGETS, export_run
 from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
 from kiloml.deploy.verify import verify_export
 from kiloml.errors import KilomlError
