@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kiloml.deploy.codegen import library_dir
 from kiloml.errors import KilomlError
 
 APT_INSTALL = "apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
@@ -83,8 +84,7 @@ MAX_BLOB_BYTES = {"host": 1 << 28, "cortex-m4": 1 << 20, "cortex-m3": 1 << 20}
 
 
 def c_dir() -> Path:
-    from kiloml.deploy.codegen import library_dir
-
+    """The C library's folder (harnesses in ``harness/``, target code in ``targets/``)."""
     return library_dir()
 
 
