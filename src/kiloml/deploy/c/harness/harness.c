@@ -8,6 +8,7 @@ extern const uint32_t kl_blob[];
 
 static char kl_line[KL_LINE_BYTES + 16];
 static uint32_t kl_line_used;
+static uint32_t kl_deepest;
 
 void kiloml_bench_end(void)
 {
@@ -94,4 +95,16 @@ void kl_harness_line_end(void)
 {
     kl_line_char('\n');
     kl_line_flush();
+}
+
+void kl_harness_stack_used(uint32_t used)
+{
+    kl_deepest = used > kl_deepest ? used : kl_deepest;
+}
+
+void kl_harness_finish(void)
+{
+    kl_harness_line_begin('s', (int32_t)kl_deepest);
+    kl_harness_line_end();
+    kl_harness_write("done\n");
 }

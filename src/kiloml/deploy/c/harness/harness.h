@@ -30,6 +30,10 @@ void kl_harness_line_begin(char tag, int32_t index);
 void kl_harness_line_int(int32_t value);
 void kl_harness_line_end(void);
 
+/* Keep the deepest stack measured so far (bytes); finish prints it ("s <bytes>") and "done". */
+void kl_harness_stack_used(uint32_t used);
+void kl_harness_finish(void);
+
 /* Called right after the measured call: the instruction counter stops at its entry. */
 void kiloml_bench_end(void) __attribute__((noinline));
 

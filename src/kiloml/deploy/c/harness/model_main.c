@@ -14,7 +14,6 @@ static kiloml_output_t outputs[KILOML_OUTPUT_COUNT];
 int main(void)
 {
     uint32_t top;
-    uint32_t deepest = 0;
     uint32_t i;
     int c;
     KL_STACK_TOP(top);
@@ -32,7 +31,7 @@ int main(void)
         result = kiloml_predict(x, &scratch, outputs);
         kiloml_bench_end();
         KL_STACK_USED(top, used);
-        deepest = used > deepest ? used : deepest;
+        kl_harness_stack_used(used);
         kl_harness_line_begin('l', kl_harness_index(i));
         kl_harness_line_int(result);
         for (c = 0; c < KILOML_OUTPUT_COUNT; c++) {
@@ -40,8 +39,6 @@ int main(void)
         }
         kl_harness_line_end();
     }
-    kl_harness_line_begin('s', (int32_t)deepest);
-    kl_harness_line_end();
-    kl_harness_write("done\n");
+    kl_harness_finish();
     return 0;
 }

@@ -17,7 +17,6 @@ static int32_t logits[KILOML_NUM_CLASSES];
 int main(void)
 {
     uint32_t top;
-    uint32_t deepest = 0;
     uint32_t i;
     int c;
     KL_STACK_TOP(top);
@@ -37,7 +36,7 @@ int main(void)
                                    features, logits);
         kiloml_bench_end();
         KL_STACK_USED(top, used);
-        deepest = used > deepest ? used : deepest;
+        kl_harness_stack_used(used);
         kl_harness_line_begin('l', kl_harness_index(i));
         kl_harness_line_int(label);
         for (c = 0; c < KILOML_NUM_CLASSES; c++) {
@@ -45,8 +44,6 @@ int main(void)
         }
         kl_harness_line_end();
     }
-    kl_harness_line_begin('s', (int32_t)deepest);
-    kl_harness_line_end();
-    kl_harness_write("done\n");
+    kl_harness_finish();
     return 0;
 }
