@@ -65,7 +65,8 @@ def test_replace_removes_only_kilomls_own_files(tmp_path):
     with pytest.raises(KilomlError, match="already holds a run; pass --resume"):
         check_output_dir(out, RUN)
     with claim_output_dir(out, RUN, replace=True):
-        assert _tree(out) == [MARKER, "c", "c/mine.c", "notes.txt"]
+        assert _tree(out) == [MARKER, "c", f"c/{MARKER}", "c/mine.c", "notes.txt"]
+    assert own_files(out / "c", EXPORT) == []  # still kiloml's export, holding none of its files
 
 
 def test_a_run_without_results_is_reused_without_overwrite(tmp_path):
@@ -87,7 +88,7 @@ def test_outputs_of_earlier_versions_are_recognised_by_their_config(tmp_path):
     (out / "c" / "mine.txt").write_text("the user's")
     assert own_files(out, RUN) == list(RUN.files)
     with claim_output_dir(out, RUN, replace=True, others=(EXPORT,)):
-        assert _tree(out) == [MARKER, "c", "c/mine.txt", "notes.txt"]
+        assert _tree(out) == [MARKER, "c", f"c/{MARKER}", "c/mine.txt", "notes.txt"]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"some": "tool"}')
     assert own_files(tmp_path / "other", RUN) is None

@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "bit for bit, on the host and emulated Cortex-M",
                        description="Build the exported C for each target, run it on every "
                                    "stored test input and compare every output integer with "
-                                   "the simulator; exit status 1 on any mismatch.")
+                                   "the simulator; exit status 1 on any mismatch, when no "
+                                   "target ran, or when a --require'd target was skipped.")
     add_verify_arguments(p)
     p = sub.add_parser("eval", help="evaluate a run on its dataset's test split",
                        description="Evaluate a run's float model on the test split of the data "

@@ -71,9 +71,13 @@ def read_marker(path: Path) -> dict | None:
 
 def write_marker(path: Path, kind: OutputKind, files) -> None:
     """Record that ``path`` is kiloml's ``kind`` output holding (at most) ``files``."""
+    _write_marker(path, kind.name, files, kind.scratch_dirs)
+
+
+def _write_marker(path: Path, kind_name: str, files, scratch_dirs) -> None:
     atomic_write_bytes(Path(path) / MARKER, (json.dumps({
-        "kind": kind.name, "kiloml_version": __version__, "files": sorted(set(files)),
-        "scratch_dirs": list(kind.scratch_dirs),
+        "kind": kind_name, "kiloml_version": __version__, "files": sorted(set(files)),
+        "scratch_dirs": list(scratch_dirs),
     }, indent=2) + "\n").encode())
 
 
@@ -197,13 +201,15 @@ def remove_own_files(path: Path, kind: OutputKind | None = None,
     siblings of those files; leaves everything else, and the directory itself. A folder among
     them is removed whole if it is scratch space (a verify build), else only its own files if
     it is itself kiloml's output (a demo's export in ``RUN/c``; without a marker, one of the
-    ``nested`` kinds written by an earlier kiloml)."""
+    ``nested`` kinds written by an earlier kiloml). The marker stays, listing no files, while
+    anything else is left in the directory: it is still kiloml's output."""
     path = Path(path)
     marker = read_marker(path)
     if marker is not None and (kind is None or marker.get("kind") == kind.name):
         names, scratch = marker["files"], marker.get("scratch_dirs", [])
+        kind_name = str(marker.get("kind"))
     elif marker is None and kind is not None and own_files(path, kind) is not None:
-        names, scratch = own_files(path, kind), kind.scratch_dirs
+        names, scratch, kind_name = own_files(path, kind), kind.scratch_dirs, kind.name
     else:
         raise KilomlError(f"{path}: not kiloml's {kind.name if kind else 'output'}; "
                           "nothing removed")
@@ -225,7 +231,10 @@ def remove_own_files(path: Path, kind: OutputKind | None = None,
         tmp = target.with_name(name + TMP_SUFFIX)
         if tmp.is_file() or tmp.is_symlink():
             tmp.unlink()
-    (path / MARKER).unlink(missing_ok=True)
+    if any(p.name != MARKER for p in path.iterdir()):
+        _write_marker(path, kind_name, [], scratch)
+    else:
+        (path / MARKER).unlink(missing_ok=True)
 
 
 def _make_dirs(path: Path, out: Path) -> None:

@@ -79,11 +79,16 @@ def test_overwrite_replaces_only_kilomls_files(tmp_path, capsys):
     data = write_npz(tmp_path / "toy.npz")
     out = tmp_path / "run"
     assert train(data, out) == 0
+    assert main(["export", str(out), "--out", str(out / "c")]) == 0  # as kiloml demo does
     (out / "my-notes.txt").write_text("keep me")
+    (out / "c" / "my_app.c").write_text("keep me too")
     old_weights = (out / "model.safetensors").read_bytes()
     assert train(data, out, "--overwrite", "--seed", "1") == 0
     assert (out / "my-notes.txt").read_text() == "keep me"
     assert (out / "model.safetensors").read_bytes() != old_weights
+    assert sorted(p.name for p in (out / "c").iterdir()) == [MARKER, "my_app.c"]
+    assert main(["export", str(out), "--out", str(out / "c")]) == 0
+    assert (out / "c" / "model.c").is_file() and (out / "c" / "my_app.c").is_file()
 
 
 def test_export_never_writes_into_a_folder_that_is_not_an_export(run, tmp_path, capsys):
