@@ -17,9 +17,10 @@ ALLOWED = {
     "train": {"data", "nn", "models", "compress", "runs"},
     "ops": {"data", "compress"},
     "ir": {"nn", "ops"},
-    "deploy": {"ir", "ops", "data", "runs"},
-    "runs": {"models"},
-    "plots": set(),
+    "deploy": {"ir", "ops", "data", "runs", "outputs"},
+    "runs": {"models", "outputs", "data"},
+    "outputs": set(),
+    "plots": {"outputs"},
     "progress": {"train"},
 }
 

@@ -1,17 +1,29 @@
 """``kiloml`` command line: train, eval, info, export, verify, datasets and demo (the main job:
-train → export → verify)."""
+train → export → verify).
+
+Every command runs under one error boundary (:func:`main`): whatever goes wrong ends in a
+one-line ``error:`` on stderr (user values printed as they are, never read as markup) and exit
+status 1; ``--debug`` also prints the traceback. Argument errors exit with 2. Outputs are
+written through :mod:`kiloml.outputs`, after every input was checked.
+"""
 
 import argparse
 import json
-import shutil
+import math
+import os
 import sys
+import traceback
+from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from kiloml import __version__
 from kiloml.deploy.commands import (
+    EXPORT_OUTPUT,
     add_export_arguments,
     add_verify_arguments,
     run_export,
@@ -21,9 +33,11 @@ from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
 from kiloml.errors import KilomlError
 from kiloml.models import FAMILIES
 from kiloml.nn.nonlinearity import FUNCTIONS as NONLINEARITIES
+from kiloml.outputs import check_output_dir, claim_output_dir
+from kiloml.runs import RUN_OUTPUT
 
-console = Console(highlight=False)
-error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, emoji=False)
+error_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 DEFAULTS = {
     "dataset": "smartwatch", "model": "fastgrnn", "hidden_size": 32, "w_rank": None,
@@ -56,6 +70,36 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value}")
+    return value
+
+
+def _number(text: str, condition, wanted: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+    if not (math.isfinite(value) and condition(value)):
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    return _number(text, lambda v: v > 0, "a positive number")
+
+
+def _non_negative_number(text: str) -> float:
+    return _number(text, lambda v: v >= 0, "0 or a positive number")
+
+
+def _seed(text: str) -> int:
+    from kiloml.train.trainer import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED}, got {value}")
     return value
 
 
@@ -121,23 +165,25 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "retraining when sparse (default: %(default)s)")
     g.add_argument("--batch-size", type=_positive_int, default=d["batch_size"],
                    help="sequences per step (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=d["lr"],
+    g.add_argument("--lr", type=_positive_number, default=d["lr"],
                    help="peak Adam learning rate, cosine-decayed once over all epochs "
                         "(default: %(default)s)")
-    g.add_argument("--augment-scale", type=float, default=d["augment_scale"],
+    g.add_argument("--augment-scale", type=_non_negative_number, default=d["augment_scale"],
                    help="training augmentation: per-sequence, per-feature gain with this standard "
                         "deviation around 1; 0 = off (default: %(default)s)")
-    g.add_argument("--augment-noise", type=float, default=d["augment_noise"],
+    g.add_argument("--augment-noise", type=_non_negative_number, default=d["augment_noise"],
                    help="training augmentation: Gaussian noise, in units of each feature's "
                         "standard deviation (default: %(default)s)")
-    g.add_argument("--augment-rotation", type=float, default=d["augment_rotation"],
+    g.add_argument("--augment-rotation", type=_non_negative_number,
+                   default=d["augment_rotation"],
                    help="training augmentation: random 3-D rotation (degrees, standard "
                         "deviation) of the dataset's 3-axis sensor channels; ignored for data "
                         "without them (default: %(default)s)")
     g.add_argument("--patience", type=_positive_int, default=None,
                    help="stop after this many epochs without validation improvement in the "
                         "final phase (default: never)")
-    g.add_argument("--seed", type=int, default=d["seed"], help="random seed (default: %(default)s)")
+    g.add_argument("--seed", type=_seed, default=d["seed"],
+                   help="random seed, 0 to 2**32-1 (default: %(default)s)")
     g.add_argument("--threads", type=_positive_int, default=1,
                    help="CPU threads for PyTorch; results are reproducible for a given seed and "
                         "thread count, and one thread is fastest for kilobyte models "
@@ -146,18 +192,30 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", type=Path, default=None,
                    help="run directory to write (default: runs/DATASET-MODEL)")
     g.add_argument("--resume", action="store_true",
-                   help="continue the interrupted run in --out from its last checkpoint")
+                   help="continue the interrupted run in --out from its last checkpoint, with "
+                        "the settings and data it started with (other options that differ are "
+                        "an error)")
     g.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run in --out")
+                   help="replace an earlier run in --out: only the files kiloml wrote there "
+                        "are removed, and only after every input was checked; a folder kiloml "
+                        "did not write is never touched")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (``error: ...``, exit status 2) instead of the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="kiloml",
         description="Train, compress and deploy kilobyte-sized FastGRNN/FastRNN models for "
                     "microcontrollers.",
         epilog="Run `kiloml COMMAND --help` for the options of a command.")
     parser.add_argument("--version", action="version", version=f"kiloml {__version__}")
+    _add_debug(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("train", help="train a (compressed) model and write a run directory",
                        description="Train a model through the FastGRNN compression schedule "
@@ -185,15 +243,31 @@ def build_parser() -> argparse.ArgumentParser:
                                       "bit for bit, on the host and emulated Cortex-M",
                        description="Build the exported C for each target, run it on every "
                                    "stored test input and compare every output integer with "
-                                   "the simulator; exit status 1 on any mismatch.")
+                                   "the simulator; exit status 1 on any mismatch, when no "
+                                   "target ran, or when a --require'd target was skipped.")
     add_verify_arguments(p)
-    p = sub.add_parser("eval", help="evaluate a run on its dataset's test split")
+    p = sub.add_parser("eval", help="evaluate a run on its dataset's test split",
+                       description="Evaluate a run's float model on the test split of the data "
+                                   "it was trained on (found by the absolute path the run "
+                                   "recorded); data whose files changed since is refused "
+                                   "unless named with --data.")
     p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--data", default=None, metavar="DATASET",
+                   help="evaluate on this dataset instead (a name or a .npz/.ts/WAV-folder "
+                        "path), even if it differs from what the run was trained on")
     p.add_argument("--data-dir", type=Path, default=None, help="override the dataset location")
     p = sub.add_parser("info", help="show a run's configuration, metrics and storage per tensor")
     p.add_argument("run", type=Path, help="run directory")
     sub.add_parser("datasets", help="list the datasets kiloml knows and whether they are present")
+    parser.commands = dict(sub.choices)
+    for command in parser.commands.values():
+        _add_debug(command, argparse.SUPPRESS)
     return parser
+
+
+def _add_debug(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="on an error, also print the Python traceback")
 
 
 def _fast_only(args) -> None:
@@ -248,75 +322,188 @@ def _train_config(args):
                        seed=args.seed).validate()
 
 
-def command_train(args) -> int:
-    import torch
+def _run_dir(args) -> Path:
+    return args.out or Path("runs") / f"{Path(args.dataset).stem}-{args.model}"
 
-    from kiloml.data import load_dataset
+
+#: Options that may accompany ``--resume``: they do not change what is trained.
+RESUME_OPTIONS = {"command", "out", "resume", "threads", "debug", "data_dir", "bits"}
+
+
+def _recorded_options(config: dict) -> dict:
+    """The value each training option had when the run in ``config`` started."""
+    model, train, data = config["model"], config.get("train", {}), config.get("data", {})
+    return {
+        "dataset": data.get("dataset"), "skip_bad_files": data.get("skip_bad_files", False),
+        "train_hop": data.get("train_hop"), "train_speeds": data.get("train_speeds"),
+        "model": model.get("kind"), "hidden_size": model.get("hidden_size"),
+        "w_rank": model.get("w_rank"), "u_rank": model.get("u_rank"),
+        "gate_nonlinearity": model.get("gate_nonlinearity"),
+        "update_nonlinearity": model.get("update_nonlinearity"),
+        "frame_stack": model.get("frame_stack"), "readout": model.get("readout"),
+        "bidirectional": model.get("bidirectional"),
+        "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
+        "sparsity_head": train.get("keep_head"),
+        **{k: train.get(k) for k in ("epochs", "batch_size", "lr", "augment_scale",
+                                     "augment_noise", "augment_rotation", "patience", "seed")},
+    }
+
+
+def _same_option(dest: str, given, recorded, config: dict) -> bool:
+    if dest in ("w_rank", "u_rank"):
+        return (given or None) == recorded
+    if dest == "train_speeds":
+        return recorded is not None and [float(v) for v in given] == list(recorded)
+    if dest == "dataset" and given != recorded:
+        path = config.get("data", {}).get("path")
+        return path is not None and os.path.abspath(given) == path
+    return given == recorded
+
+
+def _check_resume_options(args, config: dict, run_dir: Path) -> None:
+    """One-line error naming every option given with ``--resume`` that differs from the run."""
+    recorded = _recorded_options(config)
+    differ = []
+    for dest in sorted(getattr(args, "given", set()) - RESUME_OPTIONS):
+        flag = "--" + dest.replace("_", "-")
+        value = getattr(args, dest)
+        if dest not in recorded:
+            differ.append(f"{flag} (cannot change)")
+        elif not _same_option(dest, value, recorded[dest], config):
+            shown = " ".join(map(str, value)) if isinstance(value, list) else value
+            differ.append(f"{flag} {shown} (the run: {recorded[dest]})")
+    if differ:
+        raise KilomlError(f"--resume continues {run_dir} with the settings it started with, but "
+                          f"these differ: {'; '.join(differ)}. Drop them, or start a new run "
+                          "with another --out")
+
+
+def _check_data_fits(data, model_config, where: str) -> None:
+    """One-line error unless ``data`` has the features and classes the model was built for."""
+    if (data.num_features != model_config.input_size
+            or data.num_classes != model_config.num_classes):
+        raise KilomlError(f"{where}: {data.num_features} features / {data.num_classes} classes, "
+                          f"but the model expects {model_config.input_size} / "
+                          f"{model_config.num_classes}")
+
+
+def _resume(args, run_dir: Path, stack: ExitStack):
+    """Check everything a resumed run needs, then lock its directory; returns
+    ``(data, model_config, train_config, model)``."""
     from kiloml.nn.classifier import ModelConfig
-    from kiloml.progress import RichReporter, summary_table
-    from kiloml.runs import CHECKPOINT_FILE, read_run_config, save_run_config
-    from kiloml.train.fit import check_frame_stack, fit, new_model
+    from kiloml.runs import CHECKPOINT_FILE, CONFIG_FILE, load_run_data, read_run_config
+    from kiloml.train.checkpoint import check_checkpoint_matches
+    from kiloml.train.fit import check_frame_stack, new_model
     from kiloml.train.trainer import TrainConfig
 
-    torch.set_num_threads(args.threads)
-    run_dir = args.out or Path("runs") / f"{Path(args.dataset).stem}-{args.model}"
-    if args.resume:
-        config = read_run_config(run_dir)
-        data = load_dataset(config["data"]["dataset"], config["data"].get("data_dir"),
-                            skip_bad_files=config["data"].get("skip_bad_files", False),
-                            train_hop=config["data"].get("train_hop"),
-                            train_speeds=config["data"].get("train_speeds"))
-        model_config = ModelConfig.from_dict(config["model"])
-        train_fields = {k: tuple(v) if k == "phase_fractions" else v
-                        for k, v in config["train"].items()}
-        train_config = TrainConfig(**train_fields).validate()
-        console.print(f"resuming {run_dir} from its last checkpoint")
-    else:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            if not args.overwrite:
-                raise KilomlError(f"{run_dir} already holds a run; pass --resume to continue it, "
-                                  "--overwrite to replace it, or choose another --out")
-            shutil.rmtree(run_dir)
-        _fast_only(args)
-        data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files,
-                            train_hop=args.train_hop, train_speeds=args.train_speeds)
-        _report_skipped(data)
-        model_config = _model_config(args, data)
-        check_frame_stack(model_config, data)
-        train_config = _train_config(args)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        from kiloml.data.registry import DATASETS
+    if args.overwrite:
+        raise KilomlError("--resume continues a run and --overwrite replaces it; give one")
+    check_output_dir(run_dir, RUN_OUTPUT, resume=True)
+    config = read_run_config(run_dir)
+    _check_resume_options(args, config, run_dir)
+    data = load_run_data(config, args.data_dir,
+                         hint="; --resume needs the data the run started with")
+    model_config = ModelConfig.from_dict(config["model"])
+    _check_data_fits(data, model_config, str(run_dir / CONFIG_FILE))
+    check_frame_stack(model_config, data)
+    try:
+        train_config = TrainConfig(**{k: tuple(v) if k == "phase_fractions" else v
+                                      for k, v in config.get("train", {}).items()}).validate()
+    except TypeError as e:
+        raise KilomlError(f"{run_dir / CONFIG_FILE}: its train section does not fit this "
+                          f"kiloml ({e})") from None
+    model = new_model(model_config, data, train_config.seed)
+    check_checkpoint_matches(run_dir / CHECKPOINT_FILE, model)
+    stack.enter_context(claim_output_dir(run_dir, RUN_OUTPUT, resume=True))
+    console.print(f"resuming {escape(str(run_dir))} from its last checkpoint")
+    return data, model_config, train_config, model
 
-        data_info = {"dataset": data.name if args.dataset in DATASETS else args.dataset,
-                     "data_dir": str(args.data_dir) if args.data_dir else None,
-                     "skip_bad_files": args.skip_bad_files,
-                     "steps": data.steps, "num_features": data.num_features,
-                     "class_names": data.class_names,
-                     "sizes": {s: len(getattr(data, s)) for s in ("train", "val", "test")}}
-        if args.train_hop is not None:
-            data_info["train_hop"] = args.train_hop
-        if args.train_speeds is not None:
-            data_info["train_speeds"] = data.info["train_speeds"]
-        if "sample_rate" in data.info:  # audio: features come from the log-mel front end
-            data_info["sample_rate"] = data.info["sample_rate"]
-        save_run_config(run_dir, model_config, data_info, train_config.to_dict())
-    console.print(f"[bold]{data.name}[/]: {len(data.train)} train / {len(data.val)} val / "
+
+def _start(args, run_dir: Path, stack: ExitStack):
+    """Check every input of a new run, then claim, lock and (with ``--overwrite``) clear its
+    directory and write ``config.json``; returns ``(data, model_config, train_config, model)``."""
+    from kiloml.data import load_dataset
+    from kiloml.data.fingerprint import data_sources, fingerprint
+    from kiloml.data.registry import DATASETS
+    from kiloml.runs import save_run_config
+    from kiloml.train.fit import check_frame_stack, new_model
+    from kiloml.train.guards import check_kept_fractions
+    from kiloml.train.trainer import sparsifiable_parameters
+
+    check_output_dir(run_dir, RUN_OUTPUT, replace=args.overwrite, others=(EXPORT_OUTPUT,))
+    _fast_only(args)
+    train_config = _train_config(args)
+    data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files,
+                        train_hop=args.train_hop, train_speeds=args.train_speeds)
+    _report_skipped(data)
+    model_config = _model_config(args, data)
+    check_frame_stack(model_config, data)
+    model = new_model(model_config, data, train_config.seed)
+    check_kept_fractions(sparsifiable_parameters(model), {
+        "W": train_config.keep_w, "U": train_config.keep_u, "head": train_config.keep_head})
+    registered = args.dataset in DATASETS
+    sources = data_sources(data)
+    data_info = {"dataset": data.name if registered else args.dataset,
+                 "path": str(sources[0]) if sources else None,
+                 "fingerprint": fingerprint(sources),
+                 "data_dir": os.path.abspath(args.data_dir) if args.data_dir else None,
+                 "skip_bad_files": args.skip_bad_files,
+                 "steps": data.steps, "num_features": data.num_features,
+                 "class_names": data.class_names,
+                 "sizes": {s: len(getattr(data, s)) for s in ("train", "val", "test")}}
+    if not registered:  # the user's own data, found again from any directory
+        data_info["path"] = os.path.abspath(args.dataset)
+    if args.train_hop is not None:
+        data_info["train_hop"] = args.train_hop
+    if args.train_speeds is not None:
+        data_info["train_speeds"] = data.info["train_speeds"]
+    if "sample_rate" in data.info:  # audio: features come from the log-mel front end
+        data_info["sample_rate"] = data.info["sample_rate"]
+    stack.enter_context(claim_output_dir(run_dir, RUN_OUTPUT, replace=args.overwrite,
+                                         others=(EXPORT_OUTPUT,)))
+    save_run_config(run_dir, model_config, data_info, train_config.to_dict())
+    return data, model_config, train_config, model
+
+
+def _train(args, stack: ExitStack) -> int:
+    """``kiloml train`` holding the run directory's lock in ``stack``."""
+    import torch
+
+    from kiloml.progress import RichReporter, summary_table
+    from kiloml.runs import CHECKPOINT_FILE
+    from kiloml.train.fit import fit
+    from kiloml.train.guards import TrainingDiverged
+
+    torch.set_num_threads(args.threads)
+    run_dir = _run_dir(args)
+    start = _resume if args.resume else _start
+    data, model_config, train_config, model = start(args, run_dir, stack)
+    console.print(f"[bold]{escape(data.name)}[/]: {len(data.train)} train / {len(data.val)} val / "
                   f"{len(data.test)} test sequences of {data.steps} steps × "
                   f"{data.num_features} features, {data.num_classes} classes")
     phases = ", ".join(f"{p.kind} {p.epochs}" for p in train_config.phases())
     console.print(f"training {model_config.kind} h={model_config.hidden_size} "
-                  f"(phases: {phases} epochs) into {run_dir}")
-    model = new_model(model_config, data, train_config.seed)
+                  f"(phases: {phases} epochs) into {escape(str(run_dir))}")
+    checkpoint = run_dir / CHECKPOINT_FILE
     try:
-        outcome = fit(data, model_config, train_config, checkpoint_path=run_dir / CHECKPOINT_FILE,
+        outcome = fit(data, model_config, train_config, checkpoint_path=checkpoint,
                       resume=args.resume, reporter=RichReporter(console), model=model)
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; the last finished epoch is saved. Continue with:\n"
-                      f"  kiloml train --out {run_dir} --resume")
+                      f"  kiloml train --out {escape(str(run_dir))} --resume")
         return 130
+    except TrainingDiverged as e:
+        kept = (f"the last good epoch ({e.epoch}) stays in {checkpoint}" if e.epoch > 0
+                and checkpoint.is_file() else "no epoch had finished, so no checkpoint was kept")
+        raise KilomlError(f"{e}; {kept}") from None
     _write_run_outputs(run_dir, data, outcome)
-    console.print(summary_table(outcome.metrics, f"{run_dir}"))
+    console.print(summary_table(outcome.metrics, escape(str(run_dir))))
     return 0
+
+
+def command_train(args) -> int:
+    with ExitStack() as stack:
+        return _train(args, stack)
 
 
 def _report_skipped(data) -> None:
@@ -326,7 +513,7 @@ def _report_skipped(data) -> None:
         return
     console.print(f"[yellow]skipped {len(skipped)} bad file(s):[/]")
     for file, reason in skipped[:20]:
-        console.print(f"  {file}: {reason}")
+        console.print(f"  {escape(str(file))}: {escape(str(reason))}")
     if len(skipped) > 20:
         console.print(f"  ... and {len(skipped) - 20} more")
 
@@ -335,36 +522,53 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
     from dataclasses import asdict
 
     from kiloml.plots import confusion_matrix, plot_confusion, plot_history
-    from kiloml.runs import METRICS_FILE, WEIGHTS_FILE, save_weights, write_json
+    from kiloml.runs import (
+        CONFUSION_PLOT,
+        HISTORY_PLOT,
+        METRICS_FILE,
+        WEIGHTS_FILE,
+        save_weights,
+        write_json,
+    )
 
     save_weights(outcome.model, run_dir / WEIGHTS_FILE)
     write_json(run_dir / METRICS_FILE, outcome.metrics)
     history = [asdict(r) for r in outcome.result.history]
     title = f"{data.name}: {outcome.model.config.kind} h={outcome.model.config.hidden_size}"
-    plot_history(history, run_dir / "history.png", title)
+    plot_history(history, run_dir / HISTORY_PLOT, title)
     matrix = confusion_matrix(data.test.y, outcome.test_predictions, data.num_classes)
-    plot_confusion(matrix, data.class_names, run_dir / "confusion.png",
+    plot_confusion(matrix, data.class_names, run_dir / CONFUSION_PLOT,
                    f"{title}, test accuracy {100 * outcome.metrics['test_accuracy']:.1f}%")
 
 
 def command_eval(args) -> int:
     from kiloml.data import load_dataset
-    from kiloml.runs import load_run
+    from kiloml.runs import WEIGHTS_FILE, check_finite_weights, load_run, load_run_data
     from kiloml.train.fit import model_metrics
 
     config, model = load_run(args.run)
-    data_dir = args.data_dir or config["data"].get("data_dir")
-    data = load_dataset(config["data"]["dataset"], data_dir,
-                        skip_bad_files=config["data"].get("skip_bad_files", False))
-    if data.num_features != model.config.input_size or data.num_classes != model.config.num_classes:
-        raise KilomlError(f"{config['data']['dataset']}: {data.num_features} features / "
-                          f"{data.num_classes} classes, but the model expects "
-                          f"{model.config.input_size} / {model.config.num_classes}")
+    check_finite_weights(model, args.run / WEIGHTS_FILE)
+    if args.data is not None:
+        data = load_dataset(args.data, args.data_dir)
+        where = args.data
+    else:
+        data = load_run_data(config, args.data_dir,
+                             hint="; pass --data to evaluate on it anyway")
+        where = config["data"]["dataset"]
+    _check_data_fits(data, model.config, where)
     metrics, _ = model_metrics(model, data)
-    console.print(f"{args.run}: test accuracy {100 * metrics['test_accuracy']:.2f}% on "
-                  f"{len(data.test)} {data.name} sequences; model size "
+    console.print(f"{escape(str(args.run))}: test accuracy {100 * metrics['test_accuracy']:.2f}% "
+                  f"on {len(data.test)} {escape(data.name)} sequences; model size "
                   f"{metrics['model_size_bytes']:,} B (float32)")
     return 0
+
+
+def _metric(metrics, key: str) -> float | None:
+    """``metrics[key]`` if it is a finite number, else ``None``."""
+    value = metrics.get(key) if isinstance(metrics, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return value
 
 
 def command_info(args) -> int:
@@ -372,13 +576,23 @@ def command_info(args) -> int:
     from kiloml.runs import METRICS_FILE, load_run, read_json
 
     config, model = load_run(args.run)
-    console.print_json(json.dumps({"model": config["model"], "train": config["train"]}))
+    console.print_json(json.dumps({"model": config["model"], "train": config.get("train")}))
     metrics_path = args.run / METRICS_FILE
+    invalid = []
     if metrics_path.is_file():
         metrics = read_json(metrics_path)
-        console.print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%, "
-                      f"{metrics['model_size_bytes']:,} B float32, "
-                      f"{metrics['macs_per_inference']:,} MACs per inference")
+        values = {k: _metric(metrics, k) for k in ("test_accuracy", "model_size_bytes",
+                                                   "macs_per_inference")}
+        invalid = [k for k, v in values.items() if v is None]
+        parts = []
+        if values["test_accuracy"] is not None:
+            parts.append(f"test accuracy {100 * values['test_accuracy']:.2f}%")
+        if values["model_size_bytes"] is not None:
+            parts.append(f"{values['model_size_bytes']:,.0f} B float32")
+        if values["macs_per_inference"] is not None:
+            parts.append(f"{values['macs_per_inference']:,.0f} MACs per inference")
+        if parts:
+            console.print(", ".join(parts))
     table = Table(title="storage as deployed (float32)")
     for col in ("tensor", "shape", "nonzeros", "format", "bytes"):
         table.add_column(col, justify="left" if col in ("tensor", "format") else "right")
@@ -388,6 +602,9 @@ def command_info(args) -> int:
                       f"{t.bytes:,}")
     table.add_row("total", "", "", "", f"{sum(t.bytes for t in storage):,}")
     console.print(table)
+    if invalid:
+        raise KilomlError(f"{metrics_path}: {', '.join(invalid)} missing or not a number "
+                          "(the rest is shown above)")
     return 0
 
 
@@ -400,7 +617,7 @@ def command_datasets(args) -> int:
     for name, (_, description) in DATASETS.items():
         where = dataset_location(name)
         present = where is not None and Path(where).exists()
-        table.add_row(name, description, str(where or "-"),
+        table.add_row(name, description, escape(str(where or "-")),
                       "[green]yes[/]" if present else "[red]no[/]")
     console.print(table)
     console.print("Your own data: --dataset FILE.npz (X_train, y_train, X_test, y_test), a .ts "
@@ -410,23 +627,29 @@ def command_datasets(args) -> int:
 
 
 def command_demo(args) -> int:
-    """Train, then export to ``RUN/c`` and verify (the README's main job)."""
-    status = command_train(args)
-    if status != 0:
-        return status
-    run_dir = args.out or Path("runs") / f"{Path(args.dataset).stem}-{args.model}"
-    if args.model not in ("fastgrnn", "fastrnn"):
-        console.print(f"{args.model} has no integer C export; stopping after training")
-        return 0
-    export_dir = run_dir / "c"
-    console.rule("export")
-    status = run_export(argparse.Namespace(run=run_dir, out=export_dir, bits=args.bits,
-                                           target="c", name="kiloml_model", data=None,
-                                           data_dir=args.data_dir))
-    if status != 0:
-        return status
-    console.rule("verify")
-    return run_verify(argparse.Namespace(dir=export_dir, targets=",".join(VERIFY_TARGETS)))
+    """Train, then export to ``RUN/c`` and verify (the README's main job), holding the run
+    directory's lock throughout."""
+    from kiloml.runs import DEMO_EXPORT_DIR, read_run_config
+
+    with ExitStack() as stack:
+        status = _train(args, stack)
+        if status != 0:
+            return status
+        run_dir = _run_dir(args)
+        kind = read_run_config(run_dir)["model"]["kind"]
+        if kind not in ("fastgrnn", "fastrnn"):
+            console.print(f"{kind} has no integer C export; stopping after training")
+            return 0
+        export_dir = run_dir / DEMO_EXPORT_DIR
+        console.rule("export")
+        status = run_export(argparse.Namespace(run=run_dir, out=export_dir, bits=args.bits,
+                                               target="c", name="kiloml_model", data=None,
+                                               data_dir=args.data_dir, overwrite=True))
+        if status != 0:
+            return status
+        console.rule("verify")
+        return run_verify(argparse.Namespace(dir=export_dir, targets=",".join(VERIFY_TARGETS),
+                                             require=""))
 
 
 COMMANDS = {"train": command_train, "demo": command_demo, "eval": command_eval,
@@ -434,20 +657,64 @@ COMMANDS = {"train": command_train, "demo": command_demo, "eval": command_eval,
             "datasets": command_datasets}
 
 
+def _given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The destinations of the options given on the command line (defaults left out): the
+    arguments parsed again with every default suppressed."""
+    actions = [a for p in (parser, *parser.commands.values()) for a in p._actions]
+    defaults = [a.default for a in actions]
+    for action in actions:
+        action.default = argparse.SUPPRESS
+    try:
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in zip(actions, defaults, strict=True):
+            action.default = default
+
+
+def error_message(error: BaseException) -> str:
+    """One line saying what went wrong: a :class:`KilomlError`'s text, an operating-system
+    error's file and reason, or the type and text of anything unexpected (only the first line
+    of a longer text)."""
+    unexpected = ""
+    if isinstance(error, KilomlError):
+        message = str(error)
+    elif isinstance(error, OSError) and error.strerror:
+        names = [str(n) for n in (error.filename, error.filename2) if n is not None]
+        message = f"{' -> '.join(names) + ': ' if names else ''}{error.strerror}"
+    elif isinstance(error, MemoryError):
+        message = "out of memory" + (f" ({error})" if str(error) else "")
+    else:
+        message = f"{type(error).__name__}: {error}"
+        unexpected = " (unexpected: please report it; --debug shows where it happened)"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    line = lines[0] if lines else type(error).__name__
+    if len(lines) > 1:
+        line += f" (and {len(lines) - 1} more lines; --debug shows them)"
+    return line + unexpected
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``kiloml`` command; every exception ends as a one-line ``error:`` and exit
+    status 1 (130 for Ctrl-C), with the traceback under ``--debug``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    args.given = _given_options(parser, argv)
+    debug = getattr(args, "debug", False)
     try:
         return COMMANDS[args.command](args)
-    except KilomlError as e:
-        error_console.print(f"[red]error:[/] {e}", markup=True)
-        return 1
     except KeyboardInterrupt:
-        console.print("interrupted")
+        error_console.print("interrupted")
         return 130
+    except Exception as error:  # the one error boundary of every command
+        if debug:
+            error_console.print(Text(traceback.format_exc().rstrip()))
+            if isinstance(error, KilomlError | OSError):
+                error_console.print(Text(str(error)))
+        error_console.print(Text.assemble(("error: ", "red"), error_message(error)))
+        return 1
 
 
 if __name__ == "__main__":

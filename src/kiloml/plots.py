@@ -1,5 +1,9 @@
-"""Plots written into a run directory: training history and the test confusion matrix."""
+"""Plots written into a run directory: training history and the test confusion matrix.
 
+Each PNG is written to a temporary sibling and renamed into place; names from the user's data
+are shown as plain text (a ``$`` never starts math)."""
+
+import os
 from pathlib import Path
 
 import matplotlib
@@ -8,7 +12,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from kiloml.outputs import TMP_SUFFIX  # noqa: E402
+
 PHASE_COLORS = {"dense": "#e8f0fe", "iht": "#fde8e8", "sparse": "#e8f8ea"}
+#: Largest side of the confusion matrix figure (inches) and most classes labelled on its axes.
+MAX_FIGURE_INCHES = 16.0
+MAX_LABELLED_CLASSES = 40
+
+
+def _plain(text: str) -> str:
+    """``text`` with dollar signs escaped, so matplotlib never reads it as math."""
+    return str(text).replace("$", r"\$")
+
+
+def _save(fig, path: Path) -> None:
+    tmp = Path(path).with_name(Path(path).name + TMP_SUFFIX)
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def plot_history(history: list[dict], path: Path, title: str) -> None:
@@ -31,10 +52,9 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     ax_loss.legend(loc="upper right")
     ax_acc.legend(loc="lower right", fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(_plain(title))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -47,12 +67,14 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
     """Row-normalised confusion matrix with counts in the cells."""
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    size = max(4.0, 0.5 * len(class_names) + 2)
+    size = min(max(4.0, 0.5 * len(class_names) + 2), MAX_FIGURE_INCHES)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
+    if len(class_names) <= MAX_LABELLED_CLASSES:
+        names = [_plain(n) for n in class_names]
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted", ylabel="true", title=_plain(title))
     if len(class_names) <= 20:
         for i in range(len(class_names)):
             for j in range(len(class_names)):
@@ -60,5 +82,4 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
                         color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)

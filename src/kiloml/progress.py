@@ -1,6 +1,7 @@
 """Rich progress bars and tables for the command line."""
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -41,6 +42,11 @@ class RichReporter(Reporter):
             self.progress.stop()
 
 
+def _percent(fraction: float) -> str:
+    """``0.5`` → ``50%``, ``0.004`` → ``0.4%`` (never a misleading ``0%``)."""
+    return f"{100 * fraction:.3g}%"
+
+
 def summary_table(metrics: dict, title: str) -> Table:
     """The final summary of a training run."""
     table = Table(title=title, show_header=False)
@@ -48,11 +54,11 @@ def summary_table(metrics: dict, title: str) -> Table:
     table.add_column(justify="right")
     keep = "-"
     if "keep_w" in metrics:
-        keep = f"W {metrics['keep_w']:.0%} / U {metrics['keep_u']:.0%}"
+        keep = f"W {_percent(metrics['keep_w'])} / U {_percent(metrics['keep_u'])}"
         if metrics.get("keep_head", 1.0) < 1.0:
-            keep += f" / head {metrics['keep_head']:.0%}"
+            keep += f" / head {_percent(metrics['keep_head'])}"
     rows = [
-        ("dataset", metrics["dataset"]),
+        ("dataset", escape(str(metrics["dataset"]))),
         ("model", metrics["model"]),
         ("test accuracy", f"{100 * metrics['test_accuracy']:.2f}%"),
         ("model size (float32)", f"{metrics['model_size_bytes']:,} B"),

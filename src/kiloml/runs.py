@@ -5,8 +5,11 @@
 ``RUN/metrics.json``     test accuracy, size, MACs, timings (see :mod:`kiloml.train.metrics`)
 ``RUN/checkpoint.safetensors`` last completed epoch, for ``--resume``
 ``RUN/history.png``, ``RUN/confusion.png`` plots
+``RUN/.kiloml-output.json`` marker: kiloml wrote this directory (see :mod:`kiloml.outputs`)
 
-Later steps read a run directory through :func:`load_run` only.
+``config.json["data"]`` records where the data came from (``path``, absolute) and its
+``fingerprint`` (size and SHA-256 of the files); :func:`load_run_data` loads the data again and
+refuses it if it changed. Later steps read a run directory through :func:`load_run` only.
 """
 
 import json
@@ -20,18 +23,25 @@ from safetensors.torch import load_file, save_file
 from kiloml import RUN_FORMAT_VERSION, __version__
 from kiloml.errors import KilomlError
 from kiloml.models import build_model, config_from_dict
+from kiloml.outputs import OutputKind, atomic_write_bytes
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
+HISTORY_PLOT = "history.png"
+CONFUSION_PLOT = "confusion.png"
+#: The folder ``kiloml demo`` exports the run's C into.
+DEMO_EXPORT_DIR = "c"
+#: A run directory as an output of kiloml (:mod:`kiloml.outputs`).
+RUN_OUTPUT = OutputKind("run", CONFIG_FILE, (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE,
+                                             CHECKPOINT_FILE, HISTORY_PLOT, CONFUSION_PLOT,
+                                             DEMO_EXPORT_DIR))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode())
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor],
@@ -112,3 +122,48 @@ def load_run(run_dir: Path) -> tuple[dict, torch.nn.Module]:
     model = build_model(config_from_dict(config["model"]))
     load_weights(model, run_dir / WEIGHTS_FILE)
     return config, model.eval()
+
+
+def check_finite_weights(model: torch.nn.Module, where: Path) -> None:
+    """One-line error if a weight or buffer of ``model`` (loaded from ``where``) is NaN or
+    infinite."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            count = int((~torch.isfinite(tensor)).sum())
+            raise KilomlError(f"{where}: {name} holds {count} NaN/inf values; the run diverged "
+                              "and cannot be used (train it again, e.g. with a smaller --lr)")
+
+
+def run_data_source(config: dict) -> str:
+    """What to pass to ``load_dataset`` for a run's data: the registered name, or the absolute
+    path recorded for the user's own data (runs without it: the name as given)."""
+    from kiloml.data.registry import DATASETS
+
+    data = config.get("data", {})
+    name = data.get("dataset")
+    if not name:
+        raise KilomlError("config.json names no dataset")
+    return name if name in DATASETS else data.get("path") or name
+
+
+def load_run_data(config: dict, data_dir: Path | None = None, *, check: bool = True,
+                  hint: str = ""):
+    """The dataset a run was trained on, loaded as it was (``skip_bad_files``, ``train_hop``,
+    ``train_speeds``); with ``check``, a one-line error (ending with ``hint``) if its files
+    differ from the fingerprint the run recorded."""
+    from kiloml.data import load_dataset
+    from kiloml.data.fingerprint import data_sources, describe_change, fingerprint
+
+    recorded = config.get("data", {})
+    data = load_dataset(run_data_source(config), data_dir or recorded.get("data_dir"),
+                        skip_bad_files=recorded.get("skip_bad_files", False),
+                        train_hop=recorded.get("train_hop"),
+                        train_speeds=recorded.get("train_speeds"))
+    if check and recorded.get("fingerprint"):
+        sources = data_sources(data)
+        change = describe_change(recorded["fingerprint"], fingerprint(sources))
+        if change is not None:
+            where = ", ".join(map(str, sources)) or recorded.get("dataset")
+            raise KilomlError(f"{where}: the data changed since the run was trained ({change})"
+                              + hint)
+    return data

@@ -10,24 +10,9 @@ import pytest
 
 from kiloml import RUN_FORMAT_VERSION
 from kiloml.cli import main
+from tests.cli.cli_helpers import error_line as _error_line
+from tests.cli.cli_helpers import write_npz as _write_npz
 from tests.conftest import synthetic_splits
-
-
-def _write_npz(path, **overrides):
-    d = synthetic_splits()
-    arrays = dict(X_train=d.train.x, y_train=d.train.y, X_test=d.test.x, y_test=d.test.y)
-    arrays.update(overrides)
-    np.savez(path, **arrays)
-    return path
-
-
-def _error_line(capsys):
-    """The single line the CLI printed on stderr."""
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -57,3 +57,13 @@ def test_too_few_files(tmp_path):
     write_wav(tmp_path / "one" / "a.wav")
     with pytest.raises(KilomlError, match="1 clips are too few to fill the"):
         load_wav_folder(tmp_path)
+
+
+@pytest.mark.parametrize("rate", [44100, 100])
+def test_a_rate_the_front_end_cannot_take_names_folder_file_and_rate(rate, tmp_path):
+    root = make_folder(tmp_path / "pets", n=4, rate=rate)
+    with pytest.raises(KilomlError) as e:
+        load_wav_folder(root)
+    message = str(e.value)
+    assert message.startswith(f"{root}: the WAV files are at {rate:,} Hz (e.g. cat/")
+    assert "resample them to 16,000 or 8,000 Hz" in message

@@ -43,7 +43,10 @@ class DatasetSplits:
         return len(self.class_names)
 
     def validate(self) -> "DatasetSplits":
-        """Check shapes, dtypes, finiteness and label range; one-line error on the first problem."""
+        """Check shapes, dtypes, finiteness and label range; one-line error on the first problem.
+
+        Features must be real numbers that stay finite as float32 (complex values, text and
+        objects are refused, not cast); every dimension must be non-empty."""
         for split_name in ("train", "val", "test"):
             split = getattr(self, split_name)
             where = f"{self.name} {split_name} split"
@@ -55,23 +58,55 @@ class DatasetSplits:
                                   f"{list(y.shape)}")
             if len(x) == 0:
                 raise KilomlError(f"{where}: no sequences")
+            if 0 in x.shape[1:]:
+                raise KilomlError(f"{where}: sequences of {x.shape[1]} steps × {x.shape[2]} "
+                                  "features; both must be at least 1")
             if x.shape[1:] != self.train.x.shape[1:]:
                 raise KilomlError(f"{where}: sequences are {list(x.shape[1:])} but train's are "
                                   f"{list(self.train.x.shape[1:])}")
-            if not np.issubdtype(y.dtype, np.integer):
+            x = _real_features(x, where)
+            if y.dtype.kind not in "biu":
+                if y.dtype.kind != "f":
+                    raise KilomlError(f"{where}: labels must be integers, not {y.dtype}")
                 if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
                     raise KilomlError(f"{where}: labels must be integers")
-            bad = ~np.isfinite(x)
-            if bad.any():
-                n, t, f = np.argwhere(bad)[0]
-                raise KilomlError(f"{where}: {int(bad.sum())} NaN/inf feature values "
-                                  f"(first at sequence {n}, step {t}, feature {f})")
+            _check_finite(x, where)
             if y.min() < 0 or y.max() >= self.num_classes:
                 raise KilomlError(f"{where}: labels must be in 0..{self.num_classes - 1}, "
                                   f"found {int(y.min())}..{int(y.max())}")
-            split.x = x.astype(np.float32, copy=False)
+            split.x = x
             split.y = y.astype(np.int64, copy=False)
         return self
+
+
+def _real_features(x: np.ndarray, where: str) -> np.ndarray:
+    """``x`` as float32, refusing what is not real numbers (complex, text, objects)."""
+    if np.iscomplexobj(x):
+        raise KilomlError(f"{where}: complex feature values; features must be real numbers")
+    if x.dtype.kind not in "biuf":
+        raise KilomlError(f"{where}: features must be numbers, not {x.dtype}")
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported
+        return x.astype(np.float32, copy=False)
+
+
+def _check_finite(x: np.ndarray, where: str) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        n, t, f = np.argwhere(bad)[0]
+        raise KilomlError(f"{where}: {int(bad.sum())} NaN/inf feature values, or values beyond "
+                          f"float32's range (first at sequence {n}, step {t}, feature {f})")
+
+
+def check_features(x, where: str) -> np.ndarray:
+    """``x`` as a float32 ``[N, T, F]`` array of finite real numbers with every dimension
+    non-empty, or a one-line error starting with ``where``."""
+    x = np.asarray(x)
+    if x.ndim != 3 or 0 in x.shape:
+        raise KilomlError(f"{where}: features must be a non-empty [N, T, F] array, got shape "
+                          f"{list(x.shape)}")
+    x = _real_features(x, where)
+    _check_finite(x, where)
+    return x
 
 
 def sliding_windows(recording: np.ndarray, length: int, hop: int) -> np.ndarray:

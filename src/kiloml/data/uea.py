@@ -22,11 +22,13 @@ importing sktime; ``pip install --no-deps sktime==1.2.0``):
 
 import importlib.util
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
 from kiloml.data.bad_files import BadFiles
+from kiloml.data.paths import check_input_file
 from kiloml.data.splits import DatasetSplits, Split
 from kiloml.data.ts_format import TsData, read_ts
 from kiloml.errors import KilomlError
@@ -91,9 +93,10 @@ def load_ts_problem(path: Path | str, *, skip_bad_files: bool = False,
     """Load a ``.ts`` train/test pair (see ``ts_pair`` for what ``path`` may be)."""
     train_path, test_path = ts_pair(path)
     for p in (train_path, test_path):
-        if not p.is_file():
+        if not os.path.lexists(p):
             raise KilomlError(f"{p}: file not found (a .ts problem needs NAME_TRAIN.ts and "
                               "NAME_TEST.ts side by side)")
+        check_input_file(p, ".ts file")
     bad = BadFiles(skip_bad_files)
     train, test = read_ts(train_path, bad), read_ts(test_path, bad)
     dims = {s.shape[1] for s in train.series + test.series}
@@ -116,7 +119,8 @@ def load_ts_problem(path: Path | str, *, skip_bad_files: bool = False,
         name=name or train.problem_name, train=Split(x_train[~val], y_train[~val]),
         val=Split(x_train[val], y_train[val]), test=Split(*arrays(test)), class_names=classes,
         description=f"UEA/UCR .ts problem {train.problem_name}",
-        info={"path": str(train_path), "series_length": [min(lengths), max(lengths)],
+        info={"path": str(train_path), "sources": [str(train_path), str(test_path)],
+              "series_length": [min(lengths), max(lengths)],
               "padding": "first value repeated in front" if min(lengths) < length else None,
               "split_rule": f"official test; val = ceil({VAL_FRACTION:.0%}) of each train class, "
                             "seed 0",

@@ -17,6 +17,7 @@ import numpy as np
 from kiloml.data.archive import folder_members
 from kiloml.data.audio_clips import clip_features, decode_clips
 from kiloml.data.bad_files import BadFiles
+from kiloml.data.logmel import LogMelConfig
 from kiloml.data.speech_commands import speaker_of, split_of
 from kiloml.data.splits import DatasetSplits, Split
 from kiloml.errors import KilomlError
@@ -41,6 +42,7 @@ def load_wav_folder(path: Path | str, *, skip_bad_files: bool = False) -> Datase
     names, signals, rate = decode_clips(members, None, bad, str(root))
     if not names:
         raise KilomlError(f"{root}: no readable WAV files")
+    _check_rate(root, rate, names[0])
     y = np.array([labels.index(n.split("/", 1)[0]) for n in names], dtype=np.int64)
     x = clip_features(signals, rate)
     splits = np.array([split_of(speaker_of(n)) for n in names])
@@ -56,3 +58,14 @@ def load_wav_folder(path: Path | str, *, skip_bad_files: bool = False) -> Datase
               "split_rule": "sha1(speaker or file) % 100: <10 val, <20 test, else train",
               "skipped_files": bad.skipped},
     ).validate()
+
+
+def _check_rate(root: Path, rate: int, example: str) -> None:
+    """One-line error naming the folder, a file and the rate if the log-mel front end cannot
+    take WAV files at ``rate`` Hz."""
+    try:
+        LogMelConfig(rate)
+    except KilomlError as e:
+        raise KilomlError(f"{root}: the WAV files are at {rate:,} Hz (e.g. {example}), which the "
+                          f"log-mel front end cannot take ({e}); resample them to 16,000 or "
+                          "8,000 Hz") from None

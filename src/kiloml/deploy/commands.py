@@ -1,7 +1,13 @@
 """Command-line layer of ``kiloml export`` and ``kiloml verify`` (argparse), for ``kiloml.cli``.
 
-``kiloml export RUN --out DIR [--bits 8|16] [--target c|arduino] [--data FILE.npz]``
-``kiloml verify DIR [--targets host,cortex-m4,cortex-m3]``
+``kiloml export RUN --out DIR [--bits 8|16] [--target c|arduino] [--data FILE.npz] [--overwrite]``
+``kiloml verify DIR [--targets host,cortex-m4,cortex-m3] [--require TARGETS]``
+
+Export checks everything first (the run's weights are finite, the data is real, finite and
+shaped as the model needs, ``DIR`` is new, empty or kiloml's own export), then writes into a
+temporary sibling of ``DIR`` and renames it into place (:mod:`kiloml.outputs`): a failed export
+leaves ``DIR`` as it was. Verify exits non-zero unless at least one target ran and every target
+that ran matched the simulator exactly; ``--require`` makes a skipped target an error.
 
 Export needs calibration and test data: ``--data`` names an ``.npz`` with ``X_train`` (or
 ``X_calib``), ``X_test`` and ``y_test``; without it, the run's dataset is loaded with
@@ -16,18 +22,52 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from kiloml.deploy.export import EXPORT_TARGETS, export_run
+from kiloml.data.npz import read_npz
+from kiloml.data.splits import check_features
+from kiloml.deploy.export import (
+    EXPORT_FILE,
+    EXPORT_TARGETS,
+    LIBRARY_FILES,
+    QUANTIZED_FILE,
+    TEST_INPUTS_FILE,
+    TEST_PCM_FILE,
+    export_run,
+)
+from kiloml.deploy.verify import BUILD_DIR, VERIFY_FILE, verify_export
 from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
-from kiloml.deploy.verify import verify_export
 from kiloml.errors import KilomlError
-from kiloml.runs import read_run_config
+from kiloml.outputs import (
+    OutputKind,
+    OutputLock,
+    check_output_dir,
+    read_marker,
+    record_files,
+    staged_output_dir,
+)
+from kiloml.runs import (
+    RUN_OUTPUT,
+    WEIGHTS_FILE,
+    check_finite_weights,
+    load_run,
+    load_run_data,
+    read_run_config,
+)
 
 #: Training sequences used for calibration at most (the first ones, in split order).
 CALIBRATION_SAMPLES = 512
 #: Raw test clips whose PCM an audio export stores (the first ones, in split order).
 PCM_TEST_CLIPS = 16
+#: An export directory as an output of kiloml (:mod:`kiloml.outputs`); ``verify`` adds its
+#: report and its build folder.
+EXPORT_OUTPUT = OutputKind(
+    "export", EXPORT_FILE,
+    (*LIBRARY_FILES, "model.h", "model.c", "main.c", "Makefile", "README.md",
+     "test_vectors.h", QUANTIZED_FILE, TEST_INPUTS_FILE, TEST_PCM_FILE, EXPORT_FILE,
+     VERIFY_FILE, BUILD_DIR),
+    scratch_dirs=(BUILD_DIR,))
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +83,11 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         help=".npz with X_train (or X_calib), X_test, y_test; default: the run's "
                              "dataset")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="override where the run's dataset is loaded from")
+                        help="override where the run's dataset is loaded from (its files must "
+                             "be those the run was trained on)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export in --out (only the files kiloml wrote "
+                             "there; a folder kiloml did not write is never touched)")
     parser.add_argument("--max-ram", type=_bytes, default=None, metavar="BYTES",
                         help="fail, writing nothing, when one inference needs more RAM: the "
                              "arena, the logits and (with arm-none-eabi-gcc) the Cortex-M4 "
@@ -67,30 +111,46 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", type=Path, help="directory written by kiloml export")
     parser.add_argument("--targets", default=",".join(VERIFY_TARGETS),
                         help=f"comma-separated subset of {','.join(VERIFY_TARGETS)} "
-                             "(default: all)")
+                             "(default: all); a target whose toolchain is missing is skipped")
+    parser.add_argument("--require", default="", metavar="TARGETS",
+                        help="comma-separated targets that must run: a skipped one is an error "
+                             "(e.g. --require cortex-m4,cortex-m3 in CI); they are run even if "
+                             "--targets leaves them out")
+
+
+def _export_arrays(data_file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X_calib, X_test, y_test)`` from an ``.npz`` given with ``--data``."""
+    arrays = read_npz(data_file)
+    calib_key = "X_calib" if "X_calib" in arrays else "X_train"
+    missing = [k for k in (calib_key, "X_test", "y_test") if k not in arrays]
+    if missing:
+        raise KilomlError(f"{data_file}: needs arrays X_train (or X_calib), X_test and y_test; "
+                          f"missing {missing}")
+    X_calib = check_features(arrays[calib_key], f"{data_file}: {calib_key}")
+    X_test = check_features(arrays["X_test"], f"{data_file}: X_test")
+    y_test = arrays["y_test"]
+    if (y_test.ndim != 1 or len(y_test) != len(X_test)
+            or not (y_test.dtype.kind in "biu"
+                    or (y_test.dtype.kind == "f" and np.all(np.isfinite(y_test))
+                        and np.all(y_test == np.round(y_test))))):
+        raise KilomlError(f"{data_file}: y_test must hold one integer label per sequence of "
+                          f"X_test ({len(X_test)}), got {y_test.dtype} of shape "
+                          f"{list(y_test.shape)}")
+    return X_calib[:CALIBRATION_SAMPLES], X_test, y_test.astype(np.int64)
 
 
 def load_export_data(run_dir: Path, data_file: Path | None, data_dir: Path | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(X_calib, X_test, y_test)`` from ``data_file`` or from the run's dataset (its train
-    split's first :data:`CALIBRATION_SAMPLES` sequences calibrate)."""
+    split's first :data:`CALIBRATION_SAMPLES` sequences calibrate); the run's dataset must be
+    the data it was trained on (its recorded fingerprint)."""
     if data_file is not None:
-        try:
-            with np.load(data_file) as data:
-                calib_key = "X_calib" if "X_calib" in data else "X_train"
-                return data[calib_key][:CALIBRATION_SAMPLES], data["X_test"], data["y_test"]
-        except FileNotFoundError:
-            raise KilomlError(f"{data_file}: file not found") from None
-        except KeyError as e:
-            raise KilomlError(f"{data_file}: needs arrays X_train (or X_calib), X_test and "
-                              f"y_test; missing {e}") from None
-    data_config = read_run_config(run_dir).get("data", {})
-    if not data_config.get("dataset"):
+        return _export_arrays(data_file)
+    config = read_run_config(run_dir)
+    if not config.get("data", {}).get("dataset"):
         raise KilomlError(f"{run_dir}: config.json names no dataset; pass --data FILE.npz")
-    from kiloml.data import load_dataset
-
-    splits = load_dataset(data_config["dataset"], data_dir or data_config.get("data_dir"),
-                          skip_bad_files=data_config.get("skip_bad_files", False))
+    splits = load_run_data(config, data_dir, hint="; pass --data FILE.npz to calibrate and test "
+                                                  "on other data")
     return splits.train.x[:CALIBRATION_SAMPLES], splits.test.x, splits.test.y
 
 
@@ -105,26 +165,49 @@ def load_export_pcm(run_dir: Path, data_file: Path | None, data_dir: Path | None
     if (data_file is not None or not data_config.get("sample_rate")
             or data_config.get("dataset") not in PCM_DATASETS):
         return None, None
-    pcm, labels, _ = load_test_pcm(data_config["dataset"], data_dir or data_config.get("data_dir"),
+    pcm, labels, _ = load_test_pcm(data_config["dataset"],
+                                   data_dir or data_config.get("data_dir"),
                                    limit=PCM_TEST_CLIPS,
                                    skip_bad_files=data_config.get("skip_bad_files", False))
     return pcm, labels
 
 
+def _check_export_data(model, X_calib: np.ndarray, X_test: np.ndarray, where: str) -> None:
+    """One-line error unless the calibration and test sequences fit the model."""
+    features = model.config.input_size
+    for name, X in (("calibration", X_calib), ("test", X_test)):
+        if X.shape[2] != features:
+            raise KilomlError(f"{where}: {name} sequences have {X.shape[2]} features; the model "
+                              f"takes {features}")
+        if X.shape[1] % model.config.frame_stack:
+            raise KilomlError(f"{where}: {name} sequences of {X.shape[1]} steps do not split "
+                              f"into stacks of {model.config.frame_stack} frames")
+
+
 def run_export(args: argparse.Namespace) -> int:
-    """``kiloml export``: write the C sources; prints a summary, returns the exit status."""
+    """``kiloml export``: check every input, then write the C sources into a temporary sibling of
+    ``--out`` renamed into place; prints a summary, returns the exit status."""
+    out = Path(args.out)
+    overwrite = getattr(args, "overwrite", False)
+    check_output_dir(out, EXPORT_OUTPUT, replace=overwrite, others=(RUN_OUTPUT,))
+    _, model = load_run(args.run)
+    check_finite_weights(model, Path(args.run) / WEIGHTS_FILE)
     X_calib, X_test, y_test = load_export_data(args.run, args.data, args.data_dir)
+    _check_export_data(model, X_calib, X_test, str(args.data or args.run))
     pcm_test, pcm_labels = load_export_pcm(args.run, args.data, args.data_dir)
-    info = export_run(args.run, args.out, bits=args.bits, target=args.target, X_calib=X_calib,
-                      X_test=X_test, y_test=y_test, name=args.name, pcm_test=pcm_test,
-                      pcm_labels=pcm_labels, max_ram=getattr(args, "max_ram", None),
-                      max_flash=getattr(args, "max_flash", None))
-    console = Console()
-    stack = info["stack_bytes_cortex_m4"]
-    ram = (f"{info['ram_bytes']} B RAM with the Cortex-M4 stack" if stack is not None
+    with staged_output_dir(out, EXPORT_OUTPUT, replace=overwrite,
+                           others=(RUN_OUTPUT,)) as staging:
+        info = export_run(args.run, staging, bits=args.bits, target=args.target,
+                          X_calib=X_calib, X_test=X_test, y_test=y_test, name=args.name,
+                          pcm_test=pcm_test, pcm_labels=pcm_labels,
+                          max_ram=getattr(args, "max_ram", None),
+                          max_flash=getattr(args, "max_flash", None))
+    console = Console(highlight=False, emoji=False)
+    ram = (f"{info['ram_bytes']} B RAM with the Cortex-M4 stack"
+           if info["stack_bytes_cortex_m4"] is not None
            else f"{info['scratch_ram_bytes']} B arena")
-    console.print(f"exported {info['model_kind']} (int{info['bits']} weights) to {args.out}: "
-                  f"{info['weight_flash_bytes']} B weights, {ram}, "
+    console.print(f"exported {info['model_kind']} (int{info['bits']} weights) to "
+                  f"{escape(str(out))}: {info['weight_flash_bytes']} B weights, {ram}, "
                   f"{info['macs_per_inference']} MACs per inference")
     if "simulated_accuracy" in info:
         console.print(f"integer accuracy {info['simulated_accuracy']:.4f}, float "
@@ -136,7 +219,7 @@ def run_export(args: argparse.Namespace) -> int:
                       + (f", {pcm['test_count']} test clips stored" if "test_count" in pcm
                          else ""))
     if "arduino_zip" in info:
-        console.print(f"Arduino library: {Path(args.out) / info['arduino_zip']}")
+        console.print(f"Arduino library: {escape(str(out / info['arduino_zip']))}")
     return 0
 
 
@@ -144,31 +227,65 @@ def _format(value, pattern: str = "{}") -> str:
     return "-" if value is None else pattern.format(value)
 
 
+def _target_list(text: str, flag: str) -> tuple[str, ...]:
+    targets = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [t for t in targets if t not in VERIFY_TARGETS]
+    if unknown:
+        raise KilomlError(f"{flag}: unknown target(s) {', '.join(unknown)}; choose from "
+                          f"{', '.join(VERIFY_TARGETS)}")
+    return targets
+
+
 def run_verify(args: argparse.Namespace) -> int:
-    """``kiloml verify``: run every target, print a table; exit status 1 unless every target
-    that ran matched the simulator on every input."""
-    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
-    report = verify_export(args.dir, targets=targets)
+    """``kiloml verify``: run every target, print a table; a one-line error (exit status 1)
+    unless at least one target ran, every target that ran matched the simulator on every
+    input, and every ``--require``d target ran."""
+    targets = _target_list(args.targets, "--targets")
+    if not targets:
+        raise KilomlError(f"--targets {args.targets!r} names no target; choose from "
+                          f"{', '.join(VERIFY_TARGETS)}")
+    required = _target_list(getattr(args, "require", "") or "", "--require")
+    targets += tuple(t for t in required if t not in targets)
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise KilomlError(f"{directory}: no such export directory")
+    with OutputLock(directory):
+        report = verify_export(directory, targets=targets)
+        if read_marker(directory) is not None:
+            record_files(directory, EXPORT_OUTPUT, [VERIFY_FILE, BUILD_DIR])
     table = Table(title=f"kiloml verify: {report['inputs']} inputs, int{report['bits']} weights")
     for column in ("target", "exact", "acc.", "float acc.", "flash B", "RAM B", "instr.",
                    "instr./MAC"):
         table.add_column(column, justify="left" if column == "target" else "right")
-    failed = False
-    console = Console()
+    console = Console(highlight=False, emoji=False)
     if console.width < 110:
-        console = Console(width=110)
+        console = Console(width=110, highlight=False, emoji=False)
+    ran, inexact, skipped = [], [], []
     for target, entry in report["targets"].items():
         if entry["status"] != "ok":
+            skipped.append(target)
             table.add_row(target, "skipped", *["-"] * 6)
-            console.print(f"[yellow]{target} skipped:[/yellow] {entry['reason']}")
+            console.print(f"[yellow]{target} skipped:[/yellow] {escape(entry['reason'])}")
             continue
-        failed |= entry["exact_match"] != 1.0
+        ran.append(target)
+        if entry["exact_match"] != 1.0:
+            inexact.append(f"{target} ({entry['exact_match']:.2%} exact)")
         table.add_row(target, f"{entry['exact_match']:.4f}", _format(entry["accuracy"], "{:.4f}"),
                       _format(entry["float_accuracy"], "{:.4f}"), _format(entry["flash_bytes"]),
                       _format(entry["ram_bytes"]),
                       _format(entry.get("instructions_per_inference"), "{:,.0f}"),
                       _format(entry.get("instructions_per_mac"), "{:.1f}"))
         if entry.get("instructions_note"):
-            console.print(f"[yellow]{target}:[/yellow] {entry['instructions_note']}")
+            console.print(f"[yellow]{target}:[/yellow] {escape(entry['instructions_note'])}")
     console.print(table)
-    return 1 if failed else 0
+    if inexact:
+        raise KilomlError(f"the C differs from the integer simulator on {', '.join(inexact)}; "
+                          f"see {directory / VERIFY_FILE}")
+    missing = [t for t in required if t in skipped]
+    if missing:
+        raise KilomlError(f"required target(s) {', '.join(missing)} skipped: "
+                          + report["targets"][missing[0]]["reason"])
+    if not ran:
+        raise KilomlError(f"nothing was verified: every target was skipped "
+                          f"({', '.join(skipped)}); see the reasons above")
+    return 0

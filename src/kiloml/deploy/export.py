@@ -57,6 +57,9 @@ TEST_PCM_FILE = "test_pcm.npz"
 QUANTIZED_FILE = "quantized_model.npz"
 TEST_INPUTS_FILE = "test_inputs.npz"
 EXAMPLE_VECTORS = 8
+#: Every C library file an export may copy (a given model needs some of them).
+LIBRARY_FILES = tuple(sorted({p.name for folder in (library_dir(), library_dir() / "ops")
+                              for p in folder.glob("k[il]*.[ch]")}))
 DISPLAY_NAMES = {"fastgrnn": "FastGRNN", "fastrnn": "FastRNN", "gru": "GRU", "lstm": "LSTM",
                  "dscnn": "DS-CNN"}
 

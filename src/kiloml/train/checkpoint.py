@@ -56,3 +56,25 @@ def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer) -> tuple[dict,
     best = section("best.") or None
     masks = {k: v.bool() for k, v in section("mask.").items()}
     return section("model."), masks, best, loop
+
+
+def check_checkpoint_matches(path: Path, model: torch.nn.Module) -> None:
+    """One-line error unless ``path`` is a readable checkpoint whose model tensors have the
+    names and shapes of ``model``'s (a checkpoint of another run would not load)."""
+    if not Path(path).is_file():
+        raise KilomlError(f"{path}: no checkpoint to resume from (the run finished no epoch)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k[len("model."):]: list(f.get_slice(k).get_shape())
+                      for k in f.keys() if k.startswith("model.")}
+    except (SafetensorError, OSError) as e:
+        raise KilomlError(f"{path}: unreadable checkpoint ({e})") from None
+    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
+    if set(shapes) != set(expected):
+        differ = sorted(set(shapes) ^ set(expected))
+        raise KilomlError(f"{path}: a checkpoint of another model (tensors {differ[:4]} differ "
+                          "from this run's config.json)")
+    for name, shape in expected.items():
+        if shapes[name] != shape:
+            raise KilomlError(f"{path}: a checkpoint of another model ({name} is {shape} in "
+                              f"this run's config.json, {shapes[name]} in the checkpoint)")

@@ -18,9 +18,16 @@ from kiloml.train.trainer import Reporter, TrainConfig, Trainer, TrainResult, ev
 
 def fit_normalization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and std ``[F]`` over all sequences and steps of ``x`` ``[N, T, F]``;
-    constant features get std 1."""
-    mean = x.mean(axis=(0, 1))
-    std = x.std(axis=(0, 1))
+    constant features get std 1. Features too large for float32 statistics are an error."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = x.mean(axis=(0, 1))
+        std = x.std(axis=(0, 1))
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        f = int(np.argmax(bad))
+        raise KilomlError(f"feature {f} of the training split is too large for float32 "
+                          f"statistics (values up to {np.abs(x[:, :, f]).max():.3g}); scale "
+                          "the data down")
     return mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
 
 

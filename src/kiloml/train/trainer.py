@@ -21,7 +21,11 @@ from kiloml.data.splits import DatasetSplits, Split
 from kiloml.errors import KilomlError
 from kiloml.nn.classifier import SequenceClassifier
 from kiloml.train.checkpoint import load_checkpoint, save_checkpoint
+from kiloml.train.guards import check_finite_step
 from kiloml.train.phases import Phase, compression_schedule
+
+#: Largest seed: torch and numpy generators take it (and ``seed * 100_003 + epoch``) exactly.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -53,8 +57,11 @@ class TrainConfig:
             raise KilomlError("--epochs must be at least 1")
         if self.batch_size < 1:
             raise KilomlError("--batch-size must be at least 1")
-        if not self.lr > 0:
-            raise KilomlError("--lr must be positive")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise KilomlError(f"--lr must be a positive number; got {self.lr}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise KilomlError(f"--seed must be a whole number from 0 to {MAX_SEED}; "
+                              f"got {self.seed}")
         for name in ("keep_w", "keep_u", "keep_head"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
@@ -265,6 +272,7 @@ class Trainer:
             if self.config.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.optimizer.step()
+            check_finite_step(loss, self.model, epoch, batch)
             step += 1
             if phase.kind == "iht" and step % self.config.iht_every == 0:
                 _, index = self.phase_of(epoch)
