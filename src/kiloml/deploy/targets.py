@@ -15,6 +15,7 @@ its startup and output code in ``deploy/c/targets/<name>``, and how to run an im
 
 import atexit
 import functools
+import hashlib
 import re
 import shutil
 import struct
@@ -140,9 +141,21 @@ class Build:
 
     def compile_one(self, source: Path, extra: tuple[str, ...] = (), name: str | None = None
                     ) -> Path:
+        """``source`` compiled into ``build_dir`` (with its ``.ci`` call graph). An object
+        whose source, included headers and flags a build in this process has compiled already
+        is copied instead: most builds share the library's kernels."""
         obj = self.build_dir / f"{name or source.stem}.o"
-        run([self.target.compiler, *self.flags(), *extra, "-fcallgraph-info=su", "-c",
-             str(source), "-o", str(obj)], cwd=self.build_dir)
+        command = [self.target.compiler, *self.flags(), *extra, "-fcallgraph-info=su"]
+        key = _compile_key(command, source, self.build_dir)
+        cached = _support_dir() / "objects" / f"{key}.o"
+        if cached.exists():
+            shutil.copyfile(cached, obj)
+            shutil.copyfile(cached.with_suffix(".ci"), obj.with_suffix(".ci"))
+            return obj
+        run([*command, "-c", str(source), "-o", str(obj)], cwd=self.build_dir)
+        cached.parent.mkdir(exist_ok=True)
+        shutil.copyfile(obj.with_suffix(".ci"), cached.with_suffix(".ci"))
+        shutil.copyfile(obj, cached)
         return obj
 
     def support_objects(self) -> list[Path]:
@@ -188,6 +201,19 @@ def _support_dir() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="kiloml-harness-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def _compile_key(command: list[str], source: Path, cwd: Path) -> str:
+    """A digest of the compile command and the contents of the source and every header it
+    includes (as the preprocessor finds them)."""
+    listing = run([*command, "-MM", str(source)], cwd=cwd).stdout.decode()
+    files = listing.split(":", 1)[1].replace("\\\n", " ").split()
+    flags = [arg for arg in command if not arg.startswith("-I")]  # headers are hashed below
+    digest = hashlib.sha256("\0".join(flags).encode())
+    for file in files:
+        digest.update((cwd / file).read_bytes() if not Path(file).is_absolute()
+                      else Path(file).read_bytes())
+    return digest.hexdigest()
 
 
 def blob(records: list[bytes], first_index: int = 0, poison: int | None = None) -> bytes:
