@@ -8,8 +8,9 @@ objects that include it add up arc by arc.
 The op tests' sweeps each assert that they reach every branch of their kernel's files. The
 figures of all the sweeps together, per file:
 
-    .venv/bin/python -m pytest -q tests/ops -k reaches_every_branch --basetemp=/tmp/kl-coverage
-    .venv/bin/python -m tests.ops.kernel_coverage /tmp/kl-coverage
+    mkdir -p build && .venv/bin/python -m pytest -q tests/ops -k reaches_every_branch \
+        --basetemp=build/kernel-coverage
+    .venv/bin/python -m tests.ops.kernel_coverage build/kernel-coverage
 """
 
 import json
@@ -88,6 +89,8 @@ def summary(files: dict[str, FileCoverage], names: tuple[str, ...]) -> str:
 
 
 if __name__ == "__main__":
-    folder = Path(sys.argv[1])
-    print(summary(branch_coverage(sorted(p.with_suffix(".o") for p in folder.rglob("*.gcno"))),
-                  KERNEL_FILES))
+    objects = sorted(p.with_suffix(".o") for p in Path(sys.argv[1]).rglob("*.gcno"))
+    if not objects:
+        sys.exit(f"error: no coverage build under {sys.argv[1]}; run the sweeps with "
+                 "--basetemp there first")
+    print(summary(branch_coverage(objects), KERNEL_FILES))
