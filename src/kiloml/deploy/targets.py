@@ -4,10 +4,13 @@ Cortex-M3 (``mps2-an385``) under QEMU.
 Every verification program (a model, the log-mel front end, raw PCM to a label, one op) is a
 harness ``main`` from ``deploy/c/harness`` linked with the code under test and a blob of input
 records compiled in (``.incbin``), so the same program runs on every target. One flag set
-(:data:`CFLAGS`) builds everything, in one of three variants: ``fast`` (what ships),
-``reference`` (``-DKL_REFERENCE``: the plain int64 loops) and ``sanitize`` (the host with the
-address and undefined-behaviour sanitizers). Cortex-M images link no C library
-(``-nostdlib``), which is why :data:`CFLAGS` keeps GCC from turning loops into ``memset``.
+(:data:`CFLAGS`) builds everything, in one of these variants: ``fast`` (what ships),
+``reference`` (``-DKL_REFERENCE``: the plain int64 loops), ``sanitize`` (the host with the
+address and undefined-behaviour sanitizers) and, on the host, ``coverage`` and
+``coverage-reference`` (the fast and the reference code at ``-O0`` with gcov's branch counters,
+``-DKL_COVERAGE`` turning the forced inlining off so that each branch is counted once per
+source line). Cortex-M images link no C library (``-nostdlib``), which is why :data:`CFLAGS`
+keeps GCC from turning loops into ``memset``.
 
 A new target (an 8-bit AVR, a Cortex-M0) is one more :class:`Target`: its compiler and flags,
 its startup and output code in ``deploy/c/targets/<name>``, and how to run an image.
@@ -37,7 +40,11 @@ VARIANTS = {
     "fast": (),
     "reference": ("-DKL_REFERENCE",),
     "sanitize": ("-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"),
+    "coverage": ("-O0", "--coverage", "-DKL_COVERAGE"),
+    "coverage-reference": ("-O0", "--coverage", "-DKL_COVERAGE", "-DKL_REFERENCE"),
 }
+#: Variant flags the host linker needs too.
+LINK_FLAGS = ("-fsanitize", "--coverage")
 RUN_TIMEOUT_SECONDS = 600
 BLOB_MAGIC = 0x4C424C4B
 NO_POISON = 256
@@ -76,7 +83,8 @@ def _cortex_m(name: str, machine: str) -> Target:
 
 
 TARGETS = {
-    "host": Target("host", "gcc", variants=("fast", "reference", "sanitize")),
+    "host": Target("host", "gcc", variants=("fast", "reference", "sanitize", "coverage",
+                                            "coverage-reference")),
     "cortex-m4": _cortex_m("cortex-m4", "mps2-an386"),
     "cortex-m3": _cortex_m("cortex-m3", "mps2-an385"),
 }
@@ -182,8 +190,8 @@ class Build:
                      str(c_dir() / "targets" / "cortex_m" / "mps2.ld"), "-Wl,--gc-sections"]
             run([self.target.compiler, *flags, *map(str, objects), "-lgcc", "-o", str(output)])
         else:
-            sanitize = [f for f in VARIANTS[self.variant] if f.startswith("-fsanitize")]
-            run([self.target.compiler, *sanitize, "-Wl,--gc-sections", *map(str, objects),
+            variant = [f for f in VARIANTS[self.variant] if f.startswith(LINK_FLAGS)]
+            run([self.target.compiler, *variant, "-Wl,--gc-sections", *map(str, objects),
                  "-o", str(output)])
         return output
 

@@ -14,8 +14,10 @@
 
 #include <stdint.h>
 
-/* Inlining hints for the kernels (plain C99 elsewhere: the code is correct without them). */
-#if defined(__GNUC__)
+/* Inlining hints for the kernels (plain C99 elsewhere: the code is correct without them).
+ * Coverage builds (-DKL_COVERAGE) drop them, so that gcov counts each branch once per source
+ * line instead of once per inlined copy. */
+#if defined(__GNUC__) && !defined(KL_COVERAGE)
 #define KL_ALWAYS_INLINE static inline __attribute__((always_inline))
 #define KL_NOINLINE __attribute__((noinline))
 #else

@@ -51,7 +51,7 @@ int64_t kl_dot_dense_s16_s16(const int16_t *w, const int16_t *x, uint16_t cols)
     return sum;
 }
 
-/* One generic sparse dot product; the public typed entry points call it. */
+/* Sparse dot product of entries [start, end) of a CSR matrix's values with x. */
 static int64_t kl_dot_sparse(const void *values, int value_bits, const void *col_index,
                              int index_bits, uint32_t start, uint32_t end, const int16_t *x)
 {
@@ -64,30 +64,6 @@ static int64_t kl_dot_sparse(const void *values, int value_bits, const void *col
         sum += w * x[c];
     }
     return sum;
-}
-
-int64_t kl_dot_sparse_s8_s16_u8idx(const int8_t *values, const uint8_t *col_index,
-                                   uint16_t nonzeros, const int16_t *x)
-{
-    return kl_dot_sparse(values, 8, col_index, 8, 0, nonzeros, x);
-}
-
-int64_t kl_dot_sparse_s8_s16_u16idx(const int8_t *values, const uint16_t *col_index,
-                                    uint16_t nonzeros, const int16_t *x)
-{
-    return kl_dot_sparse(values, 8, col_index, 16, 0, nonzeros, x);
-}
-
-int64_t kl_dot_sparse_s16_s16_u8idx(const int16_t *values, const uint8_t *col_index,
-                                    uint16_t nonzeros, const int16_t *x)
-{
-    return kl_dot_sparse(values, 16, col_index, 8, 0, nonzeros, x);
-}
-
-int64_t kl_dot_sparse_s16_s16_u16idx(const int16_t *values, const uint16_t *col_index,
-                                     uint16_t nonzeros, const int16_t *x)
-{
-    return kl_dot_sparse(values, 16, col_index, 16, 0, nonzeros, x);
 }
 
 /* Dot product of an interleaved int8 row (KL_MATRIX_DENSE_INTERLEAVED) with x. */

@@ -72,17 +72,9 @@ void kl_kernel_csr_s16_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_
 /* Any storage and shift: one exact kl_matrix_row_dot per row (also int8 rows longer than 511). */
 void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 
-/* Dot products of one stored row with int16 x; exact int64 sums. */
+/* Dot products of one dense row with int16 x; exact int64 sums. */
 int64_t kl_dot_dense_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols);
 int64_t kl_dot_dense_s16_s16(const int16_t *w, const int16_t *x, uint16_t cols);
-int64_t kl_dot_sparse_s8_s16_u8idx(const int8_t *values, const uint8_t *col_index,
-                                   uint16_t nonzeros, const int16_t *x);
-int64_t kl_dot_sparse_s8_s16_u16idx(const int8_t *values, const uint16_t *col_index,
-                                    uint16_t nonzeros, const int16_t *x);
-int64_t kl_dot_sparse_s16_s16_u8idx(const int16_t *values, const uint8_t *col_index,
-                                    uint16_t nonzeros, const int16_t *x);
-int64_t kl_dot_sparse_s16_s16_u16idx(const int16_t *values, const uint16_t *col_index,
-                                     uint16_t nonzeros, const int16_t *x);
 
 /* Exact int64 dot product of row `row` of m with x (x has m->cols entries), any format. */
 int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x);

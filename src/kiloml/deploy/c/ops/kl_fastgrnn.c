@@ -51,10 +51,9 @@ static void kl_project(const kl_matrix_t *first, const kl_matrix_t *second, cons
     kl_matvec_s16_s32(second, low_rank, accumulate, out);
 }
 
-/* Bounds that keep the 32-bit parts exact, guaranteed by the Q-format ranges the quantizer
- * picks (activations Q0..Q20): z, c and h are int16-range, so z * h and coef * h are below
- * 2^31; gate_frac_bits <= 20, so one - z < 2^21 and the Q15 coefficient products (int64) stay
- * below 2^36; state_align and update_align are at most 20. */
+/* The 32-bit parts are exact within the limits of kl_fastgrnn.h: z, c and h are int16-range,
+ * so z * h and coef * h are below 2^31; gate_frac_bits <= 30, so one - z < 2^31 (the Q15
+ * coefficient products are int64); the final sum is within int64 by those limits. */
 static void kl_update_state_reference(const kl_fastgrnn_params_t *m, const int32_t *preact, int16_t *h)
 {
     const int32_t one = (int32_t)1 << m->gate_frac_bits;

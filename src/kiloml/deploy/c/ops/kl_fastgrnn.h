@@ -16,6 +16,12 @@
  * sat16(shift_round(sum_t h_t * inv_steps, 30)) with the sum in int32 (KL_READOUT_MEAN).
  * Each matrix product is rescaled and saturated as kl_matvec_* says. All products and sums are
  * exact in int64. Numpy twin (the spec): kiloml.ops.fastgrnn.
+ *
+ * Limits: every shift below 63 in magnitude, gate_frac_bits at most 30, preact_frac_bits at
+ * most 24 when the gate or the update is sigmoid or tanh (kl_activation.h), and every sum of
+ * the equations within int64; the quantizer's formats (activations in Q0..Q20) keep far inside
+ * them. The 32-bit state update runs only within narrower bounds (kl_plan_update), otherwise
+ * the reference update.
  */
 #ifndef KL_FASTGRNN_H
 #define KL_FASTGRNN_H
