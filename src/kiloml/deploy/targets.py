@@ -151,9 +151,13 @@ class Build:
                     ) -> Path:
         """``source`` compiled into ``build_dir`` (with its ``.ci`` call graph). An object
         whose source, included headers and flags a build in this process has compiled already
-        is copied instead: most builds share the library's kernels."""
+        is copied instead (most builds share the library's kernels), except in coverage
+        builds."""
         obj = self.build_dir / f"{name or source.stem}.o"
         command = [self.target.compiler, *self.flags(), *extra, "-fcallgraph-info=su"]
+        if "--coverage" in command:  # the object names where its counters go: no reuse
+            run([*command, "-c", str(source), "-o", str(obj)], cwd=self.build_dir)
+            return obj
         key = _compile_key(command, source, self.build_dir)
         cached = _support_dir() / "objects" / f"{key}.o"
         if cached.exists():
