@@ -415,9 +415,6 @@ def command_demo(args) -> int:
     if status != 0:
         return status
     run_dir = args.out or Path("runs") / f"{Path(args.dataset).stem}-{args.model}"
-    if args.model not in ("fastgrnn", "fastrnn"):
-        console.print(f"{args.model} has no integer C export; stopping after training")
-        return 0
     export_dir = run_dir / "c"
     console.rule("export")
     status = run_export(argparse.Namespace(run=run_dir, out=export_dir, bits=args.bits,
