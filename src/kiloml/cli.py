@@ -629,17 +629,13 @@ def command_datasets(args) -> int:
 def command_demo(args) -> int:
     """Train, then export to ``RUN/c`` and verify (the README's main job), holding the run
     directory's lock throughout."""
-    from kiloml.runs import DEMO_EXPORT_DIR, read_run_config
+    from kiloml.runs import DEMO_EXPORT_DIR
 
     with ExitStack() as stack:
         status = _train(args, stack)
         if status != 0:
             return status
         run_dir = _run_dir(args)
-        kind = read_run_config(run_dir)["model"]["kind"]
-        if kind not in ("fastgrnn", "fastrnn"):
-            console.print(f"{kind} has no integer C export; stopping after training")
-            return 0
         export_dir = run_dir / DEMO_EXPORT_DIR
         console.rule("export")
         status = run_export(argparse.Namespace(run=run_dir, out=export_dir, bits=args.bits,

@@ -172,13 +172,16 @@ def test_demo_trains_exports_and_verifies(tmp_path, capsys, require_gcc, monkeyp
     assert "kiloml verify" in capsys.readouterr().out
 
 
-def test_demo_of_a_gru_stops_after_training(tmp_path, capsys):
+def test_demo_of_a_gru_exports_and_verifies(tmp_path, capsys, monkeypatch, require_gcc):
+    monkeypatch.setattr("kiloml.cli.VERIFY_TARGETS", ("host",))  # Cortex-M: tests/deploy
+    model = "gru"
     data = _write_npz(tmp_path / "toy.npz")
-    code = main(["demo", "--dataset", str(data), "--model", "gru", "--hidden-size", "4",
-                 "--epochs", "1", "--out", str(tmp_path / "gru")])
+    code = main(["demo", "--dataset", str(data), "--model", model, "--hidden-size", "4",
+                 "--epochs", "1", "--bits", "8", "--out", str(tmp_path / model)])
     assert code == 0
-    assert "no integer C export" in capsys.readouterr().out
-    assert not (tmp_path / "gru" / "c").exists()
+    report = json.loads((tmp_path / model / "c" / "verify.json").read_text())
+    assert report["bits"] == 8 and report["targets"]["host"]["exact_match"] == 1.0
+    assert f"exported {model}" in capsys.readouterr().out
 
 
 def test_train_hop_and_speeds_are_kept_for_resume(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Run directories with synthetic FastGRNN/FastRNN models, and their exports."""
+"""Run directories with synthetic models of every deployable family, and their exports."""
 
 from pathlib import Path
 
@@ -70,4 +70,6 @@ VARIANTS = {
                                         readout="mean"),
     "fastgrnn-relu-gate-int16": dict(bits=16, gate_nonlinearity="relu", w_rank=2),
     "fastgrnn-stack4-int8": dict(bits=8, frame_stack=4, w_rank=3, u_rank=6),
+    "gru-int16": dict(bits=16, kind="gru"),
+    "lstm-mean-int8": dict(bits=8, kind="lstm", readout="mean"),
 }

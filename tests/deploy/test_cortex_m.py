@@ -4,6 +4,8 @@ and storage variant is checked against the simulator on both cores by the golden
 
 import json
 
+import pytest
+
 from kiloml.deploy import targets
 from kiloml.deploy.verify import verify_export
 
@@ -42,3 +44,15 @@ def test_without_instruction_counter_outputs_are_still_checked(exports, monkeypa
     assert entry["exact_match"] == 1.0
     assert entry["instructions_per_inference"] is None
     assert entry["instructions_note"].startswith("instruction counting unavailable")
+
+
+@pytest.mark.parametrize("variant", ["gru-int16", "lstm-mean-int8"])
+def test_gru_and_lstm_exports_are_exact_on_cortex_m(exports, variant, require_cortex_m):
+    """torch.nn.GRU/LSTM runs (random weights, half of every matrix pruned) exported and
+    verified end to end: every output integer equals the simulator's on both cores."""
+    report = verify_export(exports[variant], targets=("cortex-m4", "cortex-m3"))
+    for target in ("cortex-m4", "cortex-m3"):
+        entry = report["targets"][target]
+        assert entry["status"] == "ok" and entry["inputs"] == 40
+        assert entry["exact_match"] == 1.0
+        assert entry["instructions_per_inference"] > entry["macs_per_inference"]

@@ -9,7 +9,11 @@ Storage rules (the deployment code uses exactly these formats):
 * Vectors (biases, normalisation mean/std) are dense; scalars (``zeta``, ``nu``, ``alpha``,
   ``beta``) are one value each. With integer weights, each tensor also carries a one-byte
   power-of-two scale (shift), and normalisation and scalars stay int16 (see
-  :func:`model_storage`), so the integer sizes equal what ``kiloml export`` writes.
+  :func:`model_storage`), so the integer sizes of FastGRNN/FastRNN equal what
+  ``kiloml export`` writes. ``nn.GRU``/``nn.LSTM`` are counted in torch's layout (stacked gate
+  matrices with one scale each, input and recurrent biases apart); their export stores one
+  matrix and one scale per gate and one bias per gate (two for the GRU's ``n``), a few bytes
+  per hidden unit less (:mod:`kiloml.ops.gru`, :mod:`kiloml.ops.lstm`).
 
 ``value_bytes`` is the stored width of one value: 4 for float32, 2 for int16, 1 for int8.
 """

@@ -79,6 +79,49 @@ def lower_fast_rnn(module: FastRNN, path: str, graph: Graph, inputs: list[str],
     return graph.add_node(Node(name, "fastrnn", inputs, [f"{name}_out"], attrs, weights, path))
 
 
+#: Gates of torch's stacked ``weight_ih_l0``/``weight_hh_l0`` rows, in torch's order.
+TORCH_GATES = {nn.GRU: ("r", "z", "n"), nn.LSTM: ("i", "f", "g", "o")}
+
+
+@lowering(nn.GRU, nn.LSTM)
+def lower_torch_rnn(module: nn.GRU | nn.LSTM, path: str, graph: Graph, inputs: list[str],
+                    readout: str = "last",
+                    normalization: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
+    """One fused ``gru`` or ``lstm`` node (normalisation of each frame, the recurrence and the
+    readout, as for FastRNN). torch's stacked ``[G*H, ...]`` matrices are split per gate; the
+    input and recurrent biases are summed per gate, except the GRU's ``b_in`` and ``b_hn``."""
+    kind = type(module).__name__
+    if module.bidirectional:
+        raise KilomlError(f"cannot export {path} ({kind}): integer deployment needs a "
+                          "unidirectional layer")
+    if module.num_layers != 1:
+        raise KilomlError(f"cannot export {path} ({kind}): integer deployment needs one layer, "
+                          f"got num_layers={module.num_layers}")
+    if getattr(module, "proj_size", 0):
+        raise KilomlError(f"cannot export {path} ({kind}): integer deployment has no LSTM "
+                          "projection (proj_size)")
+    gates = TORCH_GATES[type(module)]
+    hidden = module.hidden_size
+    features = graph.values[inputs[0]].shape[1]
+    mean, std = normalization if normalization is not None else (np.zeros(features),
+                                                                  np.ones(features))
+    weights = {"input_mean": mean, "input_std": std}
+    zeros = np.zeros(len(gates) * hidden)
+    w_ih, w_hh = array(module.weight_ih_l0), array(module.weight_hh_l0)
+    b_ih = array(module.bias_ih_l0) if module.bias else zeros
+    b_hh = array(module.bias_hh_l0) if module.bias else zeros
+    for i, gate in enumerate(gates):
+        rows = slice(i * hidden, (i + 1) * hidden)
+        weights[f"W_{gate}"], weights[f"U_{gate}"] = w_ih[rows], w_hh[rows]
+        if gate == "n":
+            weights["bias_in"], weights["bias_hn"] = b_ih[rows], b_hh[rows]
+        else:
+            weights[f"bias_{gate}"] = b_ih[rows] + b_hh[rows]
+    name = node_name(path)
+    return graph.add_node(Node(name, kind.lower(), inputs, [f"{name}_out"], {"readout": readout},
+                               weights, path))
+
+
 @lowering(nn.Linear)
 def lower_linear(module: nn.Linear, path: str, graph: Graph, inputs: list[str],
                  output: str | None = None) -> list[str]:

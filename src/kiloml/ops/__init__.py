@@ -6,6 +6,8 @@ from kiloml.ops import (  # noqa: F401
     argmax,
     fastgrnn,
     fully_connected,
+    gru,
+    lstm,
     normalize,
 )
 from kiloml.ops.base import OPS, Buffer, Emitted, Node, Op, Value, get_op
