@@ -1,7 +1,16 @@
 """Integer operators: one module per op, each the numpy spec of its C kernel in
 ``deploy/c/ops`` (see :mod:`kiloml.ops.base`). Importing this package registers them all."""
 
-from kiloml.ops import argmax, fastgrnn, fully_connected, normalize  # noqa: F401
+from kiloml.ops import (  # noqa: F401
+    argmax,
+    conv1d,
+    depthwise_conv1d,
+    fastgrnn,
+    fully_connected,
+    global_avgpool,
+    normalize,
+    pointwise_conv1d,
+)
 from kiloml.ops.base import OPS, Buffer, Emitted, Node, Op, Value, get_op
 
 __all__ = ["OPS", "Buffer", "Emitted", "Node", "Op", "Value", "get_op"]
