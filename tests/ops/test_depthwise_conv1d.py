@@ -1,8 +1,8 @@
 """``depthwise_conv1d``: the C kernel equals the spec for 'same' and asymmetric padding,
 windows wholly in the padding, strides, odd lengths and channel counts, int8 weights (the int32
 fast path with three taps written out or a tap loop, and int64 past the int8 row limit) and
-int16 weights (sums beyond int32), per-channel shifts of every class (1..31, <= 0, >= 32, and
-one channel's shift sending the layer to the exact loop), every bias path
+int16 weights (sums beyond int32), per-channel shifts of every class (1..31, <= 0, >= 32, also
+mixed within a layer), every bias path
 (int8/int16, right and left shifts, the exact one outside -16..30), clamps and saturating
 inputs; the float forward equals torch and the quantization rule follows it."""
 
@@ -26,8 +26,8 @@ from .op_harness import BUILDS, assert_c_equals_spec, single_op_graph
 
 # steps, channels, kernel, stride, pad_left, pad_right, weight bits, per-channel shifts (one
 # value: the same for every channel), shift_bias, limits, bias bits (the int8 fast path has a
-# loop per bias width and shift direction; one shift outside 1..31 sends the layer to the
-# exact loop)
+# loop per bias width and shift direction, and rescales a channel whose shift is outside 1..31
+# in int64)
 CASES = {
     "s8-same-k3": (9, 5, 3, 1, 1, 1, 8, (7, 1, 31, 12, 5), -3, (0, 32767), 8),
     "s8-k3-stride2-bias-right": (12, 4, 3, 2, 1, 1, 8, 12, 5, (0, 32767), 8),
@@ -35,11 +35,12 @@ CASES = {
     "s8-k3-s16-bias-right": (6, 6, 3, 1, 1, 1, 8, 1, 30, (-9, 9), 16),
     "s16-stride2-sums-past-int32": (10, 3, 4, 2, 2, 1, 16, 15, 0, (-32768, 32767), 16),
     "s8-all-padding-windows": (4, 2, 3, 2, 4, 5, 8, 0, -20, (-100, 2000), 8),
+    "s8-k3-one-channel-shift-0": (7, 4, 3, 1, 1, 1, 8, (9, 0, 33, 4), 3, (0, 32767), 8),
     "s16-large-shift": (6, 7, 2, 1, 0, 1, 16, 40, 31, (0, 32767), 16),
     "s8-one-negative-shift": (5, 3, 3, 1, 1, 1, 8, (-4, 9, 3), 5, (-32768, 32767), 8),
     "s8-kernel-past-int8-limit": (3, 1, 513, 1, 256, 256, 8, 20, 2, (-32768, 32767), 8),
 }
-SANITIZED = ("s8-all-padding-windows", "s8-kernel-past-int8-limit")
+SANITIZED = ("s8-all-padding-windows", "s8-kernel-past-int8-limit", "s8-k3-one-channel-shift-0")
 
 
 def _graph(name: str, seed: int = 0):

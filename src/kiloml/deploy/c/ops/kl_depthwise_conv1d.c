@@ -32,10 +32,17 @@ static void kl_depthwise_step_exact(const kl_depthwise_conv1d_params_t *p, const
 }
 
 #ifndef KL_REFERENCE
+/* sat32(shift_round(sum, shift)) for the shifts outside 1 .. 31 (out of line: rare). */
+static KL_NOINLINE int32_t kl_depthwise_rescale_rare(int32_t sum, int shift)
+{
+    return kl_sat32(kl_shift_round_s64(sum, shift));
+}
+
 /* One output step with int8 weights, taps k0 .. k1 - 1 (k0 < k1 <= kernel <=
- * KL_INT8_ROW_LIMIT, so the int32 sum is exact: |w x| <= 2^22), every shift in 1 .. 31 and a
- * bias that fits int32. three is 1 for the three taps 0, 1, 2 of a kernel of 3, written out; it,
- * the bias width and its shift direction (right) are constants where this is inlined. */
+ * KL_INT8_ROW_LIMIT, so the int32 sum is exact: |w x| <= 2^22) and a bias that fits int32; a
+ * channel whose shift is in 1 .. 31 rescales in 32 bits, any other in int64. three is 1 for
+ * the three taps 0, 1, 2 of a kernel of 3, written out; it, the bias width and its shift
+ * direction (right) are constants where this is inlined. */
 KL_ALWAYS_INLINE void kl_depthwise_step_s8(const kl_depthwise_conv1d_params_t *p,
                                            const int16_t *xt, uint32_t k0, uint32_t k1,
                                            int three, int bias_bits, int right, int16_t *y)
@@ -48,6 +55,7 @@ KL_ALWAYS_INLINE void kl_depthwise_step_s8(const kl_depthwise_conv1d_params_t *p
     uint32_t k;
     for (c = 0; c < channels; c++, w += kernel) {
         const int16_t *xc = xt + c;
+        const int shift = p->shift[c];
         int32_t sum;
         if (three) {
             sum = w[0] * xc[0] + w[1] * xc[channels] + w[2] * xc[2 * channels];
@@ -57,8 +65,9 @@ KL_ALWAYS_INLINE void kl_depthwise_step_s8(const kl_depthwise_conv1d_params_t *p
                 sum += w[k] * *xc;
             }
         }
-        y[c] = kl_bias_act_s32(kl_round_shift_pos_s32(sum, p->shift[c]),
-                               kl_bias_s32(p->bias.values, bias_bits, c, bias_shift, right),
+        sum = shift >= 1 && shift <= 31 ? kl_round_shift_pos_s32(sum, shift)
+                                        : kl_depthwise_rescale_rare(sum, shift);
+        y[c] = kl_bias_act_s32(sum, kl_bias_s32(p->bias.values, bias_bits, c, bias_shift, right),
                                p->act_min, p->act_max);
     }
 }
@@ -84,20 +93,6 @@ KL_ALWAYS_INLINE void kl_depthwise_step_s8_bias(const kl_depthwise_conv1d_params
 #endif
 
 #ifndef KL_REFERENCE
-/* Whether the fast path holds for every channel (see kl_depthwise_conv1d.h). */
-static int kl_depthwise_fast(const kl_depthwise_conv1d_params_t *p)
-{
-    uint32_t c;
-    if (p->weight_bits != 8 || p->kernel > KL_INT8_ROW_LIMIT || !kl_bias_fits_s32(&p->bias)) {
-        return 0;
-    }
-    for (c = 0; c < p->channels; c++) {
-        if (p->shift[c] < 1 || p->shift[c] > 31) {
-            return 0;
-        }
-    }
-    return 1;
-}
 #endif
 
 void kl_depthwise_conv1d_s16(const kl_depthwise_conv1d_params_t *p, const int16_t *x,
@@ -105,7 +100,8 @@ void kl_depthwise_conv1d_s16(const kl_depthwise_conv1d_params_t *p, const int16_
 {
     const uint32_t channels = p->channels;
 #ifndef KL_REFERENCE
-    const int fast = kl_depthwise_fast(p);
+    const int fast = p->weight_bits == 8 && p->kernel <= KL_INT8_ROW_LIMIT
+                     && kl_bias_fits_s32(&p->bias);
 #endif
     uint32_t t;
     for (t = 0; t < p->out_steps; t++, y += channels) {

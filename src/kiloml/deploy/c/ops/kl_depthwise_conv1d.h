@@ -12,9 +12,9 @@
  *
  * with x zero outside 0 .. in_steps - 1 and bias.shift = b - out (b int8/int16 in Q(b)). Sums
  * are exact: the fast path (int8 weights, kernel <= KL_INT8_ROW_LIMIT so |w x| <= 2^22 keeps
- * the sum in int32, every shift[c] in 1 .. 31, a bias that fits int32; a kernel of 3 has its
- * taps written out) rescales in 32 bits; everything else, and -DKL_REFERENCE builds, take the
- * exact int64 loop. The output stage is kl_bias_act.h. No scratch. Numpy twin:
+ * the sum in int32, a bias that fits int32; a kernel of 3 has its taps written out) rescales
+ * a channel in 32 bits when its shift is in 1 .. 31, else in int64; int16 weights, and
+ * -DKL_REFERENCE builds, take the exact int64 loop. The output stage is kl_bias_act.h. No scratch. Numpy twin:
  * kiloml.ops.depthwise_conv1d.
  */
 #ifndef KL_DEPTHWISE_CONV1D_H
