@@ -44,8 +44,15 @@ DEFAULTS = {
     "u_rank": 8, "sparsity_w": 0.5, "sparsity_u": 0.5, "sparsity_head": 1.0, "epochs": 60,
     "batch_size": 64, "lr": 1e-2, "seed": 0, "readout": "last", "gate_nonlinearity": "sigmoid",
     "update_nonlinearity": "relu", "augment_scale": 0.1, "augment_noise": 0.05,
-    "augment_rotation": 15.0, "frame_stack": 1,
+    "augment_rotation": 15.0, "frame_stack": 1, "channels": 32, "blocks": 3, "kernel_size": 5,
+    "stride": 2,
 }
+#: Options of the recurrent families that a DS-CNN has no use for.
+RECURRENT_ONLY = (("--hidden-size", "hidden_size"), ("--frame-stack", "frame_stack"),
+                  ("--readout", "readout"), ("--bidirectional", "bidirectional"))
+#: The DS-CNN's own options.
+DSCNN_OPTIONS = (("--channels", "channels"), ("--blocks", "blocks"),
+                 ("--kernel-size", "kernel_size"), ("--stride", "stride"))
 
 
 def _positive_int(text: str) -> int:
@@ -61,6 +68,17 @@ def _positive_int(text: str) -> int:
 def _rank(text: str) -> int:
     """A rank, or ``full`` (returned as 0)."""
     return 0 if text == "full" else _positive_int(text)
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive number, got {value}")
+    return value
 
 
 def _fraction(text: str) -> float:
@@ -128,9 +146,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "e.g. 0.75 1 1.333 gives three times as many training windows")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d["model"], choices=list(FAMILIES),
-                   help="recurrent cell (default: %(default)s)")
-    g.add_argument("--hidden-size", type=_positive_int, default=d["hidden_size"],
-                   help="hidden units (default: %(default)s)")
+                   help="model family: a recurrent cell, or dscnn, a 1-D depthwise-separable "
+                        "CNN (default: %(default)s)")
+    g.add_argument("--hidden-size", type=_positive_int, default=None,
+                   help=f"recurrent models: hidden units (default: {d['hidden_size']})")
     g.add_argument("--w-rank", type=_rank, default=None,
                    help="FastGRNN/FastRNN: rank of the input matrix W = W2·W1, or 'full' "
                         f"(default: {d['w_rank'] or 'full'})")
@@ -142,14 +161,29 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--update-nonlinearity", choices=NONLINEARITIES, default=None,
                    help="FastGRNN candidate state h~ / FastRNN update "
                         f"(default: {d['update_nonlinearity']})")
-    g.add_argument("--frame-stack", type=_positive_int, default=d["frame_stack"],
+    g.add_argument("--frame-stack", type=_positive_int, default=None,
                    help="feed K consecutive frames to each recurrent step (K times fewer, wider "
                         "steps; the sequence length must be a multiple of K; default: "
-                        "%(default)s)")
-    g.add_argument("--readout", choices=["last", "mean"], default=d["readout"],
+                        f"{d['frame_stack']})")
+    g.add_argument("--readout", choices=["last", "mean"], default=None,
                    help="classify the last hidden state or the mean over time "
-                        "(default: %(default)s)")
-    g.add_argument("--bidirectional", action="store_true", help="run a second, reversed cell")
+                        f"(default: {d['readout']})")
+    g.add_argument("--bidirectional", action="store_true", default=None,
+                   help="run a second, reversed cell")
+    g = p.add_argument_group(
+        "DS-CNN (--model dscnn)",
+        "conv over time (features as input channels) + BatchNorm + ReLU, then BLOCKS x "
+        "[depthwise conv (kernel 3) + pointwise 1x1 conv, each with BatchNorm and ReLU], the "
+        "mean over time and a linear head; BatchNorm is folded into the convolutions on export")
+    g.add_argument("--channels", type=_positive_int, default=None,
+                   help=f"channels of every convolution (default: {d['channels']})")
+    g.add_argument("--blocks", type=_count, default=None,
+                   help=f"depthwise-separable blocks (default: {d['blocks']})")
+    g.add_argument("--kernel-size", type=_positive_int, default=None,
+                   help="time steps the first convolution sees, zero-padded by (K - 1) // 2 "
+                        f"on both sides (default: {d['kernel_size']})")
+    g.add_argument("--stride", type=_positive_int, default=None,
+                   help=f"stride of the first convolution in time (default: {d['stride']})")
     g = p.add_argument_group("compression (FastGRNN/FastRNN)")
     g.add_argument("--sparsity-w", type=_fraction, default=None,
                    help="fraction of W's weights kept after hard thresholding, 1 = dense "
@@ -289,23 +323,53 @@ def _option(value, default):
     return default if value is None else value
 
 
+def _check_family_options(args) -> None:
+    """Options of another family are an error, not silently ignored."""
+    _fast_only(args)
+    foreign = RECURRENT_ONLY if args.model == "dscnn" else DSCNN_OPTIONS
+    given = [flag for flag, name in foreign if getattr(args, name) is not None]
+    if given:
+        owner = "recurrent models" if args.model == "dscnn" else "dscnn"
+        raise KilomlError(f"{', '.join(given)} apply to {owner}, not {args.model}")
+
+
+def _dscnn_config(args, data):
+    from kiloml.nn.dscnn import DSCNNConfig
+
+    return DSCNNConfig(kind="dscnn", input_size=data.num_features,
+                       num_classes=data.num_classes,
+                       **{name: _option(getattr(args, name), DEFAULTS[name])
+                          for _, name in DSCNN_OPTIONS}).validate()
+
+
+def describe_model(config) -> str:
+    """A few words on a model's size for progress lines and plot titles."""
+    if config.kind == "dscnn":
+        return f"dscnn c={config.channels} blocks={config.blocks}"
+    return f"{config.kind} h={config.hidden_size}"
+
+
 def _model_config(args, data):
     from kiloml.nn.classifier import ModelConfig
 
-    _fast_only(args)
+    _check_family_options(args)
+    if args.model == "dscnn":
+        return _dscnn_config(args, data)
     w_rank = _option(args.w_rank, DEFAULTS["w_rank"]) or None
     u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
     fast = args.model in ("fastgrnn", "fastrnn")
     return ModelConfig(kind=args.model, input_size=data.num_features,
-                       num_classes=data.num_classes, hidden_size=args.hidden_size,
+                       num_classes=data.num_classes,
+                       hidden_size=_option(args.hidden_size, DEFAULTS["hidden_size"]),
                        w_rank=w_rank if fast else None, u_rank=u_rank if fast else None,
                        **({"gate_nonlinearity": _option(args.gate_nonlinearity,
                                                         DEFAULTS["gate_nonlinearity"]),
                            "update_nonlinearity": _option(args.update_nonlinearity,
                                                           DEFAULTS["update_nonlinearity"])}
                           if fast else {}),
-                       bidirectional=args.bidirectional, readout=args.readout,
-                       frame_stack=args.frame_stack).validate()
+                       bidirectional=bool(args.bidirectional),
+                       readout=_option(args.readout, DEFAULTS["readout"]),
+                       frame_stack=_option(args.frame_stack, DEFAULTS["frame_stack"])).validate()
 
 
 def _train_config(args):
@@ -342,6 +406,7 @@ def _recorded_options(config: dict) -> dict:
         "update_nonlinearity": model.get("update_nonlinearity"),
         "frame_stack": model.get("frame_stack"), "readout": model.get("readout"),
         "bidirectional": model.get("bidirectional"),
+        **{k: model.get(k) for k in ("channels", "blocks", "kernel_size", "stride")},
         "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
         "sparsity_head": train.get("keep_head"),
         **{k: train.get(k) for k in ("epochs", "batch_size", "lr", "augment_scale",
@@ -390,7 +455,7 @@ def _check_data_fits(data, model_config, where: str) -> None:
 def _resume(args, run_dir: Path, stack: ExitStack):
     """Check everything a resumed run needs, then lock its directory; returns
     ``(data, model_config, train_config, model)``."""
-    from kiloml.nn.classifier import ModelConfig
+    from kiloml.models import config_from_dict
     from kiloml.runs import CHECKPOINT_FILE, CONFIG_FILE, load_run_data, read_run_config
     from kiloml.train.checkpoint import check_checkpoint_matches
     from kiloml.train.fit import check_frame_stack, new_model
@@ -403,7 +468,7 @@ def _resume(args, run_dir: Path, stack: ExitStack):
     _check_resume_options(args, config, run_dir)
     data = load_run_data(config, args.data_dir,
                          hint="; --resume needs the data the run started with")
-    model_config = ModelConfig.from_dict(config["model"])
+    model_config = config_from_dict(config["model"])
     _check_data_fits(data, model_config, str(run_dir / CONFIG_FILE))
     check_frame_stack(model_config, data)
     try:
@@ -431,7 +496,7 @@ def _start(args, run_dir: Path, stack: ExitStack):
     from kiloml.train.trainer import sparsifiable_parameters
 
     check_output_dir(run_dir, RUN_OUTPUT, replace=args.overwrite, others=(EXPORT_OUTPUT,))
-    _fast_only(args)
+    _check_family_options(args)
     train_config = _train_config(args)
     data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files,
                         train_hop=args.train_hop, train_speeds=args.train_speeds)
@@ -482,7 +547,7 @@ def _train(args, stack: ExitStack) -> int:
                   f"{len(data.test)} test sequences of {data.steps} steps × "
                   f"{data.num_features} features, {data.num_classes} classes")
     phases = ", ".join(f"{p.kind} {p.epochs}" for p in train_config.phases())
-    console.print(f"training {model_config.kind} h={model_config.hidden_size} "
+    console.print(f"training {describe_model(model_config)} "
                   f"(phases: {phases} epochs) into {escape(str(run_dir))}")
     checkpoint = run_dir / CHECKPOINT_FILE
     try:
@@ -534,7 +599,7 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
     save_weights(outcome.model, run_dir / WEIGHTS_FILE)
     write_json(run_dir / METRICS_FILE, outcome.metrics)
     history = [asdict(r) for r in outcome.result.history]
-    title = f"{data.name}: {outcome.model.config.kind} h={outcome.model.config.hidden_size}"
+    title = f"{data.name}: {describe_model(outcome.model.config)}"
     plot_history(history, run_dir / HISTORY_PLOT, title)
     matrix = confusion_matrix(data.test.y, outcome.test_predictions, data.num_classes)
     plot_confusion(matrix, data.class_names, run_dir / CONFUSION_PLOT,

@@ -56,6 +56,22 @@ def test_info_shows_storage(trained_run, capsys):
     assert f"{metrics['model_size_bytes']:,}" in out and "csr" in out
 
 
+def test_a_dscnn_trains_resumes_and_shows_its_folded_storage(tmp_path, capsys):
+    data = _write_npz(tmp_path / "toy.npz")
+    run = tmp_path / "dscnn"
+    assert main(["train", "--dataset", str(data), "--model", "dscnn", "--channels", "4",
+                 "--blocks", "1", "--kernel-size", "3", "--epochs", "2", "--out",
+                 str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())["model"]
+    assert config == {"kind": "dscnn", "input_size": 3, "num_classes": 3, "channels": 4,
+                      "blocks": 1, "kernel_size": 3, "stride": 2}
+    assert "training dscnn c=4 blocks=1" in capsys.readouterr().out
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert main(["info", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "blocks.0.pointwise.weight" in out and "running_mean" not in out
+
+
 def test_existing_run_is_not_overwritten_silently(trained_run, capsys):
     code = main(["train", "--dataset", "smartwatch", "--out", str(trained_run)])
     assert code == 1
@@ -84,6 +100,11 @@ def test_incompatible_run_version(trained_run, tmp_path, capsys):
     (lambda tmp: ["--dataset", str(_write_npz(tmp / "count.npz", y_train=np.zeros(5, int)))],
      "X_train has 96 sequences but y_train has 5 labels"),
     (lambda tmp: ["--model", "gru", "--w-rank", "2"], "apply to fastgrnn and fastrnn"),
+    (lambda tmp: ["--model", "dscnn", "--sparsity-w", "0.5"],
+     "--sparsity-w apply to fastgrnn and fastrnn, not dscnn"),
+    (lambda tmp: ["--model", "dscnn", "--hidden-size", "8", "--readout", "mean"],
+     "--hidden-size, --readout apply to recurrent models, not dscnn"),
+    (lambda tmp: ["--model", "gru", "--channels", "8"], "--channels apply to dscnn, not gru"),
     (lambda tmp: ["--dataset", str(_write_npz(tmp / "ok.npz")), "--frame-stack", "5"],
      "--frame-stack 5 needs a sequence length divisible by it; ok has 12 steps"),
     (lambda tmp: ["--dataset", str(_write_npz(tmp / "ok.npz")), "--train-hop", "16"],
@@ -143,7 +164,8 @@ def test_help_explains_every_training_option(capsys):
         main(["train", "--help"])
     out = capsys.readouterr().out
     for flag in ("--dataset", "--model", "--hidden-size", "--w-rank", "--u-rank", "--sparsity-w",
-                 "--sparsity-u", "--epochs", "--batch-size", "--seed", "--out", "--resume"):
+                 "--sparsity-u", "--epochs", "--batch-size", "--seed", "--out", "--resume",
+                 "--channels", "--blocks", "--kernel-size", "--stride"):
         assert flag in out, flag
 
 

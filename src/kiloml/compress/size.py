@@ -9,11 +9,10 @@ Storage rules (the deployment code uses exactly these formats):
 * Vectors (biases, normalisation mean/std) are dense; scalars (``zeta``, ``nu``, ``alpha``,
   ``beta``) are one value each. With integer weights, each tensor also carries a one-byte
   power-of-two scale (shift), and normalisation and scalars stay int16 (see
-  :func:`model_storage`), so the integer sizes of FastGRNN/FastRNN equal what
-  ``kiloml export`` writes. ``nn.GRU``/``nn.LSTM`` are counted in torch's layout (stacked gate
-  matrices with one scale each, input and recurrent biases apart); their export stores one
-  matrix and one scale per gate and one bias per gate (two for the GRU's ``n``), a few bytes
-  per hidden unit less (:mod:`kiloml.ops.gru`, :mod:`kiloml.ops.lstm`).
+  :func:`model_storage`), so the integer sizes equal what ``kiloml export`` writes. A model's
+  ``deployed_tensors()`` names what it stores when that is not its state dict: a GRU or LSTM
+  one matrix and one scale per gate and one bias per gate (two for the GRU's ``n``), a DS-CNN
+  its convolutions with BatchNorm folded in.
 
 ``value_bytes`` is the stored width of one value: 4 for float32, 2 for int16, 1 for int8.
 """
@@ -21,6 +20,7 @@ Storage rules (the deployment code uses exactly these formats):
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from kiloml.nn.classifier import SequenceClassifier
 
@@ -60,27 +60,40 @@ def tensor_storage(name: str, tensor: torch.Tensor, value_bytes: int,
     return TensorStorage(name, shape, nonzeros, "dense", dense)
 
 
+def deployed_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors a model ships, by name: its own ``deployed_tensors()`` when it has one (a
+    GRU/LSTM per gate, a DS-CNN with each BatchNorm folded into its convolution and no running
+    statistics), else its state dict."""
+    if hasattr(model, "deployed_tensors"):
+        return model.deployed_tensors()
+    return model.state_dict()
+
+
 def model_storage(model: SequenceClassifier,
                   value_bytes: int = FLOAT32_BYTES) -> list[TensorStorage]:
     """Storage of every tensor the deployed model needs (weights, biases, scalars, head,
-    normalisation), at ``value_bytes`` per value.
+    normalisation; see :func:`deployed_tensors`), at ``value_bytes`` per value.
 
     Integer widths (2 or 1) follow ``kiloml export``: every weight tensor carries a one-byte
-    power-of-two scale; the normalisation is int16 whatever the weight width (the mean in the
-    input's format, the inverse standard deviation with a scale byte); scalars are Q15 int16.
+    power-of-two scale (one per row for the tensors a model's ``scale_counts()`` names, such
+    as the DS-CNN's depthwise kernels: ``{name: rows}``); the normalisation is int16 whatever
+    the weight width (the mean in the input's format, the inverse standard deviation with a
+    scale byte); scalars are Q15 int16.
     """
+    tensors = deployed_tensors(model)
+    scales = model.scale_counts() if hasattr(model, "scale_counts") else {}
     if value_bytes == FLOAT32_BYTES:
         return [tensor_storage(name, tensor.detach(), value_bytes)
-                for name, tensor in model.state_dict().items()]
+                for name, tensor in tensors.items()]
     out = []
-    for name, tensor in model.state_dict().items():
+    for name, tensor in tensors.items():
         tensor = tensor.detach()
         if name in ("input_mean", "input_std"):
             out.append(tensor_storage(name, tensor, 2, int(name == "input_std")))
         elif tensor.numel() == 1:
             out.append(tensor_storage(name, tensor, 2))
         else:
-            out.append(tensor_storage(name, tensor, value_bytes, 1))
+            out.append(tensor_storage(name, tensor, value_bytes, scales.get(name, 1)))
     return out
 
 
@@ -90,7 +103,12 @@ def model_size_bytes(model: SequenceClassifier, value_bytes: int = FLOAT32_BYTES
 
 
 def count_parameters(model: SequenceClassifier) -> tuple[int, int]:
-    """``(params_total, params_nonzero)`` over trainable parameters."""
+    """``(params_total, params_nonzero)`` over trainable parameters (for a model with
+    ``deployed_tensors()``, over the deployed weights without the normalisation)."""
+    if hasattr(model, "deployed_tensors"):
+        weights = [t for name, t in model.deployed_tensors().items()
+                   if name not in ("input_mean", "input_std")]
+        return sum(t.numel() for t in weights), sum(_nnz(t) for t in weights)
     total = sum(p.numel() for p in model.parameters())
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     return total, nonzero
@@ -107,7 +125,10 @@ def macs_per_inference(model: SequenceClassifier, steps: int) -> int:
     factors separately), plus the elementwise multiplies of the state update (FastGRNN: 3 per
     hidden unit — ``z*h``, ``σ(ζ)*z*h~``-style terms — FastRNN: 2, GRU: 3, LSTM: 3), one per feature
     for normalisation, and the head once (``C*H`` plus ``H`` per step for a mean readout).
+    A model with a ``macs(steps)`` method (the DS-CNN) counts itself.
     """
+    if hasattr(model, "macs"):
+        return model.macs(steps)
     c = model.config
     steps //= c.frame_stack  # frames stacked side by side: fewer, wider steps
     per_step = c.rnn_input_size

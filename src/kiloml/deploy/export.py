@@ -102,6 +102,8 @@ def describe(config: dict, graph: Graph, bits: int) -> str:
     k = graph.meta.get("frame_stack", 1)
     stacking = f" ({k} frames per step)" if k > 1 else ""
     width = f", {config['hidden_size']} hidden" if "hidden_size" in config else ""
+    if "channels" in config:
+        width = f", {config['channels']} channels, {config['blocks']} blocks"
     return (f"{DISPLAY_NAMES.get(kind, kind)} classifier, {features} features x {steps} "
             f"steps{stacking}{width}, {graph.meta['num_classes']} classes, int{bits} weights")
 

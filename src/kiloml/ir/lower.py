@@ -15,7 +15,8 @@ from torch import nn
 
 from kiloml.errors import KilomlError
 from kiloml.ir.graph import Graph
-from kiloml.nn.classifier import SequenceClassifier
+from kiloml.nn.classifier import SequenceClassifier, torch_rnn_gates
+from kiloml.nn.dscnn import DSCNN, ConvBNReLU1d, DepthwiseSeparableBlock
 from kiloml.nn.fastrnn import FastGRNN, FastRNN
 from kiloml.ops.base import Node
 
@@ -79,9 +80,6 @@ def lower_fast_rnn(module: FastRNN, path: str, graph: Graph, inputs: list[str],
     return graph.add_node(Node(name, "fastrnn", inputs, [f"{name}_out"], attrs, weights, path))
 
 
-#: Gates of torch's stacked ``weight_ih_l0``/``weight_hh_l0`` rows, in torch's order.
-TORCH_GATES = {nn.GRU: ("r", "z", "n"), nn.LSTM: ("i", "f", "g", "o")}
-
 
 @lowering(nn.GRU, nn.LSTM)
 def lower_torch_rnn(module: nn.GRU | nn.LSTM, path: str, graph: Graph, inputs: list[str],
@@ -100,23 +98,11 @@ def lower_torch_rnn(module: nn.GRU | nn.LSTM, path: str, graph: Graph, inputs: l
     if getattr(module, "proj_size", 0):
         raise KilomlError(f"cannot export {path} ({kind}): integer deployment has no LSTM "
                           "projection (proj_size)")
-    gates = TORCH_GATES[type(module)]
-    hidden = module.hidden_size
     features = graph.values[inputs[0]].shape[1]
     mean, std = normalization if normalization is not None else (np.zeros(features),
                                                                   np.ones(features))
     weights = {"input_mean": mean, "input_std": std}
-    zeros = np.zeros(len(gates) * hidden)
-    w_ih, w_hh = array(module.weight_ih_l0), array(module.weight_hh_l0)
-    b_ih = array(module.bias_ih_l0) if module.bias else zeros
-    b_hh = array(module.bias_hh_l0) if module.bias else zeros
-    for i, gate in enumerate(gates):
-        rows = slice(i * hidden, (i + 1) * hidden)
-        weights[f"W_{gate}"], weights[f"U_{gate}"] = w_ih[rows], w_hh[rows]
-        if gate == "n":
-            weights["bias_in"], weights["bias_hn"] = b_ih[rows], b_hh[rows]
-        else:
-            weights[f"bias_{gate}"] = b_ih[rows] + b_hh[rows]
+    weights.update({name: t.numpy().copy() for name, t in torch_rnn_gates(module).items()})
     name = node_name(path)
     return graph.add_node(Node(name, kind.lower(), inputs, [f"{name}_out"], {"readout": readout},
                                weights, path))
@@ -147,6 +133,61 @@ def lower_sequence_classifier(model: SequenceClassifier, path: str, graph: Graph
     states = lower(model.rnn, f"{prefix}rnn", graph, inputs, readout=c.readout,
                    normalization=normalization)
     lower(model.head, f"{prefix}head", graph, states, output="logits")
+    graph.set_output("logits")
+    return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
+
+
+@lowering(ConvBNReLU1d)
+def lower_conv_bn_relu(module: ConvBNReLU1d, path: str, graph: Graph, inputs: list[str]
+                       ) -> list[str]:
+    """One convolution node with the BatchNorm folded into its weight and bias (eval-mode
+    statistics) and the ReLU fused: ``depthwise_conv1d`` for one kernel per channel,
+    ``pointwise_conv1d`` for a 1x1 kernel without stride or padding, else ``conv1d``."""
+    conv = module.conv
+    padding = conv.padding if isinstance(conv.padding, tuple) else None
+    if padding is None or conv.dilation != (1,) or conv.padding_mode != "zeros":
+        raise KilomlError(f"cannot export {path} (Conv1d): integer deployment needs numeric "
+                          "zero padding and no dilation")
+    weight, bias = (array(t) for t in module.fold())
+    kernel, stride, pad = conv.kernel_size[0], conv.stride[0], padding[0]
+    attrs = {"kernel": kernel, "stride": stride, "pad_left": pad, "pad_right": pad,
+             "activation": "relu"}
+    if conv.groups == conv.in_channels == conv.out_channels and conv.groups > 1:
+        op = "depthwise_conv1d"
+    elif conv.groups != 1:
+        raise KilomlError(f"cannot export {path} (Conv1d): grouped convolutions other than "
+                          "depthwise have no integer kernel")
+    elif (kernel, stride, pad) == (1, 1, 0):
+        op, attrs = "pointwise_conv1d", {"activation": "relu"}
+    else:
+        op = "conv1d"
+    name = node_name(path)
+    return graph.add_node(Node(name, op, inputs, [f"{name}_out"], attrs,
+                               {"weight": weight, "bias": bias}, path))
+
+
+@lowering(DepthwiseSeparableBlock)
+def lower_depthwise_separable(module: DepthwiseSeparableBlock, path: str, graph: Graph,
+                              inputs: list[str]) -> list[str]:
+    """The depthwise convolution, then the pointwise one."""
+    depthwise = lower(module.depthwise, f"{path}.depthwise", graph, inputs)
+    return lower(module.pointwise, f"{path}.pointwise", graph, depthwise)
+
+
+@lowering(DSCNN)
+def lower_dscnn(model: DSCNN, path: str, graph: Graph, inputs: list[str]) -> list[str]:
+    """The whole input normalised once (the first convolution reads windows of it), the
+    convolutions, the mean over time, the head (logits, the graph's output) and the arg-max
+    ``kiloml_predict`` returns."""
+    check_normalization(array(model.input_std))
+    prefix = f"{path}." if path else ""
+    x = graph.add_node(Node("normalize", "normalize", inputs, ["normalized"], {},
+                            {"mean": array(model.input_mean), "std": array(model.input_std)}))
+    x = lower(model.stem, f"{prefix}stem", graph, x)
+    for i, block in enumerate(model.blocks):
+        x = lower(block, f"{prefix}blocks.{i}", graph, x)
+    x = graph.add_node(Node("pool", "global_avgpool", x, ["pooled"]))
+    lower(model.head, f"{prefix}head", graph, x, output="logits")
     graph.set_output("logits")
     return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from kiloml.errors import KilomlError
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier
+from kiloml.nn.dscnn import DSCNNConfig, build_dscnn
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ for _name, _description in (
         ("gru", "torch.nn.GRU, the baseline the FastGRNN paper compares with"),
         ("lstm", "torch.nn.LSTM")):
     register(Family(_name, _description, ModelConfig, SequenceClassifier))
+register(Family("dscnn", "1-D depthwise-separable CNN, the shape of the MLPerf Tiny "
+                         "keyword-spotting DS-CNN", DSCNNConfig, build_dscnn))
 
 
 def get_family(name: str) -> Family:

@@ -19,6 +19,30 @@ from kiloml.nn.fastrnn import FastGRNN, FastRNN
 from kiloml.nn.nonlinearity import check_nonlinearity
 
 MODEL_KINDS = ("fastgrnn", "fastrnn", "gru", "lstm")
+#: Gates of torch's stacked ``weight_ih_l0``/``weight_hh_l0`` rows, in torch's order.
+TORCH_GATES = {"gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
+
+
+def torch_rnn_gates(rnn: nn.GRU | nn.LSTM) -> dict[str, torch.Tensor]:
+    """A one-layer, one-direction ``nn.GRU``/``nn.LSTM`` as it is deployed (float64): per gate
+    ``W_<gate>`` ``[H, F]``, ``U_<gate>`` ``[H, H]`` and ``bias_<gate>`` (the input and recurrent
+    biases summed), except the GRU's ``n`` gate, which keeps ``bias_in`` and ``bias_hn`` apart
+    (``r`` multiplies ``W_hn h + b_hn`` only)."""
+    gates = TORCH_GATES["gru" if isinstance(rnn, nn.GRU) else "lstm"]
+    hidden = rnn.hidden_size
+    w_ih, w_hh = rnn.weight_ih_l0.detach().double(), rnn.weight_hh_l0.detach().double()
+    zeros = torch.zeros(len(gates) * hidden, dtype=torch.float64)
+    b_ih = rnn.bias_ih_l0.detach().double() if rnn.bias else zeros
+    b_hh = rnn.bias_hh_l0.detach().double() if rnn.bias else zeros
+    out = {}
+    for i, gate in enumerate(gates):
+        rows = slice(i * hidden, (i + 1) * hidden)
+        out[f"W_{gate}"], out[f"U_{gate}"] = w_ih[rows], w_hh[rows]
+        if gate == "n":
+            out["bias_in"], out["bias_hn"] = b_ih[rows], b_hh[rows]
+        else:
+            out[f"bias_{gate}"] = b_ih[rows] + b_hh[rows]
+    return out
 READOUTS = ("last", "mean")
 
 
@@ -148,6 +172,16 @@ class SequenceClassifier(nn.Module):
     def fast_cells(self):
         """The FastRNN/FastGRNN cells (empty for GRU/LSTM)."""
         return self.rnn.cells() if self.config.kind in ("fastgrnn", "fastrnn") else []
+
+    def deployed_tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor the deployed model stores, by name: the state dict, except that a GRU
+        or LSTM is stored per gate with its biases summed (:func:`torch_rnn_gates`)."""
+        if self.config.kind not in TORCH_GATES:
+            return dict(self.state_dict())
+        out = {"input_mean": self.input_mean, "input_std": self.input_std}
+        out.update({f"rnn.{name}": t for name, t in torch_rnn_gates(self.rnn).items()})
+        out.update({"head.weight": self.head.weight.detach(), "head.bias": self.head.bias.detach()})
+        return out
 
     def sparsity_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
         """The matrices hard thresholding acts on, by group: ``W`` (the input matrix or its

@@ -4,11 +4,15 @@
 from kiloml.ops import (  # noqa: F401
     activation_layer,
     argmax,
+    conv1d,
+    depthwise_conv1d,
     fastgrnn,
     fully_connected,
+    global_avgpool,
     gru,
     lstm,
     normalize,
+    pointwise_conv1d,
 )
 from kiloml.ops.base import OPS, Buffer, Emitted, Node, Op, Value, get_op
 
