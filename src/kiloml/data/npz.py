@@ -4,7 +4,9 @@
 ``len(class_names)`` if given, else ``max(y_train) + 1``; a label outside that range in any split
 is an error. Optional ``X_val``/
 ``y_val``; without them the last 10% of the training sequences (a fixed rule, after a shuffle with
-seed 0) become the validation split. Optional ``class_names``.
+seed 0) become the validation split. Optional ``class_names``, and ``vector_channels``
+``[G, 3]``: the feature indices of each 3-axis sensor (e.g. ``[[0, 1, 2], [3, 4, 5]]`` for an
+accelerometer and a gyroscope), which selects the ``imu`` training recipe.
 """
 
 import zipfile
@@ -53,6 +55,21 @@ def load_npz(path: Path) -> DatasetSplits:
         class_names = [str(c) for c in arrays["class_names"]]
     else:  # the classes are those of the training labels; other splits must stay within them
         class_names = [str(i) for i in range(int(np.nanmax(y_train)) + 1)]
+    info = {"path": str(path)}
+    if "vector_channels" in arrays:
+        info["vector_channels"] = _vector_channels(path, arrays["vector_channels"],
+                                                   x_train.shape[2])
     return DatasetSplits(path.stem, train, val, Split(arrays["X_test"], arrays["y_test"]),
                          class_names, description=f"user data from {path.name}",
-                         info={"path": str(path)}).validate()
+                         info=info).validate()
+
+
+def _vector_channels(path: Path, groups: np.ndarray, features: int) -> list[list[int]]:
+    """``vector_channels`` as lists of 3 distinct feature indices, or a one-line error."""
+    flat = groups.reshape(-1) if groups.ndim == 2 else groups
+    if (groups.ndim != 2 or groups.shape[1] != 3 or not np.issubdtype(groups.dtype, np.integer)
+            or len(set(flat.tolist())) != flat.size or flat.min(initial=0) < 0
+            or flat.max(initial=0) >= features):
+        raise KilomlError(f"{path}: vector_channels must be [G, 3] distinct feature indices in "
+                          f"0..{features - 1}, got {groups.tolist()}")
+    return groups.tolist()

@@ -71,10 +71,9 @@ def load_export_data(run_dir: Path, data_file: Path | None, data_dir: Path | Non
     data_config = read_run_config(run_dir).get("data", {})
     if not data_config.get("dataset"):
         raise KilomlError(f"{run_dir}: config.json names no dataset; pass --data FILE.npz")
-    from kiloml.data import load_dataset
+    from kiloml.data import load_run_dataset
 
-    splits = load_dataset(data_config["dataset"], data_dir or data_config.get("data_dir"),
-                          skip_bad_files=data_config.get("skip_bad_files", False))
+    splits = load_run_dataset(data_config, data_dir)
     return splits.train.x[:CALIBRATION_SAMPLES], splits.test.x, splits.test.y
 
 
