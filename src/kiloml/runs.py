@@ -55,14 +55,20 @@ def read_json(path: Path) -> dict:
         raise KilomlError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-def save_run_config(run_dir: Path, model_config: ModelConfig, data: dict, train: dict) -> None:
-    write_json(run_dir / CONFIG_FILE, {
+def save_run_config(run_dir: Path, model_config: ModelConfig, data: dict, train: dict,
+                    defaults: dict | None = None) -> None:
+    """``config.json``; ``defaults`` records how data-dependent defaults were chosen (recipe,
+    budget, epoch selection)."""
+    config = {
         "format_version": RUN_FORMAT_VERSION,
         "kiloml_version": __version__,
         "model": model_config.to_dict(),
         "data": data,
         "train": train,
-    })
+    }
+    if defaults is not None:
+        config["defaults"] = defaults
+    write_json(run_dir / CONFIG_FILE, config)
 
 
 def read_run_config(run_dir: Path) -> dict:

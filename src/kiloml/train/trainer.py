@@ -150,12 +150,21 @@ class Trainer:
 
     ``checkpoint_path`` (optional) gets the state after every epoch; ``resume=True`` continues
     from it. The model passed in must already hold its initial weights and normalisation.
+    ``keep_epoch`` (chosen beforehand, e.g. by cross-validation) keeps the weights after that
+    epoch and stops there, with the learning rate still scheduled over all ``epochs``; the
+    validation split may then be empty.
     """
 
     def __init__(self, model: SequenceClassifier, data: DatasetSplits, config: TrainConfig,
                  checkpoint_path: Path | None = None, reporter: Reporter | None = None,
-                 stop_after_epoch: Callable[[int], bool] | None = None):
+                 stop_after_epoch: Callable[[int], bool] | None = None,
+                 keep_epoch: int | None = None):
         self.model, self.data, self.config = model, data, config.validate()
+        if keep_epoch is not None and not 0 <= keep_epoch < config.epochs:
+            raise ValueError(f"keep_epoch {keep_epoch} is outside 0..{config.epochs - 1}")
+        if keep_epoch is None and len(data.val) == 0:
+            raise ValueError("without a validation split, keep_epoch must be given")
+        self.keep_epoch = keep_epoch
         self.checkpoint_path = checkpoint_path
         self.reporter = reporter or Reporter()
         self.stop_after_epoch = stop_after_epoch  # for tests: simulate an interruption
@@ -184,8 +193,9 @@ class Trainer:
         raise IndexError(epoch)
 
     def learning_rate(self, epoch: int, batch: int) -> float:
-        """Cosine decay from ``lr`` to ``lr*min_lr_ratio`` within each phase (``lr_restarts``) or
-        once over all epochs."""
+        """Cosine decay from ``lr`` to ``lr*min_lr_ratio`` over the optimizer steps of each phase
+        (``lr_restarts``) or once over all steps; ``batch`` is the step's index within ``epoch``,
+        so ``epoch + batch / batches_per_epoch`` counts steps in units of an epoch's steps."""
         if self.config.lr_restarts:
             phase, index = self.phase_of(epoch)
             progress = (index + batch / self.batches_per_epoch) / phase.epochs
@@ -299,7 +309,8 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train to the end of the schedule (or early stop); leaves the best-validation weights of
-        the final phase (from epoch ``select_from * epochs`` on) in the model."""
+        the final phase (from epoch ``select_from * epochs`` on), or those of ``keep_epoch``, in
+        the model."""
         result, best_state, first_epoch, waited = TrainResult(), None, 0, 0
         if resume:
             if self.checkpoint_path is None or not self.checkpoint_path.is_file():
@@ -312,7 +323,7 @@ class Trainer:
             result.best_epoch, result.best_val_accuracy = loop["best_epoch"], loop["best_val"]
             result.train_seconds = loop["train_seconds"]
             result.stopped_early = loop["stopped_early"]
-        total = self.config.epochs
+        total = self.config.epochs if self.keep_epoch is None else self.keep_epoch + 1
         self.reporter.start(total, self.batches_per_epoch, first_epoch)
         best_key = (result.best_val_accuracy, -math.inf)
         if result.history and result.best_epoch >= 0:
@@ -325,12 +336,16 @@ class Trainer:
                 started = time.perf_counter()
                 train_loss, train_acc = self._train_epoch(epoch, phase)
                 result.train_seconds += time.perf_counter() - started
-                val_loss, val_acc, _ = evaluate(self.model, self.data.val)
+                val_loss, val_acc = math.nan, math.nan
+                if len(self.data.val):
+                    val_loss, val_acc, _ = evaluate(self.model, self.data.val)
                 record = EpochRecord(epoch, phase.kind, self.learning_rate(epoch, 0), train_loss,
                                      train_acc, val_loss, val_acc)
                 result.history.append(record)
                 selecting = phase is self.phases[-1] and epoch >= self.select_start
                 is_best = selecting and (val_acc, -val_loss) > best_key
+                if self.keep_epoch is not None:
+                    selecting, is_best = False, epoch == self.keep_epoch
                 if is_best:
                     best_key = (val_acc, -val_loss)
                     result.best_epoch, result.best_val_accuracy = epoch, val_acc
