@@ -20,17 +20,29 @@ from kiloml.deploy.commands import (
 from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
 from kiloml.errors import KilomlError
 from kiloml.nn.nonlinearity import FUNCTIONS as NONLINEARITIES
+from kiloml.train.budget import (
+    MAX_BATCH,
+    MIN_BATCH,
+    MIN_EPOCHS,
+    MIN_STEPS,
+    SEQUENCES_PER_BATCH,
+)
+from kiloml.train.cross_validation import FOLDS, MIN_VALIDATION
+from kiloml.train.recipes import IMU_STEPS, SERIES_STEPS
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # pipes and CI logs: one line per line
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
+#: Defaults that do not depend on the data. The training budget (epochs, batch size) comes from
+#: the training-set size (``train.budget``); augmentation, readout, candidate nonlinearity and
+#: frame stacking from the recipe for the kind of data (``train.recipes``); how the epoch is
+#: chosen from the size of the validation split (``train.cross_validation``).
 DEFAULTS = {
     "dataset": "smartwatch", "model": "fastgrnn", "hidden_size": 32, "w_rank": None,
-    "u_rank": 8, "sparsity_w": 0.5, "sparsity_u": 0.5, "sparsity_head": 1.0, "epochs": 60,
-    "batch_size": 64, "lr": 1e-2, "seed": 0, "readout": "last", "gate_nonlinearity": "sigmoid",
-    "update_nonlinearity": "relu", "augment_scale": 0.1, "augment_noise": 0.05,
-    "augment_rotation": 15.0, "frame_stack": 1,
+    "u_rank": 8, "sparsity_w": 0.5, "sparsity_u": 0.5, "sparsity_head": 1.0, "lr": 1e-2,
+    "seed": 0, "gate_nonlinearity": "sigmoid",
 }
+RECIPES = ("auto", "imu", "audio", "image", "series")
 
 
 def _positive_int(text: str) -> int:
@@ -48,6 +60,10 @@ def _rank(text: str) -> int:
     return 0 if text == "full" else _positive_int(text)
 
 
+def _non_negative_int(text: str) -> int:
+    return 0 if text == "0" else _positive_int(text)
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -56,6 +72,13 @@ def _fraction(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value}")
     return value
+
+
+def _per_recipe(name: str) -> str:
+    """``imu 0.1, audio 0.1, ...``: a default per recipe, for ``--help``."""
+    from kiloml.train.recipes import AUDIO, IMAGE, IMU, SERIES
+
+    return ", ".join(f"{r.kind} {getattr(r, name):g}" for r in (IMU, AUDIO, IMAGE, SERIES))
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,15 +118,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gate-nonlinearity", choices=NONLINEARITIES, default=None,
                    help=f"FastGRNN gate z (default: {d['gate_nonlinearity']})")
     g.add_argument("--update-nonlinearity", choices=NONLINEARITIES, default=None,
-                   help="FastGRNN candidate state h~ / FastRNN update "
-                        f"(default: {d['update_nonlinearity']})")
-    g.add_argument("--frame-stack", type=_positive_int, default=d["frame_stack"],
+                   help="FastGRNN candidate state h~ / FastRNN update (default: from the "
+                        "recipe: tanh for audio, else relu)")
+    g.add_argument("--frame-stack", type=_positive_int, default=None,
                    help="feed K consecutive frames to each recurrent step (K times fewer, wider "
-                        "steps; the sequence length must be a multiple of K; default: "
-                        "%(default)s)")
-    g.add_argument("--readout", choices=["last", "mean"], default=d["readout"],
-                   help="classify the last hidden state or the mean over time "
-                        "(default: %(default)s)")
+                        "steps; the sequence length must be a multiple of K; default: 1, or the "
+                        f"smallest K that leaves at most {SERIES_STEPS} steps of series data "
+                        f"({IMU_STEPS} of imu data), padding the front to a multiple of K)")
+    g.add_argument("--readout", choices=["last", "mean"], default=None,
+                   help="classify the last hidden state or the mean over time (default: from "
+                        "the recipe: mean for FastGRNN/FastRNN on audio, else last)")
     g.add_argument("--bidirectional", action="store_true", help="run a second, reversed cell")
     g = p.add_argument_group("compression (FastGRNN/FastRNN)")
     g.add_argument("--sparsity-w", type=_fraction, default=None,
@@ -115,24 +139,37 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="fraction of the classifier head's weights kept, 1 = dense "
                         f"(default: {d['sparsity_head']})")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=_positive_int, default=d["epochs"],
+    g.add_argument("--recipe", choices=RECIPES, default="auto",
+                   help="defaults for a kind of data: imu (3-axis sensor channels: rotation, "
+                        "gain, noise), audio (log-mel: mean readout, tanh), image (rows as "
+                        "steps), series (anything else: gain, noise; long series stacked into "
+                        "frames); auto picks from what the data declares and prints why "
+                        "(default: %(default)s)")
+    g.add_argument("--epochs", type=_positive_int, default=None,
                    help="total epochs over all phases: 40%% dense, 20%% IHT, 40%% sparse "
-                        "retraining when sparse (default: %(default)s)")
-    g.add_argument("--batch-size", type=_positive_int, default=d["batch_size"],
-                   help="sequences per step (default: %(default)s)")
+                        f"retraining when sparse (default: the fewest that give at least "
+                        f"{MIN_STEPS:,} optimizer steps, and at least {MIN_EPOCHS})")
+    g.add_argument("--batch-size", type=_positive_int, default=None,
+                   help=f"sequences per step (default: about a {SEQUENCES_PER_BATCH}th of the "
+                        f"training sequences, a power of two from {MIN_BATCH} to {MAX_BATCH})")
+    g.add_argument("--folds", type=_non_negative_int, default=None, metavar="K",
+                   help="choose the epoch by K-fold cross-validation on the training and "
+                        "validation sequences pooled, then train on all of them; 0 = choose on "
+                        f"the validation split (default: {FOLDS} when the validation split "
+                        f"holds fewer than {MIN_VALIDATION} sequences, else 0)")
     g.add_argument("--lr", type=float, default=d["lr"],
                    help="peak Adam learning rate, cosine-decayed once over all epochs "
                         "(default: %(default)s)")
-    g.add_argument("--augment-scale", type=float, default=d["augment_scale"],
+    g.add_argument("--augment-scale", type=float, default=None,
                    help="training augmentation: per-sequence, per-feature gain with this standard "
-                        "deviation around 1; 0 = off (default: %(default)s)")
-    g.add_argument("--augment-noise", type=float, default=d["augment_noise"],
+                        f"deviation around 1; 0 = off (default: {_per_recipe('augment_scale')})")
+    g.add_argument("--augment-noise", type=float, default=None,
                    help="training augmentation: Gaussian noise, in units of each feature's "
-                        "standard deviation (default: %(default)s)")
-    g.add_argument("--augment-rotation", type=float, default=d["augment_rotation"],
+                        f"standard deviation (default: {_per_recipe('augment_noise')})")
+    g.add_argument("--augment-rotation", type=float, default=None,
                    help="training augmentation: random 3-D rotation (degrees, standard "
                         "deviation) of the dataset's 3-axis sensor channels; ignored for data "
-                        "without them (default: %(default)s)")
+                        f"without them (default: {_per_recipe('augment_rotation')})")
     g.add_argument("--patience", type=_positive_int, default=None,
                    help="stop after this many epochs without validation improvement in the "
                         "final phase (default: never)")
@@ -214,61 +251,102 @@ def _option(value, default):
     return default if value is None else value
 
 
-def _model_config(args, data):
+def _model_config(args, data, recipe):
     from kiloml.nn.classifier import ModelConfig
 
     _fast_only(args)
     w_rank = _option(args.w_rank, DEFAULTS["w_rank"]) or None
     u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
     fast = args.model in ("fastgrnn", "fastrnn")
+    readout = _option(args.readout, recipe.readout if fast else "last")
     return ModelConfig(kind=args.model, input_size=data.num_features,
                        num_classes=data.num_classes, hidden_size=args.hidden_size,
                        w_rank=w_rank if fast else None, u_rank=u_rank if fast else None,
                        **({"gate_nonlinearity": _option(args.gate_nonlinearity,
                                                         DEFAULTS["gate_nonlinearity"]),
                            "update_nonlinearity": _option(args.update_nonlinearity,
-                                                          DEFAULTS["update_nonlinearity"])}
+                                                          recipe.update_nonlinearity)}
                           if fast else {}),
-                       bidirectional=args.bidirectional, readout=args.readout,
-                       frame_stack=args.frame_stack).validate()
+                       bidirectional=args.bidirectional, readout=readout,
+                       frame_stack=_option(args.frame_stack, recipe.frame_stack)).validate()
 
 
-def _train_config(args):
+def _train_config(args, budget, recipe):
     from kiloml.train.trainer import TrainConfig
 
     fast = args.model in ("fastgrnn", "fastrnn")
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=args.lr,
                        keep_w=_option(args.sparsity_w, DEFAULTS["sparsity_w"]) if fast else 1.0,
                        keep_u=_option(args.sparsity_u, DEFAULTS["sparsity_u"]) if fast else 1.0,
                        keep_head=(_option(args.sparsity_head, DEFAULTS["sparsity_head"])
                                   if fast else 1.0),
-                       augment_scale=args.augment_scale, augment_noise=args.augment_noise,
-                       augment_rotation=args.augment_rotation, patience=args.patience,
-                       seed=args.seed).validate()
+                       augment_scale=_option(args.augment_scale, recipe.augment_scale),
+                       augment_noise=_option(args.augment_noise, recipe.augment_noise),
+                       augment_rotation=_option(args.augment_rotation, recipe.augment_rotation),
+                       patience=args.patience, seed=args.seed).validate()
+
+
+def _training_defaults(args, data) -> dict:
+    """The data-dependent choices of a new run (stored in ``config.json`` under ``defaults``):
+    recipe, how the epoch is chosen, and the budget."""
+    from kiloml.train.budget import training_budget
+    from kiloml.train.cross_validation import needs_cross_validation
+    from kiloml.train.recipes import choose_recipe
+
+    recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe)
+    folds = args.folds if args.folds is not None else (
+        FOLDS if needs_cross_validation(data) else 0)
+    if folds == 1 or folds > len(data.train) + len(data.val):
+        raise KilomlError(f"--folds must be 0 or from 2 to the number of training sequences "
+                          f"({len(data.train) + len(data.val)}); got {folds}")
+    train_sequences = len(data.train) + (len(data.val) if folds else 0)
+    budget = training_budget(train_sequences, args.epochs, args.batch_size)
+    if folds:
+        why = (f"the validation split holds {len(data.val)} sequences (< {MIN_VALIDATION})"
+               if args.folds is None else f"--folds {folds}")
+        selection = {"folds": folds, "text": (
+            f"epoch chosen by {folds}-fold cross-validation on the {train_sequences} training "
+            f"and validation sequences ({why}); the final model trains on all of them")}
+    else:
+        selection = {"folds": 0, "text": f"epoch chosen on the {len(data.val)} validation "
+                                         "sequences"}
+    return {"recipe": recipe.to_dict(), "budget": budget.to_dict(), "selection": selection}
+
+
+def _print_defaults(defaults: dict, model_config) -> None:
+    from kiloml.train.budget import Budget
+    from kiloml.train.recipes import Recipe
+
+    recipe = Recipe(**defaults["recipe"])
+    console.print(recipe.describe())
+    if model_config.frame_stack > 1 or recipe.frame_stack_reason:
+        stacked = (recipe.frame_stack_reason if model_config.frame_stack == recipe.frame_stack
+                   else f"--frame-stack {model_config.frame_stack}")
+        console.print(f"input: {stacked}")
+    console.print(f"budget: {Budget.from_dict(defaults['budget']).describe()}")
+    console.print(f"selection: {defaults['selection']['text']}")
 
 
 def command_train(args) -> int:
     import torch
 
-    from kiloml.data import load_dataset
+    from kiloml.data import load_dataset, load_run_dataset
     from kiloml.nn.classifier import ModelConfig
     from kiloml.progress import RichReporter, summary_table
     from kiloml.runs import CHECKPOINT_FILE, read_run_config, save_run_config
-    from kiloml.train.fit import check_frame_stack, fit, new_model
+    from kiloml.train.fit import check_frame_stack, fit
     from kiloml.train.trainer import TrainConfig
 
     torch.set_num_threads(args.threads)
     run_dir = args.out or Path("runs") / f"{Path(args.dataset).stem}-{args.model}"
     if args.resume:
         config = read_run_config(run_dir)
-        data = load_dataset(config["data"]["dataset"], config["data"].get("data_dir"),
-                            skip_bad_files=config["data"].get("skip_bad_files", False),
-                            train_hop=config["data"].get("train_hop"),
-                            train_speeds=config["data"].get("train_speeds"))
+        data = load_run_dataset(config["data"], windowing=True)
         model_config = ModelConfig.from_dict(config["model"])
         train_fields = {k: tuple(v) if k == "phase_fractions" else v
                         for k, v in config["train"].items()}
         train_config = TrainConfig(**train_fields).validate()
+        defaults = config.get("defaults")
         console.print(f"resuming {run_dir} from its last checkpoint")
     else:
         if run_dir.exists() and any(run_dir.iterdir()):
@@ -280,9 +358,16 @@ def command_train(args) -> int:
         data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files,
                             train_hop=args.train_hop, train_speeds=args.train_speeds)
         _report_skipped(data)
-        model_config = _model_config(args, data)
+        defaults = _training_defaults(args, data)
+        from kiloml.train.budget import Budget
+        from kiloml.train.recipes import Recipe
+
+        recipe, budget = Recipe(**defaults["recipe"]), Budget.from_dict(defaults["budget"])
+        if args.frame_stack is None and recipe.pad_front:
+            data = data.pad_front(data.steps + recipe.pad_front)
+        model_config = _model_config(args, data, recipe)
         check_frame_stack(model_config, data)
-        train_config = _train_config(args)
+        train_config = _train_config(args, budget, recipe)
         run_dir.mkdir(parents=True, exist_ok=True)
         from kiloml.data.registry import DATASETS
 
@@ -296,25 +381,44 @@ def command_train(args) -> int:
             data_info["train_hop"] = args.train_hop
         if args.train_speeds is not None:
             data_info["train_speeds"] = data.info["train_speeds"]
+        if "padded_from" in data.info:  # load_run_dataset pads again
+            data_info["padded_from"] = data.info["padded_from"]
         if "sample_rate" in data.info:  # audio: features come from the log-mel front end
             data_info["sample_rate"] = data.info["sample_rate"]
-        save_run_config(run_dir, model_config, data_info, train_config.to_dict())
+        save_run_config(run_dir, model_config, data_info, train_config.to_dict(),
+                        defaults=defaults)
     console.print(f"[bold]{data.name}[/]: {len(data.train)} train / {len(data.val)} val / "
                   f"{len(data.test)} test sequences of {data.steps} steps × "
                   f"{data.num_features} features, {data.num_classes} classes")
+    if defaults is not None:
+        _print_defaults(defaults, model_config)
+    folds = defaults["selection"]["folds"] if defaults is not None else 0
     phases = ", ".join(f"{p.kind} {p.epochs}" for p in train_config.phases())
     console.print(f"training {model_config.kind} h={model_config.hidden_size} "
                   f"(phases: {phases} epochs) into {run_dir}")
-    model = new_model(model_config, data, train_config.seed)
+
+    def on_fold(fold: int, held_out: int, result) -> None:
+        last = result.history[-1]
+        console.print(f"fold {fold + 1}/{folds}: {held_out} sequences held out, accuracy at "
+                      f"the last epoch {100 * last.val_accuracy:.1f}% "
+                      f"({result.train_seconds:.1f} s)")
+
+    reporter = RichReporter(console)
     try:
         outcome = fit(data, model_config, train_config, checkpoint_path=run_dir / CHECKPOINT_FILE,
-                      resume=args.resume, reporter=RichReporter(console), model=model)
+                      resume=args.resume, reporter=reporter, folds=folds, on_fold=on_fold,
+                      fold_reporter=RichReporter(console, epoch_lines=False, label="fold epochs"))
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; the last finished epoch is saved. Continue with:\n"
                       f"  kiloml train --out {run_dir} --resume")
         return 130
+    if defaults is not None:
+        outcome.metrics.update({"recipe": defaults["recipe"], "budget": defaults["budget"]})
+    outcome.metrics["frame_stack"] = model_config.frame_stack
     _write_run_outputs(run_dir, data, outcome)
     console.print(summary_table(outcome.metrics, f"{run_dir}"))
+    if outcome.metrics.get("warning"):
+        console.print(f"[yellow]warning:[/] {outcome.metrics['warning']}")
     return 0
 
 
@@ -339,22 +443,26 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
     save_weights(outcome.model, run_dir / WEIGHTS_FILE)
     write_json(run_dir / METRICS_FILE, outcome.metrics)
     history = [asdict(r) for r in outcome.result.history]
+    cv = outcome.cross_validation
+    if cv is not None:  # the validation curve is the folds' mean held-out accuracy and loss
+        for record in history:
+            record["val_accuracy"] = cv.mean_accuracy[record["epoch"]]
+            record["val_loss"] = cv.mean_loss[record["epoch"]]
     title = f"{data.name}: {outcome.model.config.kind} h={outcome.model.config.hidden_size}"
-    plot_history(history, run_dir / "history.png", title)
+    plot_history(history, run_dir / "history.png", title + (
+        f" (validation: mean of {cv.folds} held-out folds)" if cv is not None else ""))
     matrix = confusion_matrix(data.test.y, outcome.test_predictions, data.num_classes)
     plot_confusion(matrix, data.class_names, run_dir / "confusion.png",
                    f"{title}, test accuracy {100 * outcome.metrics['test_accuracy']:.1f}%")
 
 
 def command_eval(args) -> int:
-    from kiloml.data import load_dataset
+    from kiloml.data import load_run_dataset
     from kiloml.runs import load_run
     from kiloml.train.fit import model_metrics
 
     config, model = load_run(args.run)
-    data_dir = args.data_dir or config["data"].get("data_dir")
-    data = load_dataset(config["data"]["dataset"], data_dir,
-                        skip_bad_files=config["data"].get("skip_bad_files", False))
+    data = load_run_dataset(config["data"], args.data_dir)
     if data.num_features != model.config.input_size or data.num_classes != model.config.num_classes:
         raise KilomlError(f"{config['data']['dataset']}: {data.num_features} features / "
                           f"{data.num_classes} classes, but the model expects "
