@@ -27,7 +27,7 @@ def test_audio_image_and_series():
     assert choose_recipe(_data(28, 28, kind="image")).kind == "image"
     series = choose_recipe(_data(24, 1))
     assert series.kind == "series" and series.augment_rotation == 0.0
-    assert series.augment_scale == series.augment_noise == 0.0
+    assert (series.augment_scale, series.augment_noise) == (0.0, 0.05)
     assert series.frame_stack == 1
 
 
