@@ -5,10 +5,10 @@ sets that sktime 1.2.0's package data ships, against 1-nearest-neighbour DTW.
     python benchmarks/ucr_defaults.py --only GunPoint --seeds 3
     python benchmarks/ucr_defaults.py --quick              # smoke run: one set, three epochs
 
-Each run is ``kiloml train --dataset DATA/NAME/NAME --seed S --out OUT/NAME-S`` in its own
-process (``--seed`` and ``--out`` are the only options), timed from start to exit. Finished
-runs are kept in ``OUT/ucr_defaults.json`` and skipped by a rerun. The table goes to
-``OUT/ucr_defaults.md``.
+Each run is ``kiloml train --dataset DATA/NAME/NAME --seed S --out runs/ucr-defaults/NAME-S`` in
+its own process (``--seed`` and ``--out`` are the only options), timed from start to exit.
+Finished runs are kept in ``OUT/ucr_defaults.json`` (default ``docs/benchmarks``) and skipped by
+a rerun. The table goes to ``OUT/ucr_defaults.md``.
 
 The 1-NN DTW column is the UCR archive's published accuracy with an unconstrained warping window
 ("DTW (w=100)" in the archive's ``DataSummary.csv``, 2018 release) for the univariate sets, and
@@ -48,11 +48,11 @@ DATASETS = {
 SEEDS = (0, 1, 2)
 
 
-def train(name: str, seed: int, out: Path, extra: list[str]) -> dict:
+def train(name: str, seed: int, runs: Path, extra: list[str]) -> dict:
     """One ``kiloml train`` run in a fresh process: its metrics, its wall-clock seconds and the
     CPU seconds it used (on a machine shared with other work, wall-clock time grows with the
     load; CPU time much less)."""
-    run_dir = out / f"{name}-{seed}"
+    run_dir = runs / f"{name}-{seed}"
     command = [sys.executable, "-m", "kiloml.cli", "train", "--dataset",
                str(sktime_data_dir() / name / name), "--seed", str(seed), "--out", str(run_dir),
                "--overwrite", *extra]
@@ -75,6 +75,7 @@ def train(name: str, seed: int, out: Path, extra: list[str]) -> dict:
             "frame_stack": metrics["frame_stack"],
             "steps": config["data"].get("padded_from", config["data"]["steps"]),
             "budget_steps": metrics["budget"]["steps"],
+            "channels": config["data"]["num_features"],
             "selection": metrics["selection"]["method"], "warning": metrics["warning"],
             "sizes": config["data"]["sizes"]}
 
@@ -103,16 +104,18 @@ def table(saved: dict, names: list[str]) -> str:
         acc = np.array([r["test_accuracy"] for r in runs.values()])
         secs = [r["seconds"] for r in runs.values()]
         cpu = [r["cpu_seconds"] for r in runs.values()]
+        spread = acc.std(ddof=1) if len(acc) > 1 else 0.0  # standard deviation over seeds
         first = next(iter(runs.values()))
         sizes = first["sizes"]
         dtw = saved.get("dtw", {}).get(name, DATASETS[name][0])
         learned = DATASETS[name][1]
         verdict = "**" if acc.mean() >= dtw - 5e-5 else ""
-        stacked = f", {first['frame_stack']} per step" if first["frame_stack"] > 1 else ""
+        k = first["frame_stack"]
+        stacked = f" ({-(-first['steps'] // k)} frames of {k})" if k > 1 else ""
         lines.append(
             f"| {name} | {sizes['train'] + sizes['val']} / {sizes['test']} | "
-            f"{first['steps']}{stacked} × {saved['channels'][name]} | "
-            f"{verdict}{100 * acc.mean():.1f} ± {100 * acc.std():.1f}{verdict} "
+            f"{first['steps']} × {first['channels']}{stacked} | "
+            f"{verdict}{100 * acc.mean():.1f} ± {100 * spread:.1f}{verdict} "
             f"({len(acc)} seeds) | {100 * dtw:.1f}{'' if DATASETS[name][0] else ' (computed)'} | "
             f"{'-' if learned is None else f'{100 * learned:.1f}'} | "
             f"{first['bytes_float32']:,} / {first['bytes_int8']:,} | "
@@ -125,13 +128,15 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--out", type=Path, default=None,
-                        help="runs and results (default: runs/ucr-defaults)")
+                        help="where ucr_defaults.json and .md go (default: docs/benchmarks, or "
+                             "runs/ucr-defaults-quick with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: ItalyPowerDemand, seed 0, --epochs 3 (not the defaults)")
     args = parser.parse_args()
     if sktime_data_dir() is None:
         raise SystemExit("sktime is not installed (pip install --no-deps sktime==1.2.0)")
-    out = args.out or Path("runs") / ("ucr-defaults-quick" if args.quick else "ucr-defaults")
+    out = args.out or (Path("runs/ucr-defaults-quick") if args.quick else Path("docs/benchmarks"))
+    runs = out / "runs" if args.quick else Path("runs/ucr-defaults")
     names, seeds = (["ItalyPowerDemand"], [0]) if args.quick else (args.only, args.seeds)
     extra = ["--epochs", "3"] if args.quick else []
     out.mkdir(parents=True, exist_ok=True)
@@ -139,15 +144,12 @@ def main() -> int:
     saved = json.loads(path.read_text()) if path.is_file() else {}
     saved.update(machine=describe(), threads=1, quick=args.quick)
     saved.setdefault("runs", {})
-    saved.setdefault("channels", {})
     for name in names:
         for seed in seeds:
             if str(seed) in saved["runs"].get(name, {}):
                 continue
-            result = train(name, seed, out, extra)
+            result = train(name, seed, runs, extra)
             saved["runs"].setdefault(name, {})[str(seed)] = result
-            saved["channels"][name] = json.loads(
-                (out / f"{name}-{seed}" / "config.json").read_text())["data"]["num_features"]
             print(f"{name} seed {seed}: test accuracy {100 * result['test_accuracy']:.2f}% in "
                   f"{result['seconds']:.0f} s, {result['cpu_seconds']:.0f} s of CPU (load average "
                   f"{result['load_average']:.1f})", flush=True)

@@ -61,7 +61,13 @@ def _rank(text: str) -> int:
 
 
 def _non_negative_int(text: str) -> int:
-    return 0 if text == "0" else _positive_int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive number, got {value}")
+    return value
 
 
 def _fraction(text: str) -> float:
@@ -142,8 +148,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recipe", choices=RECIPES, default="auto",
                    help="defaults for a kind of data: imu (3-axis sensor channels: rotation, "
                         "gain, noise), audio (log-mel: mean readout, tanh), image (rows as "
-                        "steps), series (anything else: gain, noise; long series stacked into "
-                        "frames); auto picks from what the data declares and prints why "
+                        "steps), series (anything else: noise; long series read in frames); "
+                        "auto picks from what the data declares and prints why "
                         "(default: %(default)s)")
     g.add_argument("--epochs", type=_positive_int, default=None,
                    help="total epochs over all phases: 40%% dense, 20%% IHT, 40%% sparse "
@@ -172,7 +178,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         f"without them (default: {_per_recipe('augment_rotation')})")
     g.add_argument("--patience", type=_positive_int, default=None,
                    help="stop after this many epochs without validation improvement in the "
-                        "final phase (default: never)")
+                        "final phase; not used with cross-validation (default: never)")
     g.add_argument("--seed", type=int, default=d["seed"], help="random seed (default: %(default)s)")
     g.add_argument("--threads", type=_positive_int, default=1,
                    help="CPU threads for PyTorch; results are reproducible for a given seed and "
@@ -334,7 +340,9 @@ def command_train(args) -> int:
     from kiloml.nn.classifier import ModelConfig
     from kiloml.progress import RichReporter, summary_table
     from kiloml.runs import CHECKPOINT_FILE, read_run_config, save_run_config
+    from kiloml.train.budget import Budget
     from kiloml.train.fit import check_frame_stack, fit
+    from kiloml.train.recipes import Recipe
     from kiloml.train.trainer import TrainConfig
 
     torch.set_num_threads(args.threads)
@@ -359,9 +367,6 @@ def command_train(args) -> int:
                             train_hop=args.train_hop, train_speeds=args.train_speeds)
         _report_skipped(data)
         defaults = _training_defaults(args, data)
-        from kiloml.train.budget import Budget
-        from kiloml.train.recipes import Recipe
-
         recipe, budget = Recipe(**defaults["recipe"]), Budget.from_dict(defaults["budget"])
         if args.frame_stack is None and recipe.pad_front:
             data = data.pad_front(data.steps + recipe.pad_front)

@@ -201,6 +201,7 @@ def test_ucr_defaults_quick(tmp_path):
     assert (run["recipe"], run["selection"], run["sizes"]["train"]) == (
         "series", "cross-validation", 53)  # 14 validation sequences: cross-validated
     assert "| ItalyPowerDemand | 67 / 1029 | 24 × 1 |" in done.stdout
+    assert (tmp_path / "runs" / "ItalyPowerDemand-0" / "metrics.json").is_file()
     assert "| 95.0 | 95.5 |" in done.stdout  # the archive's 1-NN DTW, full and learned window
     again = run_script("ucr_defaults.py", "--quick", "--out", str(tmp_path))
     assert again.returncode == 0 and "seed 0:" not in again.stdout  # nothing retrained

@@ -311,3 +311,12 @@ def test_smartwatch_defaults_are_the_demo_s():
     model = _model_config(args, data, recipe)
     assert (model.hidden_size, model.u_rank, model.w_rank) == (32, 8, None)
     assert (model.update_nonlinearity, model.readout, model.frame_stack) == ("relu", "last", 1)
+
+
+def test_folds_must_leave_something_to_train_on(tmp_path, capsys):
+    data = _write_npz(tmp_path / "toy.npz")
+    assert main(["train", "--dataset", str(data), "--folds", "1",
+                 "--out", str(tmp_path / "run")]) == 1
+    assert "--folds must be 0 or from 2 to the number of training sequences (96); got 1" in (
+        _error_line(capsys))
+    assert not (tmp_path / "run").exists()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from kiloml.data.splits import DatasetSplits, Split
-from kiloml.nn.classifier import ModelConfig
+from kiloml.nn.classifier import ModelConfig, SequenceClassifier
 from kiloml.train.trainer import Reporter, TrainConfig, Trainer, TrainResult
 
 MIN_VALIDATION = 40
@@ -104,7 +104,8 @@ def fold_checkpoint(checkpoint_path: Path | None, fold: int) -> Path | None:
 
 
 def cross_validate(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfig,
-                   new_model, checkpoint_path: Path | None = None, resume: bool = False,
+                   new_model: Callable[[ModelConfig, DatasetSplits, int], SequenceClassifier],
+                   checkpoint_path: Path | None = None, resume: bool = False,
                    reporter: Reporter | None = None, folds: int = FOLDS,
                    on_fold: Callable[[int, int, TrainResult], None] | None = None
                    ) -> CrossValidation:

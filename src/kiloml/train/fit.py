@@ -2,6 +2,7 @@
 benchmarks)."""
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def model_metrics(model: SequenceClassifier, data: DatasetSplits) -> tuple[dict,
 def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfig,
         checkpoint_path: Path | None = None, resume: bool = False,
         reporter: Reporter | None = None, model: SequenceClassifier | None = None,
-        folds: int = 0, on_fold=None, fold_reporter: Reporter | None = None) -> FitOutcome:
+        folds: int = 0, on_fold: Callable[[int, int, TrainResult], None] | None = None,
+        fold_reporter: Reporter | None = None) -> FitOutcome:
     """Build (unless given), train and measure a model.
 
     With ``folds`` > 1, the epoch is chosen by ``folds``-fold cross-validation on the training and
