@@ -34,6 +34,7 @@ from kiloml.errors import KilomlError
 from kiloml.ir import quantize_input, quantize_model, simulate
 from kiloml.nn import ModelConfig
 from kiloml.train.fit import fit
+from kiloml.train.recipes import IMU
 from kiloml.train.trainer import TrainConfig
 from machine_info import describe
 
@@ -90,7 +91,7 @@ COMPRESSED = "FastGRNN compressed"
 def variants(recipe: dict) -> dict[str, tuple[dict, dict]]:
     """name -> (model config fields, train config fields beyond the shared ones)."""
     h, (small, large) = recipe["hidden"], recipe["baselines"]
-    fast = {"update_nonlinearity": DEFAULTS["update_nonlinearity"], **recipe.get("cell", {})}
+    fast = {"update_nonlinearity": IMU.update_nonlinearity, **recipe.get("cell", {})}
     keep = dict(keep_w=DEFAULTS["sparsity_w"], keep_u=DEFAULTS["sparsity_u"],
                 keep_head=DEFAULTS["sparsity_head"])
     extra, extra_baselines = {}, {}
@@ -164,7 +165,7 @@ def train_one(data: DatasetSplits, model_fields: dict, train_fields: dict, epoch
               batch_size: int, seed: int, calibration: np.ndarray | None = None) -> dict:
     """Train one row on ``data`` (already loaded with the row's data fields) and score it; the
     integer accuracies calibrate on ``calibration`` (default: ``data``'s training split)."""
-    augment = {k: DEFAULTS[k] for k in ("augment_scale", "augment_noise", "augment_rotation")}
+    augment = {k: getattr(IMU, k) for k in ("augment_scale", "augment_noise", "augment_rotation")}
     mc = ModelConfig(input_size=data.num_features, num_classes=data.num_classes, **model_fields)
     tc = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, **augment,
                      **split_fields(train_fields)[1])

@@ -17,15 +17,18 @@ import torch
 from kiloml.cli import DEFAULTS
 from kiloml.data import load_dataset
 from kiloml.nn import ModelConfig
+from kiloml.train.budget import MIN_EPOCHS
 from kiloml.train.fit import fit
+from kiloml.train.recipes import IMU
 from kiloml.train.trainer import TrainConfig
 
 
 def variants(args) -> dict[str, tuple[dict, dict]]:
     """name -> (model config fields, train config fields). Every variant trains with the same
-    Trainer and the same ``kiloml train`` defaults (augmentation, schedule, epochs)."""
-    augment = dict(augment_scale=DEFAULTS["augment_scale"], augment_noise=DEFAULTS["augment_noise"],
-                   augment_rotation=DEFAULTS["augment_rotation"])
+    Trainer and the same ``kiloml train`` defaults (the imu recipe's augmentation, schedule,
+    epochs)."""
+    augment = dict(augment_scale=IMU.augment_scale, augment_noise=IMU.augment_noise,
+                   augment_rotation=IMU.augment_rotation)
     h = args.hidden
     relu = dict(update_nonlinearity="relu")
     compressed = dict(kind="fastgrnn", hidden_size=h, w_rank=args.w_rank or None,
@@ -53,7 +56,7 @@ def main() -> None:
     parser.add_argument("--keep-w", type=float, default=DEFAULTS["sparsity_w"])
     parser.add_argument("--keep-u", type=float, default=DEFAULTS["sparsity_u"])
     parser.add_argument("--keep-head", type=float, default=DEFAULTS["sparsity_head"])
-    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    parser.add_argument("--epochs", type=int, default=MIN_EPOCHS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", default=None, help="run only variants containing this text")
     parser.add_argument("--json", default=None, help="also write the raw results here")

@@ -35,18 +35,30 @@ from kiloml.models import FAMILIES
 from kiloml.nn.nonlinearity import FUNCTIONS as NONLINEARITIES
 from kiloml.outputs import check_output_dir, claim_output_dir
 from kiloml.runs import RUN_OUTPUT
+from kiloml.train.budget import (
+    MAX_BATCH,
+    MIN_BATCH,
+    MIN_EPOCHS,
+    MIN_STEPS,
+    SEQUENCES_PER_BATCH,
+)
+from kiloml.train.cross_validation import FOLDS, MIN_VALIDATION
+from kiloml.train.recipes import IMU_STEPS, SERIES_STEPS
 
-console = Console(highlight=False, emoji=False)
+console = Console(highlight=False, emoji=False, soft_wrap=True)  # pipes and logs: whole lines
 error_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
+#: Defaults that do not depend on the data. The training budget (epochs, batch size) comes from
+#: the training-set size (``train.budget``); augmentation, readout, candidate nonlinearity and
+#: frame stacking from the recipe for the kind of data (``train.recipes``); how the epoch is
+#: chosen from the size of the validation split (``train.cross_validation``).
 DEFAULTS = {
     "dataset": "smartwatch", "model": "fastgrnn", "hidden_size": 32, "w_rank": None,
-    "u_rank": 8, "sparsity_w": 0.5, "sparsity_u": 0.5, "sparsity_head": 1.0, "epochs": 60,
-    "batch_size": 64, "lr": 1e-2, "seed": 0, "readout": "last", "gate_nonlinearity": "sigmoid",
-    "update_nonlinearity": "relu", "augment_scale": 0.1, "augment_noise": 0.05,
-    "augment_rotation": 15.0, "frame_stack": 1, "channels": 32, "blocks": 3, "kernel_size": 5,
+    "u_rank": 8, "sparsity_w": 0.5, "sparsity_u": 0.5, "sparsity_head": 1.0, "lr": 1e-2,
+    "seed": 0, "gate_nonlinearity": "sigmoid", "channels": 32, "blocks": 3, "kernel_size": 5,
     "stride": 2,
 }
+RECIPES = ("auto", "imu", "audio", "image", "series")
 #: Options of the recurrent families that a DS-CNN has no use for.
 RECURRENT_ONLY = (("--hidden-size", "hidden_size"), ("--frame-stack", "frame_stack"),
                   ("--readout", "readout"), ("--bidirectional", "bidirectional"))
@@ -79,6 +91,23 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or a positive number, got {value}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive number, got {value}")
+    return value
+
+
+def _per_recipe(name: str) -> str:
+    """``imu 0.1, audio 0.1, ...``: a default per recipe, for ``--help``."""
+    from kiloml.train.recipes import AUDIO, IMAGE, IMU, SERIES
+
+    return ", ".join(f"{r.kind} {getattr(r, name):g}" for r in (IMU, AUDIO, IMAGE, SERIES))
 
 
 def _fraction(text: str) -> float:
@@ -159,15 +188,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gate-nonlinearity", choices=NONLINEARITIES, default=None,
                    help=f"FastGRNN gate z (default: {d['gate_nonlinearity']})")
     g.add_argument("--update-nonlinearity", choices=NONLINEARITIES, default=None,
-                   help="FastGRNN candidate state h~ / FastRNN update "
-                        f"(default: {d['update_nonlinearity']})")
+                   help="FastGRNN candidate state h~ / FastRNN update (default: from the "
+                        "recipe: tanh for audio, else relu)")
     g.add_argument("--frame-stack", type=_positive_int, default=None,
                    help="feed K consecutive frames to each recurrent step (K times fewer, wider "
-                        "steps; the sequence length must be a multiple of K; default: "
-                        f"{d['frame_stack']})")
+                        "steps; the sequence length must be a multiple of K; default: 1, or the "
+                        f"smallest K that leaves at most {SERIES_STEPS} steps of series data "
+                        f"({IMU_STEPS} of imu data), padding the front to a multiple of K)")
     g.add_argument("--readout", choices=["last", "mean"], default=None,
-                   help="classify the last hidden state or the mean over time "
-                        f"(default: {d['readout']})")
+                   help="classify the last hidden state or the mean over time (default: from "
+                        "the recipe: mean for FastGRNN/FastRNN on audio, else last)")
     g.add_argument("--bidirectional", action="store_true", default=None,
                    help="run a second, reversed cell")
     g = p.add_argument_group(
@@ -194,28 +224,40 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="fraction of the classifier head's weights kept, 1 = dense "
                         f"(default: {d['sparsity_head']})")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=_positive_int, default=d["epochs"],
+    g.add_argument("--recipe", choices=RECIPES, default="auto",
+                   help="defaults for a kind of data: imu (3-axis sensor channels: rotation, "
+                        "gain, noise), audio (log-mel: mean readout, tanh), image (rows as "
+                        "steps), series (anything else: noise; long series read in frames); "
+                        "auto picks from what the data declares and prints why "
+                        "(default: %(default)s)")
+    g.add_argument("--epochs", type=_positive_int, default=None,
                    help="total epochs over all phases: 40%% dense, 20%% IHT, 40%% sparse "
-                        "retraining when sparse (default: %(default)s)")
-    g.add_argument("--batch-size", type=_positive_int, default=d["batch_size"],
-                   help="sequences per step (default: %(default)s)")
+                        f"retraining when sparse (default: the fewest that give at least "
+                        f"{MIN_STEPS:,} optimizer steps, and at least {MIN_EPOCHS})")
+    g.add_argument("--batch-size", type=_positive_int, default=None,
+                   help=f"sequences per step (default: about a {SEQUENCES_PER_BATCH}th of the "
+                        f"training sequences, a power of two from {MIN_BATCH} to {MAX_BATCH})")
+    g.add_argument("--folds", type=_non_negative_int, default=None, metavar="K",
+                   help="choose the epoch by K-fold cross-validation on the training and "
+                        "validation sequences pooled, then train on all of them; 0 = choose on "
+                        f"the validation split (default: {FOLDS} when the validation split "
+                        f"holds fewer than {MIN_VALIDATION} sequences, else 0)")
     g.add_argument("--lr", type=_positive_number, default=d["lr"],
                    help="peak Adam learning rate, cosine-decayed once over all epochs "
                         "(default: %(default)s)")
-    g.add_argument("--augment-scale", type=_non_negative_number, default=d["augment_scale"],
+    g.add_argument("--augment-scale", type=_non_negative_number, default=None,
                    help="training augmentation: per-sequence, per-feature gain with this standard "
-                        "deviation around 1; 0 = off (default: %(default)s)")
-    g.add_argument("--augment-noise", type=_non_negative_number, default=d["augment_noise"],
+                        f"deviation around 1; 0 = off (default: {_per_recipe('augment_scale')})")
+    g.add_argument("--augment-noise", type=_non_negative_number, default=None,
                    help="training augmentation: Gaussian noise, in units of each feature's "
-                        "standard deviation (default: %(default)s)")
-    g.add_argument("--augment-rotation", type=_non_negative_number,
-                   default=d["augment_rotation"],
+                        f"standard deviation (default: {_per_recipe('augment_noise')})")
+    g.add_argument("--augment-rotation", type=_non_negative_number, default=None,
                    help="training augmentation: random 3-D rotation (degrees, standard "
                         "deviation) of the dataset's 3-axis sensor channels; ignored for data "
-                        "without them (default: %(default)s)")
+                        f"without them (default: {_per_recipe('augment_rotation')})")
     g.add_argument("--patience", type=_positive_int, default=None,
                    help="stop after this many epochs without validation improvement in the "
-                        "final phase (default: never)")
+                        "final phase; not used with cross-validation (default: never)")
     g.add_argument("--seed", type=_seed, default=d["seed"],
                    help="random seed, 0 to 2**32-1 (default: %(default)s)")
     g.add_argument("--threads", type=_positive_int, default=1,
@@ -349,7 +391,7 @@ def describe_model(config) -> str:
     return f"{config.kind} h={config.hidden_size}"
 
 
-def _model_config(args, data):
+def _model_config(args, data, recipe):
     from kiloml.nn.classifier import ModelConfig
 
     _check_family_options(args)
@@ -358,6 +400,7 @@ def _model_config(args, data):
     w_rank = _option(args.w_rank, DEFAULTS["w_rank"]) or None
     u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
     fast = args.model in ("fastgrnn", "fastrnn")
+    readout = _option(args.readout, recipe.readout if fast else "last")
     return ModelConfig(kind=args.model, input_size=data.num_features,
                        num_classes=data.num_classes,
                        hidden_size=_option(args.hidden_size, DEFAULTS["hidden_size"]),
@@ -365,25 +408,72 @@ def _model_config(args, data):
                        **({"gate_nonlinearity": _option(args.gate_nonlinearity,
                                                         DEFAULTS["gate_nonlinearity"]),
                            "update_nonlinearity": _option(args.update_nonlinearity,
-                                                          DEFAULTS["update_nonlinearity"])}
+                                                          recipe.update_nonlinearity)}
                           if fast else {}),
-                       bidirectional=bool(args.bidirectional),
-                       readout=_option(args.readout, DEFAULTS["readout"]),
-                       frame_stack=_option(args.frame_stack, DEFAULTS["frame_stack"])).validate()
+                       bidirectional=bool(args.bidirectional), readout=readout,
+                       frame_stack=_option(args.frame_stack, recipe.frame_stack)).validate()
 
 
-def _train_config(args):
+def _train_config(args, budget, recipe):
     from kiloml.train.trainer import TrainConfig
 
     fast = args.model in ("fastgrnn", "fastrnn")
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=args.lr,
                        keep_w=_option(args.sparsity_w, DEFAULTS["sparsity_w"]) if fast else 1.0,
                        keep_u=_option(args.sparsity_u, DEFAULTS["sparsity_u"]) if fast else 1.0,
                        keep_head=(_option(args.sparsity_head, DEFAULTS["sparsity_head"])
                                   if fast else 1.0),
-                       augment_scale=args.augment_scale, augment_noise=args.augment_noise,
-                       augment_rotation=args.augment_rotation, patience=args.patience,
-                       seed=args.seed).validate()
+                       augment_scale=_option(args.augment_scale, recipe.augment_scale),
+                       augment_noise=_option(args.augment_noise, recipe.augment_noise),
+                       augment_rotation=_option(args.augment_rotation, recipe.augment_rotation),
+                       patience=args.patience, seed=args.seed).validate()
+
+
+def _training_defaults(args, data) -> dict:
+    """The data-dependent choices of a new run (stored in ``config.json`` under ``defaults``):
+    recipe, how the epoch is chosen, and the budget. A DS-CNN reads the whole window, so
+    frames are stacked for recurrent models only."""
+    from dataclasses import replace
+
+    from kiloml.train.budget import training_budget
+    from kiloml.train.cross_validation import needs_cross_validation
+    from kiloml.train.recipes import choose_recipe
+
+    recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe)
+    if args.model == "dscnn":
+        recipe = replace(recipe, frame_stack=1, pad_front=0, frame_stack_reason="")
+    folds = args.folds if args.folds is not None else (
+        FOLDS if needs_cross_validation(data) else 0)
+    if folds == 1 or folds > len(data.train) + len(data.val):
+        raise KilomlError(f"--folds must be 0 or from 2 to the number of training sequences "
+                          f"({len(data.train) + len(data.val)}); got {folds}")
+    train_sequences = len(data.train) + (len(data.val) if folds else 0)
+    budget = training_budget(train_sequences, args.epochs, args.batch_size)
+    if folds:
+        why = (f"the validation split holds {len(data.val)} sequences (< {MIN_VALIDATION})"
+               if args.folds is None else f"--folds {folds}")
+        selection = {"folds": folds, "text": (
+            f"epoch chosen by {folds}-fold cross-validation on the {train_sequences} training "
+            f"and validation sequences ({why}); the final model trains on all of them")}
+    else:
+        selection = {"folds": 0, "text": f"epoch chosen on the {len(data.val)} validation "
+                                         "sequences"}
+    return {"recipe": recipe.to_dict(), "budget": budget.to_dict(), "selection": selection}
+
+
+def _print_defaults(defaults: dict, model_config) -> None:
+    from kiloml.train.budget import Budget
+    from kiloml.train.recipes import Recipe
+
+    recipe = Recipe(**defaults["recipe"])
+    console.print(escape(recipe.describe()))
+    frame_stack = getattr(model_config, "frame_stack", 1)
+    if frame_stack > 1 or recipe.frame_stack_reason:
+        stacked = (recipe.frame_stack_reason if frame_stack == recipe.frame_stack
+                   else f"--frame-stack {frame_stack}")
+        console.print(f"input: {escape(stacked)}")
+    console.print(f"budget: {escape(Budget.from_dict(defaults['budget']).describe())}")
+    console.print(f"selection: {escape(defaults['selection']['text'])}")
 
 
 def _run_dir(args) -> Path:
@@ -411,6 +501,8 @@ def _recorded_options(config: dict) -> dict:
         "sparsity_head": train.get("keep_head"),
         **{k: train.get(k) for k in ("epochs", "batch_size", "lr", "augment_scale",
                                      "augment_noise", "augment_rotation", "patience", "seed")},
+        "recipe": config.get("defaults", {}).get("recipe", {}).get("kind"),
+        "folds": config.get("defaults", {}).get("selection", {}).get("folds"),
     }
 
 
@@ -419,6 +511,8 @@ def _same_option(dest: str, given, recorded, config: dict) -> bool:
         return (given or None) == recorded
     if dest == "train_speeds":
         return recorded is not None and [float(v) for v in given] == list(recorded)
+    if dest == "recipe":
+        return given in ("auto", recorded)
     if dest == "dataset" and given != recorded:
         path = config.get("data", {}).get("path")
         return path is not None and os.path.abspath(given) == path
@@ -454,9 +548,9 @@ def _check_data_fits(data, model_config, where: str) -> None:
 
 def _resume(args, run_dir: Path, stack: ExitStack):
     """Check everything a resumed run needs, then lock its directory; returns
-    ``(data, model_config, train_config, model)``."""
+    ``(data, model_config, train_config, model, defaults)``."""
     from kiloml.models import config_from_dict
-    from kiloml.runs import CHECKPOINT_FILE, CONFIG_FILE, load_run_data, read_run_config
+    from kiloml.runs import CHECKPOINT_FILE, CONFIG_FILE, FOLDS_DIR, load_run_data, read_run_config
     from kiloml.train.checkpoint import check_checkpoint_matches
     from kiloml.train.fit import check_frame_stack, new_model
     from kiloml.train.trainer import TrainConfig
@@ -466,7 +560,7 @@ def _resume(args, run_dir: Path, stack: ExitStack):
     check_output_dir(run_dir, RUN_OUTPUT, resume=True)
     config = read_run_config(run_dir)
     _check_resume_options(args, config, run_dir)
-    data = load_run_data(config, args.data_dir,
+    data = load_run_data(config, args.data_dir, windowing=True,
                          hint="; --resume needs the data the run started with")
     model_config = config_from_dict(config["model"])
     _check_data_fits(data, model_config, str(run_dir / CONFIG_FILE))
@@ -478,30 +572,43 @@ def _resume(args, run_dir: Path, stack: ExitStack):
         raise KilomlError(f"{run_dir / CONFIG_FILE}: its train section does not fit this "
                           f"kiloml ({e})") from None
     model = new_model(model_config, data, train_config.seed)
-    check_checkpoint_matches(run_dir / CHECKPOINT_FILE, model)
+    defaults = config.get("defaults")
+    checkpoints = [run_dir / CHECKPOINT_FILE]
+    if defaults is not None and defaults["selection"]["folds"]:  # each fold has its own
+        checkpoints += sorted((run_dir / FOLDS_DIR).glob("checkpoint-*.safetensors"))
+    existing = [path for path in checkpoints if path.is_file()]
+    for path in existing or checkpoints[:1]:  # none at all: the one-line error of the first
+        check_checkpoint_matches(path, model)
     stack.enter_context(claim_output_dir(run_dir, RUN_OUTPUT, resume=True))
     console.print(f"resuming {escape(str(run_dir))} from its last checkpoint")
-    return data, model_config, train_config, model
+    return data, model_config, train_config, model, defaults
 
 
 def _start(args, run_dir: Path, stack: ExitStack):
     """Check every input of a new run, then claim, lock and (with ``--overwrite``) clear its
-    directory and write ``config.json``; returns ``(data, model_config, train_config, model)``."""
+    directory and write ``config.json``; returns ``(data, model_config, train_config, model,
+    defaults)``."""
     from kiloml.data import load_dataset
     from kiloml.data.fingerprint import data_sources, fingerprint
     from kiloml.data.registry import DATASETS
     from kiloml.runs import save_run_config
+    from kiloml.train.budget import Budget
     from kiloml.train.fit import check_frame_stack, new_model
     from kiloml.train.guards import check_kept_fractions
+    from kiloml.train.recipes import Recipe
     from kiloml.train.trainer import sparsifiable_parameters
 
     check_output_dir(run_dir, RUN_OUTPUT, replace=args.overwrite, others=(EXPORT_OUTPUT,))
     _check_family_options(args)
-    train_config = _train_config(args)
     data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files,
                         train_hop=args.train_hop, train_speeds=args.train_speeds)
     _report_skipped(data)
-    model_config = _model_config(args, data)
+    defaults = _training_defaults(args, data)
+    recipe, budget = Recipe(**defaults["recipe"]), Budget.from_dict(defaults["budget"])
+    if args.frame_stack is None and recipe.pad_front:
+        data = data.pad_front(data.steps + recipe.pad_front)
+    train_config = _train_config(args, budget, recipe)
+    model_config = _model_config(args, data, recipe)
     check_frame_stack(model_config, data)
     model = new_model(model_config, data, train_config.seed)
     check_kept_fractions(sparsifiable_parameters(model), {
@@ -522,12 +629,15 @@ def _start(args, run_dir: Path, stack: ExitStack):
         data_info["train_hop"] = args.train_hop
     if args.train_speeds is not None:
         data_info["train_speeds"] = data.info["train_speeds"]
+    if "padded_from" in data.info:  # the run's data is loaded again with the same padding
+        data_info["padded_from"] = data.info["padded_from"]
     if "sample_rate" in data.info:  # audio: features come from the log-mel front end
         data_info["sample_rate"] = data.info["sample_rate"]
     stack.enter_context(claim_output_dir(run_dir, RUN_OUTPUT, replace=args.overwrite,
                                          others=(EXPORT_OUTPUT,)))
-    save_run_config(run_dir, model_config, data_info, train_config.to_dict())
-    return data, model_config, train_config, model
+    save_run_config(run_dir, model_config, data_info, train_config.to_dict(),
+                    defaults=defaults)
+    return data, model_config, train_config, model, defaults
 
 
 def _train(args, stack: ExitStack) -> int:
@@ -535,34 +645,58 @@ def _train(args, stack: ExitStack) -> int:
     import torch
 
     from kiloml.progress import RichReporter, summary_table
-    from kiloml.runs import CHECKPOINT_FILE
+    from kiloml.runs import CHECKPOINT_FILE, FOLDS_DIR
     from kiloml.train.fit import fit
     from kiloml.train.guards import TrainingDiverged
 
     torch.set_num_threads(args.threads)
     run_dir = _run_dir(args)
     start = _resume if args.resume else _start
-    data, model_config, train_config, model = start(args, run_dir, stack)
+    data, model_config, train_config, model, defaults = start(args, run_dir, stack)
     console.print(f"[bold]{escape(data.name)}[/]: {len(data.train)} train / {len(data.val)} val / "
                   f"{len(data.test)} test sequences of {data.steps} steps × "
                   f"{data.num_features} features, {data.num_classes} classes")
+    if defaults is not None:
+        _print_defaults(defaults, model_config)
+    folds = defaults["selection"]["folds"] if defaults is not None else 0
     phases = ", ".join(f"{p.kind} {p.epochs}" for p in train_config.phases())
     console.print(f"training {describe_model(model_config)} "
                   f"(phases: {phases} epochs) into {escape(str(run_dir))}")
     checkpoint = run_dir / CHECKPOINT_FILE
+
+    def on_fold(fold: int, held_out: int, result) -> None:
+        last = result.history[-1]
+        console.print(f"fold {fold + 1}/{folds}: {held_out} sequences held out, accuracy at "
+                      f"the last epoch {100 * last.val_accuracy:.1f}% "
+                      f"({result.train_seconds:.1f} s)")
+
     try:
         outcome = fit(data, model_config, train_config, checkpoint_path=checkpoint,
-                      resume=args.resume, reporter=RichReporter(console), model=model)
+                      resume=args.resume, reporter=RichReporter(console),
+                      model=None if folds else model, folds=folds, on_fold=on_fold,
+                      fold_reporter=RichReporter(console, epoch_lines=False,
+                                                 label="fold epochs"))
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; the last finished epoch is saved. Continue with:\n"
                       f"  kiloml train --out {escape(str(run_dir))} --resume")
         return 130
     except TrainingDiverged as e:
-        kept = (f"the last good epoch ({e.epoch}) stays in {checkpoint}" if e.epoch > 0
-                and checkpoint.is_file() else "no epoch had finished, so no checkpoint was kept")
+        fold_checkpoints = sorted((run_dir / FOLDS_DIR).glob("checkpoint-*.safetensors"))
+        if e.epoch > 0 and checkpoint.is_file():
+            kept = f"the last good epoch ({e.epoch}) stays in {checkpoint}"
+        elif fold_checkpoints:
+            kept = (f"the finished epochs of the cross-validation folds stay in "
+                    f"{run_dir / FOLDS_DIR}")
+        else:
+            kept = "no epoch had finished, so no checkpoint was kept"
         raise KilomlError(f"{e}; {kept}") from None
+    if defaults is not None:
+        outcome.metrics.update({"recipe": defaults["recipe"], "budget": defaults["budget"]})
+    outcome.metrics["frame_stack"] = getattr(model_config, "frame_stack", 1)
     _write_run_outputs(run_dir, data, outcome)
     console.print(summary_table(outcome.metrics, escape(str(run_dir))))
+    if outcome.metrics.get("warning"):
+        console.print(f"[yellow]warning:[/] {escape(outcome.metrics['warning'])}")
     return 0
 
 
@@ -599,8 +733,14 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
     save_weights(outcome.model, run_dir / WEIGHTS_FILE)
     write_json(run_dir / METRICS_FILE, outcome.metrics)
     history = [asdict(r) for r in outcome.result.history]
+    cv = outcome.cross_validation
+    if cv is not None:  # the validation curve is the folds' mean held-out accuracy and loss
+        for record in history:
+            record["val_accuracy"] = cv.mean_accuracy[record["epoch"]]
+            record["val_loss"] = cv.mean_loss[record["epoch"]]
     title = f"{data.name}: {describe_model(outcome.model.config)}"
-    plot_history(history, run_dir / HISTORY_PLOT, title)
+    plot_history(history, run_dir / HISTORY_PLOT, title + (
+        f" (validation: mean of {cv.folds} held-out folds)" if cv is not None else ""))
     matrix = confusion_matrix(data.test.y, outcome.test_predictions, data.num_classes)
     plot_confusion(matrix, data.class_names, run_dir / CONFUSION_PLOT,
                    f"{title}, test accuracy {100 * outcome.metrics['test_accuracy']:.1f}%")
@@ -615,6 +755,9 @@ def command_eval(args) -> int:
     check_finite_weights(model, args.run / WEIGHTS_FILE)
     if args.data is not None:
         data = load_dataset(args.data, args.data_dir)
+        recorded = config.get("data", {})
+        if recorded.get("padded_from") is not None and data.steps == recorded["padded_from"]:
+            data = data.pad_front(recorded["steps"])  # as the run's own data was
         where = args.data
     else:
         data = load_run_data(config, args.data_dir,

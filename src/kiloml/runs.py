@@ -34,9 +34,12 @@ CONFUSION_PLOT = "confusion.png"
 #: The folder ``kiloml demo`` exports the run's C into.
 DEMO_EXPORT_DIR = "c"
 #: A run directory as an output of kiloml (:mod:`kiloml.outputs`).
+#: With cross-validation, each fold's checkpoint (``train.cross_validation``).
+FOLDS_DIR = "folds"
 RUN_OUTPUT = OutputKind("run", CONFIG_FILE, (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE,
                                              CHECKPOINT_FILE, HISTORY_PLOT, CONFUSION_PLOT,
-                                             DEMO_EXPORT_DIR))
+                                             DEMO_EXPORT_DIR, FOLDS_DIR),
+                        scratch_dirs=(FOLDS_DIR,))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -65,14 +68,20 @@ def read_json(path: Path) -> dict:
         raise KilomlError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-def save_run_config(run_dir: Path, model_config, data: dict, train: dict) -> None:
-    write_json(run_dir / CONFIG_FILE, {
+def save_run_config(run_dir: Path, model_config, data: dict, train: dict,
+                    defaults: dict | None = None) -> None:
+    """``config.json``; ``defaults`` records how data-dependent defaults were chosen (recipe,
+    budget, epoch selection)."""
+    config = {
         "format_version": RUN_FORMAT_VERSION,
         "kiloml_version": __version__,
         "model": model_config.to_dict(),
         "data": data,
         "train": train,
-    })
+    }
+    if defaults is not None:
+        config["defaults"] = defaults
+    write_json(run_dir / CONFIG_FILE, config)
 
 
 def read_run_config(run_dir: Path) -> dict:
@@ -147,18 +156,17 @@ def run_data_source(config: dict) -> str:
 
 
 def load_run_data(config: dict, data_dir: Path | None = None, *, check: bool = True,
-                  hint: str = ""):
-    """The dataset a run was trained on, loaded as it was (``skip_bad_files``, ``train_hop``,
-    ``train_speeds``); with ``check``, a one-line error (ending with ``hint``) if its files
-    differ from the fingerprint the run recorded."""
-    from kiloml.data import load_dataset
+                  windowing: bool = False, hint: str = ""):
+    """The dataset a run was trained on, loaded as it was (``skip_bad_files``; the front
+    padding of sequences cut into whole frames; with ``windowing``, the training windows'
+    ``train_hop`` and ``train_speeds``); with ``check``, a one-line error (ending with ``hint``)
+    if its files differ from the fingerprint the run recorded."""
+    from kiloml.data import load_run_dataset
     from kiloml.data.fingerprint import data_sources, describe_change, fingerprint
 
     recorded = config.get("data", {})
-    data = load_dataset(run_data_source(config), data_dir or recorded.get("data_dir"),
-                        skip_bad_files=recorded.get("skip_bad_files", False),
-                        train_hop=recorded.get("train_hop"),
-                        train_speeds=recorded.get("train_speeds"))
+    data = load_run_dataset({**recorded, "dataset": run_data_source(config)}, data_dir,
+                            windowing=windowing)
     if check and recorded.get("fingerprint"):
         sources = data_sources(data)
         change = describe_change(recorded["fingerprint"], fingerprint(sources))

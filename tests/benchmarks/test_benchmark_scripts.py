@@ -186,3 +186,32 @@ def test_smartwatch_subjects_table():
     assert sorted(length, key=length.get)[:2] == [4, 3]
     gyro90 = {int(r[0]): float(r[6]) for r in rows}
     assert sorted(gyro90, key=gyro90.get)[-2:] == [3, 4]
+
+
+def test_ucr_defaults_quick(tmp_path):
+    from kiloml.data.uea import sktime_data_dir
+
+    if sktime_data_dir() is None:
+        pytest.skip("sktime==1.2.0 is not installed (make setup does)")
+    done = run_script("ucr_defaults.py", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((tmp_path / "ucr_defaults.json").read_text())
+    run = saved["runs"]["ItalyPowerDemand"]["0"]
+    assert saved["quick"] is True and 0 <= run["test_accuracy"] <= 1 and run["seconds"] > 0
+    assert (run["recipe"], run["selection"], run["sizes"]["train"]) == (
+        "series", "cross-validation", 53)  # 14 validation sequences: cross-validated
+    assert "| ItalyPowerDemand | 67 / 1029 | 24 × 1 |" in done.stdout
+    assert (tmp_path / "runs" / "ItalyPowerDemand-0" / "metrics.json").is_file()
+    assert "| 95.0 | 95.5 |" in done.stdout  # the archive's 1-NN DTW, full and learned window
+    again = run_script("ucr_defaults.py", "--quick", "--out", str(tmp_path))
+    assert again.returncode == 0 and "seed 0:" not in again.stdout  # nothing retrained
+
+
+def test_dtw_1nn_reproduces_the_archive():
+    from kiloml.data.uea import sktime_data_dir
+
+    if sktime_data_dir() is None:
+        pytest.skip("sktime==1.2.0 is not installed (make setup does)")
+    done = run_script("dtw_1nn.py", "ItalyPowerDemand")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ItalyPowerDemand: 1-NN full DTW test accuracy 95.04%" in done.stdout  # 1 - 0.0496

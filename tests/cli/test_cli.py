@@ -222,3 +222,111 @@ def test_train_hop_and_speeds_are_kept_for_resume(tmp_path, capsys):
     assert f"{windows} train /" in capsys.readouterr().out
     assert main(["train", "--out", str(run), "--resume"]) == 0
     assert f"{windows} train /" in capsys.readouterr().out
+
+
+def _frequencies_npz(path, seed=0):
+    """Three classes of noisy sinusoids told apart by frequency (random phase), 16 steps: 32
+    training, 40 validation and 40 test sequences."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        y = np.arange(n) % 3
+        rng.shuffle(y)
+        t = np.arange(16)
+        x = np.sin((0.5 + 0.8 * y)[:, None] * t + rng.uniform(0, 2 * np.pi, (n, 1)))
+        return (x + 0.1 * rng.normal(size=x.shape))[:, :, None].astype(np.float32), y
+
+    (xt, yt), (xv, yv), (xs, ys) = make(32), make(40), make(40)
+    np.savez(path, X_train=xt, y_train=yt, X_val=xv, y_val=yv, X_test=xs, y_test=ys)
+    return path
+
+
+def test_default_budget_learns_a_small_dataset_that_60_steps_do_not(tmp_path, capsys):
+    data = _frequencies_npz(tmp_path / "freq.npz")
+    assert main(["train", "--dataset", str(data), "--out", str(tmp_path / "default")]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "default" / "metrics.json").read_text())
+    config = json.loads((tmp_path / "default" / "config.json").read_text())
+    assert metrics["test_accuracy"] == 1.0 and metrics["warning"] is None
+    assert metrics["budget"]["steps"] == config["defaults"]["budget"]["steps"] == 2000
+    assert config["train"]["batch_size"] == 8 and config["train"]["epochs"] == 500
+    assert "budget: 2,000 steps: 500 epochs × 4 batches of 8" in out
+    assert "recipe series" in out and "epoch chosen on the 40 validation sequences" in out
+
+    # the old default: 60 epochs at batch 64 are 60 steps for 32 sequences
+    assert main(["train", "--dataset", str(data), "--epochs", "15",
+                 "--out", str(tmp_path / "short")]) == 0
+    short = json.loads((tmp_path / "short" / "metrics.json").read_text())
+    assert short["budget"]["steps"] == 60 and short["test_accuracy"] < 0.9
+
+
+def test_chance_level_warning(tmp_path, capsys):
+    x = np.zeros((60, 8, 2), np.float32)  # nothing tells the classes apart
+    y = np.arange(60) % 2
+    path = tmp_path / "blank.npz"
+    np.savez(path, X_train=x, y_train=y, X_val=x[:40], y_val=y[:40], X_test=x[:20],
+             y_test=y[:20])
+    assert main(["train", "--dataset", str(path), "--epochs", "3", "--hidden-size", "4",
+                 "--u-rank", "2", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["best_val_accuracy"] == 0.5 and metrics["majority_accuracy"] == 0.5
+    assert "within 5 points of" in metrics["warning"] and "--epochs" in metrics["warning"]
+    assert "warning: validation accuracy 50.0% is within 5 points" in out
+
+
+def test_epoch_lines_in_a_pipe_are_whole(tmp_path, capsys):
+    data = _write_npz(tmp_path / "toy.npz")
+    assert main(["train", "--dataset", str(data), "--epochs", "4", "--folds", "0",
+                 "--hidden-size", "4", "--u-rank", "2", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 4
+    assert all(len(line) > 80 and line.count("acc") == 2 for line in lines)  # not wrapped
+    assert all(line.startswith("epoch ") for line in out.splitlines() if "val loss" in line)
+
+
+def test_small_validation_split_is_cross_validated(tmp_path, capsys):
+    data = _write_npz(tmp_path / "toy.npz")  # 96 training sequences: 10 held out for validation
+    assert main(["train", "--dataset", str(data), "--epochs", "4", "--hidden-size", "4",
+                 "--u-rank", "2", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "5-fold cross-validation on the 96 training and validation sequences" in out
+    assert out.count("sequences held out") == 5
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["selection"]["method"] == "cross-validation"
+    assert len(metrics["selection"]["fold_accuracies"]) == 5
+    assert (tmp_path / "run" / "folds" / "checkpoint-5.safetensors").is_file()
+
+
+def test_smartwatch_defaults_are_the_demo_s():
+    """The imu recipe, budget and selection give the smartwatch data the settings ``make demo``
+    was tuned and measured with."""
+    from kiloml.cli import _model_config, _train_config, _training_defaults, build_parser
+    from kiloml.data.smartwatch import default_path, load_smartwatch
+    from kiloml.train.budget import Budget
+    from kiloml.train.recipes import Recipe
+
+    if default_path() is None or not default_path().is_file():
+        pytest.skip("seglearn==1.2.5 is not installed (make setup does)")
+    args = build_parser().parse_args(["train"])
+    data = load_smartwatch()
+    defaults = _training_defaults(args, data)
+    recipe, budget = Recipe(**defaults["recipe"]), Budget.from_dict(defaults["budget"])
+    assert recipe.kind == "imu" and defaults["selection"]["folds"] == 0
+    train = _train_config(args, budget, recipe)
+    assert (train.epochs, train.batch_size, train.lr) == (60, 64, 1e-2)
+    assert (train.augment_scale, train.augment_noise, train.augment_rotation) == (0.1, 0.05, 15)
+    assert (train.keep_w, train.keep_u, train.keep_head) == (0.5, 0.5, 1.0)
+    model = _model_config(args, data, recipe)
+    assert (model.hidden_size, model.u_rank, model.w_rank) == (32, 8, None)
+    assert (model.update_nonlinearity, model.readout, model.frame_stack) == ("relu", "last", 1)
+
+
+def test_folds_must_leave_something_to_train_on(tmp_path, capsys):
+    data = _write_npz(tmp_path / "toy.npz")
+    assert main(["train", "--dataset", str(data), "--folds", "1",
+                 "--out", str(tmp_path / "run")]) == 1
+    assert "--folds must be 0 or from 2 to the number of training sequences (96); got 1" in (
+        _error_line(capsys))
+    assert not (tmp_path / "run").exists()

@@ -149,7 +149,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
     data = write_npz(tmp_path / "toy.npz")
     out = tmp_path / "run"
     assert main(["train", "--dataset", str(data), "--hidden-size", "8", "--epochs", "5",
-                 "--out", str(out)]) == 1
+                 "--folds", "0", "--out", str(out)]) == 1
     line = error_line(capsys)
     assert "training diverged in epoch 3, batch 1: the loss is nan" in line
     assert "the last good epoch (2) stays in" in line

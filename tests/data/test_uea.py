@@ -102,6 +102,9 @@ def test_basic_motions():
         assert np.bincount(getattr(data, split).y).tolist() == [per_class] * 4
     again = load_basic_motions()
     np.testing.assert_array_equal(again.val.x, data.val.x)
+    assert data.info["vector_channels"] == [[0, 1, 2], [3, 4, 5]]  # accelerometer, gyroscope
+    as_user_files = load_dataset(str(sktime_data_dir() / "BasicMotions" / "BasicMotions"))
+    assert "vector_channels" not in as_user_files.info  # a user's .ts pair declares nothing
 
 
 @needs_sktime

@@ -209,3 +209,29 @@ def test_learning_rate_schedule(tiny_data, restarts):
         assert at_starts == pytest.approx([1e-2] * 3)  # every phase restarts the cosine
     else:
         assert all(a > b for a, b in zip(rates, rates[1:], strict=False))  # one decay
+
+
+def test_checkpoints_are_throttled_and_an_interruption_saves_the_last_epoch(
+        tiny_data, tmp_path, monkeypatch):
+    import kiloml.train.trainer as trainer_module
+    from kiloml.train.checkpoint import save_checkpoint
+
+    written = []
+
+    def counting_save(path, *args):
+        written.append(args[-1]["epoch"])
+        save_checkpoint(path, *args)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", counting_save)
+    config = TrainConfig(epochs=6, batch_size=32)
+    ckpt = tmp_path / "checkpoint.safetensors"
+    Trainer(new_model(_config(), tiny_data, 0), tiny_data, config, checkpoint_path=ckpt,
+            checkpoint_seconds=float("inf")).fit()
+    assert written == [5]  # the last epoch only
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(new_model(_config(), tiny_data, 0), tiny_data, config, checkpoint_path=ckpt,
+                checkpoint_seconds=float("inf"), stop_after_epoch=lambda e: e == 2).fit()
+    assert written == [5, 2]  # written when interrupted
+    result = Trainer(new_model(_config(), tiny_data, 9), tiny_data, config,
+                     checkpoint_path=ckpt).fit(resume=True)
+    assert [r.epoch for r in result.history] == list(range(6))

@@ -83,7 +83,8 @@ def _load(folder: Path, name: str, pixels: bool, class_names: list[str],
         val=split(train_x[-VAL_SIZE:], train_y[-VAL_SIZE:]),
         test=split(a["test_images"], a["test_labels"]),
         class_names=class_names, description=description,
-        info={"path": str(folder), "split_rule": f"last {VAL_SIZE} training images → val"},
+        info={"path": str(folder), "split_rule": f"last {VAL_SIZE} training images → val",
+              "kind": "image"},
     ).validate()
 
 

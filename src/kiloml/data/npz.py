@@ -9,6 +9,9 @@ sequences (a fixed rule, after a shuffle with seed 0) become the validation spli
 :func:`read_npz` reads any ``.npz`` safely: it must be a regular file and a zip archive; pickled
 objects are refused, never unpickled; and the arrays' unpacked size is checked against the
 memory the machine has before anything is inflated (a zip bomb stops with a one-line error).
+Optional ``vector_channels`` ``[G, 3]``: the feature indices of each 3-axis sensor (e.g.
+``[[0, 1, 2], [3, 4, 5]]`` for an accelerometer and a gyroscope), which selects the ``imu``
+training recipe.
 """
 
 import math
@@ -164,6 +167,21 @@ def load_npz(path: Path) -> DatasetSplits:
         val_idx, train_idx = order[-n_val:], order[:-n_val]
         train = Split(x_train[train_idx], y_train[train_idx])
         val = Split(x_train[val_idx], y_train[val_idx])
+    info = {"path": str(path)}
+    if "vector_channels" in arrays:
+        info["vector_channels"] = _vector_channels(path, arrays["vector_channels"],
+                                                   x_train.shape[2])
     return DatasetSplits(path.stem, train, val, Split(arrays["X_test"], arrays["y_test"]),
                          class_names, description=f"user data from {path.name}",
-                         info={"path": str(path)}).validate()
+                         info=info).validate()
+
+
+def _vector_channels(path: Path, groups: np.ndarray, features: int) -> list[list[int]]:
+    """``vector_channels`` as lists of 3 distinct feature indices, or a one-line error."""
+    flat = groups.reshape(-1) if groups.ndim == 2 else groups
+    if (groups.ndim != 2 or groups.shape[1] != 3 or not np.issubdtype(groups.dtype, np.integer)
+            or len(set(flat.tolist())) != flat.size or flat.min(initial=0) < 0
+            or flat.max(initial=0) >= features):
+        raise KilomlError(f"{path}: vector_channels must be [G, 3] distinct feature indices in "
+                          f"0..{features - 1}, got {groups.tolist()}")
+    return groups.tolist()

@@ -75,6 +75,23 @@ def load_dataset(name: str, data_dir: Path | str | None = None, *,
                       + USER_DATA_HINT)
 
 
+def load_run_dataset(data_config: dict, data_dir: Path | str | None = None,
+                     windowing: bool = False) -> DatasetSplits:
+    """The dataset of a run from ``config.json``'s ``data`` section: its name or path and
+    ``skip_bad_files`` (and with ``windowing``, the training windows' ``train_hop`` and
+    ``train_speeds``); for a run whose sequences were padded in front to a whole number of
+    frames (``padded_from``), the same padding. ``data_dir`` overrides the stored location."""
+    options = {k: data_config.get(k) for k in ("train_hop", "train_speeds")} if windowing else {}
+    data = load_dataset(data_config["dataset"], data_dir or data_config.get("data_dir"),
+                        skip_bad_files=data_config.get("skip_bad_files", False), **options)
+    if data_config.get("padded_from") is not None:
+        if data.steps != data_config["padded_from"]:
+            raise KilomlError(f"{data_config['dataset']}: {data.steps} steps, but the run was "
+                              f"trained on {data_config['padded_from']}")
+        data = data.pad_front(data_config["steps"])
+    return data
+
+
 def dataset_location(name: str) -> str | None:
     """Where a registered dataset is looked for by default (for ``kiloml datasets``)."""
     if name == "smartwatch":

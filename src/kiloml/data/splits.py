@@ -42,6 +42,24 @@ class DatasetSplits:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def pad_front(self, steps: int) -> "DatasetSplits":
+        """The same splits with every sequence lengthened to ``steps`` by repeating its first
+        frame in front (the convention of the ``.ts`` loader for series of unequal length);
+        ``info["padded_from"]`` keeps the original length."""
+        extra = steps - self.steps
+        if extra < 0:
+            raise ValueError(f"cannot pad {self.steps} steps to {steps}")
+        if extra == 0:
+            return self
+
+        def pad(split: Split) -> Split:
+            front = np.repeat(split.x[:, :1], extra, axis=1)
+            return Split(np.concatenate([front, split.x], axis=1), split.y)
+
+        return DatasetSplits(self.name, pad(self.train), pad(self.val), pad(self.test),
+                             self.class_names, self.description,
+                             {**self.info, "padded_from": self.steps})
+
     def validate(self) -> "DatasetSplits":
         """Check shapes, dtypes, finiteness and label range; one-line error on the first problem.
 

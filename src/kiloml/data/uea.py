@@ -15,7 +15,8 @@ importing sktime; ``pip install --no-deps sktime==1.2.0``):
 
 - ``basic-motions``: BasicMotions, 6 channels (3-axis accelerometer + gyroscope) × 100 steps,
   4 classes (standing, running, walking, badminton); train/val/test 32 / 8 / 40
-  (8 / 2 / 10 per class).
+  (8 / 2 / 10 per class). The two 3-axis groups are declared (``info["vector_channels"]``);
+  the same files read as a ``.ts`` pair of the user's declare nothing.
 - ``japanese-vowels``: JapaneseVowels, 12 LPC cepstrum channels × 29 steps (padded), 9 classes
   (the speaker); train/val/test 216 / 54 / 370 (24 / 6 / 24–88 per class).
 """
@@ -36,6 +37,8 @@ from kiloml.errors import KilomlError
 VAL_FRACTION = 0.2
 INSTALL_HINT = "pip install --no-deps sktime==1.2.0"
 BUNDLED = {"basic-motions": "BasicMotions", "japanese-vowels": "JapaneseVowels"}
+#: 3-axis sensor channels of the bundled problems (accelerometer, gyroscope)
+VECTOR_CHANNELS = {"basic-motions": [[0, 1, 2], [3, 4, 5]]}
 
 
 def sktime_data_dir() -> Path | None:
@@ -134,7 +137,10 @@ def _bundled(name: str, path: Path | None, skip_bad_files: bool) -> DatasetSplit
         raise KilomlError(f"{name} data not found: sktime is not installed ({INSTALL_HINT})")
     if path.is_dir() and not (path / f"{BUNDLED[name]}_TRAIN.ts").is_file():
         path = path / BUNDLED[name]  # the data folder holding all bundled problems
-    return load_ts_problem(path, skip_bad_files=skip_bad_files, name=name)
+    data = load_ts_problem(path, skip_bad_files=skip_bad_files, name=name)
+    if name in VECTOR_CHANNELS:
+        data.info["vector_channels"] = VECTOR_CHANNELS[name]
+    return data
 
 
 def load_basic_motions(path: Path | None = None, *,

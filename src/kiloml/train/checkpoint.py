@@ -1,5 +1,5 @@
 """Training checkpoints: one safetensors file holding model, optimiser, masks and the best state,
-with the loop's counters as JSON metadata; written atomically after every epoch."""
+with the loop's counters as JSON metadata; written atomically."""
 
 import json
 from pathlib import Path
@@ -12,11 +12,12 @@ from kiloml.errors import KilomlError
 from kiloml.runs import atomic_save_tensors
 
 
-def save_checkpoint(path: Path, model_state: dict, optimizer: torch.optim.Optimizer,
+def save_checkpoint(path: Path, model_state: dict, optimizer_state: dict,
                     masks: dict[str, torch.Tensor], best_state: dict | None, loop: dict) -> None:
-    """Write everything needed to continue training exactly where it stopped."""
+    """Write everything needed to continue training exactly where it stopped
+    (``optimizer_state``: the optimiser's ``state_dict()``)."""
     tensors = {f"model.{k}": v for k, v in model_state.items()}
-    opt = optimizer.state_dict()
+    opt = optimizer_state
     for index, state in opt["state"].items():
         for key, value in state.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).clone()

@@ -2,6 +2,7 @@
 benchmarks)."""
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,13 @@ from kiloml.data.splits import DatasetSplits
 from kiloml.errors import KilomlError
 from kiloml.models import build_model
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier
+from kiloml.train.chance import chance_warning
+from kiloml.train.cross_validation import (
+    CrossValidation,
+    all_sequences,
+    cross_validate,
+    pooled,
+)
 from kiloml.train.trainer import Reporter, TrainConfig, Trainer, TrainResult, evaluate
 
 
@@ -54,6 +62,7 @@ class FitOutcome:
     result: TrainResult
     metrics: dict
     test_predictions: np.ndarray
+    cross_validation: CrossValidation | None = None
 
 
 def model_metrics(model: SequenceClassifier, data: DatasetSplits) -> tuple[dict, np.ndarray]:
@@ -76,16 +85,39 @@ def model_metrics(model: SequenceClassifier, data: DatasetSplits) -> tuple[dict,
 
 def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfig,
         checkpoint_path: Path | None = None, resume: bool = False,
-        reporter: Reporter | None = None, model: SequenceClassifier | None = None) -> FitOutcome:
-    """Build (unless given), train and measure a model."""
-    model = model or new_model(model_config, data, train_config.seed)
-    torch.manual_seed(train_config.seed)
-    trainer = Trainer(model, data, train_config, checkpoint_path=checkpoint_path,
-                      reporter=reporter)
+        reporter: Reporter | None = None, model: SequenceClassifier | None = None,
+        folds: int = 0, on_fold: Callable[[int, int, TrainResult], None] | None = None,
+        fold_reporter: Reporter | None = None) -> FitOutcome:
+    """Build (unless given), train and measure a model.
+
+    With ``folds`` > 1, the epoch is chosen by ``folds``-fold cross-validation on the training and
+    validation sequences pooled (``train.cross_validation``; ``on_fold`` is called after each
+    fold, ``fold_reporter`` gets the folds' progress), and the model trains on all of them;
+    ``model`` must then be ``None``.
+    """
     started = time.perf_counter()
-    result = trainer.fit(resume=resume)
+    cv, keep_epoch, held_out_labels = None, None, data.val.y
+    if folds > 1:
+        if model is not None:
+            raise ValueError("cross-validation builds its own models")
+        cv = cross_validate(data, model_config, train_config, new_model, checkpoint_path,
+                            resume, fold_reporter, folds=folds, on_fold=on_fold)
+        keep_epoch, held_out_labels = cv.chosen_epoch, pooled(data).y
+        data_for_training = all_sequences(data, pooled(data))
+    else:
+        data_for_training = data
+    model = model or new_model(model_config, data_for_training, train_config.seed)
+    torch.manual_seed(train_config.seed)
+    trainer = Trainer(model, data_for_training, train_config, checkpoint_path=checkpoint_path,
+                      reporter=reporter, keep_epoch=keep_epoch)
+    result = trainer.fit(resume=resume and (cv is None or _exists(checkpoint_path)))
     elapsed = time.perf_counter() - started
+    if cv is not None:
+        result.best_val_accuracy = cv.accuracy
+        result.train_seconds += cv.seconds
     metrics, pred = model_metrics(model, data)
+    selection = ({"method": "cross-validation", **cv.summary()} if cv is not None else
+                 {"method": "validation split", "sequences": len(data.val)})
     metrics.update({
         "train_seconds": round(result.train_seconds, 2),
         "wall_seconds": round(elapsed, 2),
@@ -96,5 +128,11 @@ def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfi
         "keep_w": train_config.keep_w,
         "keep_u": train_config.keep_u,
         "keep_head": train_config.keep_head,
+        "selection": selection,
     })
-    return FitOutcome(model, result, metrics, pred)
+    metrics.update(chance_warning(result.best_val_accuracy, held_out_labels, data.num_classes))
+    return FitOutcome(model, result, metrics, pred, cv)
+
+
+def _exists(path: Path | None) -> bool:
+    return path is not None and path.is_file()

@@ -6,6 +6,7 @@ pure function of the step, so a run resumed from any epoch's checkpoint produces
 as an uninterrupted one.
 """
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -21,11 +22,15 @@ from kiloml.data.splits import DatasetSplits, Split
 from kiloml.errors import KilomlError
 from kiloml.nn.classifier import SequenceClassifier
 from kiloml.train.checkpoint import load_checkpoint, save_checkpoint
-from kiloml.train.guards import check_finite_step
+from kiloml.train.guards import TrainingDiverged, check_finite_step
 from kiloml.train.phases import Phase, compression_schedule
 
 #: Largest seed: torch and numpy generators take it (and ``seed * 100_003 + epoch``) exactly.
 MAX_SEED = 2**32 - 1
+#: the checkpoint is written at most this often (and after the last epoch, and on Ctrl-C or a
+#: diverging loss with the last finished epoch): runs of many short epochs would otherwise spend
+#: their time writing
+CHECKPOINT_SECONDS = 5.0
 
 
 @dataclass
@@ -146,14 +151,26 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 512) -> tuple[flo
 class Trainer:
     """Trains a :class:`SequenceClassifier` on a :class:`DatasetSplits` with the phase schedule.
 
-    ``checkpoint_path`` (optional) gets the state after every epoch; ``resume=True`` continues
-    from it. The model passed in must already hold its initial weights and normalisation.
+    ``checkpoint_path`` (optional) gets the state of the last finished epoch, at most every
+    ``checkpoint_seconds``, after the last epoch and when the run is interrupted (Ctrl-C);
+    ``resume=True`` continues from it. The model passed in must already hold its initial weights
+    and normalisation.
+    ``keep_epoch`` (chosen beforehand, e.g. by cross-validation) keeps the weights after that
+    epoch and stops there, with the learning rate still scheduled over all ``epochs``; the
+    validation split may then be empty.
     """
 
     def __init__(self, model: SequenceClassifier, data: DatasetSplits, config: TrainConfig,
                  checkpoint_path: Path | None = None, reporter: Reporter | None = None,
-                 stop_after_epoch: Callable[[int], bool] | None = None):
+                 stop_after_epoch: Callable[[int], bool] | None = None,
+                 keep_epoch: int | None = None, checkpoint_seconds: float = CHECKPOINT_SECONDS):
         self.model, self.data, self.config = model, data, config.validate()
+        self.checkpoint_seconds = checkpoint_seconds
+        if keep_epoch is not None and not 0 <= keep_epoch < config.epochs:
+            raise ValueError(f"keep_epoch {keep_epoch} is outside 0..{config.epochs - 1}")
+        if keep_epoch is None and len(data.val) == 0:
+            raise ValueError("without a validation split, keep_epoch must be given")
+        self.keep_epoch = keep_epoch
         self.checkpoint_path = checkpoint_path
         self.reporter = reporter or Reporter()
         self.stop_after_epoch = stop_after_epoch  # for tests: simulate an interruption
@@ -182,8 +199,9 @@ class Trainer:
         raise IndexError(epoch)
 
     def learning_rate(self, epoch: int, batch: int) -> float:
-        """Cosine decay from ``lr`` to ``lr*min_lr_ratio`` within each phase (``lr_restarts``) or
-        once over all epochs."""
+        """Cosine decay from ``lr`` to ``lr*min_lr_ratio`` over the optimizer steps of each phase
+        (``lr_restarts``) or once over all steps; ``batch`` is the step's index within ``epoch``,
+        so ``epoch + batch / batches_per_epoch`` counts steps in units of an epoch's steps."""
         if self.config.lr_restarts:
             phase, index = self.phase_of(epoch)
             progress = (index + batch / self.batches_per_epoch) / phase.epochs
@@ -296,9 +314,25 @@ class Trainer:
                 return end
         raise ValueError(phase)
 
+    def _snapshot(self, epoch: int, waited: int, result: TrainResult,
+                  best_state: dict | None) -> tuple:
+        """The state after ``epoch``, copied (training goes on), for :meth:`_save`."""
+        return ({k: v.clone() for k, v in self.model.state_dict().items()},
+                copy.deepcopy(self.optimizer.state_dict()), dict(self.masks), best_state, {
+                    "epoch": epoch, "waited": waited, "history": list(result.history),
+                    "best_epoch": result.best_epoch, "best_val": result.best_val_accuracy,
+                    "train_seconds": result.train_seconds,
+                    "stopped_early": result.stopped_early})
+
+    def _save(self, snapshot: tuple) -> None:
+        *tensors, loop = snapshot
+        loop = {**loop, "history": [asdict(r) for r in loop["history"]]}
+        save_checkpoint(self.checkpoint_path, *tensors, loop)
+
     def fit(self, resume: bool = False) -> TrainResult:
         """Train to the end of the schedule (or early stop); leaves the best-validation weights of
-        the final phase (from epoch ``select_from * epochs`` on) in the model."""
+        the final phase (from epoch ``select_from * epochs`` on), or those of ``keep_epoch``, in
+        the model."""
         result, best_state, first_epoch, waited = TrainResult(), None, 0, 0
         if resume:
             if self.checkpoint_path is None or not self.checkpoint_path.is_file():
@@ -311,11 +345,12 @@ class Trainer:
             result.best_epoch, result.best_val_accuracy = loop["best_epoch"], loop["best_val"]
             result.train_seconds = loop["train_seconds"]
             result.stopped_early = loop["stopped_early"]
-        total = self.config.epochs
+        total = self.config.epochs if self.keep_epoch is None else self.keep_epoch + 1
         self.reporter.start(total, self.batches_per_epoch, first_epoch)
         best_key = (result.best_val_accuracy, -math.inf)
         if result.history and result.best_epoch >= 0:
             best_key = (result.best_val_accuracy, -result.history[result.best_epoch].val_loss)
+        unsaved, last_saved = None, time.perf_counter()
         try:
             for epoch in range(first_epoch, total):
                 if result.stopped_early:
@@ -324,12 +359,16 @@ class Trainer:
                 started = time.perf_counter()
                 train_loss, train_acc = self._train_epoch(epoch, phase)
                 result.train_seconds += time.perf_counter() - started
-                val_loss, val_acc, _ = evaluate(self.model, self.data.val)
+                val_loss, val_acc = math.nan, math.nan
+                if len(self.data.val):
+                    val_loss, val_acc, _ = evaluate(self.model, self.data.val)
                 record = EpochRecord(epoch, phase.kind, self.learning_rate(epoch, 0), train_loss,
                                      train_acc, val_loss, val_acc)
                 result.history.append(record)
                 selecting = phase is self.phases[-1] and epoch >= self.select_start
                 is_best = selecting and (val_acc, -val_loss) > best_key
+                if self.keep_epoch is not None:
+                    selecting, is_best = False, epoch == self.keep_epoch
                 if is_best:
                     best_key = (val_acc, -val_loss)
                     result.best_epoch, result.best_val_accuracy = epoch, val_acc
@@ -341,16 +380,17 @@ class Trainer:
                     result.stopped_early = patience is not None and waited > patience
                 self.reporter.epoch(record, is_best)
                 if self.checkpoint_path is not None:
-                    save_checkpoint(self.checkpoint_path, self.model.state_dict(), self.optimizer,
-                                    self.masks, best_state, {
-                                        "epoch": epoch, "waited": waited,
-                                        "history": [asdict(r) for r in result.history],
-                                        "best_epoch": result.best_epoch,
-                                        "best_val": result.best_val_accuracy,
-                                        "train_seconds": result.train_seconds,
-                                        "stopped_early": result.stopped_early})
+                    unsaved = self._snapshot(epoch, waited, result, best_state)
+                    last = epoch + 1 == total or result.stopped_early
+                    if last or time.perf_counter() - last_saved >= self.checkpoint_seconds:
+                        self._save(unsaved)
+                        unsaved, last_saved = None, time.perf_counter()
                 if self.stop_after_epoch is not None and self.stop_after_epoch(epoch):
                     raise KeyboardInterrupt
+        except (KeyboardInterrupt, TrainingDiverged):
+            if unsaved is not None:  # the last finished epoch, so that nothing is lost
+                self._save(unsaved)
+            raise
         finally:
             self.reporter.finish()
         if best_state is not None:
