@@ -611,8 +611,7 @@ def _start(args, run_dir: Path, stack: ExitStack):
     model_config = _model_config(args, data, recipe)
     check_frame_stack(model_config, data)
     model = new_model(model_config, data, train_config.seed)
-    check_kept_fractions(sparsifiable_parameters(model), {
-        "W": train_config.keep_w, "U": train_config.keep_u, "head": train_config.keep_head})
+    check_kept_fractions(sparsifiable_parameters(model), train_config.kept_fractions())
     registered = args.dataset in DATASETS
     sources = data_sources(data)
     data_info = {"dataset": data.name if registered else args.dataset,

@@ -186,7 +186,8 @@ def test_gradual_iht_ramps_from_dense_to_the_target(tiny_data):
                          iht_ramp=0.5, phase_fractions=(0.3, 0.4))
     model = new_model(_config(), tiny_data, seed=0)
     trainer = Trainer(model, tiny_data, config)
-    keeps = [trainer.iht_keep(0.25, p) for p in (0.0, 0.1, 0.25, 0.4, 0.5, 0.9)]
+    iht = trainer.phases[1]
+    keeps = [iht.keep_at(0.25, p) for p in (0.0, 0.1, 0.25, 0.4, 0.5, 0.9)]
     assert keeps[0] == 1.0 and keeps[-2] == keeps[-1] == 0.25
     assert all(a > b for a, b in zip(keeps[:4], keeps[1:5], strict=True))
     trainer.fit()

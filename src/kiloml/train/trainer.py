@@ -1,4 +1,4 @@
-"""The Trainer: Adam over phases (dense → IHT → sparse), checkpoints, resume, early stopping.
+"""The Trainer: Adam over compression phases (``phases.py``), checkpoints, resume, early stopping.
 
 Determinism: the model is initialised from ``seed`` by the caller; batch order and augmentation
 noise of epoch ``e`` come from a generator seeded with ``(seed, e)``, and the learning rate is a
@@ -17,13 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from kiloml.compress.hard_threshold import hard_threshold_
 from kiloml.data.splits import DatasetSplits, Split
 from kiloml.errors import KilomlError
 from kiloml.nn.classifier import SequenceClassifier
 from kiloml.train.checkpoint import load_checkpoint, save_checkpoint
 from kiloml.train.guards import TrainingDiverged, check_finite_step
-from kiloml.train.phases import Phase, compression_schedule
+from kiloml.train.phases import Phase, Sparsity, compression_schedule
 
 #: Largest seed: torch and numpy generators take it (and ``seed * 100_003 + epoch``) exactly.
 MAX_SEED = 2**32 - 1
@@ -90,7 +89,12 @@ class TrainConfig:
         return min(self.keep_w, self.keep_u, self.keep_head) < 1.0
 
     def phases(self) -> list[Phase]:
-        return compression_schedule(self.epochs, self.sparse, self.phase_fractions)
+        return compression_schedule(self.epochs, self.sparse, self.phase_fractions,
+                                    self.iht_every, self.iht_ramp)
+
+    def kept_fractions(self) -> dict[str, float]:
+        """The kept fraction of each sparsity group."""
+        return {"W": self.keep_w, "U": self.keep_u, "head": self.keep_head}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,12 +180,12 @@ class Trainer:
         self.stop_after_epoch = stop_after_epoch  # for tests: simulate an interruption
         self.phases = config.phases()
         self.sparse_params = sparsifiable_parameters(model)
+        self.sparsity = Sparsity(self.sparse_params, config.kept_fractions())
         if config.sparse and not self.sparse_params:
             raise KilomlError(f"--sparsity-w/-u/-head apply to fastgrnn and fastrnn, not "
                               f"{model.config.kind}")
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
-        self.masks: dict[str, torch.Tensor] = {}
         self.batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
         # the best-validation checkpoint is chosen from the final phase, after select_from of
         # all epochs: a one-subject validation split is noisy, and an early lucky epoch of a
@@ -210,29 +214,10 @@ class Trainer:
         low = self.config.lr * self.config.min_lr_ratio
         return low + 0.5 * (self.config.lr - low) * (1 + math.cos(math.pi * progress))
 
-    # -- compression ----------------------------------------------------------------------
-    def _keep(self, group: str) -> float:
-        return {"W": self.config.keep_w, "U": self.config.keep_u,
-                "head": self.config.keep_head}[group]
-
-    def iht_keep(self, target: float, progress: float) -> float:
-        """Kept fraction at ``progress`` (0..1) through the IHT phase: with ``iht_ramp`` > 0 it
-        falls from 1 to ``target`` along a cubic over the first ``iht_ramp`` of the phase
-        (gradual pruning, Zhu & Gupta 2017), then stays at ``target``; with 0 it is ``target``
-        from the first projection on (the FastGRNN paper)."""
-        ramp = self.config.iht_ramp
-        if ramp <= 0 or progress >= ramp:
-            return target
-        return target + (1.0 - target) * (1.0 - progress / ramp) ** 3
-
-    def hard_threshold_all(self, progress: float = 1.0) -> dict[str, torch.Tensor]:
-        return {name: hard_threshold_(param, self.iht_keep(self._keep(group), progress))
-                for name, (param, group) in self.sparse_params.items()}
-
-    @torch.no_grad()
-    def apply_masks(self) -> None:
-        for name, mask in self.masks.items():
-            self.sparse_params[name][0].mul_(mask)
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        """The fixed support (empty until the hard-thresholding phase ends)."""
+        return self.sparsity.masks
 
     # -- loop -----------------------------------------------------------------------------
     def _batches(self, epoch: int):
@@ -277,9 +262,10 @@ class Trainer:
             x[:, :, group] = x[:, :, group] @ rotation.transpose(1, 2)
         return x
 
-    def _train_epoch(self, epoch: int, phase: Phase) -> tuple[float, float]:
+    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+        phase, index = self.phase_of(epoch)
         self.model.train()
-        total_loss, correct, seen, step = 0.0, 0, 0, 0
+        total_loss, correct, seen = 0.0, 0, 0
         for batch, (x, y) in enumerate(self._batches(epoch)):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate(epoch, batch)
@@ -291,28 +277,13 @@ class Trainer:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.optimizer.step()
             check_finite_step(loss, self.model, epoch, batch)
-            step += 1
-            if phase.kind == "iht" and step % self.config.iht_every == 0:
-                _, index = self.phase_of(epoch)
-                self.hard_threshold_all((index + (batch + 1) / self.batches_per_epoch)
-                                        / phase.epochs)
-            elif phase.kind == "sparse":
-                self.apply_masks()
+            phase.after_step(self.sparsity, index, batch, self.batches_per_epoch)
             total_loss += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             self.reporter.batch()
-        if phase.kind == "iht" and epoch + 1 == self._phase_end(phase):
-            self.masks = self.hard_threshold_all()  # the support phase 3 keeps
+        phase.after_epoch(self.sparsity, index)
         return total_loss / seen, correct / seen
-
-    def _phase_end(self, phase: Phase) -> int:
-        end = 0
-        for p in self.phases:
-            end += p.epochs
-            if p is phase:
-                return end
-        raise ValueError(phase)
 
     def _snapshot(self, epoch: int, waited: int, result: TrainResult,
                   best_state: dict | None) -> tuple:
@@ -337,8 +308,9 @@ class Trainer:
         if resume:
             if self.checkpoint_path is None or not self.checkpoint_path.is_file():
                 raise KilomlError(f"{self.checkpoint_path}: no checkpoint to resume from")
-            model_state, self.masks, best_state, loop = load_checkpoint(self.checkpoint_path,
-                                                                         self.optimizer)
+            model_state, masks, best_state, loop = load_checkpoint(self.checkpoint_path,
+                                                                   self.optimizer)
+            self.sparsity.masks = masks
             self.model.load_state_dict(model_state)
             first_epoch, waited = loop["epoch"] + 1, loop["waited"]
             result.history = [EpochRecord(**r) for r in loop["history"]]
@@ -357,7 +329,7 @@ class Trainer:
                     break
                 phase, _ = self.phase_of(epoch)
                 started = time.perf_counter()
-                train_loss, train_acc = self._train_epoch(epoch, phase)
+                train_loss, train_acc = self._train_epoch(epoch)
                 result.train_seconds += time.perf_counter() - started
                 val_loss, val_acc = math.nan, math.nan
                 if len(self.data.val):
