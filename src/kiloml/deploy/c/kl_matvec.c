@@ -128,6 +128,21 @@ KL_ALWAYS_INLINE void kl_emit_kernel(int64_t sum, void *y, uint32_t r, int shift
     kl_store(y, r, value, mode);
 }
 
+/* Rescale and store a row sum that started from 2^(shift-1), the rounding term, so that the
+ * rounded shift of a sum within int32 is one arithmetic shift (1 <= shift <= 31). */
+KL_ALWAYS_INLINE void kl_emit_rounded(int64_t rounded, void *y, uint32_t r, int shift, int mode)
+{
+    /* the sum fits int32 when its low word, sign-extended, is the sum (one compare) */
+    const int32_t low = (int32_t)(uint32_t)(uint64_t)rounded;
+    int32_t value;
+    if ((int64_t)low == rounded) {
+        value = low >> shift;
+    } else {
+        value = kl_rescale_exact(rounded - ((int64_t)1 << (shift - 1)), shift);
+    }
+    kl_store(y, r, value, mode);
+}
+
 /* Rescale and store one row sum. */
 KL_ALWAYS_INLINE void kl_emit(int64_t sum, const kl_out_t *out, uint32_t r)
 {
@@ -155,7 +170,8 @@ KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int i
     return index_bits == 8 ? p8[i] : p16[i];
 }
 
-/* CSR rows of int16 weights, int64 sums (SMLAL); index_bits is a constant after inlining. */
+/* CSR rows of int16 weights, int64 sums started from the rounding term (SMLAL); index_bits is
+ * a constant after inlining. */
 KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
                                  int index_bits)
 {
@@ -167,15 +183,16 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
+    const int64_t half = (int64_t)1 << (shift - 1);
     uint32_t k = row_ptr[0];
     uint32_t r;
     for (r = 0; r < rows; r++) {
         const uint32_t end = row_ptr[r + 1];
-        int64_t sum = 0;
+        int64_t sum = half;
         for (; k < end; k++) {
             sum += (int64_t)values[k] * x[kl_index(c8, c16, index_bits, k)];
         }
-        kl_emit_kernel(sum, y, r, shift, mode);
+        kl_emit_rounded(sum, y, r, shift, mode);
     }
 }
 
@@ -313,21 +330,6 @@ KL_ALWAYS_INLINE void kl_dot2_s16(const int16_t *w0, const int16_t *w1, const in
     }
     *sum0 = s0;
     *sum1 = s1;
-}
-
-/* Rescale and store a row sum that started from 2^(shift-1), the rounding term, so that the
- * rounded shift of a sum within int32 is one arithmetic shift (1 <= shift <= 31). */
-KL_ALWAYS_INLINE void kl_emit_rounded(int64_t rounded, void *y, uint32_t r, int shift, int mode)
-{
-    /* the sum fits int32 when its low word, sign-extended, is the sum (one compare) */
-    const int32_t low = (int32_t)(uint32_t)(uint64_t)rounded;
-    int32_t value;
-    if ((int64_t)low == rounded) {
-        value = low >> shift;
-    } else {
-        value = kl_rescale_exact(rounded - ((int64_t)1 << (shift - 1)), shift);
-    }
-    kl_store(y, r, value, mode);
 }
 
 /* Dense rows of int16 weights, int64 sums, two rows per pass (the last one alone: its
