@@ -115,17 +115,12 @@ KL_ALWAYS_INLINE void kl_store(void *y, uint32_t r, int32_t value, int mode)
     }
 }
 
-/* Rescale (1 <= shift <= 31) and store one row sum of a kernel: out's fields are passed as
- * values, so that stores through y do not make the compiler read them again for every row. */
-KL_ALWAYS_INLINE void kl_emit_kernel(int64_t sum, void *y, uint32_t r, int shift, int mode)
+/* Rescale (1 <= shift <= 31) and store the int32 row sum of an int8 kernel: out's fields are
+ * passed as values, so that stores through y do not make the compiler read them again for
+ * every row. */
+KL_ALWAYS_INLINE void kl_emit_kernel(int32_t sum, void *y, uint32_t r, int shift, int mode)
 {
-    int32_t value;
-    if (sum >= INT32_MIN && sum <= INT32_MAX) {
-        value = kl_round_shift_pos_s32((int32_t)sum, shift);
-    } else {
-        value = kl_rescale_exact(sum, shift);
-    }
-    kl_store(y, r, value, mode);
+    kl_store(y, r, kl_round_shift_pos_s32(sum, shift), mode);
 }
 
 /* Rescale and store a row sum that started from 2^(shift-1), the rounding term, so that the
