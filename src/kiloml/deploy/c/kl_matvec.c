@@ -123,6 +123,18 @@ KL_ALWAYS_INLINE void kl_emit_kernel(int32_t sum, void *y, uint32_t r, int shift
     kl_store(y, r, kl_round_shift_pos_s32(sum, shift), mode);
 }
 
+/* The same for an int64 row sum (the int16 CSR kernels). */
+KL_ALWAYS_INLINE void kl_emit_s64(int64_t sum, void *y, uint32_t r, int shift, int mode)
+{
+    int32_t value;
+    if (sum >= INT32_MIN && sum <= INT32_MAX) {
+        value = kl_round_shift_pos_s32((int32_t)sum, shift);
+    } else {
+        value = kl_rescale_exact(sum, shift);
+    }
+    kl_store(y, r, value, mode);
+}
+
 /* Rescale and store a row sum that started from 2^(shift-1), the rounding term, so that the
  * rounded shift of a sum within int32 is one arithmetic shift (1 <= shift <= 31). */
 KL_ALWAYS_INLINE void kl_emit_rounded(int64_t rounded, void *y, uint32_t r, int shift, int mode)
@@ -165,8 +177,7 @@ KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int i
     return index_bits == 8 ? p8[i] : p16[i];
 }
 
-/* CSR rows of int16 weights, int64 sums started from the rounding term (SMLAL); index_bits is
- * a constant after inlining. */
+/* CSR rows of int16 weights, int64 sums (SMLAL); index_bits is a constant after inlining. */
 KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
                                  int index_bits)
 {
@@ -178,16 +189,15 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
-    const int64_t half = (int64_t)1 << (shift - 1);
     uint32_t k = row_ptr[0];
     uint32_t r;
     for (r = 0; r < rows; r++) {
         const uint32_t end = row_ptr[r + 1];
-        int64_t sum = half;
+        int64_t sum = 0;
         for (; k < end; k++) {
             sum += (int64_t)values[k] * x[kl_index(c8, c16, index_bits, k)];
         }
-        kl_emit_rounded(sum, y, r, shift, mode);
+        kl_emit_s64(sum, y, r, shift, mode);
     }
 }
 
