@@ -267,10 +267,13 @@ KL_ALWAYS_INLINE uint32_t kl_word(const int8_t *p)
     return word;
 }
 
-/* The word's bytes 1 and 3 moved to 0 and 2, for SXTB16. */
-KL_ALWAYS_INLINE uint32_t kl_odd_bytes(uint32_t word)
+/* SXTB16 of the word's bytes 1 and 3: (int16 b1, int16 b3). One SXTB16 with its ROR #8
+ * operand (GCC 12 emits a separate ROR for __sxtb16 of a rotated word). */
+KL_ALWAYS_INLINE int32_t kl_sxtb16_odd(uint32_t word)
 {
-    return (word >> 8) | (word << 24);
+    int32_t result;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(word));
+    return result;
 }
 #endif
 
@@ -375,8 +378,8 @@ void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t 
         const uint32_t b_ = kl_word(w1);                                                  \
         (s0) = __smlad(__sxtb16(a_), xa_, (s0));                                          \
         (s1) = __smlad(__sxtb16(b_), xa_, (s1));                                          \
-        (s0) = __smlad(__sxtb16(kl_odd_bytes(a_)), xb_, (s0));                            \
-        (s1) = __smlad(__sxtb16(kl_odd_bytes(b_)), xb_, (s1));                            \
+        (s0) = __smlad(kl_sxtb16_odd(a_), xb_, (s0));                            \
+        (s1) = __smlad(kl_sxtb16_odd(b_), xb_, (s1));                            \
     } while (0)
 #endif
 
@@ -479,9 +482,9 @@ KL_ALWAYS_INLINE void kl_narrow_rows(const int8_t *w, uint32_t cols, uint32_t co
         int32_t sum;
         /* SMLAD wraps like an int32 sum, and no partial sum leaves int32 */
         sum = __smuad(__sxtb16(a), x02);
-        sum = __smlad(__sxtb16(kl_odd_bytes(a)), x13, sum);
+        sum = __smlad(kl_sxtb16_odd(a), x13, sum);
         sum = __smlad(__sxtb16(b), x46, sum);
-        sum = __smlad(__sxtb16(kl_odd_bytes(b)), x57, sum);
+        sum = __smlad(kl_sxtb16_odd(b), x57, sum);
         kl_store_fast(y, r, sum, shift, mode);
     }
 #else
