@@ -167,7 +167,8 @@ def test_size_accounting_equals_the_exported_flash(exports, variant):
       "rnn_U1": "kl_kernel_dense_s8_interleaved", "rnn_U2": "kl_kernel_dense_s8_narrow",
       "head_weight": "kl_kernel_dense_s8_interleaved"}),
     (dict(bits=16, keep=1.0, u_rank=6),
-     {"rnn_W": "kl_kernel_dense_s16", "rnn_U2": "kl_kernel_dense_s16"}),
+     {"rnn_W": "kl_kernel_dense_s16_narrow", "rnn_U2": "kl_kernel_dense_s16_narrow",
+      "head_weight": "kl_kernel_dense_s16"}),
     (dict(bits=16, keep=0.3), {"rnn_U": "kl_kernel_csr_s16_u8"}),
     (dict(bits=8, keep=0.01, hidden_size=520, steps=2), {"rnn_U": "kl_kernel_rows"}),
 ], ids=["int8-low-rank", "int16-dense", "int16-csr", "int8-rows-over-511"])

@@ -20,6 +20,9 @@ C_WEIGHT_TYPES = {8: "int8_t", 16: "int16_t", 32: "int32_t"}
 VALUES_PER_LINE = 12
 INTERLEAVED_KERNEL = "kl_kernel_dense_s8_interleaved"
 MATVEC_FILES = ("kl_matvec.h", "kl_matvec.c")
+#: Narrowest dense int16 matrix of the narrow int16 kernel (it reads KL_NARROW_COLS weights per
+#: row: below 5 columns the general kernel wastes less).
+NARROW_S16_MIN_COLS = 5
 
 
 def matvec(x: np.ndarray, weight: np.ndarray, shift: int) -> np.ndarray:
@@ -46,6 +49,8 @@ def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> s
         return "kl_kernel_dense_s8_narrow"
     if bits == 8:
         return INTERLEAVED_KERNEL
+    if NARROW_S16_MIN_COLS <= cols <= NARROW_COLS:
+        return "kl_kernel_dense_s16_narrow"
     return "kl_kernel_dense_s16"
 
 

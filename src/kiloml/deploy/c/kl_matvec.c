@@ -342,7 +342,7 @@ KL_ALWAYS_INLINE void kl_dot2_s16(const int16_t *w0, const int16_t *w1, const in
 
 /* Dense rows of int16 weights, int64 sums, two rows per pass (the last one alone: its
  * second row is itself, computed twice and stored once). */
-void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+KL_ALWAYS_INLINE void kl_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     const int16_t *w = (const int16_t *)m->values;
     const uint32_t cols = m->cols;
@@ -365,6 +365,63 @@ void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t 
         kl_dot2_s16(w, w, x, cols, half, &s0, &s1);
         kl_emit_rounded(s0, y, r, shift, mode);
     }
+}
+
+void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    kl_dense_s16(m, x, out);
+}
+
+/* Narrow int16 rows: dense rows of 5 to KL_NARROW_COLS columns (such as the input matrix of a
+ * model with few features, or the second factor of a low-rank matrix). With the DSP extension
+ * x waits in registers as four pairs, zero-padded to KL_NARROW_COLS, and each row is four
+ * SMLALDs with no inner loop: the weights read past a row's end belong to the next row and
+ * meet the zero padding. The last rows, whose reads would pass the end of the matrix, take
+ * the general kernel's loop. Without the DSP extension this is kl_kernel_dense_s16. */
+void kl_kernel_dense_s16_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+#if KL_USE_DSP
+    const int16_t *w = (const int16_t *)m->values;
+    const uint32_t cols = m->cols;
+    const uint32_t rows = m->rows;
+    void *const y = out->y;
+    const int shift = out->shift;
+    const int mode = out->mode;
+    const int64_t half = (int64_t)1 << (shift - 1);
+    int16_t xs[KL_NARROW_COLS];
+    int32_t x01;
+    int32_t x23;
+    int32_t x45;
+    int32_t x67;
+    uint32_t inside;
+    uint32_t r;
+    uint32_t c;
+    for (c = 0; c < KL_NARROW_COLS; c++) {
+        xs[c] = c < cols ? x[c] : 0;
+    }
+    x01 = kl_pair(xs);
+    x23 = kl_pair(xs + 2);
+    x45 = kl_pair(xs + 4);
+    x67 = kl_pair(xs + 6);
+    /* the rows whose reads stay inside: r * cols + KL_NARROW_COLS <= rows * cols */
+    inside = rows - (KL_NARROW_COLS - 1) / cols;
+    for (r = 0; r < inside; r++, w += cols) {
+        int64_t sum = __smlald(kl_pair(w), x01, half);
+        sum = __smlald(kl_pair(w + 2), x23, sum);
+        sum = __smlald(kl_pair(w + 4), x45, sum);
+        sum = __smlald(kl_pair(w + 6), x67, sum);
+        kl_emit_rounded(sum, y, r, shift, mode);
+    }
+    for (; r < rows; r++, w += cols) {
+        int64_t sum = half;
+        for (c = 0; c < cols; c++) {
+            sum += w[c] * x[c];
+        }
+        kl_emit_rounded(sum, y, r, shift, mode);
+    }
+#else
+    kl_dense_s16(m, x, out);
+#endif
 }
 
 #if KL_USE_DSP
