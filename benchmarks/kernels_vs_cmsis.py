@@ -64,6 +64,8 @@ SHAPES = {
     "square 64": (64, 64), "square 128": (128, 128),
 }
 QUICK_SHAPES = ("smartwatch U2", "square 64")
+#: Exit status when the sdist cannot be fetched (no network, no index).
+FETCH_FAILED = 3
 #: Output tags of the C program, in the order it measures.
 KERNELS = {"a": "kiloml int16", "b": "CMSIS q15", "c": "CMSIS dot_prod q15 per row",
            "d": "kiloml int8", "e": "CMSIS q7"}
@@ -76,7 +78,7 @@ def default_cache() -> Path:
 
 def fetch_cmsis(cache: Path) -> Path:
     """The unpacked CMSIS-DSP sdist in ``cache`` (downloaded once); exits with a one-line
-    message when it cannot be fetched."""
+    message and status :data:`FETCH_FAILED` when it cannot be fetched."""
     if (cache / SOURCES[0]).exists():
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -86,8 +88,9 @@ def fetch_cmsis(cache: Path) -> Path:
                                "-d", folder], capture_output=True, text=True)
         archives = list(Path(folder).glob(f"{SDIST}.tar.gz"))
         if done.returncode != 0 or not archives:
-            raise SystemExit(f"cannot fetch the {PACKAGE} sdist: "
-                             f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            print(f"cannot fetch the {PACKAGE} sdist: {' '.join(last)}", file=sys.stderr)
+            sys.exit(FETCH_FAILED)
         with tarfile.open(archives[0]) as archive:
             members = [m for m in archive.getmembers()
                        if m.name.startswith((f"{SDIST}/Include/", f"{SDIST}/PrivateInclude/",
