@@ -145,7 +145,7 @@ KL_ALWAYS_INLINE void kl_emit_rounded(int64_t rounded, void *y, uint32_t r, int 
     if ((int64_t)low == rounded) {
         value = low >> shift;
     } else {
-        value = kl_rescale_exact(rounded - ((int64_t)1 << (shift - 1)), shift);
+        value = kl_rescale_exact(rounded - ((int64_t)((int32_t)1 << (shift - 1))), shift);
     }
     kl_store(y, r, value, mode);
 }
@@ -350,7 +350,7 @@ KL_ALWAYS_INLINE void kl_dense_s16(const kl_matrix_t *m, const int16_t *x, const
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
-    const int64_t half = (int64_t)1 << (shift - 1);
+    const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
     uint32_t r;
     for (r = 0; r + 1 < rows; r += 2, w += 2 * cols) {
         int64_t s0;
@@ -387,7 +387,7 @@ void kl_kernel_dense_s16_narrow(const kl_matrix_t *m, const int16_t *x, const kl
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
-    const int64_t half = (int64_t)1 << (shift - 1);
+    const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
     int16_t xs[KL_NARROW_COLS];
     int32_t x01;
     int32_t x23;
