@@ -4,6 +4,7 @@ each matrix, the integer spec of a matrix-vector product, and their C (``kl_matv
 A matrix is stored dense, or CSR when that is smaller (:func:`kiloml.compress.size.tensor_storage`
 decides, so the exported bytes equal the size accounting); dense int8 matrices wider than
 :data:`NARROW_COLS` columns keep each group of four columns as (c0, c2, c1, c3) for ``SXTB16``.
+Dense int16 matrices of 5 to :data:`NARROW_COLS` columns name the narrow int16 kernel.
 Every tensor carries a one-byte power-of-two scale (its shift) in the bytes counted.
 """
 

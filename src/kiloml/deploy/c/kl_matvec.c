@@ -2,8 +2,9 @@
  * kl_matvec.c - dense and CSR matrix-vector kernels (see kl_matvec.h).
  *
  * One kernel per storage format (dense / CSR, int8 / int16 values, uint8 / uint16 indices;
- * dense int8 matrices of at most 8 columns, such as low-rank factors, have their own, and wider
- * ones are stored interleaved for SXTB16), named by the exported matrix itself
+ * dense int8 matrices of at most 8 columns and int16 ones of 5 to 8, such as low-rank factors,
+ * have their own, wider int8 ones are stored interleaved for SXTB16, and wider dense rows are
+ * taken two at a time, sharing the loads of x), named by the exported matrix itself
  * (kl_matrix_t.kernel), so no format test sits inside a loop and a firmware links only the
  * kernels its model uses. Sums are exact:
  *   - int8 weights accumulate in int32 when a row has at most 511 entries
