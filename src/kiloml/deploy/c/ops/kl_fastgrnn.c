@@ -259,11 +259,8 @@ void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
             kl_update_state_reference(m, buffers->preact, h);
         }
         if (m->readout == KL_READOUT_MEAN) {
-            int32_t *const sum = buffers->sum;
-            const uint32_t hidden = m->hidden_size;
-            uint32_t k;
-            for (k = 0; k < hidden; k++) {
-                sum[k] += h[k];
+            for (j = 0; j < m->hidden_size; j++) {
+                buffers->sum[j] += h[j];
             }
         }
     }

@@ -38,21 +38,16 @@ static inline void kl_normalize_frame_s16(const kl_normalize_params_t *p, const 
 #ifdef KL_REFERENCE
     kl_normalize_frame_reference(p, x, xn);
 #else
-    /* the parameters in locals: stores to xn could alias *p, so the compiler would read them
-     * again for every feature */
     const int shift = p->shift;
-    const int16_t *const mean = p->mean;
-    const int16_t *const inv_std = p->inv_std;
-    const uint32_t features = p->features;
-    uint32_t f;
+    uint16_t f;
     if (shift >= 1 && shift <= 31) {
-        for (f = 0; f < features; f++) {
-            int32_t product = ((int32_t)x[f] - mean[f]) * inv_std[f];
+        for (f = 0; f < p->features; f++) {
+            int32_t product = ((int32_t)x[f] - p->mean[f]) * p->inv_std[f];
             xn[f] = kl_sat16_s32(kl_round_shift_pos_s32(product, shift));
         }
     } else {
-        for (f = 0; f < features; f++) {
-            xn[f] = kl_normalize_rare(((int32_t)x[f] - mean[f]) * inv_std[f], shift);
+        for (f = 0; f < p->features; f++) {
+            xn[f] = kl_normalize_rare(((int32_t)x[f] - p->mean[f]) * p->inv_std[f], shift);
         }
     }
 #endif
