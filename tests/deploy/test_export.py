@@ -177,9 +177,13 @@ def test_each_matrix_names_the_kernel_for_its_storage(tmp_path, settings, expect
     time is the one that runs."""
     out = make_export(tmp_path, **settings)
     source = (out / "model.c").read_text()
+    info = json.loads((out / "export.json").read_text())
     for name, kernel in expected.items():
         block = source[source.index(f"kl_matrix_t kiloml_{name} = {{"):]
         assert f".kernel = {kernel}," in block[:block.index("};")], name
+        # export.json reports the same kernel for the matrix
+        node, tensor = name.split("_", 1)
+        assert info["storage"][f"{node}.{tensor}"]["kernel"] == kernel, name
 
 
 def test_interleaved_int8_storage_permutes_each_group_of_four_columns():

@@ -78,11 +78,14 @@ class StoredMatrix:
 
 
 def matrix_storage(tensor: QTensor) -> dict:
-    """``format``, ``bytes``, ``bits`` and ``nonzeros`` of a stored integer matrix."""
+    """``format``, ``bytes``, ``bits`` and ``nonzeros`` of a stored integer matrix, and the
+    ``kernel`` of ``kl_matvec.c`` that reads it (what ``export.json`` reports per matrix)."""
     storage = tensor_storage("", torch.from_numpy(tensor.values), tensor.bits // 8,
                              scale_bytes=1)
+    cols = tensor.values.shape[1]
+    kernel = kernel_name(storage.format, tensor.bits, cols, 8 if cols <= 256 else 16)
     return {"format": storage.format, "bytes": storage.bytes, "bits": tensor.bits,
-            "nonzeros": storage.nonzeros}
+            "nonzeros": storage.nonzeros, "kernel": kernel}
 
 
 def emit_matrix(symbol: str, tensor: QTensor, shift: int) -> StoredMatrix:
