@@ -18,6 +18,7 @@ from kiloml.ir.graph import Graph
 from kiloml.nn.classifier import SequenceClassifier, torch_rnn_gates
 from kiloml.nn.dscnn import DSCNN, ConvBNReLU1d, DepthwiseSeparableBlock
 from kiloml.nn.fastrnn import FastGRNN, FastRNN
+from kiloml.nn.protonn import ProtoNN
 from kiloml.ops.base import Node
 
 Lowering = Callable[..., list[str]]
@@ -188,6 +189,30 @@ def lower_dscnn(model: DSCNN, path: str, graph: Graph, inputs: list[str]) -> lis
         x = lower(block, f"{prefix}blocks.{i}", graph, x)
     x = graph.add_node(Node("pool", "global_avgpool", x, ["pooled"]))
     lower(model.head, f"{prefix}head", graph, x, output="logits")
+    graph.set_output("logits")
+    return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
+
+
+@lowering(ProtoNN)
+def lower_protonn(model: ProtoNN, path: str, graph: Graph, inputs: list[str]) -> list[str]:
+    """The projection with the normalisation folded in (``projection``; with per-feature
+    scaling a ``normalize`` node comes first), the RBF similarities
+    to the prototypes (``rbf``), the label vectors ``Z`` (``fully_connected`` with a zero bias:
+    the scores, the graph's output) and the arg-max ``kiloml_predict`` returns."""
+    check_normalization(array(model.input_std))
+    x = inputs
+    if not model.folds_normalization:
+        x = graph.add_node(Node("normalize", "normalize", x, ["normalized"], {},
+                                {"mean": array(model.input_mean), "std": array(model.input_std)}))
+    weight, bias = (t.numpy().copy() for t in model.deployed_projection())
+    x = graph.add_node(Node("projection", "projection", x, ["projected"], {},
+                            {"weight": weight, "bias": bias}, "W"))
+    x = graph.add_node(Node("rbf", "rbf", x, ["similarities"], {},
+                            {"prototypes": array(model.B).T.copy(),
+                             "gamma2": array(model.gamma) ** 2}, "B"))
+    graph.add_node(Node("scores", "fully_connected", x, ["logits"], {},
+                        {"weight": array(model.Z), "bias": np.zeros(model.config.num_classes)},
+                        "Z"))
     graph.set_output("logits")
     return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
 

@@ -13,6 +13,8 @@ from kiloml.ops import (  # noqa: F401
     lstm,
     normalize,
     pointwise_conv1d,
+    projection,
+    rbf,
 )
 from kiloml.ops.base import OPS, Buffer, Emitted, Node, Op, Value, get_op
 
