@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from kiloml.data import load_dataset
 from kiloml.ir import quantize_input, quantize_model, simulate
@@ -87,6 +88,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as kiloml train does: threads of a shared machine only wait
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / ("protonn_accuracy_quick.json" if args.quick else "protonn_accuracy.json")
     results = json.loads(saved.read_text()) if saved.exists() else {}

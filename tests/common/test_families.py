@@ -36,7 +36,13 @@ SETTINGS = {
     "lstm": dict(hidden_size=8, readout="mean"),
     "dscnn": dict(channels=8, blocks=2, kernel_size=4, stride=2),
     "protonn": dict(projection_dim=6, prototypes=8, scale="feature"),
+    "bonsai": dict(projection_dim=5, depth=2, sigma=1.5),
 }
+
+#: Families with a discrete decision inside (Bonsai's branches): the share of inputs allowed
+#: beyond the tolerance, for the inputs so close to a branching hyperplane that the integer
+#: model takes the other branch (then its scores are another node's, not a rounding of them).
+BRANCH_FLIPS = {"bonsai": 0.05}
 
 
 def test_every_registered_family_is_checked():
@@ -123,7 +129,9 @@ def test_simulator_stays_close_to_the_float_model(name, bits, tolerance):
     X = _inputs(64, seed=4, name=name)
     reference = _logits(model, X)
     integer = dequantize_output(graph, simulate(graph, quantize_input(graph, X)))
-    assert np.abs(integer - reference).max() <= tolerance * np.abs(reference).max()
+    error = np.abs(integer - reference).max(1)
+    within = error <= tolerance * np.abs(reference).max()
+    assert within.mean() >= 1 - BRANCH_FLIPS.get(name, 0.0)
     assert np.mean(integer.argmax(1) == reference.argmax(1)) >= (0.95 if bits == 16 else 0.8)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from kiloml.errors import KilomlError
+from kiloml.nn.bonsai import BonsaiConfig, build_bonsai
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier
 from kiloml.nn.dscnn import DSCNNConfig, build_dscnn
 from kiloml.nn.protonn import ProtoNNConfig, build_protonn
@@ -49,6 +50,8 @@ register(Family("dscnn", "1-D depthwise-separable CNN, the shape of the MLPerf T
                          "keyword-spotting DS-CNN", DSCNNConfig, build_dscnn))
 register(Family("protonn", "ProtoNN (Gupta et al. 2017): sparse projection, prototypes "
                            "and label vectors", ProtoNNConfig, build_protonn, "vector"))
+register(Family("bonsai", "Bonsai (Kumar et al. 2017): sparse projection and a shallow tree of "
+                          "non-linear node predictors", BonsaiConfig, build_bonsai, "vector"))
 
 INPUT_SHAPES = {"sequence": "sequences [N, T, F]", "vector": "feature vectors [N, F]"}
 

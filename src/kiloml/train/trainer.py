@@ -283,6 +283,8 @@ class Trainer:
         for batch, (x, y) in enumerate(self._batches(epoch)):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate(epoch, batch)
+            if hasattr(self.model, "anneal"):  # Bonsai: path sharpness by training progress
+                self.model.anneal((epoch + batch / self.batches_per_epoch) / self.config.epochs)
             logits = self.model(x)
             loss = nn.functional.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
