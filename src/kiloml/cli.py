@@ -62,6 +62,10 @@ DEFAULTS = {
 #: prototypes, --sparsity-u) and Z (the label vectors, --sparsity-head).
 PROTONN_DEFAULTS = {"projection_dim": 10, "prototypes": 20, "gamma": None, "scale": "common",
                     "sparsity_w": 0.2, "sparsity_u": 1.0, "sparsity_head": 1.0}
+#: Bonsai's defaults: the kept fractions of Z (the projection), theta (--sparsity-u) and the
+#: node predictors W and V (--sparsity-head).
+BONSAI_DEFAULTS = {"projection_dim": 10, "depth": 2, "sigma": 1.0, "scale": "common",
+                   "sparsity_w": 0.2, "sparsity_u": 1.0, "sparsity_head": 1.0}
 RECIPES = ("auto", "imu", "audio", "image", "series", "vector")
 #: Options of the recurrent families that a DS-CNN has no use for.
 RECURRENT_ONLY = (("--hidden-size", "hidden_size"), ("--frame-stack", "frame_stack"),
@@ -69,11 +73,12 @@ RECURRENT_ONLY = (("--hidden-size", "hidden_size"), ("--frame-stack", "frame_sta
 #: The DS-CNN's own options.
 DSCNN_OPTIONS = (("--channels", "channels"), ("--blocks", "blocks"),
                  ("--kernel-size", "kernel_size"), ("--stride", "stride"))
-#: ProtoNN's own options.
-PROTONN_OPTIONS = (("--projection-dim", "projection_dim"), ("--prototypes", "prototypes"),
-                   ("--gamma", "gamma"), ("--scale", "scale"))
+#: Options of ProtoNN and Bonsai, and of each alone.
+VECTOR_OPTIONS = (("--projection-dim", "projection_dim"), ("--scale", "scale"))
+PROTONN_OPTIONS = (("--prototypes", "prototypes"), ("--gamma", "gamma"))
+BONSAI_OPTIONS = (("--depth", "depth"), ("--sigma", "sigma"))
 #: Families that train with hard thresholding to --sparsity-w/-u/-head budgets.
-SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn")
+SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn", "bonsai")
 
 
 def _positive_int(text: str) -> int:
@@ -186,7 +191,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d["model"], choices=list(FAMILIES),
                    help="model family: a recurrent cell, dscnn (a 1-D depthwise-separable "
-                        "CNN), or protonn (for feature vectors) (default: %(default)s)")
+                        "CNN), or protonn or bonsai (for feature vectors) (default: "
+                        "%(default)s)")
     g.add_argument("--hidden-size", type=_positive_int, default=None,
                    help=f"recurrent models: hidden units (default: {d['hidden_size']})")
     g.add_argument("--w-rank", type=_rank, default=None,
@@ -226,7 +232,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"stride of the first convolution in time (default: {d['stride']})")
     pd = PROTONN_DEFAULTS
     g = p.add_argument_group(
-        "ProtoNN (--model protonn)",
+        "ProtoNN (--model protonn; --projection-dim and --scale also bonsai)",
         "feature vectors [N, F] (dataset mnist, mnist-2, fashion-mnist or a .npz with 2-D X): "
         "a sparse projection W to D dimensions, M prototypes B with label vectors Z, scores "
         "Z exp(-gamma^2 ||Wx - b_j||^2); prototypes start from class-wise k-means, W, B and Z "
@@ -244,18 +250,34 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="normalisation: centre each feature and divide by one common standard "
                         "deviation (folded into W on export), or by each feature's own (a "
                         f"normalisation step on export; default: {pd['scale']})")
-    g = p.add_argument_group("compression (FastGRNN/FastRNN/ProtoNN)")
+    bd = BONSAI_DEFAULTS
+    g = p.add_argument_group(
+        "Bonsai (--model bonsai)",
+        "feature vectors [N, F] like ProtoNN (--projection-dim and --scale apply): a sparse "
+        "projection Z, then a binary tree of the given depth; every node k on an input's path "
+        "adds (W_k Zx) * tanh(sigma V_k Zx), an internal node sends it left when theta_k.Zx > 0; "
+        "training relaxes the path with tanh(sigma_I theta.Zx), sigma_I annealed from 1 to "
+        "1000; Z, theta and W, V train jointly with hard thresholding to "
+        "--sparsity-w/-u/-head")
+    g.add_argument("--depth", type=_count, default=None,
+                   help=f"depth of the tree, 0 = one node (default: {bd['depth']})")
+    g.add_argument("--sigma", type=_positive_number, default=None,
+                   help=f"sharpness sigma of the nodes' tanh (default: {bd['sigma']:g})")
+    g = p.add_argument_group("compression (FastGRNN/FastRNN/ProtoNN/Bonsai)")
     g.add_argument("--sparsity-w", type=_fraction, default=None,
                    help="fraction of W's weights kept after hard thresholding (ProtoNN: the "
-                        f"projection), 1 = dense (default: {d['sparsity_w']}; protonn: "
-                        f"{pd['sparsity_w']})")
+                        f"projection W; Bonsai: the projection Z), 1 = dense (default: "
+                        f"{d['sparsity_w']}; protonn: {pd['sparsity_w']}; bonsai: "
+                        f"{bd['sparsity_w']})")
     g.add_argument("--sparsity-u", type=_fraction, default=None,
-                   help="fraction of U's weights kept (ProtoNN: the prototypes B), 1 = dense "
-                        f"(default: {d['sparsity_u']}; protonn: {pd['sparsity_u']})")
+                   help="fraction of U's weights kept (ProtoNN: the prototypes B; Bonsai: "
+                        f"theta), 1 = dense (default: {d['sparsity_u']}; protonn: "
+                        f"{pd['sparsity_u']}; bonsai: {bd['sparsity_u']})")
     g.add_argument("--sparsity-head", type=_fraction, default=None,
                    help="fraction of the classifier head's weights kept (ProtoNN: the label "
-                        f"vectors Z), 1 = dense (default: {d['sparsity_head']}; protonn: "
-                        f"{pd['sparsity_head']})")
+                        f"vectors Z; Bonsai: every W_k and V_k), 1 = dense (default: "
+                        f"{d['sparsity_head']}; protonn: {pd['sparsity_head']}; bonsai: "
+                        f"{bd['sparsity_head']})")
     g = p.add_argument_group("training")
     g.add_argument("--recipe", choices=RECIPES, default="auto",
                    help="defaults for a kind of data: imu (3-axis sensor channels: rotation, "
@@ -404,11 +426,13 @@ def _check_family_options(args) -> None:
     """Options of another family are an error, not silently ignored."""
     _fast_only(args)
     owners = {"recurrent models": RECURRENT_ONLY, "dscnn": DSCNN_OPTIONS,
-              "protonn": PROTONN_OPTIONS}
-    own = {"dscnn": "dscnn", "protonn": "protonn"}.get(args.model, "recurrent models")
+              "protonn and bonsai": VECTOR_OPTIONS, "protonn": PROTONN_OPTIONS,
+              "bonsai": BONSAI_OPTIONS}
+    own = {"dscnn": ("dscnn",), "protonn": ("protonn", "protonn and bonsai"),
+           "bonsai": ("bonsai", "protonn and bonsai")}.get(args.model, ("recurrent models",))
     for owner, options in owners.items():
         given = [flag for flag, name in options if getattr(args, name) is not None]
-        if given and owner != own:
+        if given and owner not in own:
             raise KilomlError(f"{', '.join(given)} apply to {owner}, not {args.model}")
 
 
@@ -427,6 +451,8 @@ def describe_model(config) -> str:
         return f"dscnn c={config.channels} blocks={config.blocks}"
     if config.kind == "protonn":
         return f"protonn d={config.projection_dim} m={config.prototypes}"
+    if config.kind == "bonsai":
+        return f"bonsai d={config.projection_dim} depth={config.depth}"
     return f"{config.kind} h={config.hidden_size}"
 
 
@@ -442,7 +468,14 @@ def _model_config(args, data, recipe):
         return ProtoNNConfig(kind="protonn", input_size=data.num_features,
                              num_classes=data.num_classes,
                              **{name: _option(getattr(args, name), PROTONN_DEFAULTS[name])
-                                for _, name in PROTONN_OPTIONS}).validate()
+                                for _, name in VECTOR_OPTIONS + PROTONN_OPTIONS}).validate()
+    if args.model == "bonsai":
+        from kiloml.nn.bonsai import BonsaiConfig
+
+        return BonsaiConfig(kind="bonsai", input_size=data.num_features,
+                            num_classes=data.num_classes,
+                            **{name: _option(getattr(args, name), BONSAI_DEFAULTS[name])
+                               for _, name in VECTOR_OPTIONS + BONSAI_OPTIONS}).validate()
     w_rank = _option(args.w_rank, DEFAULTS["w_rank"]) or None
     u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
     fast = args.model in ("fastgrnn", "fastrnn")
@@ -464,7 +497,7 @@ def _train_config(args, budget, recipe):
     from kiloml.train.trainer import TrainConfig
 
     sparse = args.model in SPARSE_FAMILIES
-    d = PROTONN_DEFAULTS if args.model == "protonn" else DEFAULTS
+    d = {"protonn": PROTONN_DEFAULTS, "bonsai": BONSAI_DEFAULTS}.get(args.model, DEFAULTS)
     return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=args.lr,
                        keep_w=_option(args.sparsity_w, d["sparsity_w"]) if sparse else 1.0,
                        keep_u=_option(args.sparsity_u, d["sparsity_u"]) if sparse else 1.0,
@@ -489,7 +522,7 @@ def _training_defaults(args, data) -> dict:
 
     check_input_kind(args.model, data)
     recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe)
-    if args.model in ("dscnn", "protonn"):
+    if args.model in ("dscnn", "protonn", "bonsai"):
         recipe = replace(recipe, frame_stack=1, pad_front=0, frame_stack_reason="")
     folds = args.folds if args.folds is not None else (
         FOLDS if needs_cross_validation(data) else 0)
@@ -546,7 +579,8 @@ def _recorded_options(config: dict) -> dict:
         "frame_stack": model.get("frame_stack"), "readout": model.get("readout"),
         "bidirectional": model.get("bidirectional"),
         **{k: model.get(k) for k in ("channels", "blocks", "kernel_size", "stride",
-                                     "projection_dim", "prototypes", "gamma", "scale")},
+                                     "projection_dim", "prototypes", "gamma", "scale",
+                                     "depth", "sigma")},
         "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
         "sparsity_head": train.get("keep_head"),
         **{k: train.get(k) for k in ("epochs", "batch_size", "lr", "augment_scale",

@@ -48,9 +48,11 @@ def test_protonn_trains_on_feature_vectors_exports_and_verifies(tmp_path, capsys
 
 @pytest.mark.parametrize("dims, model, message", [
     (2, "fastgrnn", r"error: fastgrnn takes sequences \[N, T, F\]; v holds feature vectors "
-                    r"\[N, 12\]: use --model protonn"),
+                    r"\[N, 12\]: use --model protonn or bonsai"),
     (3, "protonn", r"error: protonn takes feature vectors \[N, F\]; v holds sequences "
                    r"\[N, 3, 4\]: flatten each into one vector of 12 features"),
+    (3, "bonsai", r"error: bonsai takes feature vectors \[N, F\]; v holds sequences "
+                  r"\[N, 3, 4\]"),
 ])
 def test_the_wrong_input_kind_is_a_one_line_error(dims, model, message, tmp_path, capsys):
     data = _vectors(tmp_path / "v.npz", dims)
@@ -69,9 +71,27 @@ def test_options_of_other_families_are_errors(tmp_path, capsys):
     assert error_line(capsys) == "error: --prototypes apply to protonn, not fastgrnn"
 
 
-def test_help_lists_protonns_options(capsys):
+def test_bonsai_trains_on_feature_vectors_exports_and_verifies(tmp_path, capsys, require_gcc):
+    run, out = tmp_path / "run", tmp_path / "c"
+    assert main(["train", "--dataset", str(_vectors(tmp_path / "v.npz")), "--model", "bonsai",
+                 "--projection-dim", "4", "--depth", "1", "--epochs", "10", "--lr", "0.05",
+                 "--sparsity-w", "1", "--batch-size", "32",
+                 "--folds", "0", "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == {"kind": "bonsai", "input_size": 12, "num_classes": 3,
+                               "projection_dim": 4, "depth": 1, "sigma": 1.0, "scale": "common"}
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.9
+    assert main(["export", str(run), "--out", str(out), "--bits", "16"]) == 0
+    assert main(["verify", str(out), "--targets", "host"]) == 0
+    assert json.loads((out / "verify.json").read_text())["targets"]["host"]["exact_match"] == 1
+    assert main(["train", "--dataset", str(_vectors(tmp_path / "v.npz")), "--model", "bonsai",
+                 "--prototypes", "3", "--out", str(tmp_path / "b")]) == 1
+    assert error_line(capsys) == "error: --prototypes apply to protonn, not bonsai"
+
+
+def test_help_lists_protonns_and_bonsais_options(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--projection-dim", "--prototypes", "--gamma", "--scale"):
+    for flag in ("--projection-dim", "--prototypes", "--gamma", "--scale", "--depth", "--sigma"):
         assert flag in out, flag

@@ -86,7 +86,7 @@ class TreePathOp(Op):
         return [(w_all[rows, path] * np.tanh(v_all[rows, path])).sum(1)]
 
     def quantize(self, node, inputs, outputs, ranges, bits):
-        nodes = node.weights["W"].shape[0]
+        nodes = self._nodes(node)
         pf = inputs[0].frac_bits
         w_frac = activation_format(ranges("w"), 32)
         v_frac = activation_format(ranges("v"))
@@ -103,7 +103,8 @@ class TreePathOp(Op):
         outputs[0].frac_bits = out_frac
 
     def _nodes(self, node) -> int:
-        return node.weights["W"].shape[0]
+        """Nodes of the tree (from ``depth``: a serialized graph keeps no float weights)."""
+        return 2 ** (node.attrs["depth"] + 1) - 1
 
     def simulate(self, node, inputs, in_values, out_values):
         n, k, depth = self._nodes(node), node.consts, node.attrs["depth"]

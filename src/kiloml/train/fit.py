@@ -60,8 +60,8 @@ def check_input_kind(kind: str, data: DatasetSplits) -> None:
                               "dataset mnist instead of mnist-rows, or a .npz with 2-D X)")
     elif vectors:
         raise KilomlError(f"{kind} takes sequences [N, T, F]; {data.name} holds feature vectors "
-                          f"[N, {data.num_features}]: use --model protonn, or give sequences "
-                          "(e.g. dataset mnist-rows, or a .npz with 3-D X)")
+                          f"[N, {data.num_features}]: use --model protonn or bonsai, or give "
+                          "sequences (e.g. dataset mnist-rows, or a .npz with 3-D X)")
 
 
 def new_model(model_config: ModelConfig, data: DatasetSplits, seed: int) -> SequenceClassifier:

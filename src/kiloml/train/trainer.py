@@ -177,8 +177,8 @@ class Trainer:
         self.phases = config.phases()
         self.sparse_params = sparsifiable_parameters(model)
         if config.sparse and not self.sparse_params:
-            raise KilomlError(f"--sparsity-w/-u/-head apply to fastgrnn, fastrnn and protonn, "
-                              f"not {model.config.kind}")
+            raise KilomlError(f"--sparsity-w/-u/-head apply to fastgrnn, fastrnn, protonn and "
+                              f"bonsai, not {model.config.kind}")
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.masks: dict[str, torch.Tensor] = {}
