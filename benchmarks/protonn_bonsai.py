@@ -101,12 +101,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--report", action="store_true",
+                        help="only write the table of the runs already saved")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as kiloml train does: threads of a shared machine only wait
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / ("protonn_bonsai_quick.json" if args.quick else "protonn_bonsai.json")
     results = json.loads(saved.read_text()) if saved.exists() else {}
-    for name in CONFIGS:
+    for name in () if args.report else CONFIGS:
         if args.only and name not in args.only:
             continue
         for seed in range(1 if args.quick else args.seeds):
