@@ -58,13 +58,27 @@ DEFAULTS = {
     "seed": 0, "gate_nonlinearity": "sigmoid", "channels": 32, "blocks": 3, "kernel_size": 5,
     "stride": 2,
 }
-RECIPES = ("auto", "imu", "audio", "image", "series")
+#: ProtoNN's defaults: its model options and the kept fractions of W (the projection), B (the
+#: prototypes, --sparsity-u) and Z (the label vectors, --sparsity-head).
+PROTONN_DEFAULTS = {"projection_dim": 10, "prototypes": 20, "gamma": None, "scale": "common",
+                    "sparsity_w": 0.2, "sparsity_u": 1.0, "sparsity_head": 1.0}
+#: Bonsai's defaults: the kept fractions of Z (the projection), theta (--sparsity-u) and the
+#: node predictors W and V (--sparsity-head).
+BONSAI_DEFAULTS = {"projection_dim": 10, "depth": 2, "sigma": 1.0, "scale": "common",
+                   "sparsity_w": 0.2, "sparsity_u": 1.0, "sparsity_head": 1.0}
+RECIPES = ("auto", "imu", "audio", "image", "series", "vector")
 #: Options of the recurrent families that a DS-CNN has no use for.
 RECURRENT_ONLY = (("--hidden-size", "hidden_size"), ("--frame-stack", "frame_stack"),
                   ("--readout", "readout"), ("--bidirectional", "bidirectional"))
 #: The DS-CNN's own options.
 DSCNN_OPTIONS = (("--channels", "channels"), ("--blocks", "blocks"),
                  ("--kernel-size", "kernel_size"), ("--stride", "stride"))
+#: Options of ProtoNN and Bonsai, and of each alone.
+VECTOR_OPTIONS = (("--projection-dim", "projection_dim"), ("--scale", "scale"))
+PROTONN_OPTIONS = (("--prototypes", "prototypes"), ("--gamma", "gamma"))
+BONSAI_OPTIONS = (("--depth", "depth"), ("--sigma", "sigma"))
+#: Families that train with hard thresholding to --sparsity-w/-u/-head budgets.
+SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn", "bonsai")
 
 
 def _positive_int(text: str) -> int:
@@ -155,7 +169,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default=d["dataset"],
                    help="dataset name (see `kiloml datasets`), or your own data: a .npz with "
-                        "X_train, y_train, X_test, y_test as [N, T, F] / [N], a UEA .ts pair "
+                        "X_train, y_train, X_test, y_test as [N, T, F] (or [N, F] feature "
+                        "vectors for protonn) / [N], a UEA .ts pair "
                         "NAME_TRAIN.ts/NAME_TEST.ts (either file or NAME), or a folder of WAVs "
                         "with one sub-folder per label (default: %(default)s)")
     g.add_argument("--data-dir", type=Path, default=None,
@@ -175,8 +190,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "e.g. 0.75 1 1.333 gives three times as many training windows")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d["model"], choices=list(FAMILIES),
-                   help="model family: a recurrent cell, or dscnn, a 1-D depthwise-separable "
-                        "CNN (default: %(default)s)")
+                   help="model family: a recurrent cell, dscnn (a 1-D depthwise-separable "
+                        "CNN), or protonn or bonsai (for feature vectors) (default: "
+                        "%(default)s)")
     g.add_argument("--hidden-size", type=_positive_int, default=None,
                    help=f"recurrent models: hidden units (default: {d['hidden_size']})")
     g.add_argument("--w-rank", type=_rank, default=None,
@@ -214,20 +230,60 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         f"on both sides (default: {d['kernel_size']})")
     g.add_argument("--stride", type=_positive_int, default=None,
                    help=f"stride of the first convolution in time (default: {d['stride']})")
-    g = p.add_argument_group("compression (FastGRNN/FastRNN)")
+    pd = PROTONN_DEFAULTS
+    g = p.add_argument_group(
+        "ProtoNN (--model protonn; --projection-dim and --scale also bonsai)",
+        "feature vectors [N, F] (dataset mnist, mnist-2, fashion-mnist or a .npz with 2-D X): "
+        "a sparse projection W to D dimensions, M prototypes B with label vectors Z, scores "
+        "Z exp(-gamma^2 ||Wx - b_j||^2); prototypes start from class-wise k-means, W, B and Z "
+        "train jointly with hard thresholding to --sparsity-w/-u/-head")
+    g.add_argument("--projection-dim", type=_positive_int, default=None, metavar="D",
+                   help=f"dimensions of the projection Wx (default: {pd['projection_dim']})")
+    g.add_argument("--prototypes", type=_positive_int, default=None, metavar="M",
+                   help="prototypes, spread evenly over the classes (at least one per class; "
+                        f"default: {pd['prototypes']})")
+    g.add_argument("--gamma", type=_positive_number, default=None,
+                   help="initial RBF width gamma (trained; default: the median heuristic "
+                        "1 / (2.5 * median distance from projected training vectors to the "
+                        "prototypes))")
+    g.add_argument("--scale", choices=["common", "feature"], default=None,
+                   help="normalisation: centre each feature and divide by one common standard "
+                        "deviation (folded into W on export), or by each feature's own (a "
+                        f"normalisation step on export; default: {pd['scale']})")
+    bd = BONSAI_DEFAULTS
+    g = p.add_argument_group(
+        "Bonsai (--model bonsai)",
+        "feature vectors [N, F] like ProtoNN (--projection-dim and --scale apply): a sparse "
+        "projection Z, then a binary tree of the given depth; every node k on an input's path "
+        "adds (W_k Zx) * tanh(sigma V_k Zx), an internal node sends it left when theta_k.Zx > 0; "
+        "training relaxes the path with tanh(sigma_I theta.Zx), sigma_I annealed from 1 to "
+        "1000; Z, theta and W, V train jointly with hard thresholding to "
+        "--sparsity-w/-u/-head")
+    g.add_argument("--depth", type=_count, default=None,
+                   help=f"depth of the tree, 0 = one node (default: {bd['depth']})")
+    g.add_argument("--sigma", type=_positive_number, default=None,
+                   help=f"sharpness sigma of the nodes' tanh (default: {bd['sigma']:g})")
+    g = p.add_argument_group("compression (FastGRNN/FastRNN/ProtoNN/Bonsai)")
     g.add_argument("--sparsity-w", type=_fraction, default=None,
-                   help="fraction of W's weights kept after hard thresholding, 1 = dense "
-                        f"(default: {d['sparsity_w']})")
+                   help="fraction of W's weights kept after hard thresholding (ProtoNN: the "
+                        f"projection W; Bonsai: the projection Z), 1 = dense (default: "
+                        f"{d['sparsity_w']}; protonn: {pd['sparsity_w']}; bonsai: "
+                        f"{bd['sparsity_w']})")
     g.add_argument("--sparsity-u", type=_fraction, default=None,
-                   help=f"fraction of U's weights kept, 1 = dense (default: {d['sparsity_u']})")
+                   help="fraction of U's weights kept (ProtoNN: the prototypes B; Bonsai: "
+                        f"theta), 1 = dense (default: {d['sparsity_u']}; protonn: "
+                        f"{pd['sparsity_u']}; bonsai: {bd['sparsity_u']})")
     g.add_argument("--sparsity-head", type=_fraction, default=None,
-                   help="fraction of the classifier head's weights kept, 1 = dense "
-                        f"(default: {d['sparsity_head']})")
+                   help="fraction of the classifier head's weights kept (ProtoNN: the label "
+                        f"vectors Z; Bonsai: every W_k and V_k), 1 = dense (default: "
+                        f"{d['sparsity_head']}; protonn: {pd['sparsity_head']}; bonsai: "
+                        f"{bd['sparsity_head']})")
     g = p.add_argument_group("training")
     g.add_argument("--recipe", choices=RECIPES, default="auto",
                    help="defaults for a kind of data: imu (3-axis sensor channels: rotation, "
                         "gain, noise), audio (log-mel: mean readout, tanh), image (rows as "
-                        "steps), series (anything else: noise; long series read in frames); "
+                        "steps), series (anything else: noise; long series read in frames), "
+                        "vector (feature vectors: no augmentation); "
                         "auto picks from what the data declares and prints why "
                         "(default: %(default)s)")
     g.add_argument("--epochs", type=_positive_int, default=None,
@@ -350,10 +406,11 @@ def _fast_only(args) -> None:
     """Compression options given for GRU/LSTM are an error, not silently ignored."""
     if args.model in ("fastgrnn", "fastrnn"):
         return
+    sparsity = () if args.model in SPARSE_FAMILIES else (
+        ("--sparsity-w", args.sparsity_w), ("--sparsity-u", args.sparsity_u),
+        ("--sparsity-head", args.sparsity_head))
     given = [flag for flag, value in (("--w-rank", args.w_rank), ("--u-rank", args.u_rank),
-                                      ("--sparsity-w", args.sparsity_w),
-                                      ("--sparsity-u", args.sparsity_u),
-                                      ("--sparsity-head", args.sparsity_head),
+                                      *sparsity,
                                       ("--gate-nonlinearity", args.gate_nonlinearity),
                                       ("--update-nonlinearity", args.update_nonlinearity))
              if value is not None]
@@ -368,11 +425,15 @@ def _option(value, default):
 def _check_family_options(args) -> None:
     """Options of another family are an error, not silently ignored."""
     _fast_only(args)
-    foreign = RECURRENT_ONLY if args.model == "dscnn" else DSCNN_OPTIONS
-    given = [flag for flag, name in foreign if getattr(args, name) is not None]
-    if given:
-        owner = "recurrent models" if args.model == "dscnn" else "dscnn"
-        raise KilomlError(f"{', '.join(given)} apply to {owner}, not {args.model}")
+    owners = {"recurrent models": RECURRENT_ONLY, "dscnn": DSCNN_OPTIONS,
+              "protonn and bonsai": VECTOR_OPTIONS, "protonn": PROTONN_OPTIONS,
+              "bonsai": BONSAI_OPTIONS}
+    own = {"dscnn": ("dscnn",), "protonn": ("protonn", "protonn and bonsai"),
+           "bonsai": ("bonsai", "protonn and bonsai")}.get(args.model, ("recurrent models",))
+    for owner, options in owners.items():
+        given = [flag for flag, name in options if getattr(args, name) is not None]
+        if given and owner not in own:
+            raise KilomlError(f"{', '.join(given)} apply to {owner}, not {args.model}")
 
 
 def _dscnn_config(args, data):
@@ -388,6 +449,10 @@ def describe_model(config) -> str:
     """A few words on a model's size for progress lines and plot titles."""
     if config.kind == "dscnn":
         return f"dscnn c={config.channels} blocks={config.blocks}"
+    if config.kind == "protonn":
+        return f"protonn d={config.projection_dim} m={config.prototypes}"
+    if config.kind == "bonsai":
+        return f"bonsai d={config.projection_dim} depth={config.depth}"
     return f"{config.kind} h={config.hidden_size}"
 
 
@@ -397,6 +462,20 @@ def _model_config(args, data, recipe):
     _check_family_options(args)
     if args.model == "dscnn":
         return _dscnn_config(args, data)
+    if args.model == "protonn":
+        from kiloml.nn.protonn import ProtoNNConfig
+
+        return ProtoNNConfig(kind="protonn", input_size=data.num_features,
+                             num_classes=data.num_classes,
+                             **{name: _option(getattr(args, name), PROTONN_DEFAULTS[name])
+                                for _, name in VECTOR_OPTIONS + PROTONN_OPTIONS}).validate()
+    if args.model == "bonsai":
+        from kiloml.nn.bonsai import BonsaiConfig
+
+        return BonsaiConfig(kind="bonsai", input_size=data.num_features,
+                            num_classes=data.num_classes,
+                            **{name: _option(getattr(args, name), BONSAI_DEFAULTS[name])
+                               for _, name in VECTOR_OPTIONS + BONSAI_OPTIONS}).validate()
     w_rank = _option(args.w_rank, DEFAULTS["w_rank"]) or None
     u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
     fast = args.model in ("fastgrnn", "fastrnn")
@@ -417,12 +496,13 @@ def _model_config(args, data, recipe):
 def _train_config(args, budget, recipe):
     from kiloml.train.trainer import TrainConfig
 
-    fast = args.model in ("fastgrnn", "fastrnn")
+    sparse = args.model in SPARSE_FAMILIES
+    d = {"protonn": PROTONN_DEFAULTS, "bonsai": BONSAI_DEFAULTS}.get(args.model, DEFAULTS)
     return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=args.lr,
-                       keep_w=_option(args.sparsity_w, DEFAULTS["sparsity_w"]) if fast else 1.0,
-                       keep_u=_option(args.sparsity_u, DEFAULTS["sparsity_u"]) if fast else 1.0,
-                       keep_head=(_option(args.sparsity_head, DEFAULTS["sparsity_head"])
-                                  if fast else 1.0),
+                       keep_w=_option(args.sparsity_w, d["sparsity_w"]) if sparse else 1.0,
+                       keep_u=_option(args.sparsity_u, d["sparsity_u"]) if sparse else 1.0,
+                       keep_head=(_option(args.sparsity_head, d["sparsity_head"])
+                                  if sparse else 1.0),
                        augment_scale=_option(args.augment_scale, recipe.augment_scale),
                        augment_noise=_option(args.augment_noise, recipe.augment_noise),
                        augment_rotation=_option(args.augment_rotation, recipe.augment_rotation),
@@ -437,10 +517,12 @@ def _training_defaults(args, data) -> dict:
 
     from kiloml.train.budget import training_budget
     from kiloml.train.cross_validation import needs_cross_validation
+    from kiloml.train.fit import check_input_kind
     from kiloml.train.recipes import choose_recipe
 
+    check_input_kind(args.model, data)
     recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe)
-    if args.model == "dscnn":
+    if args.model in ("dscnn", "protonn", "bonsai"):
         recipe = replace(recipe, frame_stack=1, pad_front=0, frame_stack_reason="")
     folds = args.folds if args.folds is not None else (
         FOLDS if needs_cross_validation(data) else 0)
@@ -496,7 +578,9 @@ def _recorded_options(config: dict) -> dict:
         "update_nonlinearity": model.get("update_nonlinearity"),
         "frame_stack": model.get("frame_stack"), "readout": model.get("readout"),
         "bidirectional": model.get("bidirectional"),
-        **{k: model.get(k) for k in ("channels", "blocks", "kernel_size", "stride")},
+        **{k: model.get(k) for k in ("channels", "blocks", "kernel_size", "stride",
+                                     "projection_dim", "prototypes", "gamma", "scale",
+                                     "depth", "sigma")},
         "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
         "sparsity_head": train.get("keep_head"),
         **{k: train.get(k) for k in ("epochs", "batch_size", "lr", "augment_scale",

@@ -240,3 +240,23 @@ def test_kernels_vs_cmsis_quick(tmp_path, request):
         assert shape["kiloml int16"] <= 1.1 * shape["CMSIS q15"]
         assert shape["kiloml int8"] <= 1.1 * shape["CMSIS q7"]
     assert "| cortex-m4 | square 64 | 64 × 64 |" in done.stdout
+
+
+def test_protonn_bonsai_quick(tmp_path):
+    if not (SHARED_DATA / "mnist").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real data not present: {SHARED_DATA / 'mnist'}")
+        pytest.skip("MNIST not present")
+    rows = ["ProtoNN mnist-2, d=8 m=10, W 5%", "Bonsai mnist-2, d=10 depth 2, Z 5%"]
+    done = run_script("protonn_bonsai.py", "--quick", "--out", str(tmp_path), "--only", *rows,
+                      env={"KILOML_DATA": str(SHARED_DATA)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((tmp_path / "protonn_bonsai_quick.json").read_text())
+    assert sorted(saved) == sorted(rows)
+    for row in rows:
+        result = saved[row]["0"]
+        assert 0.5 < result["int8_accuracy"] <= 1 and abs(
+            result["int8_accuracy"] - result["float_accuracy"]) < 0.05
+        assert 500 < result["int8_flash_bytes"] < 2048  # the 2 KB models
+    report = (tmp_path / "protonn_bonsai_quick.md").read_text()
+    assert all(row in report for row in rows)

@@ -35,20 +35,36 @@ SETTINGS = {
     "gru": dict(hidden_size=10),
     "lstm": dict(hidden_size=8, readout="mean"),
     "dscnn": dict(channels=8, blocks=2, kernel_size=4, stride=2),
+    "protonn": dict(projection_dim=6, prototypes=8, scale="feature"),
+    "bonsai": dict(projection_dim=5, depth=2, sigma=1.5),
 }
+
+#: Families with a discrete decision inside (Bonsai's branches): the share of inputs allowed
+#: beyond the tolerance, for the inputs so close to a branching hyperplane that the integer
+#: model takes the other branch (then its scores are another node's, not a rounding of them).
+BRANCH_FLIPS = {"bonsai": 0.05}
 
 
 def test_every_registered_family_is_checked():
     assert set(FAMILIES) <= set(SETTINGS)
 
 
-def _inputs(count: int, seed: int) -> np.ndarray:
+def _shape(name: str) -> tuple[int, int]:
+    """``(steps, features)`` of a family's input: the sequences, or a vector family's feature
+    vectors (each sequence flattened, held as one step)."""
+    if name in FAMILIES and FAMILIES[name].input_kind == "vector":
+        return 1, STEPS * FEATURES
+    return STEPS, FEATURES
+
+
+def _inputs(count: int, seed: int, name: str = "") -> np.ndarray:
     rng = np.random.default_rng(seed)
     scale, offset = np.array([1.0, 3.0, 40.0, 0.5, 9.0]), np.array([0.0, 2.0, -5.0, 1.0, 30.0])
     t = np.arange(STEPS)[None, :, None]
     waves = np.sin(0.3 * t * np.arange(1, FEATURES + 1) + rng.uniform(0, 6, (count, 1, FEATURES)))
-    return ((waves + 0.5 * rng.normal(size=(count, STEPS, FEATURES))) * scale + offset
-            ).astype(np.float32)
+    x = ((waves + 0.5 * rng.normal(size=(count, STEPS, FEATURES))) * scale + offset
+         ).astype(np.float32)
+    return x.reshape(count, *_shape(name))
 
 
 @cache
@@ -57,15 +73,19 @@ def family_model(name: str, seed: int = 0) -> torch.nn.Module:
     statistics) and normalisation fitted on the inputs."""
     torch.manual_seed(seed)
     family = FAMILIES[name]
-    config = family.config(kind=name, input_size=FEATURES, num_classes=CLASSES,
+    steps, features = _shape(name)
+    config = family.config(kind=name, input_size=features, num_classes=CLASSES,
                            **SETTINGS[name]).validate()
     model = build_model(config)
-    X = torch.from_numpy(_inputs(64, seed=100).reshape(-1, FEATURES))
+    X = torch.from_numpy(_inputs(64, seed=100, name=name).reshape(-1, features))
     model.set_normalization(X.mean(0), X.std(0))
+    if hasattr(model, "init_from_data"):
+        labels = np.arange(64) % CLASSES
+        model.init_from_data(X.numpy(), labels, seed)
     model.train()
     with torch.no_grad():  # settle any running statistics, then evaluate
         for _ in range(3):
-            model(torch.from_numpy(_inputs(32, seed=101)))
+            model(torch.from_numpy(_inputs(32, seed=101, name=name)))
     return model.eval()
 
 
@@ -78,7 +98,7 @@ def _logits(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:
 def test_module_shapes_determinism_and_round_trip(name, tmp_path):
     if name not in FAMILIES:
         pytest.skip(f"{name} is not registered")
-    X = _inputs(6, seed=1)
+    X = _inputs(6, seed=1, name=name)
     model = family_model(name)
     assert _logits(model, X).shape == (6, CLASSES)
     assert np.array_equal(_logits(family_model.__wrapped__(name), X), _logits(model, X))
@@ -92,9 +112,9 @@ def test_module_shapes_determinism_and_round_trip(name, tmp_path):
 def test_float_graph_equals_the_torch_module(name):
     if name not in FAMILIES:
         pytest.skip(f"{name} is not registered")
-    X = _inputs(8, seed=2)
+    X = _inputs(8, seed=2, name=name)
     model = family_model(name)
-    graph = lower_model(model, STEPS)
+    graph = lower_model(model, _shape(name)[0])
     np.testing.assert_allclose(float_graph_logits(graph, X), _logits(model, X),
                                rtol=1e-4, atol=1e-4)
 
@@ -105,11 +125,13 @@ def test_simulator_stays_close_to_the_float_model(name, bits, tolerance):
     if name not in FAMILIES:
         pytest.skip(f"{name} is not registered")
     model = family_model(name)
-    graph = quantize_model(model, _inputs(48, seed=3), bits)
-    X = _inputs(64, seed=4)
+    graph = quantize_model(model, _inputs(48, seed=3, name=name), bits)
+    X = _inputs(64, seed=4, name=name)
     reference = _logits(model, X)
     integer = dequantize_output(graph, simulate(graph, quantize_input(graph, X)))
-    assert np.abs(integer - reference).max() <= tolerance * np.abs(reference).max()
+    error = np.abs(integer - reference).max(1)
+    within = error <= tolerance * np.abs(reference).max()
+    assert within.mean() >= 1 - BRANCH_FLIPS.get(name, 0.0)
     assert np.mean(integer.argmax(1) == reference.argmax(1)) >= (0.95 if bits == 16 else 0.8)
 
 
@@ -120,8 +142,8 @@ def test_c_equals_the_simulator_on_every_target(name, bits, tmp_path, require_gc
     if name not in FAMILIES:
         pytest.skip(f"{name} is not registered")
     model = family_model(name)
-    graph = quantize_model(model, _inputs(48, seed=3), bits)
-    x = quantize_input(graph, _inputs(12, seed=5))
+    graph = quantize_model(model, _inputs(48, seed=3, name=name), bits)
+    x = quantize_input(graph, _inputs(12, seed=5, name=name))
     saturating = np.stack([np.full(x.shape[1:], -32768), np.full(x.shape[1:], 32767)])
     x = np.concatenate([x, saturating.astype(np.int16)])
     expected = simulate(graph, x)
@@ -141,7 +163,7 @@ def test_flash_is_the_sum_of_the_ops_and_the_size_accounting(name, bits):
     if name not in FAMILIES:
         pytest.skip(f"{name} is not registered")
     model = family_model(name)
-    graph = quantize_model(model, _inputs(48, seed=3), bits)
+    graph = quantize_model(model, _inputs(48, seed=3, name=name), bits)
     generated = generate_model(graph, name)
     assert generated.weight_flash_bytes == sum(get_op(n.op).flash_bytes(n)
                                                for n in graph.nodes)

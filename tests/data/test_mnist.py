@@ -76,3 +76,22 @@ def test_fashion_mnist():
     assert data.class_names[9] == "Ankle boot"
     assert (len(data.train), len(data.val), len(data.test)) == (55_000, 5_000, 10_000)
     assert np.bincount(data.test.y).tolist() == [1000] * 10
+
+
+def test_feature_vector_layouts(tmp_path):
+    tiny_mnist(tmp_path)
+    rows = load_mnist_rows(tmp_path)
+    vectors, parity = load_dataset("mnist", tmp_path), load_dataset("mnist-2", tmp_path)
+    assert vectors.train.x.shape == (20, 1, 784) and vectors.info["input"] == "vector"
+    np.testing.assert_array_equal(rows.test.x.reshape(-1, 1, 784), vectors.test.x)
+    np.testing.assert_array_equal(parity.test.x, vectors.test.x)
+    assert parity.class_names == ["even", "odd"]
+    np.testing.assert_array_equal(parity.train.y, vectors.train.y % 2)
+    assert "input" not in rows.info
+
+
+def test_fashion_mnist_vectors():
+    if not (FASHION_MNIST_DEBIAN / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"{FASHION_MNIST_DEBIAN} absent (apt-get install dataset-fashion-mnist)")
+    data = load_dataset("fashion-mnist")
+    assert data.test.x.shape == (10_000, 1, 784) and data.info["input"] == "vector"

@@ -76,12 +76,14 @@ def model_storage(model: SequenceClassifier,
 
     Integer widths (2 or 1) follow ``kiloml export``: every weight tensor carries a one-byte
     power-of-two scale (one per row for the tensors a model's ``scale_counts()`` names, such
-    as the DS-CNN's depthwise kernels: ``{name: rows}``); the normalisation is int16 whatever
-    the weight width (the mean in the input's format, the inverse standard deviation with a
-    scale byte); scalars are Q15 int16.
+    as the DS-CNN's depthwise kernels: ``{name: rows}``); the normalisation and the tensors a
+    model's ``int16_tensors()`` names are int16 whatever the weight width (the mean in the
+    input's format, the inverse standard deviation and the named tensors with a scale byte);
+    scalars are Q15 int16.
     """
     tensors = deployed_tensors(model)
     scales = model.scale_counts() if hasattr(model, "scale_counts") else {}
+    wide = model.int16_tensors() if hasattr(model, "int16_tensors") else ()
     if value_bytes == FLOAT32_BYTES:
         return [tensor_storage(name, tensor.detach(), value_bytes)
                 for name, tensor in tensors.items()]
@@ -92,6 +94,8 @@ def model_storage(model: SequenceClassifier,
             out.append(tensor_storage(name, tensor, 2, int(name == "input_std")))
         elif tensor.numel() == 1:
             out.append(tensor_storage(name, tensor, 2))
+        elif name in wide:
+            out.append(tensor_storage(name, tensor, 2, 1))
         else:
             out.append(tensor_storage(name, tensor, value_bytes, scales.get(name, 1)))
     return out

@@ -1,6 +1,8 @@
 """The user's own data as a ``.npz`` file with ``X_train``, ``y_train``, ``X_test``, ``y_test``.
 
-``X_*`` are ``[N, T, F]`` sequences of real numbers, ``y_*`` integer labels ``0..C-1`` where
+``X_*`` are ``[N, T, F]`` sequences of real numbers, or ``[N, F]`` feature vectors (for
+ProtoNN; held as one step of ``F`` features, ``info["input"] == "vector"``), ``y_*`` integer
+labels ``0..C-1`` where
 ``C`` is ``len(class_names)`` if given, else ``max(y_train) + 1``; a label outside that range in
 any split is an error. Optional ``X_val``/``y_val``; without them the last 10% of the training
 sequences (a fixed rule, after a shuffle with seed 0) become the validation split. Optional
@@ -112,6 +114,7 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     if missing:
         raise KilomlError(f"{path}: missing arrays {missing} "
                           "(need X_train, y_train, X_test, y_test)")
+    dims = arrays["X_train"].ndim
     for xk, yk in (("X_train", "y_train"), ("X_test", "y_test"), ("X_val", "y_val")):
         if xk not in arrays and yk not in arrays:
             continue
@@ -119,8 +122,11 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
         if x is None or y is None:
             raise KilomlError(f"{path}: {xk if x is None else yk} is missing next to "
                               f"{yk if x is None else xk}")
-        if x.ndim != 3:
-            raise KilomlError(f"{path}: {xk} must be [N, T, F], got shape {list(x.shape)}")
+        if x.ndim not in (2, 3):
+            raise KilomlError(f"{path}: {xk} must be [N, T, F] sequences or [N, F] feature "
+                              f"vectors, got shape {list(x.shape)}")
+        if x.ndim != dims:
+            raise KilomlError(f"{path}: {xk} has {x.ndim} dimensions but X_train has {dims}")
         if y.ndim != 1:
             raise KilomlError(f"{path}: {yk} must be [N] labels, got shape {list(y.shape)}")
         if len(x) != len(y):
@@ -155,6 +161,11 @@ def load_npz(path: Path) -> DatasetSplits:
     arrays = read_npz(path)
     _check_arrays(path, arrays)
     class_names = _class_names(path, arrays)
+    vectors = arrays["X_train"].ndim == 2
+    if vectors:  # feature vectors: one step of F features
+        for key in ("X_train", "X_val", "X_test"):
+            if key in arrays:
+                arrays[key] = arrays[key][:, None, :]
     x_train, y_train = arrays["X_train"], arrays["y_train"]
     if "X_val" in arrays:
         train, val = Split(x_train, y_train), Split(arrays["X_val"], arrays["y_val"])
@@ -167,7 +178,7 @@ def load_npz(path: Path) -> DatasetSplits:
         val_idx, train_idx = order[-n_val:], order[:-n_val]
         train = Split(x_train[train_idx], y_train[train_idx])
         val = Split(x_train[val_idx], y_train[val_idx])
-    info = {"path": str(path)}
+    info = {"path": str(path), **({"input": "vector"} if vectors else {})}
     if "vector_channels" in arrays:
         info["vector_channels"] = _vector_channels(path, arrays["vector_channels"],
                                                    x_train.shape[2])

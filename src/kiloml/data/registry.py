@@ -7,7 +7,14 @@ from pathlib import Path
 
 from kiloml.data import fsdd, mnist, speech_commands, uea
 from kiloml.data.fsdd import load_fsdd
-from kiloml.data.mnist import load_fashion_mnist_rows, load_mnist_pixels, load_mnist_rows
+from kiloml.data.mnist import (
+    load_fashion_mnist_rows,
+    load_fashion_mnist_vectors,
+    load_mnist_parity,
+    load_mnist_pixels,
+    load_mnist_rows,
+    load_mnist_vectors,
+)
 from kiloml.data.npz import load_npz
 from kiloml.data.smartwatch import load_smartwatch
 from kiloml.data.speech_commands import load_speech_commands
@@ -25,6 +32,9 @@ DATASETS: dict[str, tuple[Callable[..., DatasetSplits], str]] = {
     "mnist-rows": (load_mnist_rows, "MNIST, 28 steps x 28 pixels"),
     "mnist-pixels": (load_mnist_pixels, "Pixel-MNIST, 784 steps x 1 pixel"),
     "fashion-mnist-rows": (load_fashion_mnist_rows, "Fashion-MNIST, 28 steps x 28 pixels"),
+    "mnist": (load_mnist_vectors, "MNIST, 784-pixel feature vectors (protonn, bonsai)"),
+    "mnist-2": (load_mnist_parity, "MNIST-2, even vs odd digit, 784-pixel feature vectors"),
+    "fashion-mnist": (load_fashion_mnist_vectors, "Fashion-MNIST, 784-pixel feature vectors"),
     "basic-motions": (load_basic_motions, "UEA BasicMotions IMU, 6 x 100, 4 activities"),
     "japanese-vowels": (load_japanese_vowels, "UEA JapaneseVowels LPC, 12 x 29, 9 speakers"),
 }
@@ -102,9 +112,9 @@ def dataset_location(name: str) -> str | None:
         path = speech_commands.default_path() / speech_commands.ARCHIVE
     elif name == "fsdd":
         path = fsdd.default_path() / fsdd.ARCHIVE
-    elif name in ("mnist-rows", "mnist-pixels"):
+    elif name in ("mnist-rows", "mnist-pixels", "mnist", "mnist-2"):
         path = mnist.default_path()
-    elif name == "fashion-mnist-rows":
+    elif name in ("fashion-mnist-rows", "fashion-mnist"):
         path = mnist.FASHION_MNIST_DEBIAN
     elif name in uea.BUNDLED:
         path = uea.default_path(name)

@@ -175,13 +175,14 @@ def load_export_pcm(run_dir: Path, data_file: Path | None, data_dir: Path | None
 def _check_export_data(model, X_calib: np.ndarray, X_test: np.ndarray, where: str) -> None:
     """One-line error unless the calibration and test sequences fit the model."""
     features = model.config.input_size
+    frame_stack = getattr(model.config, "frame_stack", 1)
     for name, X in (("calibration", X_calib), ("test", X_test)):
         if X.shape[2] != features:
             raise KilomlError(f"{where}: {name} sequences have {X.shape[2]} features; the model "
                               f"takes {features}")
-        if X.shape[1] % model.config.frame_stack:
+        if X.shape[1] % frame_stack:
             raise KilomlError(f"{where}: {name} sequences of {X.shape[1]} steps do not split "
-                              f"into stacks of {model.config.frame_stack} frames")
+                              f"into stacks of {frame_stack} frames")
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -15,9 +15,11 @@ from torch import nn
 
 from kiloml.errors import KilomlError
 from kiloml.ir.graph import Graph
+from kiloml.nn.bonsai import Bonsai
 from kiloml.nn.classifier import SequenceClassifier, torch_rnn_gates
 from kiloml.nn.dscnn import DSCNN, ConvBNReLU1d, DepthwiseSeparableBlock
 from kiloml.nn.fastrnn import FastGRNN, FastRNN
+from kiloml.nn.protonn import ProtoNN
 from kiloml.ops.base import Node
 
 Lowering = Callable[..., list[str]]
@@ -188,6 +190,52 @@ def lower_dscnn(model: DSCNN, path: str, graph: Graph, inputs: list[str]) -> lis
         x = lower(block, f"{prefix}blocks.{i}", graph, x)
     x = graph.add_node(Node("pool", "global_avgpool", x, ["pooled"]))
     lower(model.head, f"{prefix}head", graph, x, output="logits")
+    graph.set_output("logits")
+    return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
+
+
+def lower_projection(model: ProtoNN | Bonsai, graph: Graph, inputs: list[str], name: str
+                     ) -> list[str]:
+    """ProtoNN's and Bonsai's first layer: a ``normalize`` node unless the normalisation is
+    folded into the projection, then the ``projection`` node."""
+    check_normalization(array(model.input_std))
+    x = inputs
+    if not model.folds_normalization:
+        x = graph.add_node(Node("normalize", "normalize", x, ["normalized"], {},
+                                {"mean": array(model.input_mean), "std": array(model.input_std)}))
+    weight, bias = (t.numpy().copy() for t in model.deployed_projection())
+    return graph.add_node(Node("projection", "projection", x, ["projected"], {},
+                               {"weight": weight, "bias": bias}, name))
+
+
+@lowering(Bonsai)
+def lower_bonsai(model: Bonsai, path: str, graph: Graph, inputs: list[str]) -> list[str]:
+    """The projection ``Z`` (normalisation folded in, or a ``normalize`` node first), the
+    tree's path (``tree_path``, with ``sigma`` folded into every ``V_k``; its scores are the
+    graph's output) and the arg-max ``kiloml_predict`` returns."""
+    c = model.config
+    x = lower_projection(model, graph, inputs, "Z")
+    theta = array(model.theta) if c.internal_nodes else np.zeros((1, c.projection_dim))
+    graph.add_node(Node("tree", "tree_path", x, ["logits"], {"depth": c.depth},
+                        {"W": array(model.W), "V": c.sigma * array(model.V), "theta": theta},
+                        "tree"))
+    graph.set_output("logits")
+    return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
+
+
+@lowering(ProtoNN)
+def lower_protonn(model: ProtoNN, path: str, graph: Graph, inputs: list[str]) -> list[str]:
+    """The projection with the normalisation folded in (``projection``; with per-feature
+    scaling a ``normalize`` node comes first), the RBF similarities
+    to the prototypes (``rbf``), the label vectors ``Z`` (``fully_connected`` with a zero bias:
+    the scores, the graph's output) and the arg-max ``kiloml_predict`` returns."""
+    x = lower_projection(model, graph, inputs, "W")
+    x = graph.add_node(Node("rbf", "rbf", x, ["similarities"], {},
+                            {"prototypes": array(model.B).T.copy(),
+                             "gamma2": array(model.gamma) ** 2}, "B"))
+    graph.add_node(Node("scores", "fully_connected", x, ["logits"], {},
+                        {"weight": array(model.Z), "bias": np.zeros(model.config.num_classes)},
+                        "Z"))
     graph.set_output("logits")
     return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
 

@@ -3,7 +3,8 @@
 A family is its torch module, the config that rebuilds it (stored in ``config.json`` under
 ``"model"``, with ``kind`` naming the family), what input it takes, and whether it deploys.
 Every module of a family follows one contract: ``config``, ``input_mean``/``input_std``
-buffers and ``set_normalization(mean, std)``, ``forward(x [B, T, F]) -> logits [B, C]``, and
+buffers and ``set_normalization(mean, std)``, ``forward(x [B, T, F]) -> logits [B, C]`` (a
+``vector`` family takes ``[B, F]``, which kiloml's splits hold as ``[B, 1, F]``), and
 ``sparsity_groups()`` naming the matrices the compression phases act on. Its integer lowering
 lives in :mod:`kiloml.ir.lower` (families know nothing of the integer graph).
 """
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from kiloml.errors import KilomlError
+from kiloml.nn.bonsai import BonsaiConfig, build_bonsai
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier
 from kiloml.nn.dscnn import DSCNNConfig, build_dscnn
+from kiloml.nn.protonn import ProtoNNConfig, build_protonn
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class Family:
     description: str
     config: type
     build: Callable[..., nn.Module]
-    input_kind: str = "sequence"  # [N, T, F] frames
+    input_kind: str = "sequence"  # [N, T, F] frames, or "vector": [N, F] features
 
 
 FAMILIES: dict[str, Family] = {}
@@ -45,6 +48,12 @@ for _name, _description in (
     register(Family(_name, _description, ModelConfig, SequenceClassifier))
 register(Family("dscnn", "1-D depthwise-separable CNN, the shape of the MLPerf Tiny "
                          "keyword-spotting DS-CNN", DSCNNConfig, build_dscnn))
+register(Family("protonn", "ProtoNN (Gupta et al. 2017): sparse projection, prototypes "
+                           "and label vectors", ProtoNNConfig, build_protonn, "vector"))
+register(Family("bonsai", "Bonsai (Kumar et al. 2017): sparse projection and a shallow tree of "
+                          "non-linear node predictors", BonsaiConfig, build_bonsai, "vector"))
+
+INPUT_SHAPES = {"sequence": "sequences [N, T, F]", "vector": "feature vectors [N, F]"}
 
 
 def get_family(name: str) -> Family:

@@ -13,6 +13,9 @@ from kiloml.ops import (  # noqa: F401
     lstm,
     normalize,
     pointwise_conv1d,
+    projection,
+    rbf,
+    tree_path,
 )
 from kiloml.ops.base import OPS, Buffer, Emitted, Node, Op, Value, get_op
 

@@ -12,7 +12,7 @@ import torch
 from kiloml.compress.size import count_parameters, macs_per_inference, model_size_bytes
 from kiloml.data.splits import DatasetSplits
 from kiloml.errors import KilomlError
-from kiloml.models import build_model
+from kiloml.models import build_model, get_family
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier
 from kiloml.train.chance import chance_warning
 from kiloml.train.cross_validation import (
@@ -47,12 +47,33 @@ def check_frame_stack(model_config: ModelConfig, data: DatasetSplits) -> None:
                           f"divisible by it; {data.name} has {data.steps} steps")
 
 
+def check_input_kind(kind: str, data: DatasetSplits) -> None:
+    """One-line error unless family ``kind`` takes what ``data`` holds: sequences
+    ``[N, T, F]`` for the sequence families, feature vectors ``[N, F]`` (one step) for
+    ProtoNN and Bonsai."""
+    vectors = data.info.get("input") == "vector"
+    if get_family(kind).input_kind == "vector":
+        if data.steps != 1:
+            raise KilomlError(f"{kind} takes feature vectors [N, F]; {data.name} holds sequences "
+                              f"[N, {data.steps}, {data.num_features}]: flatten each into one "
+                              f"vector of {data.steps * data.num_features} features (e.g. "
+                              "dataset mnist instead of mnist-rows, or a .npz with 2-D X)")
+    elif vectors:
+        raise KilomlError(f"{kind} takes sequences [N, T, F]; {data.name} holds feature vectors "
+                          f"[N, {data.num_features}]: use --model protonn or bonsai, or give "
+                          "sequences (e.g. dataset mnist-rows, or a .npz with 3-D X)")
+
+
 def new_model(model_config: ModelConfig, data: DatasetSplits, seed: int) -> SequenceClassifier:
-    """A model initialised from ``seed`` with normalisation fitted on the training split."""
+    """A model initialised from ``seed`` with normalisation fitted on the training split (and,
+    for a family with ``init_from_data`` such as ProtoNN, initialised from it)."""
+    check_input_kind(model_config.kind, data)
     check_frame_stack(model_config, data)
     torch.manual_seed(seed)
     model = build_model(model_config)
     model.set_normalization(*map(torch.from_numpy, fit_normalization(data.train.x)))
+    if hasattr(model, "init_from_data"):
+        model.init_from_data(data.train.x, data.train.y, seed)
     return model
 
 

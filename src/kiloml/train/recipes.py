@@ -12,6 +12,9 @@ The kind comes from what the loader knows about the data:
   points on speech and spoken digits (docs/benchmarks.md#choosing-the-audio-recipe).
 - ``image``: images read row by row or pixel by pixel (``info["kind"] == "image"``); the rows are
   read as they are, one per step.
+- ``vector``: feature vectors (``info["input"] == "vector"``: ``mnist``, ``mnist-2``,
+  ``fashion-mnist``, a ``.npz`` with 2-D ``X``), for ProtoNN: no augmentation, as in the
+  ProtoNN paper.
 - ``series``: anything else: sensor or measurement series of one or a few channels, of unknown
   meaning. Gaussian noise only (0.05 of each channel's standard deviation): no rotation (the
   channels are not known to be axes of one vector) and no gain (a gain can change the class:
@@ -61,6 +64,7 @@ AUDIO = Recipe("audio", "", augment_scale=0.1, augment_noise=0.05, augment_rotat
                readout="mean", update_nonlinearity="tanh")
 IMAGE = Recipe("image", "", augment_scale=0.1, augment_noise=0.05, augment_rotation=0.0)
 SERIES = Recipe("series", "", augment_scale=0.0, augment_noise=0.05, augment_rotation=0.0)
+VECTOR = Recipe("vector", "", augment_scale=0.0, augment_noise=0.0, augment_rotation=0.0)
 
 
 def frame_stack_for(steps: int, max_steps: int) -> tuple[int, int, str]:
@@ -77,7 +81,7 @@ def frame_stack_for(steps: int, max_steps: int) -> tuple[int, int, str]:
                     f"{k}: at most {max_steps} recurrent steps){padded}")
 
 
-RECIPES = {r.kind: r for r in (IMU, AUDIO, IMAGE, SERIES)}
+RECIPES = {r.kind: r for r in (IMU, AUDIO, IMAGE, SERIES, VECTOR)}
 
 
 def choose_recipe(data: DatasetSplits, kind: str | None = None) -> Recipe:
@@ -86,8 +90,11 @@ def choose_recipe(data: DatasetSplits, kind: str | None = None) -> Recipe:
     groups = info.get("vector_channels") or []
     if kind is not None:
         recipe = replace(RECIPES[kind], reason="chosen with --recipe")
-        if kind in ("audio", "image"):
+        if kind in ("audio", "image", "vector"):
             return recipe
+    elif info.get("input") == "vector":
+        return replace(VECTOR, reason=f"feature vectors of {data.num_features} values: no "
+                                      "augmentation")
     elif groups:
         axes = ", ".join("/".join(str(c) for c in g) for g in groups)
         recipe = replace(IMU, reason=f"3-axis sensor channels {axes}: rotation, gain and noise")

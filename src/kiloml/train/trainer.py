@@ -182,8 +182,8 @@ class Trainer:
         self.sparse_params = sparsifiable_parameters(model)
         self.sparsity = Sparsity(self.sparse_params, config.kept_fractions())
         if config.sparse and not self.sparse_params:
-            raise KilomlError(f"--sparsity-w/-u/-head apply to fastgrnn and fastrnn, not "
-                              f"{model.config.kind}")
+            raise KilomlError(f"--sparsity-w/-u/-head apply to fastgrnn, fastrnn, protonn and "
+                              f"bonsai, not {model.config.kind}")
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
@@ -269,6 +269,8 @@ class Trainer:
         for batch, (x, y) in enumerate(self._batches(epoch)):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate(epoch, batch)
+            if hasattr(self.model, "anneal"):  # Bonsai: path sharpness by training progress
+                self.model.anneal((epoch + batch / self.batches_per_epoch) / self.config.epochs)
             logits = self.model(x)
             loss = nn.functional.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,27 @@
+/* kl_tree_path.c - see kl_tree_path.h. */
+#include "kl_tree_path.h"
+
+#include "kl_activation.h"
+#include "kl_fixed.h"
+
+void kl_tree_path_s16_s32(const kl_tree_path_params_t *p, const int16_t *x, int32_t *y,
+                          int32_t *w_scratch, int16_t *v_scratch)
+{
+    uint16_t node = 0, c;
+    uint8_t level;
+    for (c = 0; c < p->classes; c++) {
+        y[c] = 0;
+    }
+    for (level = 0; level <= p->depth; level++) {
+        kl_matvec_s16_s32(p->w[node], x, 0, w_scratch);
+        kl_matvec_s16_s16(p->v[node], x, v_scratch);
+        for (c = 0; c < p->classes; c++) {
+            int64_t product = (int64_t)w_scratch[c] * kl_tanh_s16_q15(v_scratch[c], p->v_frac);
+            y[c] = kl_sat32((int64_t)y[c] + kl_shift_round_s64(product, p->shift_y));
+        }
+        if (level < p->depth) {
+            node = kl_matrix_row_dot(p->theta, node, x) > 0 ? (uint16_t)(2 * node + 1)
+                                                             : (uint16_t)(2 * node + 2);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+"""ProtoNN's initialisation (class-wise k-means prototypes, one-hot label vectors, the median
+heuristic for gamma), Bonsai's path relaxation and annealing, the feature-vector input of
+both, and the folded normalisation of their deployed projection."""
+
+import numpy as np
+import pytest
+import torch
+
+from kiloml.errors import KilomlError
+from kiloml.ir import (
+    dequantize_output,
+    float_graph_logits,
+    lower_model,
+    quantize_input,
+    quantize_model,
+    simulate,
+)
+from kiloml.nn.bonsai import SIGMA_I_END, Bonsai, BonsaiConfig
+from kiloml.nn.protonn import ProtoNN, ProtoNNConfig, prototypes_per_class
+
+
+def _blobs(n: int = 300, features: int = 20, classes: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, features)) * 3 + 5
+    y = np.arange(n) % classes
+    return (centres[y] + rng.normal(size=(n, features))).astype(np.float32), y
+
+
+def _protonn(scale: str = "common") -> ProtoNN:
+    X, y = _blobs()
+    torch.manual_seed(0)
+    model = ProtoNN(ProtoNNConfig("protonn", 20, 3, projection_dim=5, prototypes=7,
+                                  scale=scale))
+    model.set_normalization(torch.from_numpy(X.mean(0)), torch.from_numpy(X.std(0)))
+    model.init_from_data(X, y, seed=0)
+    return model.eval()
+
+
+def test_protonn_prototypes_start_class_wise_and_gamma_from_the_median_heuristic():
+    X, y = _blobs()
+    model = _protonn()
+    assert prototypes_per_class(7, 3) == [3, 2, 2]
+    labels = model.Z.detach().argmax(0).numpy()
+    assert labels.tolist() == [0, 0, 0, 1, 1, 2, 2]
+    np.testing.assert_array_equal(model.Z.detach().sum(0).numpy(), np.ones(7))
+    with torch.no_grad():
+        p = model.project(torch.from_numpy(X)).double().numpy()
+    B = model.B.detach().double().numpy()
+    for j, label in enumerate(labels):  # each prototype is nearest to its own class's vectors
+        nearest = np.argmin(((p[:, :, None] - B[None, :, j:j + 1]) ** 2).sum(1)[:, 0])
+        assert y[nearest] == label
+    distances = np.sqrt(((p[:, :, None] - B[None]) ** 2).sum(1))
+    assert model.gamma.item() == pytest.approx(1 / (2.5 * np.median(distances)), rel=1e-5)
+    # the nearest prototype's class is the label: the start that joint training refines
+    assert (labels[distances.argmin(1)] == y).mean() > 0.95
+
+
+def test_feature_vectors_as_one_step_and_sequences_refused():
+    X, _ = _blobs(10)
+    for model in (_protonn(), Bonsai(BonsaiConfig("bonsai", 20, 3)).eval()):
+        with torch.no_grad():
+            flat = model(torch.from_numpy(X))
+            assert torch.equal(model(torch.from_numpy(X[:, None, :])), flat)
+        with pytest.raises(KilomlError, match=r"takes feature vectors \[N, F\], got shape "
+                                              r"\[10, 4, 5\]"):
+            model(torch.from_numpy(X.reshape(10, 4, 5)))
+
+
+@pytest.mark.parametrize("scale", ["common", "feature"])
+def test_the_deployed_projection_folds_the_normalisation(scale):
+    X, _ = _blobs(50)
+    model = _protonn(scale)
+    weight, bias = model.deployed_projection()
+    x = torch.from_numpy(X).double()
+    if scale == "feature":  # a normalize node runs first; the projection has no bias
+        x = (x - model.input_mean.double()) / model.input_std.double()
+        assert not bias.any()
+    with torch.no_grad():
+        np.testing.assert_allclose((x @ weight.T + bias).numpy(),
+                                   model.project(torch.from_numpy(X)).double().numpy(),
+                                   atol=1e-4)
+    graph = lower_model(model, 1)
+    assert [n.op for n in graph.nodes] == (["normalize"] if scale == "feature" else []) + [
+        "projection", "rbf", "fully_connected", "argmax"]
+    with torch.no_grad():
+        reference = model(torch.from_numpy(X)).double().numpy()
+    X3 = X[:, None, :]
+    np.testing.assert_allclose(float_graph_logits(graph, X3), reference, atol=1e-4)
+    quantized = quantize_model(model, X3, 16)
+    integer = dequantize_output(quantized, simulate(quantized, quantize_input(quantized, X3)))
+    assert np.abs(integer - reference).max() < 0.01 * np.abs(reference).max()
+
+
+def test_bonsai_relaxed_paths_anneal_to_the_hard_ones():
+    X, _ = _blobs(200)
+    torch.manual_seed(0)
+    model = Bonsai(BonsaiConfig("bonsai", 20, 3, projection_dim=4, depth=2))
+    model.set_normalization(torch.from_numpy(X.mean(0)), torch.from_numpy(X.std(0)))
+    with torch.no_grad():
+        p = model.project(torch.from_numpy(X))
+        model.train()
+        model.anneal(0.0)
+        soft = model.path_weights(p)
+        assert float(model.sigma_i) == 1.0
+        # every level of the tree shares each input out completely
+        for first, last in ((0, 1), (1, 3), (3, 7)):
+            np.testing.assert_allclose(soft[:, first:last].sum(1).numpy(), 1.0, atol=1e-6)
+        assert ((soft[:, 3:] > 0.01) & (soft[:, 3:] < 0.99)).any()
+        model.anneal(1.0)
+        assert float(model.sigma_i) == pytest.approx(SIGMA_I_END)
+        sharp = model.path_weights(p)
+        model.eval()
+        hard = model.path_weights(p)
+    assert set(hard.unique().tolist()) == {0.0, 1.0}
+    assert hard[:, 3:].sum(1).eq(1).all()
+    assert (sharp - hard).abs().max() < 0.5 and (sharp - hard).abs().mean() < 0.01
