@@ -30,12 +30,12 @@ from .test_matvec import random_matrix
 
 #: (weight bits, rows, cols, density, weight shift, bias shift, kernel the matrix names)
 CASES = [
-    (16, 5, 7, 1, 12, -20, "kl_kernel_dense_s16"),
+    (16, 5, 7, 1, 12, -20, "kl_kernel_dense_s16_narrow"),
     (8, 3, 9, 1, 14, 31, "kl_kernel_dense_s8_interleaved"),
     (8, 4, 3, 1, 10, -16, "kl_kernel_dense_s8_narrow"),
     (16, 6, 40, 0.2, 20, 30, "kl_kernel_csr_s16_u8"),
     (8, 2, 600, 1, 0, 5, "kl_kernel_rows"),
-    (16, 3, 5, 1, -4, -17, "kl_kernel_dense_s16"),
+    (16, 3, 11, 1, -4, -17, "kl_kernel_dense_s16"),
     (8, 4, 300, 0.1, 3, -8, "kl_kernel_csr_s8_u16"),
 ]
 COVERED = ("kl_projection.c",)
