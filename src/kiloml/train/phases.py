@@ -259,7 +259,7 @@ class SoftThresholdPhase(Phase):
 
     kind = "str"
 
-    def __init__(self, epochs: int, ramp: float = 0.5, lr: float = 10.0):
+    def __init__(self, epochs: int, ramp: float = 0.5, lr: float = 0.01):
         super().__init__(epochs)
         self.ramp, self.lr = ramp, lr
 
@@ -284,7 +284,7 @@ class SoftThresholdPhase(Phase):
 def compression_schedule(epochs: int, sparse: bool,
                          fractions: tuple[float, float] = (0.4, 0.2), iht_every: int = 10,
                          iht_ramp: float = 0.0, method: str = "iht",
-                         str_ramp: float = 0.5, str_lr: float = 10.0) -> list[Phase]:
+                         str_ramp: float = 0.5, str_lr: float = 0.01) -> list[Phase]:
     """Split ``epochs`` into dense / IHT (or STR, ``method="str"``) / fixed-support phases.
 
     ``fractions`` are the shares of the dense and IHT/STR phases; the last phase gets the rest.

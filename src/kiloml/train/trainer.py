@@ -54,7 +54,7 @@ class TrainConfig:
     compress: str = "iht"
     target_sparsity: dict[str, float] = field(default_factory=dict)
     str_ramp: float = 0.5
-    str_lr: float = 10.0
+    str_lr: float = 0.01
     lr_restarts: bool = False
     select_from: float = 0.6
     patience: int | None = None
@@ -245,10 +245,11 @@ class Trainer:
         self.phases = config.phases()
         self.sparse_params = sparsifiable_parameters(model)
         if config.sparse and not self.sparse_params:
-            flags = ("--compress str" if config.compress == "str" else
-                     "--sparsity-w/-u/-head")
-            raise KilomlError(f"{flags} needs a family with sparsity groups (fastgrnn, "
-                              f"fastrnn); {model.config.kind} has none")
+            kind = model.config.kind
+            raise KilomlError(
+                f"--compress str needs a family with sparsity groups (fastgrnn, fastrnn); "
+                f"{kind} has none" if config.compress == "str" else
+                f"--sparsity-w/-u/-head apply to fastgrnn and fastrnn, not {kind}")
         check_str_groups(self.sparse_params, config)
         self.sparsity = Sparsity(self.sparse_params, config.kept_fractions(), model=model,
                                  targets=config.target_sparsity if config.compress == "str"
@@ -358,20 +359,20 @@ class Trainer:
     def _snapshot(self, epoch: int, waited: int, result: TrainResult,
                   best_state: dict | None) -> tuple:
         """The state after ``epoch``, copied (training goes on), for :meth:`_save`."""
+        thresholds = {**{k: v.detach().clone() for k, v in self.sparsity.thresholds.items()},
+                      **{f"scale.{k}": torch.tensor(v) for k, v in self.sparsity.scales.items()}}
         return (plain_state_dict(self.model), copy.deepcopy(self.optimizer.state_dict()),
-                dict(self.masks), best_state, {
+                dict(self.masks), best_state, thresholds, {
                     "epoch": epoch, "waited": waited, "history": list(result.history),
                     "best_epoch": result.best_epoch, "best_val": result.best_val_accuracy,
                     "train_seconds": result.train_seconds,
                     "stopped_early": result.stopped_early,
-                    "compression": copy.deepcopy(self.sparsity.learned)},
-                {**{k: v.detach().clone() for k, v in self.sparsity.thresholds.items()},
-                 **{f"scale.{k}": torch.tensor(v) for k, v in self.sparsity.scales.items()}})
+                    "compression": copy.deepcopy(self.sparsity.learned)})
 
     def _save(self, snapshot: tuple) -> None:
-        *tensors, loop, thresholds = snapshot
+        *tensors, loop = snapshot
         loop = {**loop, "history": [asdict(r) for r in loop["history"]]}
-        save_checkpoint(self.checkpoint_path, *tensors, loop, thresholds)
+        save_checkpoint(self.checkpoint_path, *tensors, loop)
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train to the end of the schedule (or early stop); leaves the best-validation weights of
