@@ -864,7 +864,7 @@ def command_info(args) -> int:
             parts.append(f"{values['macs_per_inference']:,.0f} MACs per inference")
         if parts:
             console.print(", ".join(parts))
-        _print_learned_budgets(metrics.get("str"))
+        _print_learned_budgets(metrics.get("str") if isinstance(metrics, dict) else None)
     table = Table(title="storage as deployed (float32)")
     for col in ("tensor", "shape", "nonzeros", "format", "bytes"):
         table.add_column(col, justify="left" if col in ("tensor", "format") else "right")

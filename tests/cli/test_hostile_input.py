@@ -264,7 +264,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, capsys, monkey
     assert train(data, tmp_path / "straight", "--epochs", "4") == 0
     original = Trainer._train_epoch
 
-    def interrupted(self, epoch, phase):
+    def interrupted(self, epoch):
         if epoch == 2:
             raise KeyboardInterrupt  # Ctrl-C in the third epoch
         return original(self, epoch)
