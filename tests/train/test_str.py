@@ -11,7 +11,12 @@ from safetensors.torch import load_file
 from torch.nn.utils import parametrize
 
 from kiloml.cli import main
-from kiloml.compress.soft_threshold import SoftThreshold, common_shift, soft_threshold
+from kiloml.compress.soft_threshold import (
+    SoftThreshold,
+    common_shift,
+    project_to_budget,
+    soft_threshold,
+)
 from kiloml.errors import KilomlError
 from kiloml.ir.serialize import load_graph
 from kiloml.nn import ModelConfig
@@ -79,6 +84,16 @@ def test_common_shift_zeroes_exactly_the_requested_count():
     assert common_shift(weights, s, scales, 0) is None
 
 
+def test_projection_cuts_to_the_budget_in_proportion():
+    a = torch.tensor([[3.0, -1.0, 0.5, 0.0], [2.0, 0.0, -0.25, 4.0]])  # 6 nonzeros
+    b = torch.tensor([1.0, -2.0, 0.0, 0.1])  # 3 nonzeros
+    cut = project_to_budget([a, b], kept=6)  # shares 4 and 2
+    assert [int(torch.count_nonzero(w)) for w in cut] == [4, 2]
+    assert torch.equal(cut[0], torch.tensor([[3.0, -1.0, 0.0, 0.0], [2.0, 0.0, 0.0, 4.0]]))
+    assert torch.equal(cut[1], torch.tensor([1.0, -2.0, 0.0, 0.0]))
+    assert project_to_budget([a, b], kept=9)[0] is a  # within budget: unchanged
+
+
 def _tiny():
     from tests.conftest import synthetic_splits
 
@@ -99,6 +114,8 @@ def test_controller_lands_within_one_point_and_fixes_the_support(tiny_data, targ
         zeros, entries = _sparsity(model, None if key == "total" else (key,))
         assert abs(zeros / entries - target) <= 0.01, key
         assert abs(result.compression["reached"][key] - target) <= 0.01, key
+        # the thresholds alone, before any projection
+        assert abs(result.compression["reached_by_thresholds"][key] - target) <= 0.01, key
     if groups is not None:  # the head was not targeted: dense
         assert int((model.head.weight == 0).sum()) == 0
     for name, mask in trainer.masks.items():  # zeros are the fixed support's complement

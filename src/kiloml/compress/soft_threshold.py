@@ -67,3 +67,26 @@ def common_shift(weights: list[torch.Tensor], thresholds: list[torch.Tensor],
     if not math.isfinite(float(low)):
         return float(high) - 1.0
     return 0.5 * (float(low) + float(high))
+
+
+def project_to_budget(weights: list[torch.Tensor], kept: int) -> list[torch.Tensor]:
+    """The controller's fallback: when the thresholds could not remove enough (entries grew past
+    their scale), keep exactly ``kept`` nonzeros over all of ``weights``, split in proportion to
+    each matrix's nonzeros now (largest remainders first) and chosen by magnitude within each;
+    matrices already within budget come back unchanged."""
+    nonzeros = [int(torch.count_nonzero(w)) for w in weights]
+    total = sum(nonzeros)
+    if total <= kept:
+        return weights
+    shares = [n * kept / total for n in nonzeros]
+    quotas = [int(math.floor(share)) for share in shares]
+    order = sorted(range(len(weights)), key=lambda i: quotas[i] - shares[i])
+    for i in order[:kept - sum(quotas)]:
+        quotas[i] += 1
+    out = []
+    for w, quota in zip(weights, quotas, strict=True):
+        mask = torch.zeros(w.numel(), dtype=torch.bool)
+        order_w = torch.argsort(w.abs().reshape(-1), descending=True, stable=True)
+        mask[order_w[:quota]] = True
+        out.append(w * mask.reshape(w.shape))
+    return out

@@ -30,7 +30,12 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from kiloml.compress.hard_threshold import hard_threshold_
-from kiloml.compress.soft_threshold import SoftThreshold, common_shift, soft_threshold
+from kiloml.compress.soft_threshold import (
+    SoftThreshold,
+    common_shift,
+    project_to_budget,
+    soft_threshold,
+)
 
 #: ``s`` of every STR threshold until its phase starts (then :meth:`Sparsity.start_soft_thresholds`
 #: sets each to its matrix's median magnitude).
@@ -149,8 +154,18 @@ class Sparsity:
         """End STR: store the effective weights in the plain parameters, remove the
         reparameterisation and return the support (``W_eff != 0``; a matrix left without any
         keeps its largest raw entry, which the next phase retrains from 0) as masks; records the
-        learned budgets (kept fraction per matrix and group, thresholds, sparsity reached)."""
+        learned budgets (kept fraction per matrix and group, thresholds, sparsity reached). When
+        the thresholds left more nonzeros than a target allows (entries that grew past their
+        matrix's scale cannot be thresholded), the effective weights are first cut to exactly
+        the target, split as the thresholds left them (:func:`project_to_budget`)."""
         effective = {name: self.effective(name) for name in self.thresholds}
+        controlled = {key: 1 - sum(int(torch.count_nonzero(effective[n])) for n in names)
+                      / sum(effective[n].numel() for n in names)
+                      for key, names, _ in self.constraints()}
+        for _, names, target in self.constraints():
+            allowed = round((1 - target) * sum(effective[n].numel() for n in names))
+            projected = project_to_budget([effective[n] for n in names], allowed)
+            effective.update(zip(names, projected, strict=True))
         for name in self.thresholds:
             module, attr = self._owner(name)
             if parametrize.is_parametrized(module, attr):
@@ -167,6 +182,7 @@ class Sparsity:
             groups.setdefault(self.params[name][1], []).append(name)
         self.learned = {
             "targets": dict(self.targets),
+            "reached_by_thresholds": controlled,
             "reached": {key: 1 - sum(kept[n] for n in names) / sum(numel[n] for n in names)
                         for key, names, _ in self.constraints()},
             "kept": {name: kept[name] / numel[name] for name in masks},
