@@ -278,6 +278,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         f"vectors Z; Bonsai: every W_k and V_k), 1 = dense (default: "
                         f"{d['sparsity_head']}; protonn: {pd['sparsity_head']}; bonsai: "
                         f"{bd['sparsity_head']})")
+    g.add_argument("--compress", choices=("iht", "str"), default=None,
+                   help="iht: keep the fractions --sparsity-w/-u/-head by iterative hard "
+                        "thresholding (the FastGRNN paper); str: learn how much of each matrix "
+                        "to keep with soft thresholds (STR, Kusupati et al. 2020) at the total "
+                        "--target-sparsity (default: iht)")
+    g.add_argument("--target-sparsity", nargs="+", default=None,
+                   metavar="FRACTION|GROUP=FRACTION",
+                   help="--compress str: the fraction of zeros over all of W, U and the head "
+                        "(e.g. 0.9), or per group (e.g. W=0.9 U=0.8; groups not named stay "
+                        "dense); each matrix's share is learned")
     g = p.add_argument_group("training")
     g.add_argument("--recipe", choices=RECIPES, default="auto",
                    help="defaults for a kind of data: imu (3-axis sensor channels: rotation, "
@@ -422,8 +432,54 @@ def _option(value, default):
     return default if value is None else value
 
 
+def _target_sparsity(values: list[str] | None) -> dict[str, float]:
+    """``--target-sparsity`` as ``{"total": f}`` or ``{group: f, ...}``; one-line errors."""
+    targets: dict[str, float] = {}
+    for text in values or []:
+        key, _, number = text.rpartition("=")
+        try:
+            value = float(number)
+        except ValueError:
+            raise KilomlError(f"--target-sparsity {text}: expected a fraction of zeros such as "
+                              "0.9, or GROUP=FRACTION such as W=0.9") from None
+        if not (math.isfinite(value) and 0.0 < value < 1.0):
+            raise KilomlError(f"--target-sparsity {text}: the fraction of zeros must be in "
+                              f"(0, 1), e.g. 0.9")
+        targets[key or "total"] = value
+    if "total" in targets and len(values) > 1:
+        raise KilomlError("--target-sparsity takes one fraction for all matrices or one per "
+                          "group (W=0.9 U=0.8), not both")
+    return targets
+
+
+def _check_compress_options(args) -> None:
+    """STR's options: for a family with sparsity groups, with a target and without IHT's
+    kept fractions."""
+    if args.compress != "str":
+        if args.target_sparsity is not None:
+            raise KilomlError("--target-sparsity sets STR's target; add --compress str (hard "
+                              "thresholding takes --sparsity-w/-u/-head, the fraction kept)")
+        return
+    if args.model not in ("fastgrnn", "fastrnn"):
+        raise KilomlError(f"--compress str needs a family with sparsity groups (fastgrnn, "
+                          f"fastrnn); {args.model} has none")
+    given = [flag for flag, value in (("--sparsity-w", args.sparsity_w),
+                                      ("--sparsity-u", args.sparsity_u),
+                                      ("--sparsity-head", args.sparsity_head))
+             if value is not None]
+    if given:
+        raise KilomlError(f"--compress str learns how much of each matrix to keep; drop "
+                          f"{', '.join(given)} and give the fraction of zeros with "
+                          "--target-sparsity (e.g. 0.9, or W=0.9 U=0.8 per group)")
+    if args.target_sparsity is None:
+        raise KilomlError("--compress str needs --target-sparsity: the fraction of zeros, "
+                          "e.g. 0.9 over all matrices, or W=0.9 U=0.8 per group")
+    _target_sparsity(args.target_sparsity)
+
+
 def _check_family_options(args) -> None:
     """Options of another family are an error, not silently ignored."""
+    _check_compress_options(args)
     _fast_only(args)
     owners = {"recurrent models": RECURRENT_ONLY, "dscnn": DSCNN_OPTIONS,
               "protonn and bonsai": VECTOR_OPTIONS, "protonn": PROTONN_OPTIONS,
@@ -497,12 +553,15 @@ def _train_config(args, budget, recipe):
     from kiloml.train.trainer import TrainConfig
 
     sparse = args.model in SPARSE_FAMILIES
+    iht = sparse and args.compress != "str"
     d = {"protonn": PROTONN_DEFAULTS, "bonsai": BONSAI_DEFAULTS}.get(args.model, DEFAULTS)
     return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=args.lr,
-                       keep_w=_option(args.sparsity_w, d["sparsity_w"]) if sparse else 1.0,
-                       keep_u=_option(args.sparsity_u, d["sparsity_u"]) if sparse else 1.0,
+                       keep_w=_option(args.sparsity_w, d["sparsity_w"]) if iht else 1.0,
+                       keep_u=_option(args.sparsity_u, d["sparsity_u"]) if iht else 1.0,
                        keep_head=(_option(args.sparsity_head, d["sparsity_head"])
-                                  if sparse else 1.0),
+                                  if iht else 1.0),
+                       compress=args.compress or "iht",
+                       target_sparsity=_target_sparsity(args.target_sparsity),
                        augment_scale=_option(args.augment_scale, recipe.augment_scale),
                        augment_noise=_option(args.augment_noise, recipe.augment_noise),
                        augment_rotation=_option(args.augment_rotation, recipe.augment_rotation),
@@ -583,6 +642,8 @@ def _recorded_options(config: dict) -> dict:
                                      "depth", "sigma")},
         "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
         "sparsity_head": train.get("keep_head"),
+        "compress": train.get("compress", "iht"),
+        "target_sparsity": train.get("target_sparsity", {}),
         **{k: train.get(k) for k in ("epochs", "batch_size", "lr", "augment_scale",
                                      "augment_noise", "augment_rotation", "patience", "seed")},
         "recipe": config.get("defaults", {}).get("recipe", {}).get("kind"),
@@ -597,6 +658,8 @@ def _same_option(dest: str, given, recorded, config: dict) -> bool:
         return recorded is not None and [float(v) for v in given] == list(recorded)
     if dest == "recipe":
         return given in ("auto", recorded)
+    if dest == "target_sparsity":
+        return _target_sparsity(given) == recorded
     if dest == "dataset" and given != recorded:
         path = config.get("data", {}).get("path")
         return path is not None and os.path.abspath(given) == path
@@ -680,7 +743,7 @@ def _start(args, run_dir: Path, stack: ExitStack):
     from kiloml.train.fit import check_frame_stack, new_model
     from kiloml.train.guards import check_kept_fractions
     from kiloml.train.recipes import Recipe
-    from kiloml.train.trainer import sparsifiable_parameters
+    from kiloml.train.trainer import check_str_groups, sparsifiable_parameters
 
     check_output_dir(run_dir, RUN_OUTPUT, replace=args.overwrite, others=(EXPORT_OUTPUT,))
     _check_family_options(args)
@@ -696,6 +759,7 @@ def _start(args, run_dir: Path, stack: ExitStack):
     check_frame_stack(model_config, data)
     model = new_model(model_config, data, train_config.seed)
     check_kept_fractions(sparsifiable_parameters(model), train_config.kept_fractions())
+    check_str_groups(sparsifiable_parameters(model), train_config)
     registered = args.dataset in DATASETS
     sources = data_sources(data)
     data_info = {"dataset": data.name if registered else args.dataset,
@@ -884,6 +948,7 @@ def command_info(args) -> int:
             parts.append(f"{values['macs_per_inference']:,.0f} MACs per inference")
         if parts:
             console.print(", ".join(parts))
+        _print_learned_budgets(metrics.get("str") if isinstance(metrics, dict) else None)
     table = Table(title="storage as deployed (float32)")
     for col in ("tensor", "shape", "nonzeros", "format", "bytes"):
         table.add_column(col, justify="left" if col in ("tensor", "format") else "right")
@@ -897,6 +962,26 @@ def command_info(args) -> int:
         raise KilomlError(f"{metrics_path}: {', '.join(invalid)} missing or not a number "
                           "(the rest is shown above)")
     return 0
+
+
+def _print_learned_budgets(record) -> None:
+    """STR's learned budgets from ``metrics.json`` (``kiloml info``)."""
+    if not isinstance(record, dict) or not isinstance(record.get("kept"), dict):
+        return
+    targets = ", ".join(f"{k} {100 * v:.1f}%" for k, v in record.get("targets", {}).items())
+    reached = ", ".join(f"{k} {100 * v:.1f}%" for k, v in record.get("reached", {}).items())
+    console.print(f"STR: sparsity target {escape(targets)}, reached {escape(reached)}")
+    table = Table(title="budgets learned by STR (kept after the STR phase)")
+    for col in ("matrix", "kept", "threshold"):
+        table.add_column(col, justify="left" if col == "matrix" else "right")
+    thresholds = record.get("thresholds", {})
+    for name, kept in record["kept"].items():
+        threshold = thresholds.get(name)
+        table.add_row(escape(str(name)), f"{100 * kept:.1f}%",
+                      "" if threshold is None else f"{threshold:.4g}")
+    for group, kept in record.get("kept_by_group", {}).items():
+        table.add_row(f"group {escape(str(group))}", f"{100 * kept:.1f}%", "")
+    console.print(table)
 
 
 def command_datasets(args) -> int:

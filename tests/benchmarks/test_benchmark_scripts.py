@@ -260,3 +260,18 @@ def test_protonn_bonsai_quick(tmp_path):
         assert 500 < result["int8_flash_bytes"] < 2048  # the 2 KB models
     report = (tmp_path / "protonn_bonsai_quick.md").read_text()
     assert all(row in report for row in rows)
+
+
+def test_str_vs_iht_quick(tmp_path):
+    out = tmp_path / "out"
+    done = run_script("str_vs_iht.py", "--quick", "--sparsities", "0.9", "--seeds", "0",
+                      "--out", str(out), "--runs", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((out / "str_vs_iht.json").read_text())
+    assert [(r["method"], r["sparsity"]) for r in saved["results"]] == [("iht", 0.9),
+                                                                        ("str", 0.9)]
+    for result in saved["results"]:
+        assert abs(result["zeros_of_all_params"] - 0.9) < 0.2  # biases and scalars stay dense
+    assert abs(saved["results"][1]["reached"]["total"] - 0.9) <= 0.01
+    table = (out / "str_vs_iht.md").read_text()
+    assert "| smartwatch | 90% | str | 1 |" in table

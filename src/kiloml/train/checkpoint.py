@@ -13,15 +13,18 @@ from kiloml.runs import atomic_save_tensors
 
 
 def save_checkpoint(path: Path, model_state: dict, optimizer_state: dict,
-                    masks: dict[str, torch.Tensor], best_state: dict | None, loop: dict) -> None:
+                    masks: dict[str, torch.Tensor], best_state: dict | None,
+                    thresholds: dict[str, torch.Tensor], loop: dict) -> None:
     """Write everything needed to continue training exactly where it stopped
-    (``optimizer_state``: the optimiser's ``state_dict()``)."""
+    (``optimizer_state``: the optimiser's ``state_dict()``; ``thresholds``: STR's ``s`` per
+    matrix and, as ``scale.NAME``, its threshold scale; empty without STR)."""
     tensors = {f"model.{k}": v for k, v in model_state.items()}
     opt = optimizer_state
     for index, state in opt["state"].items():
         for key, value in state.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).clone()
     tensors.update({f"mask.{k}": v.to(torch.uint8) for k, v in masks.items()})
+    tensors.update({f"threshold.{k}": v.detach().reshape(1) for k, v in thresholds.items()})
     if best_state is not None:
         tensors.update({f"best.{k}": v for k, v in best_state.items()})
     meta = {"loop": json.dumps(loop), "param_groups": json.dumps(opt["param_groups"])}
@@ -29,9 +32,9 @@ def save_checkpoint(path: Path, model_state: dict, optimizer_state: dict,
 
 
 def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer) -> tuple[dict, dict, dict | None,
-                                                                             dict]:
+                                                                             dict, dict]:
     """Read a checkpoint; restores the optimiser in place and returns
-    ``(model_state, masks, best_state, loop)``."""
+    ``(model_state, masks, best_state, loop, thresholds)``."""
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as f:
@@ -56,7 +59,8 @@ def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer) -> tuple[dict,
         raise KilomlError(f"{path}: checkpoint does not match this model ({e})") from None
     best = section("best.") or None
     masks = {k: v.bool() for k, v in section("mask.").items()}
-    return section("model."), masks, best, loop
+    thresholds = {k: v.reshape(()) for k, v in section("threshold.").items()}
+    return section("model."), masks, best, loop, thresholds
 
 
 def check_checkpoint_matches(path: Path, model: torch.nn.Module) -> None:

@@ -149,8 +149,11 @@ def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfi
         "keep_w": train_config.keep_w,
         "keep_u": train_config.keep_u,
         "keep_head": train_config.keep_head,
+        "compress": train_config.compress,
         "selection": selection,
     })
+    if result.compression:  # STR: target, sparsity reached, learned budget of every matrix
+        metrics["str"] = result.compression
     metrics.update(chance_warning(result.best_val_accuracy, held_out_labels, data.num_classes))
     return FitOutcome(model, result, metrics, pred, cv)
 

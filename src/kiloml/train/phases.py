@@ -11,6 +11,12 @@ The FastGRNN schedule (Kusupati et al., NeurIPS 2018, Algorithm 1) is three of t
 3. :class:`FixedSupportPhase`: retrain on that support; pruned weights stay exactly zero (the
    mask is reapplied after every step).
 
+STR (Kusupati et al., ICML 2020) replaces the second phase by :class:`SoftThresholdPhase`:
+the matrices are reparameterised as ``sign(W) * relu(|W| - sigmoid(s))`` with one learned
+threshold ``s`` per matrix, a controller keeps the total sparsity on a ramp to the requested
+target, and the phase ends by storing the effective weights in the plain parameters and fixing
+their support, so that the fixed-support phase, export, the simulator and the C are unchanged.
+
 The classifier head, biases and scalars train in every phase. Without sparsity (all kept
 fractions 1.0) the schedule is the single dense phase. A new compression method is a new
 :class:`Phase` subclass (its hooks see a :class:`Sparsity`), not a branch in the Trainer.
@@ -21,19 +27,55 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from kiloml.compress.hard_threshold import hard_threshold_
+from kiloml.compress.soft_threshold import (
+    SoftThreshold,
+    common_shift,
+    project_to_budget,
+    soft_threshold,
+)
+
+#: ``s`` of every STR threshold until its phase starts (then :meth:`Sparsity.start_soft_thresholds`
+#: sets each to its matrix's median magnitude).
+STR_INIT = -8.0
 
 
 @dataclass
 class Sparsity:
     """What the phases act on: ``params`` (``name -> (parameter, group)``, from the model's
     sparsity groups), the kept fraction per group (``keep``, 0..1], and the fixed support
-    (``masks``, ``name -> bool tensor``; empty until a phase fixes it; saved in checkpoints)."""
+    (``masks``, ``name -> bool tensor``; empty until a phase fixes it; saved in checkpoints).
+
+    For STR also: the ``model`` owning the parameters, the sparsity ``targets`` (fraction of
+    zeros, by group or ``"total"`` for all matrices together), one threshold ``s`` per targeted
+    matrix (``thresholds``, scalar parameters kept outside the model and the optimiser, stepped
+    by the STR phase) with its fixed ``scales`` (both saved in checkpoints), and the ``learned``
+    record (budgets, sparsity reached)."""
 
     params: dict[str, tuple[nn.Parameter, str]]
     keep: dict[str, float]
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    model: nn.Module | None = None
+    targets: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, nn.Parameter] = field(default_factory=dict)
+    scales: dict[str, float] = field(default_factory=dict)
+    learned: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.targets and not self.thresholds:
+            self.thresholds = {name: nn.Parameter(torch.tensor(STR_INIT))
+                               for _, names, _ in self.constraints() for name in names}
+            self.scales = dict.fromkeys(self.thresholds, 1.0)
+
+    def constraints(self) -> list[tuple[str, list[str], float]]:
+        """``(target key, matrix names, fraction of zeros)`` for every STR target: one over all
+        matrices for ``"total"``, else one per targeted group."""
+        if "total" in self.targets:
+            return [("total", list(self.params), self.targets["total"])]
+        return [(group, [n for n, (_, g) in self.params.items() if g == group], target)
+                for group, target in self.targets.items()]
 
     def hard_threshold(self, scale: Callable[[float], float] = float) -> dict[str, torch.Tensor]:
         """Zero all but the largest ``scale(keep[group])`` fraction of every matrix in place;
@@ -47,6 +89,110 @@ class Sparsity:
         for name, mask in self.masks.items():
             self.params[name][0].mul_(mask)
 
+    # -- STR -------------------------------------------------------------------------------
+    def _owner(self, name: str) -> tuple[nn.Module, str]:
+        path, _, attr = name.rpartition(".")
+        return (self.model.get_submodule(path) if path else self.model), attr
+
+    @property
+    def soft_thresholding(self) -> bool:
+        """Whether the targeted matrices are reparameterised now."""
+        return any(parametrize.is_parametrized(*self._owner(n)) for n in self.thresholds)
+
+    @torch.no_grad()
+    def start_soft_thresholds(self, initialise: bool) -> None:
+        """Reparameterise every targeted matrix as ``soft_threshold(W, s)`` (the forward pass,
+        fused scans included, reads the effective matrix through the module's attribute; the
+        parameter object stays the one the optimiser holds). ``initialise``: first set every
+        matrix's scale to its largest magnitude and its threshold to its median magnitude, so
+        that one common shift of all thresholds removes about the same fraction of every
+        matrix and the learned thresholds, not the matrices' scales, make the budgets differ."""
+        if self.soft_thresholding:
+            return
+        if initialise:
+            for name, s in self.thresholds.items():
+                magnitude = self.params[name][0].detach().abs()
+                self.scales[name] = max(float(magnitude.max()), 1e-6)
+                ratio = (magnitude.median() / self.scales[name]).clamp(1e-6, 1 - 1e-6)
+                s.copy_(torch.logit(ratio))
+        for name in self.thresholds:
+            module, attr = self._owner(name)
+            parametrize.register_parametrization(module, attr,
+                                                 SoftThreshold(self.thresholds, self.scales,
+                                                               name))
+
+    @torch.no_grad()
+    def steer_thresholds(self, target: Callable[[float], float], lr: float) -> None:
+        """One step on the thresholds: a gradient step ``s -= lr * dL/ds`` (the gradient of the
+        last batch's loss; plain gradient descent, so a matrix whose threshold costs more loss
+        moves further, as with the paper's SGD), then the controller: shift all thresholds of
+        each constraint by one common amount so that exactly ``round(target(t) * n)`` of its
+        ``n`` entries are zero (``t``: the constraint's final target). The gradient steps set
+        the thresholds' differences, i.e. each matrix's share; the shift sets their level."""
+        for s in self.thresholds.values():
+            if s.grad is not None:
+                s.sub_(lr * s.grad)
+                s.grad = None
+        for _, names, final in self.constraints():
+            weights = [self.params[n][0] for n in names]
+            s = [self.thresholds[n] for n in names]
+            zeros = round(target(final) * sum(w.numel() for w in weights))
+            delta = common_shift(weights, s, [self.scales[n] for n in names], zeros)
+            if delta is not None:
+                for value in s:
+                    value.add_(delta)
+
+    def effective(self, name: str) -> torch.Tensor:
+        """The matrix the forward pass uses (soft-thresholded while STR runs)."""
+        param = self.params[name][0]
+        if name in self.thresholds and self.soft_thresholding:
+            return soft_threshold(param, self.thresholds[name], self.scales[name]).detach()
+        return param.detach()
+
+    @torch.no_grad()
+    def finish_soft_thresholds(self) -> dict[str, torch.Tensor]:
+        """End STR: store the effective weights in the plain parameters, remove the
+        reparameterisation and return the support (``W_eff != 0``; a matrix left without any
+        keeps its largest raw entry, which the next phase retrains from 0) as masks; records the
+        learned budgets (kept fraction per matrix and group, thresholds, sparsity reached). When
+        the thresholds left more nonzeros than a target allows (entries that grew past their
+        matrix's scale cannot be thresholded), the effective weights are first cut to exactly
+        the target, split as the thresholds left them (:func:`project_to_budget`)."""
+        effective = {name: self.effective(name) for name in self.thresholds}
+        controlled = {key: 1 - sum(int(torch.count_nonzero(effective[n])) for n in names)
+                      / sum(effective[n].numel() for n in names)
+                      for key, names, _ in self.constraints()}
+        for _, names, target in self.constraints():
+            allowed = round((1 - target) * sum(effective[n].numel() for n in names))
+            projected = project_to_budget([effective[n] for n in names], allowed)
+            effective.update(zip(names, projected, strict=True))
+        for name in self.thresholds:
+            module, attr = self._owner(name)
+            if parametrize.is_parametrized(module, attr):
+                parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
+            self.params[name][0].copy_(effective[name])
+        masks = {name: w != 0 for name, w in effective.items()}
+        for name, mask in masks.items():  # like hard thresholding, keep at least one entry
+            if not mask.any():
+                mask.view(-1)[self.params[name][0].detach().abs().argmax()] = True
+        numel = {name: w.numel() for name, w in effective.items()}
+        kept = {name: int(m.sum()) for name, m in masks.items()}
+        groups: dict[str, list[str]] = {}
+        for name in masks:
+            groups.setdefault(self.params[name][1], []).append(name)
+        self.learned = {
+            "targets": dict(self.targets),
+            "reached_by_thresholds": controlled,
+            "reached": {key: 1 - sum(kept[n] for n in names) / sum(numel[n] for n in names)
+                        for key, names, _ in self.constraints()},
+            "kept": {name: kept[name] / numel[name] for name in masks},
+            "kept_by_group": {g: sum(kept[n] for n in ns) / sum(numel[n] for n in ns)
+                              for g, ns in groups.items()},
+            "thresholds": {name: self.scales[name] * float(torch.sigmoid(s))
+                           for name, s in self.thresholds.items()},
+        }
+        return masks
+
 
 class Phase:
     """A stretch of ``epochs`` epochs. The Trainer calls :meth:`after_step` after every
@@ -59,6 +205,10 @@ class Phase:
         if epochs < 1:
             raise ValueError(f"a phase needs at least one epoch; got {epochs}")
         self.epochs = epochs
+
+    def before_epoch(self, sparsity: Sparsity, epoch: int) -> None:
+        """Called before the first step of every epoch of the phase, also the first epoch after
+        a resume (``epoch``: index within the phase)."""
 
     def after_step(self, sparsity: Sparsity, epoch: int, batch: int, batches: int) -> None:
         """``epoch``: index within the phase; ``batch``: index of the step within the epoch
@@ -115,12 +265,45 @@ class FixedSupportPhase(Phase):
         sparsity.apply_masks()
 
 
+class SoftThresholdPhase(Phase):
+    """STR: training with every targeted matrix soft-thresholded by its learned threshold.
+    After every step the thresholds take a gradient step (learning rate ``lr``) and the
+    controller (:meth:`Sparsity.steer_thresholds`) sets the total sparsity
+    to the target's cubic ramp from 0 over the first ``ramp`` of the phase (then the target);
+    after the phase's last epoch the effective weights become the parameters and their support
+    is fixed."""
+
+    kind = "str"
+
+    def __init__(self, epochs: int, ramp: float = 0.5, lr: float = 0.01):
+        super().__init__(epochs)
+        self.ramp, self.lr = ramp, lr
+
+    def target_at(self, target: float, progress: float) -> float:
+        """Fraction of zeros at ``progress`` (0..1) through the phase for a final ``target``."""
+        if self.ramp <= 0 or progress >= self.ramp:
+            return target
+        return target * (1.0 - (1.0 - progress / self.ramp) ** 3)
+
+    def before_epoch(self, sparsity: Sparsity, epoch: int) -> None:
+        sparsity.start_soft_thresholds(initialise=epoch == 0)
+
+    def after_step(self, sparsity: Sparsity, epoch: int, batch: int, batches: int) -> None:
+        progress = (epoch + (batch + 1) / batches) / self.epochs
+        sparsity.steer_thresholds(lambda target: self.target_at(target, progress), self.lr)
+
+    def after_epoch(self, sparsity: Sparsity, epoch: int) -> None:
+        if epoch + 1 == self.epochs:
+            sparsity.masks = sparsity.finish_soft_thresholds()
+
+
 def compression_schedule(epochs: int, sparse: bool,
                          fractions: tuple[float, float] = (0.4, 0.2), iht_every: int = 10,
-                         iht_ramp: float = 0.0) -> list[Phase]:
-    """Split ``epochs`` into dense / IHT / fixed-support phases.
+                         iht_ramp: float = 0.0, method: str = "iht",
+                         str_ramp: float = 0.5, str_lr: float = 0.01) -> list[Phase]:
+    """Split ``epochs`` into dense / IHT (or STR, ``method="str"``) / fixed-support phases.
 
-    ``fractions`` are the shares of the dense and IHT phases; the last phase gets the rest.
+    ``fractions`` are the shares of the dense and IHT/STR phases; the last phase gets the rest.
     Every phase gets at least one epoch when sparsity is requested (so ``epochs >= 3``).
     """
     if not sparse:
@@ -132,5 +315,6 @@ def compression_schedule(epochs: int, sparse: bool,
     rest = epochs - dense - iht
     if rest < 1:
         dense, iht, rest = epochs - 2, 1, 1
-    return [DensePhase(dense), HardThresholdPhase(iht, iht_every, iht_ramp),
-            FixedSupportPhase(rest)]
+    middle = (SoftThresholdPhase(iht, str_ramp, str_lr) if method == "str" else
+              HardThresholdPhase(iht, iht_every, iht_ramp))
+    return [DensePhase(dense), middle, FixedSupportPhase(rest)]

@@ -8,6 +8,7 @@ as an uninterrupted one.
 
 import copy
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,8 @@ from kiloml.train.phases import Phase, Sparsity, compression_schedule
 
 #: Largest seed: torch and numpy generators take it (and ``seed * 100_003 + epoch``) exactly.
 MAX_SEED = 2**32 - 1
+#: ``TrainConfig.compress``: hard thresholding (the FastGRNN paper) or STR (learned thresholds)
+COMPRESS_METHODS = ("iht", "str")
 #: the checkpoint is written at most this often (and after the last epoch, and on Ctrl-C or a
 #: diverging loss with the last finished epoch): runs of many short epochs would otherwise spend
 #: their time writing
@@ -48,6 +51,10 @@ class TrainConfig:
     phase_fractions: tuple[float, float] = (0.4, 0.2)
     iht_every: int = 10
     iht_ramp: float = 0.0
+    compress: str = "iht"
+    target_sparsity: dict[str, float] = field(default_factory=dict)
+    str_ramp: float = 0.5
+    str_lr: float = 0.01
     lr_restarts: bool = False
     select_from: float = 0.6
     patience: int | None = None
@@ -79,18 +86,50 @@ class TrainConfig:
             raise KilomlError(f"iht_ramp must be in [0, 1]; got {self.iht_ramp}")
         if not 0.0 <= self.select_from < 1.0:
             raise KilomlError(f"select_from must be in [0, 1); got {self.select_from}")
+        if self.compress not in COMPRESS_METHODS:
+            raise KilomlError(f"--compress must be one of {', '.join(COMPRESS_METHODS)}; "
+                              f"got {self.compress!r}")
+        if self.compress == "str":
+            self._validate_str()
+        elif self.target_sparsity:
+            raise KilomlError("--target-sparsity sets STR's target; add --compress str (hard "
+                              "thresholding takes --sparsity-w/-u/-head, the fraction kept)")
+        if not (math.isfinite(self.str_lr) and self.str_lr >= 0):
+            raise KilomlError(f"str_lr must be 0 or positive; got {self.str_lr}")
+        if not 0.0 <= self.str_ramp <= 1.0:
+            raise KilomlError(f"str_ramp must be in [0, 1]; got {self.str_ramp}")
         if self.sparse and self.epochs < 3:
             raise KilomlError("a sparse model needs --epochs of at least 3 (dense, IHT, sparse)")
         return self
 
+    def _validate_str(self) -> None:
+        given = [f"--sparsity-{name.removeprefix('keep_')}" for name in
+                 ("keep_w", "keep_u", "keep_head") if getattr(self, name) != 1.0]
+        if given:
+            raise KilomlError(f"--compress str learns how much of each matrix to keep; drop "
+                              f"{', '.join(given)} and give the fraction of zeros with "
+                              "--target-sparsity (e.g. 0.9, or W=0.9 U=0.8 per group)")
+        if not self.target_sparsity:
+            raise KilomlError("--compress str needs --target-sparsity: the fraction of zeros, "
+                              "e.g. 0.9 over all matrices, or W=0.9 U=0.8 per group")
+        if "total" in self.target_sparsity and len(self.target_sparsity) > 1:
+            raise KilomlError("--target-sparsity is one fraction for all matrices or one per "
+                              "group (W=0.9 U=0.8), not both")
+        for key, value in self.target_sparsity.items():
+            if not (isinstance(value, int | float) and 0.0 < value < 1.0):
+                where = "" if key == "total" else f" for {key}"
+                raise KilomlError(f"--target-sparsity{where} is the fraction of zeros, in "
+                                  f"(0, 1); got {value}")
+
     @property
     def sparse(self) -> bool:
         """Whether any matrix is pruned (then training runs the three phases)."""
-        return min(self.keep_w, self.keep_u, self.keep_head) < 1.0
+        return self.compress == "str" or min(self.keep_w, self.keep_u, self.keep_head) < 1.0
 
     def phases(self) -> list[Phase]:
         return compression_schedule(self.epochs, self.sparse, self.phase_fractions,
-                                    self.iht_every, self.iht_ramp)
+                                    self.iht_every, self.iht_ramp, self.compress, self.str_ramp,
+                                    self.str_lr)
 
     def kept_fractions(self) -> dict[str, float]:
         """The kept fraction of each sparsity group."""
@@ -118,6 +157,7 @@ class TrainResult:
     best_val_accuracy: float = 0.0
     train_seconds: float = 0.0
     stopped_early: bool = False
+    compression: dict = field(default_factory=dict)  # STR: learned budgets (Sparsity.learned)
 
 
 class Reporter:
@@ -136,6 +176,20 @@ def sparsifiable_parameters(model: nn.Module) -> dict[str, tuple[nn.Parameter, s
     return {name: (param, group) for group, params in groups.items() for name, param in params}
 
 
+def plain_state_dict(model: nn.Module, effective: bool = False) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` copied under the names of the model without reparameterisations:
+    a parametrized tensor (``torch.nn.utils.parametrize``) is stored under its own name, as its
+    raw parameter or, with ``effective``, as the tensor the forward pass uses."""
+    state = {}
+    for key, value in model.state_dict().items():
+        name = re.sub(r"(^|\.)parametrizations\.([^.]+)\.original$", r"\1\2", key)
+        if effective and name != key:
+            path, _, attr = name.rpartition(".")
+            value = getattr(model.get_submodule(path) if path else model, attr)
+        state[name] = value.detach().clone()
+    return state
+
+
 def evaluate(model: nn.Module, split: Split, batch_size: int = 512) -> tuple[float, float,
                                                                             np.ndarray]:
     """``(mean loss, accuracy, predictions)`` of ``model`` on ``split``."""
@@ -150,6 +204,16 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 512) -> tuple[flo
             preds.append(logits.argmax(dim=1).numpy())
     pred = np.concatenate(preds)
     return sum(losses) / len(split), float((pred == split.y).mean()), pred
+
+
+def check_str_groups(sparse_params: dict[str, tuple[nn.Parameter, str]],
+                     config: TrainConfig) -> None:
+    """One-line error if a per-group STR target names a group the model does not have."""
+    groups = sorted({group for _, group in sparse_params.values()})
+    unknown = [g for g in config.target_sparsity if g != "total" and g not in groups]
+    if config.compress == "str" and unknown:
+        raise KilomlError(f"--target-sparsity {unknown[0]}=...: no such group; this model's "
+                          f"groups are {', '.join(groups)}")
 
 
 class Trainer:
@@ -180,10 +244,16 @@ class Trainer:
         self.stop_after_epoch = stop_after_epoch  # for tests: simulate an interruption
         self.phases = config.phases()
         self.sparse_params = sparsifiable_parameters(model)
-        self.sparsity = Sparsity(self.sparse_params, config.kept_fractions())
         if config.sparse and not self.sparse_params:
-            raise KilomlError(f"--sparsity-w/-u/-head apply to fastgrnn, fastrnn, protonn and "
-                              f"bonsai, not {model.config.kind}")
+            kind = model.config.kind
+            raise KilomlError(
+                f"--compress str needs a family with sparsity groups (fastgrnn, fastrnn); "
+                f"{kind} has none" if config.compress == "str" else
+                f"--sparsity-w/-u/-head apply to fastgrnn, fastrnn, protonn and bonsai, not {kind}")
+        check_str_groups(self.sparse_params, config)
+        self.sparsity = Sparsity(self.sparse_params, config.kept_fractions(), model=model,
+                                 targets=config.target_sparsity if config.compress == "str"
+                                 else {})
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
@@ -264,6 +334,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         phase, index = self.phase_of(epoch)
+        phase.before_epoch(self.sparsity, index)
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
         for batch, (x, y) in enumerate(self._batches(epoch)):
@@ -290,12 +361,15 @@ class Trainer:
     def _snapshot(self, epoch: int, waited: int, result: TrainResult,
                   best_state: dict | None) -> tuple:
         """The state after ``epoch``, copied (training goes on), for :meth:`_save`."""
-        return ({k: v.clone() for k, v in self.model.state_dict().items()},
-                copy.deepcopy(self.optimizer.state_dict()), dict(self.masks), best_state, {
+        thresholds = {**{k: v.detach().clone() for k, v in self.sparsity.thresholds.items()},
+                      **{f"scale.{k}": torch.tensor(v) for k, v in self.sparsity.scales.items()}}
+        return (plain_state_dict(self.model), copy.deepcopy(self.optimizer.state_dict()),
+                dict(self.masks), best_state, thresholds, {
                     "epoch": epoch, "waited": waited, "history": list(result.history),
                     "best_epoch": result.best_epoch, "best_val": result.best_val_accuracy,
                     "train_seconds": result.train_seconds,
-                    "stopped_early": result.stopped_early})
+                    "stopped_early": result.stopped_early,
+                    "compression": copy.deepcopy(self.sparsity.learned)})
 
     def _save(self, snapshot: tuple) -> None:
         *tensors, loop = snapshot
@@ -310,9 +384,16 @@ class Trainer:
         if resume:
             if self.checkpoint_path is None or not self.checkpoint_path.is_file():
                 raise KilomlError(f"{self.checkpoint_path}: no checkpoint to resume from")
-            model_state, masks, best_state, loop = load_checkpoint(self.checkpoint_path,
-                                                                   self.optimizer)
+            model_state, masks, best_state, loop, thresholds = load_checkpoint(
+                self.checkpoint_path, self.optimizer)
             self.sparsity.masks = masks
+            self.sparsity.learned = loop.get("compression", {})
+            with torch.no_grad():
+                for name, value in thresholds.items():
+                    if name.startswith("scale."):
+                        self.sparsity.scales[name.removeprefix("scale.")] = float(value)
+                    else:
+                        self.sparsity.thresholds[name].copy_(value)
             self.model.load_state_dict(model_state)
             first_epoch, waited = loop["epoch"] + 1, loop["waited"]
             result.history = [EpochRecord(**r) for r in loop["history"]]
@@ -346,7 +427,7 @@ class Trainer:
                 if is_best:
                     best_key = (val_acc, -val_loss)
                     result.best_epoch, result.best_val_accuracy = epoch, val_acc
-                    best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+                    best_state = plain_state_dict(self.model, effective=True)
                     waited = 0
                 elif selecting:
                     waited += 1
@@ -369,4 +450,5 @@ class Trainer:
             self.reporter.finish()
         if best_state is not None:
             self.model.load_state_dict(best_state)
+        result.compression = self.sparsity.learned
         return result
