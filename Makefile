@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "kiloml needs Python 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,sweep]'
 	# the default dataset: seglearn's smartwatch recordings (its code is not needed)
 	$(BIN)/pip install --quiet --no-deps seglearn==1.2.5
 	# UEA .ts files (BasicMotions, JapaneseVowels) from sktime's package data (its code is not needed)
