@@ -979,8 +979,7 @@ def _print_sweep(rows: list[dict], front: list[dict], space, out: Path) -> None:
                 *(("flash", "RAM") if budget else ()), "front"):
         table.add_column(col, justify="left" if col in ("trial", "status") else "right")
     for r in rows:
-        status = r["status"] + ("" if r["status"] != "done" or r["feasible"]
-                                else " (over budget)")
+        status = "over budget" if r["status"] == "done" and not r["feasible"] else r["status"]
         cells = [r["trial"], status, *(_short(r.get(k, "-")) for k in space.params)]
         cells += [str(r.get("epochs", "-")),
                   f"{100 * r['val_accuracy']:.1f}%" if "val_accuracy" in r else "-",
