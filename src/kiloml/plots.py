@@ -107,6 +107,10 @@ def plot_pareto(points: list[dict], front: list[dict], path: Path, title: str) -
             ax.annotate(_plain(p["name"]), (p["bytes"], 100 * p["val_accuracy"]), fontsize=7,
                         xytext=(4, -10), textcoords="offset points")
     ax.set_xscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("deployed bytes (log scale)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(_plain(title), fontsize=10)
