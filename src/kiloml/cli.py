@@ -941,6 +941,13 @@ def command_sweep(args) -> int:
             write_sweep_file(out, args.space.read_text(), args.address, args.workers)
         trials = run_trials(space, out, args.address, args.workers, train_for_sweep,
                             args.resume, say=lambda text: console.print(escape(text)))
+        unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+        if unfinished or len(trials) < space.trials:  # Ctrl-C: Ray Tune saved its state
+            console.print(f"interrupted with {space.trials - len(trials) + len(unfinished)} "
+                          f"of {space.trials} trials unfinished; the test split stays unseen. "
+                          f"Continue with:\n  kiloml sweep {escape(str(args.space))} --out "
+                          f"{escape(str(args.out))} --resume")
+            return 130
         rows = trial_rows(trials, space, out)
         front = mark_front(rows)
         notes = ["selection on validation accuracy only; test accuracy of the front's runs, "

@@ -20,6 +20,7 @@ from kiloml.deploy.commands import CALIBRATION_SAMPLES
 from kiloml.errors import KilomlError
 from kiloml.ir import quantize_model
 from kiloml.models import build_model, config_from_dict
+from kiloml.progress import epoch_line
 from kiloml.runs import (
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -72,18 +73,23 @@ def deployed_size(run_dir: Path, bits: int) -> dict:
 class TuneReporter(Reporter):
     """Reports every epoch's validation accuracy to Ray Tune, with the bytes the trial will
     deploy (both objectives in every result, so an ASHA-stopped trial is still a point for
-    Optuna)."""
+    Optuna), and prints one line per epoch (into the trial's log). The last epoch is not
+    reported: the trial's final result stands for it, so ASHA never cuts a trial whose
+    training has finished."""
 
     def __init__(self, run_dir: Path, bits: int, report: Callable[[dict], None]):
         self.run_dir, self.bits, self.report = run_dir, bits, report
         self.bytes: int | None = None
+        self.total = 0
 
     def start(self, total_epochs: int, batches_per_epoch: int, first_epoch: int) -> None:
         self.bytes = planned_bytes(self.run_dir, self.bits)
+        self.total = total_epochs
 
     def epoch(self, record: EpochRecord, is_best: bool) -> None:
-        if math.isnan(record.val_accuracy):  # no validation split (cross-validation's final fit)
-            return
+        print(epoch_line(record, is_best).replace(" [green]best[/]", " best"), flush=True)
+        if math.isnan(record.val_accuracy) or record.epoch + 1 >= self.total:
+            return  # no validation split (cross-validation's final fit), or the last epoch
         self.report({"val_accuracy": record.val_accuracy, "bytes": self.bytes,
                      "epoch": record.epoch + 1, "trained": False})
 
