@@ -215,3 +215,28 @@ def test_dtw_1nn_reproduces_the_archive():
     done = run_script("dtw_1nn.py", "ItalyPowerDemand")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ItalyPowerDemand: 1-NN full DTW test accuracy 95.04%" in done.stdout  # 1 - 0.0496
+
+
+def test_kernels_vs_cmsis_quick(tmp_path, request):
+    """kiloml's dense kernels against CMSIS-DSP on the Cortex-M4 (two shapes): both compute the
+    values numpy expects (the script checks every output) and kiloml needs at most 1.1x CMSIS's
+    instructions at int16 and int8. The sdist is kept in pytest's cache between runs."""
+    from kiloml.deploy.targets import TARGETS
+
+    if TARGETS["cortex-m4"].missing():
+        pytest.skip(f"needs {', '.join(TARGETS['cortex-m4'].missing())}")
+    cache = request.config.cache.mkdir("cmsisdsp") / "cmsisdsp-1.10.3"
+    out = tmp_path / "kernels.json"
+    done = run_script("kernels_vs_cmsis.py", "--quick", "--cache", str(cache), "--json", str(out))
+    if done.returncode == 3:
+        pytest.skip(done.stderr.strip())
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads(out.read_text())
+    assert saved["quick"] is True and list(saved["instructions"]) == ["cortex-m4"]
+    counts = saved["instructions"]["cortex-m4"]
+    assert set(counts) == {"smartwatch U2", "square 64"}
+    for shape in counts.values():
+        assert all(n > 0 for n in shape.values())
+        assert shape["kiloml int16"] <= 1.1 * shape["CMSIS q15"]
+        assert shape["kiloml int8"] <= 1.1 * shape["CMSIS q7"]
+    assert "| cortex-m4 | square 64 | 64 × 64 |" in done.stdout

@@ -139,11 +139,11 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
 
     original = Trainer._train_epoch
 
-    def poisoned(self, epoch, phase):
+    def poisoned(self, epoch):
         if epoch == 2:  # as an exploding step would leave them
             with torch.no_grad():
                 self.model.head.weight.fill_(float("inf"))
-        return original(self, epoch, phase)
+        return original(self, epoch)
 
     monkeypatch.setattr(Trainer, "_train_epoch", poisoned)
     data = write_npz(tmp_path / "toy.npz")
@@ -264,10 +264,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, capsys, monkey
     assert train(data, tmp_path / "straight", "--epochs", "4") == 0
     original = Trainer._train_epoch
 
-    def interrupted(self, epoch, phase):
+    def interrupted(self, epoch):
         if epoch == 2:
             raise KeyboardInterrupt  # Ctrl-C in the third epoch
-        return original(self, epoch, phase)
+        return original(self, epoch)
 
     monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
     assert train(data, tmp_path / "resumed", "--epochs", "4") == 130

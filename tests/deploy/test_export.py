@@ -167,7 +167,8 @@ def test_size_accounting_equals_the_exported_flash(exports, variant):
       "rnn_U1": "kl_kernel_dense_s8_interleaved", "rnn_U2": "kl_kernel_dense_s8_narrow",
       "head_weight": "kl_kernel_dense_s8_interleaved"}),
     (dict(bits=16, keep=1.0, u_rank=6),
-     {"rnn_W": "kl_kernel_dense_s16", "rnn_U2": "kl_kernel_dense_s16"}),
+     {"rnn_W": "kl_kernel_dense_s16_narrow", "rnn_U2": "kl_kernel_dense_s16_narrow",
+      "head_weight": "kl_kernel_dense_s16"}),
     (dict(bits=16, keep=0.3), {"rnn_U": "kl_kernel_csr_s16_u8"}),
     (dict(bits=8, keep=0.01, hidden_size=520, steps=2), {"rnn_U": "kl_kernel_rows"}),
 ], ids=["int8-low-rank", "int16-dense", "int16-csr", "int8-rows-over-511"])
@@ -176,9 +177,13 @@ def test_each_matrix_names_the_kernel_for_its_storage(tmp_path, settings, expect
     time is the one that runs."""
     out = make_export(tmp_path, **settings)
     source = (out / "model.c").read_text()
+    info = json.loads((out / "export.json").read_text())
     for name, kernel in expected.items():
         block = source[source.index(f"kl_matrix_t kiloml_{name} = {{"):]
         assert f".kernel = {kernel}," in block[:block.index("};")], name
+        # export.json reports the same kernel for the matrix
+        node, tensor = name.split("_", 1)
+        assert info["storage"][f"{node}.{tensor}"]["kernel"] == kernel, name
 
 
 def test_interleaved_int8_storage_permutes_each_group_of_four_columns():

@@ -80,7 +80,8 @@ def test_cases_reach_every_matrix_kernel_and_shift_class():
         shift = CASES[name][9]
         shifts.add("fast" if 1 <= shift <= 31 else ("multiply" if shift <= 0 else "large"))
     assert kernels == {"kl_kernel_dense_s8_interleaved", "kl_kernel_dense_s16",
-                       "kl_kernel_dense_s8_narrow", "kl_kernel_csr_s16_u8", "kl_kernel_rows"}
+                       "kl_kernel_dense_s16_narrow", "kl_kernel_dense_s8_narrow",
+                       "kl_kernel_csr_s16_u8", "kl_kernel_rows"}
     assert shifts == {"fast", "multiply", "large"}
 
 

@@ -32,12 +32,12 @@ from .test_matvec import random_matrix
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 #: (weight bits, bias bits, rows, cols, density, weight shift, bias shift, kernel)
 CASES = [
-    (16, 16, 5, 7, 1, 1, -20, "kl_kernel_dense_s16"),
+    (16, 16, 5, 7, 1, 1, -20, "kl_kernel_dense_s16_narrow"),
     (8, 8, 3, 9, 1, 14, 31, "kl_kernel_dense_s8_interleaved"),
     (8, 16, 4, 3, 1, 10, -16, "kl_kernel_dense_s8_narrow"),
     (16, 8, 6, 40, 0.2, 20, 30, "kl_kernel_csr_s16_u8"),
     (8, 8, 2, 600, 1, 0, 5, "kl_kernel_rows"),
-    (16, 16, 3, 5, 1, -4, -17, "kl_kernel_dense_s16"),
+    (16, 16, 3, 11, 1, -4, -17, "kl_kernel_dense_s16"),
     (8, 16, 4, 300, 0.1, 3, -8, "kl_kernel_csr_s8_u16"),
 ]
 COVERED = ("kl_fc.c", "kl_matvec.h")

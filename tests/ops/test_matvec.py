@@ -83,7 +83,10 @@ class MatvecProbeOp(Op):
 #: (bits, rows, cols, density, shift of A, shift of B): shifts 1..2 saturate the int32 sums,
 #: 16..31 keep them in range, others take the row-by-row kernel.
 ENTRIES = [
-    # dense int16: odd and even widths (pairs and one left over; SMLALD groups of four on M4)
+    # dense int16: odd and even rows and widths (two rows per pass, an odd last row; on M4
+    # SMLALD over groups of eight and four columns, a pair, one left over); 5..8 columns take
+    # the narrow kernel (x in registers on M4; its last rows take the loop)
+    (16, 7, 6, 1, 2, 17), (16, 1, 5, 1, 17, 1), (16, 4, 13, 1, 1, 19), (16, 5, 14, 1, 19, 2),
     (16, 3, 1, 1, 1, 12), (16, 5, 2, 1, 16, 3), (16, 4, 3, 1, 1, 17), (16, 3, 4, 1, 17, 1),
     (16, 2, 5, 1, 18, 31), (16, 3, 7, 1, 2, 18), (16, 6, 8, 1, 18, 2), (16, 2, 17, 1, 20, 1),
     # narrow int8: 1..8 columns, fewer than eight weights in all (plain loop only) and more
@@ -104,7 +107,8 @@ ENTRIES = [
     (8, 4, 300, 0.1, 33, -4), (16, 4, 40, 0.2, -5, 45), (16, 4, 300, 0.1, 62, 0),
     (8, 3, INT8_ROW_LIMIT + 9, 1, -1, 35),
 ]
-KERNELS = {"kl_kernel_dense_s16", "kl_kernel_dense_s8_narrow", "kl_kernel_dense_s8_interleaved",
+KERNELS = {"kl_kernel_dense_s16", "kl_kernel_dense_s16_narrow", "kl_kernel_dense_s8_narrow",
+           "kl_kernel_dense_s8_interleaved",
            "kl_kernel_csr_s8_u8", "kl_kernel_csr_s8_u16", "kl_kernel_csr_s16_u8",
            "kl_kernel_csr_s16_u16", "kl_kernel_rows"}
 COLS = max(entry[2] for entry in ENTRIES)
@@ -187,6 +191,10 @@ def test_spec_is_the_exact_sum_rescaled_and_saturated():
     (8, 256, "csr", 8, "kl_kernel_csr_s8_u8"),
     (16, 257, "csr", 16, "kl_kernel_csr_s16_u16"),
     (16, 3, "dense", 0, "kl_kernel_dense_s16"),
+    (16, 4, "dense", 0, "kl_kernel_dense_s16"),
+    (16, 5, "dense", 0, "kl_kernel_dense_s16_narrow"),
+    (16, NARROW_COLS, "dense", 0, "kl_kernel_dense_s16_narrow"),
+    (16, NARROW_COLS + 1, "dense", 0, "kl_kernel_dense_s16"),
     (16, 2000, "dense", 0, "kl_kernel_dense_s16"),
 ])
 def test_kernel_choice_at_the_boundaries(bits, cols, storage, index_bits, kernel):

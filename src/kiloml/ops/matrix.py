@@ -4,6 +4,7 @@ each matrix, the integer spec of a matrix-vector product, and their C (``kl_matv
 A matrix is stored dense, or CSR when that is smaller (:func:`kiloml.compress.size.tensor_storage`
 decides, so the exported bytes equal the size accounting); dense int8 matrices wider than
 :data:`NARROW_COLS` columns keep each group of four columns as (c0, c2, c1, c3) for ``SXTB16``.
+Dense int16 matrices of 5 to :data:`NARROW_COLS` columns name the narrow int16 kernel.
 Every tensor carries a one-byte power-of-two scale (its shift) in the bytes counted.
 """
 
@@ -20,6 +21,9 @@ C_WEIGHT_TYPES = {8: "int8_t", 16: "int16_t", 32: "int32_t"}
 VALUES_PER_LINE = 12
 INTERLEAVED_KERNEL = "kl_kernel_dense_s8_interleaved"
 MATVEC_FILES = ("kl_matvec.h", "kl_matvec.c")
+#: Narrowest dense int16 matrix of the narrow int16 kernel (it reads KL_NARROW_COLS weights per
+#: row: below 5 columns the general kernel wastes less).
+NARROW_S16_MIN_COLS = 5
 
 
 def matvec(x: np.ndarray, weight: np.ndarray, shift: int) -> np.ndarray:
@@ -46,6 +50,8 @@ def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> s
         return "kl_kernel_dense_s8_narrow"
     if bits == 8:
         return INTERLEAVED_KERNEL
+    if NARROW_S16_MIN_COLS <= cols <= NARROW_COLS:
+        return "kl_kernel_dense_s16_narrow"
     return "kl_kernel_dense_s16"
 
 
@@ -72,11 +78,14 @@ class StoredMatrix:
 
 
 def matrix_storage(tensor: QTensor) -> dict:
-    """``format``, ``bytes``, ``bits`` and ``nonzeros`` of a stored integer matrix."""
+    """``format``, ``bytes``, ``bits`` and ``nonzeros`` of a stored integer matrix, and the
+    ``kernel`` of ``kl_matvec.c`` that reads it (what ``export.json`` reports per matrix)."""
     storage = tensor_storage("", torch.from_numpy(tensor.values), tensor.bits // 8,
                              scale_bytes=1)
+    cols = tensor.values.shape[1]
+    kernel = kernel_name(storage.format, tensor.bits, cols, 8 if cols <= 256 else 16)
     return {"format": storage.format, "bytes": storage.bytes, "bits": tensor.bits,
-            "nonzeros": storage.nonzeros}
+            "nonzeros": storage.nonzeros, "kernel": kernel}
 
 
 def emit_matrix(symbol: str, tensor: QTensor, shift: int) -> StoredMatrix:

@@ -2,8 +2,9 @@
  * kl_matvec.c - dense and CSR matrix-vector kernels (see kl_matvec.h).
  *
  * One kernel per storage format (dense / CSR, int8 / int16 values, uint8 / uint16 indices;
- * dense int8 matrices of at most 8 columns, such as low-rank factors, have their own, and wider
- * ones are stored interleaved for SXTB16), named by the exported matrix itself
+ * dense int8 matrices of at most 8 columns and int16 ones of 5 to 8, such as low-rank factors,
+ * have their own, wider int8 ones are stored interleaved for SXTB16, and wider dense rows are
+ * taken two at a time, sharing the loads of x), named by the exported matrix itself
  * (kl_matrix_t.kernel), so no format test sits inside a loop and a firmware links only the
  * kernels its model uses. Sums are exact:
  *   - int8 weights accumulate in int32 when a row has at most 511 entries
@@ -115,6 +116,41 @@ KL_ALWAYS_INLINE void kl_store(void *y, uint32_t r, int32_t value, int mode)
     }
 }
 
+/* Rescale (1 <= shift <= 31) and store the int32 row sum of an int8 kernel: out's fields are
+ * passed as values, so that stores through y do not make the compiler read them again for
+ * every row. */
+KL_ALWAYS_INLINE void kl_emit_kernel(int32_t sum, void *y, uint32_t r, int shift, int mode)
+{
+    kl_store(y, r, kl_round_shift_pos_s32(sum, shift), mode);
+}
+
+/* The same for an int64 row sum (the int16 CSR kernels). */
+KL_ALWAYS_INLINE void kl_emit_s64(int64_t sum, void *y, uint32_t r, int shift, int mode)
+{
+    int32_t value;
+    if (sum >= INT32_MIN && sum <= INT32_MAX) {
+        value = kl_round_shift_pos_s32((int32_t)sum, shift);
+    } else {
+        value = kl_rescale_exact(sum, shift);
+    }
+    kl_store(y, r, value, mode);
+}
+
+/* Rescale and store a row sum that started from 2^(shift-1), the rounding term, so that the
+ * rounded shift of a sum within int32 is one arithmetic shift (1 <= shift <= 31). */
+KL_ALWAYS_INLINE void kl_emit_rounded(int64_t rounded, void *y, uint32_t r, int shift, int mode)
+{
+    /* the sum fits int32 when its low word, sign-extended, is the sum (one compare) */
+    const int32_t low = (int32_t)(uint32_t)(uint64_t)rounded;
+    int32_t value;
+    if ((int64_t)low == rounded) {
+        value = low >> shift;
+    } else {
+        value = kl_rescale_exact(rounded - ((int64_t)((int32_t)1 << (shift - 1))), shift);
+    }
+    kl_store(y, r, value, mode);
+}
+
 /* Rescale and store one row sum. */
 KL_ALWAYS_INLINE void kl_emit(int64_t sum, const kl_out_t *out, uint32_t r)
 {
@@ -151,6 +187,9 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
     const uint16_t *c16 = (const uint16_t *)m->col_index;
     const uint16_t *row_ptr = m->row_ptr;
     const uint32_t rows = m->rows;
+    void *const y = out->y;
+    const int shift = out->shift;
+    const int mode = out->mode;
     uint32_t k = row_ptr[0];
     uint32_t r;
     for (r = 0; r < rows; r++) {
@@ -159,7 +198,7 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
         for (; k < end; k++) {
             sum += (int64_t)values[k] * x[kl_index(c8, c16, index_bits, k)];
         }
-        kl_emit(sum, out, r);
+        kl_emit_s64(sum, y, r, shift, mode);
     }
 }
 
@@ -172,6 +211,9 @@ KL_ALWAYS_INLINE void kl_csr_s8(const kl_matrix_t *m, const int16_t *x, const kl
     const uint16_t *c16 = (const uint16_t *)m->col_index;
     const uint16_t *row_ptr = m->row_ptr;
     const uint32_t rows = m->rows;
+    void *const y = out->y;
+    const int shift = out->shift;
+    const int mode = out->mode;
     uint32_t k = row_ptr[0];
     uint32_t r;
     for (r = 0; r < rows; r++) {
@@ -180,7 +222,7 @@ KL_ALWAYS_INLINE void kl_csr_s8(const kl_matrix_t *m, const int16_t *x, const kl
         for (; k < end; k++) {
             sum += values[k] * x[kl_index(c8, c16, index_bits, k)];
         }
-        kl_emit(sum, out, r);
+        kl_emit_kernel(sum, y, r, shift, mode);
     }
 }
 
@@ -226,73 +268,244 @@ KL_ALWAYS_INLINE uint32_t kl_word(const int8_t *p)
     return word;
 }
 
-/* The word's bytes 1 and 3 moved to 0 and 2, for SXTB16. */
-KL_ALWAYS_INLINE uint32_t kl_odd_bytes(uint32_t word)
+/* SXTB16 of the word's bytes 1 and 3: (int16 b1, int16 b3). One SXTB16 with its ROR #8
+ * operand (GCC 12 emits a separate ROR for __sxtb16 of a rotated word). */
+KL_ALWAYS_INLINE int32_t kl_sxtb16_odd(uint32_t word)
 {
-    return (word >> 8) | (word << 24);
+    int32_t result;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(word));
+    return result;
 }
 #endif
 
-/* Dense rows of int16 weights, int64 sums (SMLALD with the DSP extension, else SMLAL). */
-void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+/* Dense int16 rows are taken two at a time: each load of x serves both rows, which halves the
+ * loads of x and the loop overhead per product. The sums are the exact int64 row sums. */
+
+/* Four columns of rows w0 and w1 times x into s0 and s1 (two SMLALDs per row). */
+#define KL_DOT2_S16_FOUR(w0, w1, x, s0, s1)                                                 \
+    do {                                                                                  \
+        const int32_t xa_ = kl_pair(x);                                                   \
+        const int32_t xb_ = kl_pair((x) + 2);                                             \
+        (s0) = __smlald(kl_pair(w0), xa_, (s0));                                          \
+        (s1) = __smlald(kl_pair(w1), xa_, (s1));                                          \
+        (s0) = __smlald(kl_pair((w0) + 2), xb_, (s0));                                    \
+        (s1) = __smlald(kl_pair((w1) + 2), xb_, (s1));                                    \
+    } while (0)
+
+/* start + the sums of rows w0 and w1 (cols entries each) with x, in int64 (SMLALD with the
+ * DSP extension, two 16x16 products per instruction, eight columns per pass; else SMLAL). */
+KL_ALWAYS_INLINE void kl_dot2_s16(const int16_t *w0, const int16_t *w1, const int16_t *x,
+                                  uint32_t cols, int64_t start, int64_t *sum0, int64_t *sum1)
+{
+    int64_t s0 = start;
+    int64_t s1 = start;
+    uint32_t c = 0;
+#if KL_USE_DSP
+    const int16_t *const end8 = x + (cols & ~7u);
+    while (x != end8) {
+        KL_DOT2_S16_FOUR(w0, w1, x, s0, s1);
+        KL_DOT2_S16_FOUR(w0 + 4, w1 + 4, x + 4, s0, s1);
+        x += 8;
+        w0 += 8;
+        w1 += 8;
+    }
+    if (cols & 4u) {
+        KL_DOT2_S16_FOUR(w0, w1, x, s0, s1);
+        x += 4;
+        w0 += 4;
+        w1 += 4;
+    }
+    if (cols & 2u) {
+        const int32_t xa = kl_pair(x);
+        s0 = __smlald(kl_pair(w0), xa, s0);
+        s1 = __smlald(kl_pair(w1), xa, s1);
+        x += 2;
+        w0 += 2;
+        w1 += 2;
+    }
+#else
+    for (; c + 1 < cols; c += 2) {
+        const int32_t xa = x[c];
+        const int32_t xb = x[c + 1];
+        s0 += w0[c] * xa;
+        s1 += w1[c] * xa;
+        s0 += w0[c + 1] * xb;
+        s1 += w1[c + 1] * xb;
+    }
+#endif
+    if (cols & 1u) {
+        s0 += w0[c] * x[c];
+        s1 += w1[c] * x[c];
+    }
+    *sum0 = s0;
+    *sum1 = s1;
+}
+
+/* Dense rows of int16 weights, int64 sums, two rows per pass (the last one alone: its
+ * second row is itself, computed twice and stored once). */
+KL_ALWAYS_INLINE void kl_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     const int16_t *w = (const int16_t *)m->values;
     const uint32_t cols = m->cols;
     const uint32_t rows = m->rows;
+    void *const y = out->y;
+    const int shift = out->shift;
+    const int mode = out->mode;
+    const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
     uint32_t r;
-    for (r = 0; r < rows; r++, w += cols) {
-        int64_t sum = 0;
-        uint32_t c = 0;
-#if KL_USE_DSP
-        for (; c + 3 < cols; c += 4) {
-            sum = __smlald(kl_pair(w + c), kl_pair(x + c), sum);
-            sum = __smlald(kl_pair(w + c + 2), kl_pair(x + c + 2), sum);
-        }
-        if (c + 1 < cols) {
-            sum = __smlald(kl_pair(w + c), kl_pair(x + c), sum);
-            c += 2;
-        }
-#else
-        for (; c + 1 < cols; c += 2) {
-            sum += (int64_t)w[c] * x[c];
-            sum += (int64_t)w[c + 1] * x[c + 1];
-        }
-#endif
-        if (c < cols) {
-            sum += (int64_t)w[c] * x[c];
-        }
-        kl_emit(sum, out, r);
+    for (r = 0; r + 1 < rows; r += 2, w += 2 * cols) {
+        int64_t s0;
+        int64_t s1;
+        kl_dot2_s16(w, w + cols, x, cols, half, &s0, &s1);
+        kl_emit_rounded(s0, y, r, shift, mode);
+        kl_emit_rounded(s1, y, r + 1, shift, mode);
+    }
+    if (r < rows) {
+        int64_t s0;
+        int64_t s1;
+        kl_dot2_s16(w, w, x, cols, half, &s0, &s1);
+        kl_emit_rounded(s0, y, r, shift, mode);
     }
 }
 
-/* Dense int8 rows stored interleaved (KL_MATRIX_DENSE_INTERLEAVED), int32 sums (cols <=
+void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    kl_dense_s16(m, x, out);
+}
+
+/* Narrow int16 rows: dense rows of 5 to KL_NARROW_COLS columns (such as the input matrix of a
+ * model with few features, or the second factor of a low-rank matrix). With the DSP extension
+ * x waits in registers as four pairs, zero-padded to KL_NARROW_COLS, and each row is four
+ * SMLALDs with no inner loop: the weights read past a row's end belong to the next row and
+ * meet the zero padding. The last rows, whose reads would pass the end of the matrix, take
+ * the general kernel's loop. Without the DSP extension this is kl_kernel_dense_s16. */
+void kl_kernel_dense_s16_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+#if KL_USE_DSP
+    const int16_t *w = (const int16_t *)m->values;
+    const uint32_t cols = m->cols;
+    const uint32_t rows = m->rows;
+    void *const y = out->y;
+    const int shift = out->shift;
+    const int mode = out->mode;
+    const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
+    int16_t xs[KL_NARROW_COLS];
+    int32_t x01;
+    int32_t x23;
+    int32_t x45;
+    int32_t x67;
+    uint32_t inside;
+    uint32_t r;
+    uint32_t c;
+    for (c = 0; c < KL_NARROW_COLS; c++) {
+        xs[c] = c < cols ? x[c] : 0;
+    }
+    x01 = kl_pair(xs);
+    x23 = kl_pair(xs + 2);
+    x45 = kl_pair(xs + 4);
+    x67 = kl_pair(xs + 6);
+    /* the rows whose reads stay inside: r * cols + KL_NARROW_COLS <= rows * cols */
+    inside = rows - (KL_NARROW_COLS - 1) / cols;
+    for (r = 0; r < inside; r++, w += cols) {
+        int64_t sum = __smlald(kl_pair(w), x01, half);
+        sum = __smlald(kl_pair(w + 2), x23, sum);
+        sum = __smlald(kl_pair(w + 4), x45, sum);
+        sum = __smlald(kl_pair(w + 6), x67, sum);
+        kl_emit_rounded(sum, y, r, shift, mode);
+    }
+    for (; r < rows; r++, w += cols) {
+        int64_t sum = half;
+        for (c = 0; c < cols; c++) {
+            sum += w[c] * x[c];
+        }
+        kl_emit_rounded(sum, y, r, shift, mode);
+    }
+#else
+    kl_dense_s16(m, x, out);
+#endif
+}
+
+#if KL_USE_DSP
+/* Four interleaved int8 columns of rows w0 and w1 times x into s0 and s1: SXTB16 makes
+ * (c0, c1) and (c2, c3) of each word, two SMLADs per row. */
+#define KL_DOT2_S8_FOUR(w0, w1, x, s0, s1)                                                  \
+    do {                                                                                  \
+        const int32_t xa_ = kl_pair(x);                                                   \
+        const int32_t xb_ = kl_pair((x) + 2);                                             \
+        const uint32_t a_ = kl_word(w0);                                                  \
+        const uint32_t b_ = kl_word(w1);                                                  \
+        (s0) = __smlad(__sxtb16(a_), xa_, (s0));                                          \
+        (s1) = __smlad(__sxtb16(b_), xa_, (s1));                                          \
+        (s0) = __smlad(kl_sxtb16_odd(a_), xb_, (s0));                            \
+        (s1) = __smlad(kl_sxtb16_odd(b_), xb_, (s1));                            \
+    } while (0)
+#endif
+
+/* Row sums of two interleaved int8 rows (KL_MATRIX_DENSE_INTERLEAVED) with x, int32 (cols <=
  * KL_INT8_ROW_LIMIT). With the DSP extension a word of four weights becomes (c0, c1) and
- * (c2, c3) by SXTB16 and meets x pairs read as they are: two SMLADs per four columns. */
+ * (c2, c3) by SXTB16 and meets x pairs read as they are, once for both rows: two SMLADs per
+ * row and four columns. */
+KL_ALWAYS_INLINE void kl_dot2_s8_interleaved(const int8_t *w0, const int8_t *w1,
+                                             const int16_t *x, uint32_t cols, int32_t *sum0,
+                                             int32_t *sum1)
+{
+    const uint32_t grouped = cols & ~3u;
+    int32_t s0 = 0;
+    int32_t s1 = 0;
+    uint32_t c = 0;
+#if KL_USE_DSP
+    const int16_t *const grouped_end = x + grouped;
+    while (x != grouped_end) {
+        KL_DOT2_S8_FOUR(w0, w1, x, s0, s1);
+        x += 4;
+        w0 += 4;
+        w1 += 4;
+    }
+    x -= grouped;
+    w0 -= grouped;
+    w1 -= grouped;
+    c = grouped;
+#else
+    for (; c < grouped; c += 4) {
+        const int32_t x0 = x[c];
+        const int32_t x1 = x[c + 1];
+        const int32_t x2 = x[c + 2];
+        const int32_t x3 = x[c + 3];
+        s0 += w0[c] * x0 + w0[c + 2] * x1 + w0[c + 1] * x2 + w0[c + 3] * x3;
+        s1 += w1[c] * x0 + w1[c + 2] * x1 + w1[c + 1] * x2 + w1[c + 3] * x3;
+    }
+#endif
+    for (; c < cols; c++) {
+        s0 += w0[c] * x[c];
+        s1 += w1[c] * x[c];
+    }
+    *sum0 = s0;
+    *sum1 = s1;
+}
+
+/* Dense int8 rows stored interleaved, int32 sums, two rows per pass (the last one alone as
+ * in kl_kernel_dense_s16). */
 void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     const int8_t *w = (const int8_t *)m->values;
     const uint32_t cols = m->cols;
     const uint32_t rows = m->rows;
-    const uint32_t grouped = cols & ~3u;
+    void *const y = out->y;
+    const int shift = out->shift;
+    const int mode = out->mode;
     uint32_t r;
-    for (r = 0; r < rows; r++, w += cols) {
-        int32_t sum = 0;
-        uint32_t c = 0;
-#if KL_USE_DSP
-        for (; c < grouped; c += 4) {
-            const uint32_t w4 = kl_word(w + c);
-            sum = __smlad(__sxtb16(w4), kl_pair(x + c), sum);
-            sum = __smlad(__sxtb16(kl_odd_bytes(w4)), kl_pair(x + c + 2), sum);
-        }
-#else
-        for (; c < grouped; c += 4) {
-            sum += w[c] * x[c] + w[c + 2] * x[c + 1] + w[c + 1] * x[c + 2] + w[c + 3] * x[c + 3];
-        }
-#endif
-        for (; c < cols; c++) {
-            sum += w[c] * x[c];
-        }
-        kl_emit(sum, out, r);
+    for (r = 0; r + 1 < rows; r += 2, w += 2 * cols) {
+        int32_t s0;
+        int32_t s1;
+        kl_dot2_s8_interleaved(w, w + cols, x, cols, &s0, &s1);
+        kl_emit_kernel(s0, y, r, shift, mode);
+        kl_emit_kernel(s1, y, r + 1, shift, mode);
+    }
+    if (r < rows) {
+        int32_t s0;
+        int32_t s1;
+        kl_dot2_s8_interleaved(w, w, x, cols, &s0, &s1);
+        kl_emit_kernel(s0, y, r, shift, mode);
     }
 }
 
@@ -327,9 +540,9 @@ KL_ALWAYS_INLINE void kl_narrow_rows(const int8_t *w, uint32_t cols, uint32_t co
         int32_t sum;
         /* SMLAD wraps like an int32 sum, and no partial sum leaves int32 */
         sum = __smuad(__sxtb16(a), x02);
-        sum = __smlad(__sxtb16(kl_odd_bytes(a)), x13, sum);
+        sum = __smlad(kl_sxtb16_odd(a), x13, sum);
         sum = __smlad(__sxtb16(b), x46, sum);
-        sum = __smlad(__sxtb16(kl_odd_bytes(b)), x57, sum);
+        sum = __smlad(kl_sxtb16_odd(b), x57, sum);
         kl_store_fast(y, r, sum, shift, mode);
     }
 #else

@@ -65,6 +65,7 @@ void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_
 void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x,
                                     const kl_out_t *out);
 void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_dense_s16_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_csr_s8_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_csr_s8_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_csr_s16_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
