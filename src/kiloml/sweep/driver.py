@@ -71,6 +71,9 @@ def start_ray(ray, address: str | None, workers: int | None) -> int:
     check_address(address)
     try:
         if address is None:
+            # Ray runs its workers at nice 15 by default: on a machine where anything else
+            # runs, the trials (the sweep's whole work) would get the leftovers
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=workers or os.cpu_count() or 1, **options)
         else:
             ray.init(address=address, **options)
