@@ -5,6 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kiloml-installed
+SWEEP_STAMP := $(VENV)/.kiloml-sweep-installed
 
 .PHONY: setup demo test lint bench-env clean
 
@@ -24,7 +25,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/kiloml demo --out runs/demo --overwrite
 
-test: setup
+# the optional `sweep` extra (Ray Tune, Optuna): `make demo` does not need it, the tests run real Ray
+$(SWEEP_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,sweep]'
+	touch $(SWEEP_STAMP)
+
+test: $(SWEEP_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: setup

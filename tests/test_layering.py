@@ -22,6 +22,8 @@ ALLOWED = {
     "outputs": set(),
     "plots": {"outputs"},
     "progress": {"train"},
+    "sweep": {"data", "train", "runs", "outputs", "deploy", "ir", "models", "compress",
+              "progress"},
 }
 
 

@@ -8,12 +8,13 @@ written through :mod:`kiloml.outputs`, after every input was checked.
 """
 
 import argparse
+import io
 import json
 import math
 import os
 import sys
 import traceback
-from contextlib import ExitStack
+from contextlib import ExitStack, redirect_stderr
 from pathlib import Path
 
 from rich.console import Console
@@ -388,6 +389,28 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the simulator; exit status 1 on any mismatch, when no "
                                    "target ran, or when a --require'd target was skipped.")
     add_verify_arguments(p)
+    p = sub.add_parser("sweep", help="search kiloml train's options for the accuracy-size "
+                                     "Pareto front (Ray Tune + Optuna; pip install "
+                                     "'kiloml[sweep]')",
+                       description="Run the trials SPACE.toml describes (docs/sweep.md) on Ray "
+                                   "Tune, Optuna proposing them (validation accuracy up, "
+                                   "deployed bytes down) and ASHA stopping poor ones; each "
+                                   "trial is a run directory in OUT/runs. Writes "
+                                   "OUT/results.csv, results.json and pareto.png; the front's "
+                                   "runs alone are evaluated on the test split, at the end.")
+    p.add_argument("space", type=Path, help="the search space (TOML)")
+    p.add_argument("--out", type=Path, required=True, help="sweep directory to write")
+    p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="run on a running Ray cluster (auto: the one on this machine); kiloml "
+                        "and the data must be at the same paths on every node (default: Ray "
+                        "in this process)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="trials at once (default: one per CPU core Ray sees)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a stopped sweep in --out: finished trials are kept, "
+                        "interrupted ones continue from their checkpoints")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier sweep in --out (only kiloml's files)")
     p = sub.add_parser("eval", help="evaluate a run on its dataset's test split",
                        description="Evaluate a run's float model on the test split of the data "
                                    "it was trained on (found by the absolute path the run "
@@ -787,8 +810,10 @@ def _start(args, run_dir: Path, stack: ExitStack):
     return data, model_config, train_config, model, defaults
 
 
-def _train(args, stack: ExitStack) -> int:
-    """``kiloml train`` holding the run directory's lock in ``stack``."""
+def _train(args, stack: ExitStack, reporter=None, test_split: bool = True) -> int:
+    """``kiloml train`` holding the run directory's lock in ``stack``; ``reporter`` (a
+    ``train.trainer.Reporter``) replaces the progress bars, and without ``test_split`` the test
+    split is never looked at (a sweep's trials)."""
     import torch
 
     from kiloml.progress import RichReporter, summary_table
@@ -819,10 +844,11 @@ def _train(args, stack: ExitStack) -> int:
 
     try:
         outcome = fit(data, model_config, train_config, checkpoint_path=checkpoint,
-                      resume=args.resume, reporter=RichReporter(console),
+                      resume=args.resume, reporter=reporter or RichReporter(console),
                       model=None if folds else model, folds=folds, on_fold=on_fold,
                       fold_reporter=RichReporter(console, epoch_lines=False,
-                                                 label="fold epochs"))
+                                                 label="fold epochs"),
+                      test_split=test_split)
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; the last finished epoch is saved. Continue with:\n"
                       f"  kiloml train --out {escape(str(run_dir))} --resume")
@@ -841,7 +867,8 @@ def _train(args, stack: ExitStack) -> int:
         outcome.metrics.update({"recipe": defaults["recipe"], "budget": defaults["budget"]})
     outcome.metrics["frame_stack"] = getattr(model_config, "frame_stack", 1)
     _write_run_outputs(run_dir, data, outcome)
-    console.print(summary_table(outcome.metrics, escape(str(run_dir))))
+    if test_split:
+        console.print(summary_table(outcome.metrics, escape(str(run_dir))))
     if outcome.metrics.get("warning"):
         console.print(f"[yellow]warning:[/] {escape(outcome.metrics['warning'])}")
     return 0
@@ -888,6 +915,8 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
     title = f"{data.name}: {describe_model(outcome.model.config)}"
     plot_history(history, run_dir / HISTORY_PLOT, title + (
         f" (validation: mean of {cv.folds} held-out folds)" if cv is not None else ""))
+    if outcome.test_predictions is None:  # a sweep's trial: the test split stays unseen
+        return
     matrix = confusion_matrix(data.test.y, outcome.test_predictions, data.num_classes)
     plot_confusion(matrix, data.class_names, run_dir / CONFUSION_PLOT,
                    f"{title}, test accuracy {100 * outcome.metrics['test_accuracy']:.1f}%")
@@ -1024,9 +1053,134 @@ def command_demo(args) -> int:
                                              require=""))
 
 
+def train_for_sweep(argv: list[str], run_dir: Path, reporter, resume: bool) -> None:
+    """One sweep trial: ``kiloml train ARGV --out RUN_DIR`` (``--resume`` from its checkpoint,
+    else ``--overwrite``) reporting to ``reporter``, the test split unseen."""
+    parser = build_parser()
+    words = ["train", *argv, "--out", str(run_dir), "--resume" if resume else "--overwrite"]
+    refused = io.StringIO()
+    try:
+        with redirect_stderr(refused):
+            args = parser.parse_args(words)
+    except SystemExit:  # argparse's one line, as a failed trial's error
+        raise KilomlError(f"kiloml train {' '.join(argv)}: "
+                          f"{refused.getvalue().strip().removeprefix('error: ')}") from None
+    args.given = _given_options(parser, words)
+    with ExitStack() as stack:
+        status = _train(args, stack, reporter=reporter, test_split=False)
+    if status != 0:
+        raise KilomlError(f"kiloml train stopped with status {status}")
+
+
+def command_sweep(args) -> int:
+    """``kiloml sweep``: check the space and ``--out``, run the trials, then write the
+    results, the front's test accuracy and the Pareto plot."""
+    from kiloml.outputs import claim_output_dir
+    from kiloml.plots import plot_pareto
+    from kiloml.sweep.driver import (
+        SPACE_COPY,
+        SWEEP_OUTPUT,
+        absolute_paths,
+        import_ray,
+        run_trials,
+        write_sweep_file,
+    )
+    from kiloml.sweep.results import (
+        evaluate_front,
+        export_command,
+        m4_instructions,
+        mark_front,
+        trial_rows,
+        write_results,
+    )
+    from kiloml.sweep.space import load_space
+
+    if args.resume and args.overwrite:
+        raise KilomlError("--resume continues a sweep and --overwrite replaces it; give one")
+    out = args.out.resolve()
+    space = load_space(args.space, build_parser().commands["train"])
+    check_output_dir(out, SWEEP_OUTPUT, replace=args.overwrite, resume=args.resume)
+    if args.resume and (out / SPACE_COPY).read_text() != args.space.read_text():
+        raise KilomlError(f"--resume: {args.space} differs from the space the sweep in {out} "
+                          f"started with ({out / SPACE_COPY})")
+    import_ray()  # the install hint before anything is written
+    absolute_paths(space)
+    with claim_output_dir(out, SWEEP_OUTPUT, replace=args.overwrite, resume=args.resume):
+        if not args.resume:
+            write_sweep_file(out, args.space.read_text(), args.address, args.workers)
+        trials = run_trials(space, out, args.address, args.workers, train_for_sweep,
+                            args.resume, say=lambda text: console.print(escape(text)))
+        unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+        if unfinished or len(trials) < space.trials:  # Ctrl-C: Ray Tune saved its state
+            console.print(f"interrupted with {space.trials - len(trials) + len(unfinished)} "
+                          f"of {space.trials} trials unfinished; the test split stays unseen. "
+                          f"Continue with:\n  kiloml sweep {escape(str(args.space))} --out "
+                          f"{escape(str(args.out))} --resume")
+            return 130
+        rows = trial_rows(trials, space, out)
+        front = mark_front(rows)
+        notes = ["selection on validation accuracy only; test accuracy of the front's runs, "
+                 "measured after the search"]
+        evaluate_front(front)
+        if "m4_instructions" in space.objectives and front:
+            console.print("counting Cortex-M4 instructions of the front's runs (export + QEMU)")
+            skipped = m4_instructions(front, space)
+            if skipped:
+                notes.append(skipped)
+                console.print(f"[yellow]{escape(skipped)}[/]")
+        for row in front:
+            row["export"] = export_command(row, space)
+        write_results(rows, space, out, notes)
+        done = [r for r in rows if r["status"] == "done"]
+        plot_pareto([{**r, "name": r["trial"]} for r in done],
+                    [{**r, "name": r["trial"]} for r in front], out / "pareto.png",
+                    f"sweep {out.name}: validation accuracy vs deployed bytes "
+                    f"(int{space.bits})")
+    _print_sweep(rows, front, space, out)
+    return 0
+
+
+def _short(value) -> str:
+    """A sampled value in few characters."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return escape(json.dumps(value)) if isinstance(value, list | bool) else escape(str(value))
+
+
+def _print_sweep(rows: list[dict], front: list[dict], space, out: Path) -> None:
+    budget = space.max_flash is not None or space.max_ram is not None
+    table = Table(title=f"sweep {escape(str(out))}: {len(rows)} trials")
+    names = [flag.removeprefix("--") for dest, flag in space.flags.items() if dest in space.params]
+    for col in ("trial", "status", *names, "epochs", "val acc", "bytes",
+                *(("flash", "RAM") if budget else ()), "front"):
+        table.add_column(col, justify="left" if col in ("trial", "status") else "right")
+    for r in rows:
+        status = "over budget" if r["status"] == "done" and not r["feasible"] else r["status"]
+        cells = [r["trial"], status, *(_short(r.get(k, "-")) for k in space.params)]
+        cells += [str(r.get("epochs", "-")),
+                  f"{100 * r['val_accuracy']:.1f}%" if "val_accuracy" in r else "-",
+                  f"{r['bytes']:,}" if "bytes" in r else "-"]
+        if budget:
+            cells += [f"{r[k]:,}" if k in r else "-" for k in ("flash_bytes", "ram_bytes")]
+        table.add_row(*cells, "[bold blue]yes[/]" if r.get("front") else "")
+    console.print(table)
+    for r in rows:
+        if r["status"] == "failed":
+            console.print(f"[red]failed[/] {r['trial']}: {escape(r['error'])}")
+    if not front:
+        console.print("no finished trial within the budget: the front is empty")
+    for r in front:
+        extra = (f", {r['m4_instructions']:,.0f} Cortex-M4 instructions per inference"
+                 if r.get("m4_instructions") is not None else "")
+        console.print(f"front {r['trial']}: validation {100 * r['val_accuracy']:.2f}%, test "
+                      f"{100 * r['test_accuracy']:.2f}%, {r['bytes']:,} B{extra}\n"
+                      f"  {escape(r['export'])}")
+    console.print(f"results: {escape(str(out / 'results.csv'))}, results.json, pareto.png")
+
+
 COMMANDS = {"train": command_train, "demo": command_demo, "eval": command_eval,
             "info": command_info, "export": run_export, "verify": run_verify,
-            "datasets": command_datasets}
+            "datasets": command_datasets, "sweep": command_sweep}
 
 
 def _given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:

@@ -83,3 +83,38 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_pareto(points: list[dict], front: list[dict], path: Path, title: str) -> None:
+    """Validation accuracy against deployed bytes of a sweep's trials (``bytes``,
+    ``val_accuracy``, ``name``, ``feasible`` each), the front highlighted and joined by a
+    staircase, trials over the device budget crossed out."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ok = [p for p in points if p["feasible"]]
+    over = [p for p in points if not p["feasible"]]
+    ax.scatter([p["bytes"] for p in ok], [100 * p["val_accuracy"] for p in ok], s=22,
+               color="#9aa5b1", label="trial")
+    if over:
+        ax.scatter([p["bytes"] for p in over], [100 * p["val_accuracy"] for p in over], s=22,
+                   marker="x", color="#d98c8c", label="over the device budget")
+    if front:
+        ordered = sorted(front, key=lambda p: p["bytes"])
+        ax.step([p["bytes"] for p in ordered], [100 * p["val_accuracy"] for p in ordered],
+                where="post", color="#1f6feb", linewidth=1.2)
+        ax.scatter([p["bytes"] for p in ordered], [100 * p["val_accuracy"] for p in ordered],
+                   s=46, color="#1f6feb", zorder=3, label="Pareto front")
+        for p in ordered:
+            ax.annotate(_plain(p["name"]), (p["bytes"], 100 * p["val_accuracy"]), fontsize=7,
+                        xytext=(4, -10), textcoords="offset points")
+    ax.set_xscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("deployed bytes (log scale)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(_plain(title), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    _save(fig, path)

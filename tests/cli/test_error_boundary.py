@@ -37,6 +37,10 @@ CASES = {
     "info": [lambda tmp: [str(tmp / "none")], lambda tmp: [_not_a_run(tmp)],
              lambda tmp: [str(tmp), "extra"]],
     "datasets": [lambda tmp: ["--all"], lambda tmp: ["smartwatch"]],
+    "sweep": [lambda tmp: [str(tmp / "none.toml"), "--out", str(tmp / "s")],
+              lambda tmp: [_a_file(tmp), "--out", str(tmp / "s")], lambda tmp: [_a_file(tmp)],
+              lambda tmp: [str(tmp), "--out", str(tmp / "s"), "--workers", "0"],
+              lambda tmp: [_a_file(tmp), "--out", str(tmp / "s"), "--resume", "--overwrite"]],
 }
 
 

@@ -82,19 +82,25 @@ class FitOutcome:
     model: SequenceClassifier
     result: TrainResult
     metrics: dict
-    test_predictions: np.ndarray
+    test_predictions: np.ndarray | None
     cross_validation: CrossValidation | None = None
 
 
-def model_metrics(model: SequenceClassifier, data: DatasetSplits) -> tuple[dict, np.ndarray]:
-    """Test accuracy, deployed size and compute of a trained model (see ``metrics.json``)."""
-    test_loss, test_acc, pred = evaluate(model, data.test)
+def model_metrics(model: SequenceClassifier, data: DatasetSplits, test_split: bool = True
+                  ) -> tuple[dict, np.ndarray | None]:
+    """Test accuracy, deployed size and compute of a trained model (see ``metrics.json``) and
+    the test predictions ``[N]``; without ``test_split`` the test split is not looked at (a
+    sweep's trials: no accuracy and no predictions)."""
     total, nonzero = count_parameters(model)
+    test = {}
+    pred = None
+    if test_split:
+        test_loss, test_acc, pred = evaluate(model, data.test)
+        test = {"test_accuracy": test_acc, "test_loss": test_loss}
     return {
         "dataset": data.name,
         "model": model.config.kind,
-        "test_accuracy": test_acc,
-        "test_loss": test_loss,
+        **test,
         "model_size_bytes": model_size_bytes(model),
         "model_size_bytes_int16": model_size_bytes(model, value_bytes=2),
         "model_size_bytes_int8": model_size_bytes(model, value_bytes=1),
@@ -108,13 +114,14 @@ def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfi
         checkpoint_path: Path | None = None, resume: bool = False,
         reporter: Reporter | None = None, model: SequenceClassifier | None = None,
         folds: int = 0, on_fold: Callable[[int, int, TrainResult], None] | None = None,
-        fold_reporter: Reporter | None = None) -> FitOutcome:
+        fold_reporter: Reporter | None = None, test_split: bool = True) -> FitOutcome:
     """Build (unless given), train and measure a model.
 
     With ``folds`` > 1, the epoch is chosen by ``folds``-fold cross-validation on the training and
     validation sequences pooled (``train.cross_validation``; ``on_fold`` is called after each
     fold, ``fold_reporter`` gets the folds' progress), and the model trains on all of them;
-    ``model`` must then be ``None``.
+    ``model`` must then be ``None``. Without ``test_split`` the test split is never evaluated
+    (the metrics have no ``test_accuracy``; a sweep's trials).
     """
     started = time.perf_counter()
     cv, keep_epoch, held_out_labels = None, None, data.val.y
@@ -136,7 +143,7 @@ def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfi
     if cv is not None:
         result.best_val_accuracy = cv.accuracy
         result.train_seconds += cv.seconds
-    metrics, pred = model_metrics(model, data)
+    metrics, pred = model_metrics(model, data, test_split)
     selection = ({"method": "cross-validation", **cv.summary()} if cv is not None else
                  {"method": "validation split", "sequences": len(data.val)})
     metrics.update({

@@ -1,0 +1,110 @@
+"""How ``kiloml sweep`` scales with workers: the same 8-trial sweep run with 1 and then 2
+workers, in one run, reported as a wall-time ratio (absolute times on a shared machine are
+noise; other people's load distorts the ratio too, so the machine's load is printed with it).
+
+Both sweeps are identical: the same synthetic ``.npz`` (written here), the same seeded Optuna
+sampler (its first trials are random draws from the seed, so both sweeps train the same 8
+configurations), ASHA off so every trial trains to the end. Each trial trains a small FastGRNN
+for 100 epochs (about 15-20 s on an idle core: with a few seconds per trial, Ray's start-up and
+each worker's PyTorch import dominate and the ratio says nothing about the trials); the Ray
+start-up is inside the measured time, as a user sees it.
+
+    python benchmarks/sweep_scaling.py [--trials 8] [--epochs 100] [--out runs/sweep-scaling]
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from machine_info import describe
+
+SPACE = """
+[train]
+dataset = "{data}"
+epochs = {epochs}
+batch-size = 32
+folds = 0
+
+[space]
+hidden-size = [8, 16, 24]
+sparsity-w = {{ range = [0.3, 1.0] }}
+lr = {{ log-range = [0.003, 0.03] }}
+
+[search]
+trials = {trials}
+seed = 0
+
+[asha]
+enabled = false
+"""
+
+
+def write_data(path: Path, n: int = 600, steps: int = 48, features: int = 6) -> None:
+    """Noisy sinusoids whose frequency is the class (4 classes)."""
+    rng = np.random.default_rng(0)
+
+    def make(count):
+        y = rng.integers(0, 4, size=count)
+        t = np.arange(steps)[None, :, None]
+        x = np.sin((y[:, None, None] + 1) * 0.3 * t + rng.uniform(0, 6.3, (count, 1, features)))
+        return (x + 0.5 * rng.normal(size=(count, steps, features))).astype(np.float32), y
+
+    x_train, y_train = make(n)
+    x_test, y_test = make(n // 4)
+    np.savez(path, X_train=x_train, y_train=y_train, X_test=x_test, y_test=y_test)
+
+
+def sweep(space: Path, out: Path, workers: int) -> tuple[float, float, list]:
+    """Wall seconds of the whole command and of its trials (Ray included), and the trials'
+    sampled configurations."""
+    kiloml = str(Path(sys.executable).parent / "kiloml")
+    started = time.perf_counter()
+    done = subprocess.run([kiloml, "sweep", str(space), "--out", str(out), "--workers",
+                           str(workers), "--overwrite"], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"sweep with {workers} worker(s) failed: {done.stderr.strip()}")
+    trials = float(re.search(r"trials in (\d+) s", done.stdout).group(1))
+    rows = json.loads((out / "results.json").read_text())["trials"]
+    configs = sorted((r["hidden_size"], round(r["sparsity_w"], 6), round(r["lr"], 8))
+                     for r in rows)
+    return wall, trials, configs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=Path("runs/sweep-scaling"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = (args.out / "data.npz").resolve()
+    write_data(data)
+    space = args.out / "space.toml"
+    space.write_text(SPACE.format(data=data, epochs=args.epochs, trials=args.trials))
+    print(describe())
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    one = sweep(space, args.out / "workers-1", 1)
+    two = sweep(space, args.out / "workers-2", 2)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if one[2] != two[2]:
+        print("warning: the two sweeps trained different configurations")
+    print(f"{args.trials} trials of {args.epochs} epochs, same configurations: "
+          f"{one[2] == two[2]}")
+    print("| workers | command wall s | trials wall s (Ray start included) |")
+    print("|---|---|---|")
+    for workers, (wall, trials, _) in ((1, one), (2, two)):
+        print(f"| {workers} | {wall:.1f} | {trials:.0f} |")
+    print(f"speed-up with 2 workers: {one[0] / two[0]:.2f}x (command), "
+          f"{one[1] / two[1]:.2f}x (trials)")
+
+
+if __name__ == "__main__":
+    main()
