@@ -103,7 +103,8 @@ def test_deployed_tensors_are_the_folded_weights_without_statistics():
 def test_compression_flags_are_refused_for_a_dense_family():
     model = _model()
     assert model.sparsity_groups() == {}
-    with pytest.raises(KilomlError, match="apply to fastgrnn, fastrnn, protonn and bonsai, not dscnn"):
+    with pytest.raises(KilomlError,
+                       match="apply to fastgrnn, fastrnn, protonn and bonsai, not dscnn"):
         Trainer(model, synthetic_splits(), TrainConfig(epochs=3, keep_w=0.5))
 
 
