@@ -54,7 +54,7 @@ def run(dataset: str, method: str, sparsity: float, seed: int, runs: Path,
     metrics = json.loads(metrics_file.read_text())
     zeros = metrics["params_total"] - metrics["params_nonzero"]
     return {"dataset": dataset, "method": method, "sparsity": sparsity, "seed": seed,
-            "command": " ".join(["kiloml", *command[3:]]),
+            "command": " ".join(["kiloml", *command[3:]]).replace(f"{ROOT}/", ""),
             "test_accuracy": metrics["test_accuracy"],
             "val_accuracy": metrics["best_val_accuracy"],
             "bytes_int8": metrics["model_size_bytes_int8"],
