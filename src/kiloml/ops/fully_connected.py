@@ -27,21 +27,27 @@ class FullyConnectedOp(Op):
 
     name = "fully_connected"
     c_files = ("kl_fc.h", "kl_fc.c", *MATVEC_FILES)
+    #: the output's width in bits, the bias's (``None``: the weights'), the C kernel and the
+    #: type of its params struct; a subclass with other widths reuses everything else
+    output_bits = 32
+    bias_bits: int | None = None
+    kernel = "kl_fc_s16_s32"
+    params_type = "kl_fc_params_t"
 
     def infer(self, node: Node, inputs: list[Value]) -> list[Value]:
         rows, cols = node.weights["weight"].shape
         if inputs[0].shape != (cols,):
             raise ValueError(f"{node.path}: expects {cols} inputs, got {inputs[0].shape}")
-        return [Value(node.outputs[0], (rows,), "int32")]
+        return [Value(node.outputs[0], (rows,), f"int{self.output_bits}")]
 
     def float_forward(self, node, inputs, record):
         return [np.asarray(inputs[0], dtype=np.float64) @ node.weights["weight"].T
                 + node.weights["bias"]]
 
     def quantize(self, node, inputs, outputs, ranges, bits):
-        out_format = activation_format(ranges(node.outputs[0]), 32)
+        out_format = activation_format(ranges(node.outputs[0]), self.output_bits)
         node.q = {"weight": quantize_weight(node.weights["weight"], bits),
-                  "bias": quantize_weight(node.weights["bias"], bits)}
+                  "bias": quantize_weight(node.weights["bias"], self.bias_bits or bits)}
         node.consts = {"shift_weight": node.q["weight"].frac_bits + inputs[0].frac_bits
                        - out_format,
                        "shift_bias": node.q["bias"].frac_bits - out_format}
@@ -50,7 +56,8 @@ class FullyConnectedOp(Op):
     def simulate(self, node, inputs, in_values, out_values):
         q, k = node.q, node.consts
         product = matvec(inputs[0], q["weight"].values, k["shift_weight"])
-        return [saturate(product + shift_round(q["bias"].values, k["shift_bias"]), 32)]
+        return [saturate(product + shift_round(q["bias"].values, k["shift_bias"]),
+                         self.output_bits)]
 
     def storage(self, node):
         return {"weight": matrix_storage(node.q["weight"]),
@@ -67,8 +74,8 @@ class FullyConnectedOp(Op):
         stored = emit_matrix(c.symbol("weight"), node.q["weight"], node.consts["shift_weight"])
         bias_text, bias = emit_vector(c.symbol("bias"), node.q["bias"], node.consts["shift_bias"])
         definitions = (stored.text + bias_text
-                       + f"static const kl_fc_params_t {c.symbol('params')} = "
+                       + f"static const {self.params_type} {c.symbol('params')} = "
                        f"{{ &{c.symbol('weight')}, {bias} }};\n")
-        call = (f"    kl_fc_s16_s32(&{c.symbol('params')}, {c.pointer(node.inputs[0])}, "
+        call = (f"    {self.kernel}(&{c.symbol('params')}, {c.pointer(node.inputs[0])}, "
                 f"{c.pointer(node.outputs[0])});\n")
         return Emitted(definitions, call)
