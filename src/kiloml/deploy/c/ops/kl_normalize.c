@@ -8,8 +8,8 @@ void kl_normalize_frame_reference(const kl_normalize_params_t *p, const int16_t 
 {
     uint16_t f;
     for (f = 0; f < p->features; f++) {
-        int64_t centered = (int64_t)x[f] - p->mean[f];
-        xn[f] = kl_sat16(kl_shift_round_s64(centered * p->inv_std[f], p->shift));
+        int64_t centered = (int64_t)x[f] - KL_READ_S16(&p->mean[f]);
+        xn[f] = kl_sat16(kl_shift_round_s64(centered * KL_READ_S16(&p->inv_std[f]), p->shift));
     }
 }
 
