@@ -19,8 +19,10 @@ from kiloml.deploy.targets import (
 )
 from kiloml.errors import KilomlError
 
-#: Ops whose kernels read their constants through kl_flash.h (the ProtoNN and Bonsai graphs).
-AVR_OPS = ("normalize", "projection", "rbf", "tree_path", "fully_connected", "argmax")
+#: Ops whose kernels read their constants through kl_flash.h (the ProtoNN, Bonsai and
+#: FastRNN/FastGRNN graphs).
+AVR_OPS = ("normalize", "projection", "rbf", "tree_path", "fastrnn", "fully_connected",
+           "argmax")
 
 
 def check_ops(ops: list[str]) -> None:

@@ -73,7 +73,8 @@ static void kl_update_state_reference(const kl_fastgrnn_params_t *m, const int32
                                               (int64_t)m->coef_b * one, 15);
             sum = (int64_t)(z * h[j]) * h_scale + coef * c * c_scale;
         } else {
-            sum = (int64_t)(m->coef_b * h[j]) * h_scale + (int64_t)(m->coef_a * c) * c_scale;
+            sum = (int64_t)((int32_t)m->coef_b * h[j]) * h_scale +
+                  (int64_t)(m->coef_a * c) * c_scale;
         }
         h[j] = kl_sat16(kl_shift_round_s64(sum, m->state_shift));
     }
@@ -178,8 +179,8 @@ KL_ALWAYS_INLINE void kl_update_fastgrnn(const kl_fastgrnn_params_t *m, const kl
     uint32_t j;
     for (j = 0; j < hidden; j++) {
         int32_t a = preact[j];
-        int32_t bg = narrow ? bias_gate8[j] : bias_gate16[j];
-        int32_t bu = narrow ? bias_update8[j] : bias_update16[j];
+        int32_t bg = narrow ? KL_READ_S8(&bias_gate8[j]) : KL_READ_S16(&bias_gate16[j]);
+        int32_t bu = narrow ? KL_READ_S8(&bias_update8[j]) : KL_READ_S16(&bias_update16[j]);
         int32_t z;
         int32_t c;
         int32_t coef;
@@ -208,7 +209,7 @@ KL_ALWAYS_INLINE void kl_update_fastrnn(const kl_fastgrnn_params_t *m, const kl_
     uint32_t j;
     for (j = 0; j < hidden; j++) {
         int32_t a = preact[j];
-        int32_t bu = narrow ? bias8[j] : bias16[j];
+        int32_t bu = narrow ? KL_READ_S8(&bias8[j]) : KL_READ_S16(&bias16[j]);
         int32_t c;
         int64_t sum;
         a = KL_CLAMP_PREACT(a);
