@@ -33,6 +33,15 @@ def check_ops(ops: list[str]) -> None:
                           f"yet; it runs {', '.join(AVR_OPS)} (ProtoNN and Bonsai models)")
 
 
+def check_constants(weight_flash_bytes: int) -> None:
+    """A one-line error, before compiling, when the model's constants alone exceed the Uno's
+    flash (avr-gcc cannot even compile an array above 32 KB)."""
+    if weight_flash_bytes > AVR_FLASH_BYTES:
+        raise KilomlError(f"the model does not fit the Arduino Uno: its constants alone need "
+                          f"{weight_flash_bytes} B of flash, the ATmega328P has "
+                          f"{AVR_FLASH_BYTES} B")
+
+
 def uno_image(build: Build) -> dict:
     """``flash_bytes`` (what the model and library add to an image, as on Cortex-M),
     ``image_flash_bytes`` and ``static_ram_bytes`` of the smallest program running one

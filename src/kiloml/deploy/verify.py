@@ -149,6 +149,7 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
             continue
         if name == "avr":
             avr.check_ops(info["ops"])
+            avr.check_constants(info["weight_flash_bytes"])
         build = model_build(out_dir, name, out_dir / BUILD_DIR / name)
         if name == "avr":
             image = avr.uno_image(build)
