@@ -123,7 +123,7 @@ TARGETS = {
 #: whose kernels read their constants from program memory; see kiloml.deploy.avr).
 DEFAULT_TARGETS = ("host", "cortex-m4", "cortex-m3")
 #: Bytes of input records compiled into one image (the MPS2 boards have 4 MiB of flash; the
-#: Uno 32 KB, shared with the program).
+#: Uno 32 KB, shared with the program: the room the program leaves, at least this).
 MAX_BLOB_BYTES = {"host": 1 << 28, "cortex-m4": 1 << 20, "cortex-m3": 1 << 20, "avr": 6144}
 
 
@@ -394,6 +394,14 @@ def _execute(build: Build, program: Path, count_from: str | None, plugin: Path |
     return lines, counts
 
 
+def _avr_blob_limit(build: Build, main_object: Path, support: list[Path]) -> int:
+    """Bytes of records an AVR image holds: the Uno's flash less the program with no records
+    (and a margin for the blob's table), at least :data:`MAX_BLOB_BYTES`'s."""
+    empty = _program(build, main_object, support, blob([]), build.build_dir / "no_records")
+    used = image_size(build.target.size_tool, empty)
+    return max(MAX_BLOB_BYTES["avr"], AVR_FLASH_BYTES - used - 1024)
+
+
 def run_records(build: Build, main: Path, records: list[bytes], poison: int | None = None,
                 count_from: str | None = None) -> RunOutput:
     """Run the harness ``main`` (a file of ``deploy/c/harness``) linked with ``build`` on every
@@ -415,8 +423,10 @@ def run_records(build: Build, main: Path, records: list[bytes], poison: int | No
     lines: list[str] = []
     counting = plugin is not None or (count_from is not None and target.runner == "simavr")
     counts: list[int] | None = [] if counting else None
-    for chunk, (first, last) in enumerate(chunks([len(r) for r in records],
-                                                 MAX_BLOB_BYTES[target.name])):
+    limit = MAX_BLOB_BYTES[target.name]
+    if target.runner == "simavr":
+        limit = _avr_blob_limit(build, main_object, support)
+    for chunk, (first, last) in enumerate(chunks([len(r) for r in records], limit)):
         program = _program(build, main_object, support,
                            blob(records[first:last], first, poison),
                            build.build_dir / f"chunk{chunk}")
