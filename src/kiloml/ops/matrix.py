@@ -114,7 +114,7 @@ def emit_matrix(symbol: str, tensor: QTensor, shift: int) -> StoredMatrix:
                       format="KL_MATRIX_DENSE_INTERLEAVED" if interleaved else "KL_MATRIX_DENSE")
     fields["kernel"] = kernel_name(storage["format"], tensor.bits, cols, fields["index_bits"])
     members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
-    text += f"static const kl_matrix_t {symbol} = {{\n{members},\n}};\n"
+    text += f"static const kl_matrix_t {symbol} KL_CONST = {{\n{members},\n}};\n"
     return StoredMatrix(text, storage["bytes"], storage["format"], storage["nonzeros"],
                         fields["kernel"])
 

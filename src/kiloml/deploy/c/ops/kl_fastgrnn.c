@@ -238,11 +238,20 @@ static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, cons
 void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
                      const kl_fastgrnn_buffers_t *buffers, int16_t *h)
 {
-    const uint16_t features = m->norm.features;
+    const uint16_t features = KL_READ_U16(&m->norm.features); /* m may be in flash (AVR) */
     kl_update_plan_t plan;
     int fast;
     uint16_t t;
     uint16_t j;
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_fastgrnn_params_t params;
+    kl_matrix_t w_first, w_second, u_first, u_second;
+    m = kl_flash_copy(&params, m, sizeof params);
+    params.w_first = kl_flash_copy(&w_first, params.w_first, sizeof w_first);
+    params.w_second = kl_flash_copy(&w_second, params.w_second, sizeof w_second);
+    params.u_first = kl_flash_copy(&u_first, params.u_first, sizeof u_first);
+    params.u_second = kl_flash_copy(&u_second, params.u_second, sizeof u_second);
+#endif
     fast = KL_FAST && kl_plan_update(m, &plan);
     for (j = 0; j < m->hidden_size; j++) {
         h[j] = 0;

@@ -37,6 +37,10 @@ void kl_normalize_s16(const kl_normalize_params_t *p, uint32_t frames, const int
                       int16_t *y)
 {
     uint32_t t;
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_normalize_params_t params;
+    p = kl_flash_copy(&params, p, sizeof params);
+#endif
     for (t = 0; t < frames; t++) {
         kl_normalize_frame_s16(p, x + t * p->features, y + t * p->features);
     }

@@ -41,6 +41,10 @@ static int32_t kl_rbf_prototype(const kl_rbf_params_t *p, uint32_t index)
 void kl_rbf_s16(const kl_rbf_params_t *p, const int16_t *x, int16_t *y)
 {
     uint16_t j, i;
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_rbf_params_t params;
+    p = kl_flash_copy(&params, p, sizeof params);
+#endif
     for (j = 0; j < p->count; j++) {
         uint64_t dist = 0;
         int64_t t;
