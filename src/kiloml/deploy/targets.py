@@ -373,7 +373,14 @@ def _execute(build: Build, program: Path, count_from: str | None, plugin: Path |
         if count_from is not None:
             command += [hex(symbol_address(target.nm_tool, program, count_from)),
                         hex(symbol_address(target.nm_tool, program, "kiloml_bench_end"))]
-        lines = run(command).stdout.decode(errors="replace").splitlines()
+        try:
+            lines = run(command).stdout.decode(errors="replace").splitlines()
+        except KilomlError as e:
+            _, data, bss = image_sections(target.size_tool, program)
+            reason = str(e).splitlines()[-1]  # the driver's own last word
+            raise KilomlError(f"the AVR program failed in simavr ({reason}); it has {data + bss} B "
+                              f"of static data in the ATmega328P's {AVR_RAM_BYTES} B of RAM, "
+                              "so the stack may have run into it") from None
         counts = None
         if count_from is not None:
             counts = [int(line.split()[1]) for line in lines if line.startswith("kiloml-cycles ")]
