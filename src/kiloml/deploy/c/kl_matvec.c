@@ -198,7 +198,12 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
         const uint32_t end = KL_READ_U16(&row_ptr[r + 1]);
         int64_t sum = 0;
         for (; k < end; k++) {
+#if defined(__AVR__)
+            /* a 16 x 16 -> 32-bit multiply (exact), not a 64-bit one */
+            sum += (int32_t)KL_READ_S16(&values[k]) * x[kl_index(c8, c16, index_bits, k)];
+#else
             sum += (int64_t)KL_READ_S16(&values[k]) * x[kl_index(c8, c16, index_bits, k)];
+#endif
         }
         kl_emit_s64(sum, y, r, shift, mode);
     }
