@@ -32,13 +32,14 @@ def matvec(x: np.ndarray, weight: np.ndarray, shift: int) -> np.ndarray:
     return saturate(shift_round(np.asarray(x, dtype=np.int64) @ weight.T, shift), 32)
 
 
-def c_array(ctype: str, name: str, values: np.ndarray) -> str:
+def c_array(ctype: str, name: str, values: np.ndarray, qualifier: str = " KL_CONST") -> str:
     """``static const <ctype> <name>[n] KL_CONST = {...};`` with a fixed number of values per
-    line (``KL_CONST``, ``kl_flash.h``: in program memory on AVR)."""
+    line (``KL_CONST``, ``kl_flash.h``: in program memory on AVR; ``qualifier=""`` for arrays
+    whose code reads them with plain loads)."""
     flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
     lines = [", ".join(flat[i:i + VALUES_PER_LINE]) for i in range(0, len(flat), VALUES_PER_LINE)]
     body = ",\n    ".join(lines)
-    return f"static const {ctype} {name}[{len(flat)}] KL_CONST = {{\n    {body}\n}};\n"
+    return f"static const {ctype} {name}[{len(flat)}]{qualifier} = {{\n    {body}\n}};\n"
 
 
 def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> str:
