@@ -60,3 +60,17 @@ def require_cortex_m():
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def require_avr():
+    """Skip when the AVR toolchain or simavr is missing, except in CI (CI=true), where it
+    fails."""
+    from kiloml.deploy.targets import TARGETS
+
+    missing = TARGETS["avr"].missing()
+    if missing:
+        message = f"{', '.join(missing)} not found; install with: {TARGETS['avr'].install_hint()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)

@@ -30,7 +30,7 @@ from kiloml.deploy.commands import (
     run_export,
     run_verify,
 )
-from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
+from kiloml.deploy.verify import DEFAULT_TARGETS
 from kiloml.errors import KilomlError
 from kiloml.models import FAMILIES
 from kiloml.nn.nonlinearity import FUNCTIONS as NONLINEARITIES
@@ -1049,7 +1049,7 @@ def command_demo(args) -> int:
         if status != 0:
             return status
         console.rule("verify")
-        return run_verify(argparse.Namespace(dir=export_dir, targets=",".join(VERIFY_TARGETS),
+        return run_verify(argparse.Namespace(dir=export_dir, targets=",".join(DEFAULT_TARGETS),
                                              require=""))
 
 

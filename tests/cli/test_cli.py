@@ -195,7 +195,7 @@ def test_demo_trains_exports_and_verifies(tmp_path, capsys, require_gcc, monkeyp
 
 
 def test_demo_of_a_gru_exports_and_verifies(tmp_path, capsys, monkeypatch, require_gcc):
-    monkeypatch.setattr("kiloml.cli.VERIFY_TARGETS", ("host",))  # Cortex-M: tests/deploy
+    monkeypatch.setattr("kiloml.cli.DEFAULT_TARGETS", ("host",))  # Cortex-M: tests/deploy
     model = "gru"
     data = _write_npz(tmp_path / "toy.npz")
     code = main(["demo", "--dataset", str(data), "--model", model, "--hidden-size", "4",

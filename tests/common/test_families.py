@@ -157,6 +157,34 @@ def test_c_equals_the_simulator_on_every_target(name, bits, tmp_path, require_gc
         assert np.array_equal(returned, expected.argmax(1)), target
 
 
+#: Families the Arduino Uno target runs (their ops are kiloml.deploy.avr.AVR_OPS).
+AVR_FAMILIES = ("protonn", "bonsai", "fastgrnn")
+
+
+@pytest.mark.parametrize("bits", [16, 8])
+@pytest.mark.parametrize("name", AVR_FAMILIES)
+def test_c_equals_the_simulator_on_the_avr(name, bits, tmp_path, require_avr):
+    """The same check on the ATmega328P in simavr (16-bit int, constants in program memory),
+    fast and reference builds, with simavr's cycle count for every inference."""
+    model = family_model(name)
+    graph = quantize_model(model, _inputs(48, seed=3, name=name), bits)
+    x = quantize_input(graph, _inputs(4, seed=5, name=name))
+    saturating = np.stack([np.full(x.shape[1:], -32768), np.full(x.shape[1:], 32767)])
+    x = np.concatenate([x, saturating.astype(np.int16)])
+    expected = simulate(graph, x)
+    files = write_sources(generate_model(graph, name), tmp_path / "src")
+    sources = [tmp_path / "src" / "model.c", *(tmp_path / "src" / f for f in c_sources(files))]
+    for variant in ("fast", "reference"):
+        build = Build(TARGETS["avr"], sources, [tmp_path / "src"], tmp_path / variant,
+                      variant).compile()
+        returned, outputs, run = run_model(build, x, CLASSES, poison=0x5A,
+                                           count_instructions=True)
+        assert np.array_equal(outputs, expected), variant
+        assert np.array_equal(returned, expected.argmax(1)), variant
+        assert len(run.instructions) == len(x) and min(run.instructions) > 1000
+        assert 0 < run.stack_bytes_measured < 512
+
+
 @pytest.mark.parametrize("bits", [16, 8])
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_flash_is_the_sum_of_the_ops_and_the_size_accounting(name, bits):

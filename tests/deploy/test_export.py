@@ -179,7 +179,7 @@ def test_each_matrix_names_the_kernel_for_its_storage(tmp_path, settings, expect
     source = (out / "model.c").read_text()
     info = json.loads((out / "export.json").read_text())
     for name, kernel in expected.items():
-        block = source[source.index(f"kl_matrix_t kiloml_{name} = {{"):]
+        block = source[source.index(f"kl_matrix_t kiloml_{name} KL_CONST = {{"):]
         assert f".kernel = {kernel}," in block[:block.index("};")], name
         # export.json reports the same kernel for the matrix
         node, tensor = name.split("_", 1)

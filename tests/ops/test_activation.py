@@ -44,6 +44,6 @@ def test_quantized_nonlinearities_clamp():
 
 def test_c_table_equals_the_simulator_table():
     source = (library_dir() / "kl_activation.c").read_text()
-    body = re.search(r"kl_tanh_table_q15\[KL_TANH_TABLE_SIZE\] = \{(.*?)\};", source, re.S)
+    body = re.search(r"kl_tanh_table_q15\[KL_TANH_TABLE_SIZE\] KL_CONST = \{(.*?)\};", source, re.S)
     values = [int(v) for v in body.group(1).replace("\n", " ").split(",") if v.strip()]
     assert values == TANH_TABLE_Q15.tolist()

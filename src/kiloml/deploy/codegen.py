@@ -21,7 +21,7 @@ from kiloml.ops import get_op
 from kiloml.ops.base import C_TYPES, DTYPE_BYTES, EmitContext
 
 #: Library files every export needs.
-COMMON_FILES = ("kl_fixed.h", "kl_constants.h")
+COMMON_FILES = ("kl_fixed.h", "kl_flash.h", "kl_constants.h")
 #: Arena members by element type (``kiloml_scratch_t`` is a union of typed arrays).
 ARENA_MEMBERS = {"int8": "s8", "int16": "s16", "int32": "s32"}
 

@@ -1,7 +1,7 @@
 """Command-line layer of ``kiloml export`` and ``kiloml verify`` (argparse), for ``kiloml.cli``.
 
 ``kiloml export RUN --out DIR [--bits 8|16] [--target c|arduino] [--data FILE.npz] [--overwrite]``
-``kiloml verify DIR [--targets host,cortex-m4,cortex-m3] [--require TARGETS]``
+``kiloml verify DIR [--targets host,cortex-m4,cortex-m3,avr] [--require TARGETS]``
 
 Export checks everything first (the run's weights are finite, the data is real, finite and
 shaped as the model needs, ``DIR`` is new, empty or kiloml's own export), then writes into a
@@ -36,7 +36,7 @@ from kiloml.deploy.export import (
     TEST_PCM_FILE,
     export_run,
 )
-from kiloml.deploy.verify import BUILD_DIR, VERIFY_FILE, verify_export
+from kiloml.deploy.verify import BUILD_DIR, DEFAULT_TARGETS, VERIFY_FILE, verify_export
 from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
 from kiloml.errors import KilomlError
 from kiloml.outputs import (
@@ -109,9 +109,11 @@ def _bytes(text: str) -> int:
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", type=Path, help="directory written by kiloml export")
-    parser.add_argument("--targets", default=",".join(VERIFY_TARGETS),
+    parser.add_argument("--targets", "--target", default=",".join(DEFAULT_TARGETS),
                         help=f"comma-separated subset of {','.join(VERIFY_TARGETS)} "
-                             "(default: all); a target whose toolchain is missing is skipped")
+                             f"(default: {','.join(DEFAULT_TARGETS)}; avr: the Arduino Uno in "
+                             "simavr, ProtoNN and Bonsai models); a target whose toolchain is "
+                             "missing is skipped")
     parser.add_argument("--require", default="", metavar="TARGETS",
                         help="comma-separated targets that must run: a skipped one is an error "
                              "(e.g. --require cortex-m4,cortex-m3 in CI); they are run even if "
@@ -256,7 +258,7 @@ def run_verify(args: argparse.Namespace) -> int:
             record_files(directory, EXPORT_OUTPUT, [VERIFY_FILE, BUILD_DIR])
     table = Table(title=f"kiloml verify: {report['inputs']} inputs, int{report['bits']} weights")
     for column in ("target", "exact", "acc.", "float acc.", "flash B", "RAM B", "instr.",
-                   "instr./MAC"):
+                   "instr./MAC", "cycles", "ms"):
         table.add_column(column, justify="left" if column == "target" else "right")
     console = Console(highlight=False, emoji=False)
     if console.width < 110:
@@ -265,7 +267,7 @@ def run_verify(args: argparse.Namespace) -> int:
     for target, entry in report["targets"].items():
         if entry["status"] != "ok":
             skipped.append(target)
-            table.add_row(target, "skipped", *["-"] * 6)
+            table.add_row(target, "skipped", *["-"] * 8)
             console.print(f"[yellow]{target} skipped:[/yellow] {escape(entry['reason'])}")
             continue
         ran.append(target)
@@ -275,7 +277,9 @@ def run_verify(args: argparse.Namespace) -> int:
                       _format(entry["float_accuracy"], "{:.4f}"), _format(entry["flash_bytes"]),
                       _format(entry["ram_bytes"]),
                       _format(entry.get("instructions_per_inference"), "{:,.0f}"),
-                      _format(entry.get("instructions_per_mac"), "{:.1f}"))
+                      _format(entry.get("instructions_per_mac"), "{:.1f}"),
+                      _format(entry.get("cycles_per_inference"), "{:,.0f}"),
+                      _format(entry.get("ms_per_inference"), "{:.2f}"))
         if entry.get("instructions_note"):
             console.print(f"[yellow]{target}:[/yellow] {escape(entry['instructions_note'])}")
     console.print(table)

@@ -18,6 +18,11 @@ from kiloml.ops.matrix import c_array
 HEADER_NAME = "kiloml_logmel_tables.h"
 
 
+def _table(ctype: str, name: str, values: np.ndarray) -> str:
+    """A table as C: ordinary ``const`` data (the front end reads it with plain loads)."""
+    return c_array(ctype, name, values, qualifier="")
+
+
 def _half_window(tables: LogMelTables) -> np.ndarray:
     return tables.window_q30[:(len(tables.window_q30) + 1) // 2]
 
@@ -34,7 +39,7 @@ def logmel_tables_header(config: LogMelConfig | None = None) -> str:
     config = config or LogMelConfig()
     tables = make_tables(config)
     windowed = config.window != "rectangular"
-    window = (c_array("int32_t", "kl_logmel_window_q30", _half_window(tables)) if windowed
+    window = (_table("int32_t", "kl_logmel_window_q30", _half_window(tables)) if windowed
               else "/* Rectangular window: no table. */\n")
     description = (f"{config.sample_rate} Hz: {config.win_length}-sample frames every "
                    f"{config.hop_length} samples, {config.n_fft}-point FFT, {config.n_mels} mel "
@@ -48,11 +53,11 @@ def logmel_tables_header(config: LogMelConfig | None = None) -> str:
         "FIRST_BIN": tables.first_bin, "LAST_BIN": tables.last_bin,
         "FLOOR_Q10": tables.floor_q10, "LOG2_TABLE_BITS": LOG2_TABLE_BITS,
         "WINDOW_TABLE": window,
-        "SIN_TABLE": c_array("int32_t", "kl_logmel_sin_q30", tables.sin_q30),
-        "MEL_FILTER_TABLE": c_array("uint8_t", "kl_logmel_mel_filter", tables.mel_filter),
-        "MEL_WEIGHT_TABLE": c_array("uint16_t", "kl_logmel_mel_weight_q15",
+        "SIN_TABLE": _table("int32_t", "kl_logmel_sin_q30", tables.sin_q30),
+        "MEL_FILTER_TABLE": _table("uint8_t", "kl_logmel_mel_filter", tables.mel_filter),
+        "MEL_WEIGHT_TABLE": _table("uint16_t", "kl_logmel_mel_weight_q15",
                                     np.asarray(tables.mel_weight)),
-        "LOG2_TABLE": c_array("int32_t", "kl_logmel_log2_q16", tables.log2_q16)})
+        "LOG2_TABLE": _table("int32_t", "kl_logmel_log2_q16", tables.log2_q16)})
 
 
 def write_logmel_tables(path: Path, config: LogMelConfig | None = None) -> Path:

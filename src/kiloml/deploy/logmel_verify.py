@@ -18,7 +18,7 @@ from kiloml.deploy.logmel_tables import write_logmel_tables
 from kiloml.deploy.targets import Build, get_target, run_records
 from kiloml.errors import KilomlError
 
-LIBRARY_SOURCES = ("kiloml_logmel.c", "kiloml_logmel.h", "kl_fixed.h")
+LIBRARY_SOURCES = ("kiloml_logmel.c", "kiloml_logmel.h", "kl_fixed.h", "kl_flash.h")
 
 
 def logmel_build(build_dir: Path, target: str, config: LogMelConfig | None = None,

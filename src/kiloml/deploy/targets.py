@@ -1,5 +1,6 @@
-"""The one way kiloml builds and runs C: on the host, and on Cortex-M4 (``mps2-an386``) and
-Cortex-M3 (``mps2-an385``) under QEMU.
+"""The one way kiloml builds and runs C: on the host, on Cortex-M4 (``mps2-an386``) and
+Cortex-M3 (``mps2-an385``) under QEMU, and on the 8-bit AVR of an Arduino Uno (ATmega328P at
+16 MHz: 2 KB of RAM, 32 KB of flash) in simavr.
 
 Every verification program (a model, the log-mel front end, raw PCM to a label, one op) is a
 harness ``main`` from ``deploy/c/harness`` linked with the code under test and a blob of input
@@ -12,7 +13,13 @@ address and undefined-behaviour sanitizers) and, on the host, ``coverage`` and
 source line). Cortex-M images link no C library (``-nostdlib``), which is why :data:`CFLAGS`
 keeps GCC from turning loops into ``memset``.
 
-A new target (an 8-bit AVR, a Cortex-M0) is one more :class:`Target`: its compiler and flags,
+On AVR (``avr-gcc``, ``avr-libc``'s start-up code) constants live in program memory
+(``kl_flash.h``), the blob too, and each record is copied to RAM before the model reads it.
+Images run under ``targets/avr/simavr_run.c``, a small driver built with the host compiler
+against libsimavr: the harness writes its lines to a register the driver prints, and the driver
+counts the clock cycles from the measured call's entry to ``kiloml_bench_end``.
+
+A new target (a Cortex-M0, a RISC-V core) is one more :class:`Target`: its compiler and flags,
 its startup and output code in ``deploy/c/targets/<name>``, and how to run an image.
 """
 
@@ -31,6 +38,16 @@ from kiloml.deploy.codegen import library_dir
 from kiloml.errors import KilomlError
 
 APT_INSTALL = "apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+AVR_APT_INSTALL = ("apt-get install -y gcc-avr avr-libc simavr libsimavr-dev libelf-dev "
+                   "pkg-config")
+#: The Arduino Uno's ATmega328P: clock, flash and RAM.
+AVR_MCU = "atmega328p"
+AVR_CLOCK_HZ = 16_000_000
+AVR_FLASH_BYTES = 32768
+AVR_RAM_BYTES = 2048
+#: Linker symbols of avr-libc's scripts that lift the device's limits (for measuring only).
+AVR_UNBOUNDED_LINK = ("-Wl,--defsym=__TEXT_REGION_LENGTH__=0x20000",
+                      "-Wl,--defsym=__DATA_REGION_LENGTH__=0xffa0")
 #: Flags every kiloml C source (library and generated model) must compile cleanly with.
 STRICT_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 #: The one flag set of every build (``-O2`` unless the variant overrides it).
@@ -52,8 +69,8 @@ NO_POISON = 256
 
 @dataclass(frozen=True)
 class Target:
-    """A compiler, its flags, and how an image runs (``machine``: the QEMU board, or ``None``
-    for a native executable)."""
+    """A compiler, its flags, and how an image runs (``runner``: ``native`` executables,
+    ``qemu`` on the board ``machine``, or ``simavr``)."""
 
     name: str
     compiler: str
@@ -63,23 +80,34 @@ class Target:
     size_tool: str = "size"
     nm_tool: str = "nm"
     variants: tuple[str, ...] = ("fast", "reference")
+    runner: str = "native"
+    #: pkg-config packages the runner is built against.
+    libraries: tuple[str, ...] = ()
+    #: Whether the compiler writes ``-fcallgraph-info`` (GCC 10 and later) for stack analysis.
+    callgraph: bool = True
+    install: str = "apt-get install -y gcc"
 
     @property
     def emulated(self) -> bool:
-        return self.machine is not None
+        return self.runner != "native"
 
     def missing(self) -> list[str]:
-        """Programs this target needs that are not on ``PATH``."""
-        return [tool for tool in (self.compiler, *self.tools) if shutil.which(tool) is None]
+        """Programs (and pkg-config libraries) this target needs that are not installed."""
+        missing = [tool for tool in (self.compiler, *self.tools) if shutil.which(tool) is None]
+        for library in self.libraries:
+            if shutil.which("pkg-config") is None or subprocess.run(
+                    ["pkg-config", "--exists", library], check=False).returncode != 0:
+                missing.append(f"{library} (headers and library)")
+        return missing
 
     def install_hint(self) -> str:
-        return APT_INSTALL if self.emulated else "apt-get install -y gcc"
+        return self.install
 
 
 def _cortex_m(name: str, machine: str) -> Target:
     return Target(name, "arm-none-eabi-gcc", (f"-mcpu={name}", "-mthumb"), machine,
                   ("arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm"),
-                  "arm-none-eabi-size", "arm-none-eabi-nm")
+                  "arm-none-eabi-size", "arm-none-eabi-nm", runner="qemu", install=APT_INSTALL)
 
 
 TARGETS = {
@@ -87,9 +115,16 @@ TARGETS = {
                                             "coverage-reference")),
     "cortex-m4": _cortex_m("cortex-m4", "mps2-an386"),
     "cortex-m3": _cortex_m("cortex-m3", "mps2-an385"),
+    "avr": Target("avr", "avr-gcc", (f"-mmcu={AVR_MCU}",), AVR_MCU, ("avr-size", "avr-nm", "gcc"),
+                  "avr-size", "avr-nm", runner="simavr", libraries=("simavr",),
+                  callgraph=False, install=AVR_APT_INSTALL),
 }
-#: Bytes of input records compiled into one Cortex-M image (the board has 4 MiB of flash).
-MAX_BLOB_BYTES = {"host": 1 << 28, "cortex-m4": 1 << 20, "cortex-m3": 1 << 20}
+#: The targets ``kiloml verify`` runs unless told otherwise (the AVR only runs the families
+#: whose kernels read their constants from program memory; see kiloml.deploy.avr).
+DEFAULT_TARGETS = ("host", "cortex-m4", "cortex-m3")
+#: Bytes of input records compiled into one image (the MPS2 boards have 4 MiB of flash; the
+#: Uno 32 KB, shared with the program: the room the program leaves, at least this).
+MAX_BLOB_BYTES = {"host": 1 << 28, "cortex-m4": 1 << 20, "cortex-m3": 1 << 20, "avr": 6144}
 
 
 def c_dir() -> Path:
@@ -154,7 +189,9 @@ class Build:
         is copied instead (most builds share the library's kernels), except in coverage
         builds."""
         obj = self.build_dir / f"{name or source.stem}.o"
-        command = [self.target.compiler, *self.flags(), *extra, "-fcallgraph-info=su"]
+        command = [self.target.compiler, *self.flags(), *extra]
+        if self.target.callgraph:
+            command.append("-fcallgraph-info=su")
         if "--coverage" in command:  # the object names where its counters go: no reuse
             run([*command, "-c", str(source), "-o", str(obj)], cwd=self.build_dir)
             return obj
@@ -162,11 +199,13 @@ class Build:
         cached = _support_dir() / "objects" / f"{key}.o"
         if cached.exists():
             shutil.copyfile(cached, obj)
-            shutil.copyfile(cached.with_suffix(".ci"), obj.with_suffix(".ci"))
+            if self.target.callgraph:
+                shutil.copyfile(cached.with_suffix(".ci"), obj.with_suffix(".ci"))
             return obj
         run([*command, "-c", str(source), "-o", str(obj)], cwd=self.build_dir)
         cached.parent.mkdir(exist_ok=True)
-        shutil.copyfile(obj.with_suffix(".ci"), cached.with_suffix(".ci"))
+        if self.target.callgraph:
+            shutil.copyfile(obj.with_suffix(".ci"), cached.with_suffix(".ci"))
         shutil.copyfile(obj, cached)
         return obj
 
@@ -176,20 +215,29 @@ class Build:
         key = (self.target.name, self.variant)
         if key not in _SUPPORT_OBJECTS or not all(p.exists() for p in _SUPPORT_OBJECTS[key]):
             harness = c_dir() / "harness" / "harness.c"
-            if self.target.emulated:
+            if self.target.runner == "qemu":
                 folder = c_dir() / "targets" / "cortex_m"
                 files = [folder / "startup.c", folder / "semihosting.c"]
+            elif self.target.runner == "simavr":
+                files = [c_dir() / "targets" / "avr" / "io_avr.c"]
             else:
                 files = [c_dir() / "targets" / "host" / "io_host.c"]
             where = Build(self.target, [], [], _support_dir() / "-".join(key), self.variant)
             where.build_dir.mkdir(parents=True, exist_ok=True)
             _SUPPORT_OBJECTS[key] = [
-                where.compile_one(f, ("-std=gnu99", f"-I{f.parent}"), f"support_{f.stem}")
+                where.compile_one(f, ("-std=gnu99", f"-I{f.parent}", f"-I{c_dir()}"),
+                                  f"support_{f.stem}")
                 for f in (harness, *files)]
         return _SUPPORT_OBJECTS[key]
 
-    def link(self, objects: list[Path], output: Path) -> Path:
-        if self.target.emulated:
+    def link(self, objects: list[Path], output: Path, measure_only: bool = False) -> Path:
+        """Link ``objects`` into ``output``; ``measure_only`` (AVR) lifts the device's flash
+        and RAM limits, so that an image too big for the Uno is still linked and measured."""
+        if self.target.runner == "simavr":
+            limits = AVR_UNBOUNDED_LINK if measure_only else ()
+            run([self.target.compiler, *self.target.arch_flags, "-Wl,--gc-sections", *limits,
+                 *map(str, objects), "-o", str(output)])
+        elif self.target.runner == "qemu":
             flags = [*self.target.arch_flags, "-nostdlib", "-T",
                      str(c_dir() / "targets" / "cortex_m" / "mps2.ld"), "-Wl,--gc-sections"]
             run([self.target.compiler, *flags, *map(str, objects), "-lgcc", "-o", str(output)])
@@ -199,8 +247,11 @@ class Build:
                  "-o", str(output)])
         return output
 
-    def stack_bytes(self, root: str, indirect_targets: tuple[str, ...] = ()) -> int:
-        """Deepest stack of ``root`` from the call graph of this build's objects."""
+    def stack_bytes(self, root: str, indirect_targets: tuple[str, ...] = ()) -> int | None:
+        """Deepest stack of ``root`` from the call graph of this build's objects (``None``
+        when the compiler writes no call graph)."""
+        if not self.target.callgraph:
+            return None
         return worst_stack_bytes([o.with_suffix(".ci") for o in self.objects], root,
                                  indirect_targets)
 
@@ -267,8 +318,10 @@ def _program(build: Build, main_object: Path, support: list[Path], records: byte
              folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "blob.bin").write_bytes(records)
+    # AVR: program memory (read with kl_flash.h's macros), not RAM.
+    section = ".progmem.data.kl_blob" if build.target.runner == "simavr" else ".rodata.kl_blob"
     (folder / "blob.S").write_text(
-        '    .section .rodata.kl_blob, "a"\n    .balign 4\n    .global kl_blob\nkl_blob:\n'
+        f'    .section {section}, "a"\n    .balign 4\n    .global kl_blob\nkl_blob:\n'
         f'    .incbin "{(folder / "blob.bin").resolve()}"\n')
     blob_object = folder / "blob.o"
     run([build.target.compiler, *build.target.arch_flags, "-c", str(folder / "blob.S"), "-o",
@@ -288,6 +341,17 @@ def build_instruction_counter(build_dir: Path) -> Path:
     return plugin
 
 
+@functools.cache
+def simavr_driver() -> Path:
+    """``targets/avr/simavr_run.c`` built with the host ``gcc`` against libsimavr (once per
+    process)."""
+    driver = _support_dir() / "simavr_run"
+    flags = run(["pkg-config", "--cflags", "--libs", "simavr"]).stdout.decode().split()
+    run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(driver),
+         str(c_dir() / "targets" / "avr" / "simavr_run.c"), *flags, "-lelf"])
+    return driver
+
+
 def symbol_address(nm_tool: str, elf: Path, symbol: str) -> int:
     """Address of ``symbol`` in ``elf`` (Thumb bit cleared)."""
     for line in run([nm_tool, str(elf)]).stdout.decode().splitlines():
@@ -303,6 +367,24 @@ def _execute(build: Build, program: Path, count_from: str | None, plugin: Path |
     if not target.emulated:
         result = run([str(program)])
         return result.stdout.decode(errors="replace").splitlines(), None
+    if target.runner == "simavr":
+        command = [str(simavr_driver()), str(program),
+                   hex(symbol_address(target.nm_tool, program, "_exit"))]
+        if count_from is not None:
+            command += [hex(symbol_address(target.nm_tool, program, count_from)),
+                        hex(symbol_address(target.nm_tool, program, "kiloml_bench_end"))]
+        try:
+            lines = run(command).stdout.decode(errors="replace").splitlines()
+        except KilomlError as e:
+            _, data, bss = image_sections(target.size_tool, program)
+            reason = str(e).splitlines()[-1]  # the driver's own last word
+            raise KilomlError(f"the AVR program failed in simavr ({reason}); it has {data + bss} B "
+                              f"of static data in the ATmega328P's {AVR_RAM_BYTES} B of RAM, "
+                              "so the stack may have run into it") from None
+        counts = None
+        if count_from is not None:
+            counts = [int(line.split()[1]) for line in lines if line.startswith("kiloml-cycles ")]
+        return lines, counts
     command = ["qemu-system-arm", "-machine", target.machine, "-nographic", "-monitor", "none",
                "-serial", "none", "-semihosting-config", "enable=on,target=native",
                "-kernel", str(program)]
@@ -319,6 +401,14 @@ def _execute(build: Build, program: Path, count_from: str | None, plugin: Path |
     return lines, counts
 
 
+def _avr_blob_limit(build: Build, main_object: Path, support: list[Path]) -> int:
+    """Bytes of records an AVR image holds: the Uno's flash less the program with no records
+    (and a margin for the blob's table), at least :data:`MAX_BLOB_BYTES`'s."""
+    empty = _program(build, main_object, support, blob([]), build.build_dir / "no_records")
+    used = image_size(build.target.size_tool, empty)
+    return max(MAX_BLOB_BYTES["avr"], AVR_FLASH_BYTES - used - 1024)
+
+
 def run_records(build: Build, main: Path, records: list[bytes], poison: int | None = None,
                 count_from: str | None = None) -> RunOutput:
     """Run the harness ``main`` (a file of ``deploy/c/harness``) linked with ``build`` on every
@@ -332,22 +422,25 @@ def run_records(build: Build, main: Path, records: list[bytes], poison: int | No
     support = build.support_objects()
     plugin = None
     note = None
-    if count_from is not None and target.emulated:
+    if count_from is not None and target.runner == "qemu":
         try:
             plugin = build_instruction_counter(build.build_dir)
         except KilomlError as e:
             note = str(e)
     lines: list[str] = []
-    counts: list[int] | None = [] if plugin is not None else None
-    for chunk, (first, last) in enumerate(chunks([len(r) for r in records],
-                                                 MAX_BLOB_BYTES[target.name])):
+    counting = plugin is not None or (count_from is not None and target.runner == "simavr")
+    counts: list[int] | None = [] if counting else None
+    limit = MAX_BLOB_BYTES[target.name]
+    if target.runner == "simavr":
+        limit = _avr_blob_limit(build, main_object, support)
+    for chunk, (first, last) in enumerate(chunks([len(r) for r in records], limit)):
         program = _program(build, main_object, support,
                            blob(records[first:last], first, poison),
                            build.build_dir / f"chunk{chunk}")
         try:
             chunk_lines, chunk_counts = _execute(build, program, count_from, plugin)
         except KilomlError as e:
-            if plugin is None:
+            if plugin is None or target.runner != "qemu":
                 raise
             note, plugin, counts = f"instruction counting unavailable: {e}", None, None
             chunk_lines, chunk_counts = _execute(build, program, None, None)
@@ -361,10 +454,16 @@ def run_records(build: Build, main: Path, records: list[bytes], poison: int | No
                      max(stacks) if stacks and target.emulated else None, counts, note)
 
 
+def image_sections(size_tool: str, elf: Path) -> tuple[int, int, int]:
+    """``(text, data, bss)`` bytes of an image (Berkeley format of ``size``)."""
+    lines = run([size_tool, str(elf)]).stdout.decode().splitlines()
+    text, data, bss = (int(v) for v in lines[1].split()[:3])
+    return text, data, bss
+
+
 def image_size(size_tool: str, elf: Path) -> int:
     """``text + data`` bytes of an image (what goes to flash)."""
-    lines = run([size_tool, str(elf)]).stdout.decode().splitlines()
-    text, data = (int(v) for v in lines[1].split()[:2])
+    text, data, _ = image_sections(size_tool, elf)
     return text + data
 
 
@@ -381,8 +480,10 @@ def flash_bytes(build: Build) -> int:
     baseline = build.compile_one(size_main, ("-std=gnu99", "-DKILOML_SIZE_BASELINE"),
                                  "size_baseline")
     support = build.support_objects()
-    full = build.link([*support, with_model, *build.objects], build.build_dir / "size.elf")
-    empty = build.link([*support, baseline], build.build_dir / "size_baseline.elf")
+    full = build.link([*support, with_model, *build.objects], build.build_dir / "size.elf",
+                      measure_only=True)
+    empty = build.link([*support, baseline], build.build_dir / "size_baseline.elf",
+                       measure_only=True)
     return image_size(build.target.size_tool, full) - image_size(build.target.size_tool, empty)
 
 

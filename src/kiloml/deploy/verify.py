@@ -1,5 +1,6 @@
-"""``kiloml verify``: run the exported C on the host and on emulated Cortex-M4/M3 and compare
-every output with the integer simulator, bit for bit.
+"""``kiloml verify``: run the exported C on the host and on emulated Cortex-M4/M3 (and, when
+asked, on the Arduino Uno's AVR in simavr) and compare every output with the integer simulator,
+bit for bit.
 
 Each target builds the export's ``model.c`` and library files with :mod:`kiloml.deploy.targets`
 and runs ``harness/model_main.c`` on the stored test inputs. Per target the report has the
@@ -7,7 +8,10 @@ fraction of inputs whose outputs equal the simulator's exactly, the accuracy, th
 text + data an image running one inference adds on Cortex-M; the objects' on the host), the
 RAM (arena, outputs and the deepest stack from ``-fcallgraph-info=su``; on Cortex-M the stack
 is also measured by painting) and, on Cortex-M, the instructions per inference counted by a
-QEMU plugin from ``kiloml_predict``'s entry to its return. Results go to ``verify.json``.
+QEMU plugin from ``kiloml_predict``'s entry to its return. On ``avr`` the flash and RAM are
+those of the smallest program running one inference and are checked against the Uno's (see
+:mod:`kiloml.deploy.avr`), and simavr counts the clock cycles per inference (with the
+milliseconds at 16 MHz). Results go to ``verify.json``.
 """
 
 import json
@@ -16,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kiloml.deploy import avr
 from kiloml.deploy.codegen import c_sources, library_dir
 from kiloml.deploy.export import EXPORT_FILE, QUANTIZED_FILE, TEST_INPUTS_FILE, float_logits
 from kiloml.deploy.targets import (
+    DEFAULT_TARGETS,
     TARGETS,
     Build,
     RunOutput,
@@ -101,14 +107,16 @@ def target_metrics(build: Build, out_dir: Path, info: dict) -> dict:
 
 def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
                   y_test: np.ndarray | None = None, float_model: torch.nn.Module | None = None,
-                  targets: tuple[str, ...] = tuple(TARGETS)) -> dict:
+                  targets: tuple[str, ...] = DEFAULT_TARGETS) -> dict:
     """Compare the exported C with the integer simulator on every test input, per target.
 
     ``X_test`` (raw ``[N, T, F]``) and ``y_test`` default to ``out_dir/test_inputs.npz``.
     Per target the result has ``exact_match`` (fraction of inputs whose outputs equal the
     simulator's exactly), ``accuracy``, ``float_accuracy``, ``flash_bytes``, ``ram_bytes``,
     ``macs_per_inference`` and, on Cortex-M, ``instructions_per_inference``; a target whose
-    toolchain is missing gets ``status: "skipped"`` and the install command. Also writes
+    toolchain is missing gets ``status: "skipped"`` and the install command; ``avr`` adds
+    ``image_flash_bytes``, ``static_ram_bytes``, ``cycles_per_inference`` and
+    ``ms_per_inference`` (16 MHz) and refuses a model the Uno cannot hold. Also writes
     ``out_dir/verify.json``.
     """
     out_dir = Path(out_dir).resolve()  # the builds run in other directories
@@ -139,8 +147,16 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
                                                   f"with: {target.install_hint()}")
             report["targets"][name] = entry
             continue
+        if name == "avr":
+            avr.check_ops(info["ops"])
+            avr.check_constants(info["weight_flash_bytes"])
         build = model_build(out_dir, name, out_dir / BUILD_DIR / name)
-        entry.update(target_metrics(build, out_dir, info))
+        if name == "avr":
+            image = avr.uno_image(build)
+            avr.check_fits(image)
+            entry.update(image)
+        else:
+            entry.update(target_metrics(build, out_dir, info))
         returned, outputs, run = run_model(build, inputs, width,
                                            count_instructions=target.emulated)
         matches = np.all(outputs == expected.reshape(len(inputs), -1), axis=1)
@@ -148,7 +164,9 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
             matches &= returned == values[graph.return_value]
         entry.update(status="ok", inputs=int(len(inputs)), exact_match=float(np.mean(matches)),
                      accuracy=float(np.mean(outputs.argmax(1) == labels)))
-        if target.emulated:
+        if name == "avr":
+            entry.update(_avr_metrics(entry, run, len(inputs)))
+        elif target.emulated:
             entry["stack_bytes_measured"] = run.stack_bytes_measured
             entry["ram_bytes_measured"] = (info["scratch_ram_bytes"] + info["output_bytes"]
                                            + run.stack_bytes_measured)
@@ -169,3 +187,17 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
         report["targets"][name] = entry
     (out_dir / VERIFY_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _avr_metrics(entry: dict, run: RunOutput, count: int) -> dict:
+    """Stack, RAM (checked against the Uno's), cycles and ms per inference of an avr run."""
+    stack = run.stack_bytes_measured or 0
+    avr.check_fits(entry, stack)
+    cycles = run.instructions
+    metrics = {"stack_bytes_measured": stack, "ram_bytes": entry["static_ram_bytes"] + stack,
+               "cycles_per_inference": None, "ms_per_inference": None}
+    if cycles is not None and len(cycles) == count and count:
+        mean = float(np.mean(cycles))
+        metrics.update(cycles_per_inference=mean, cycles_min_max=[min(cycles), max(cycles)],
+                       ms_per_inference=avr.milliseconds(mean))
+    return metrics

@@ -302,7 +302,7 @@ class FastRNNOp(Op):
             "inv_steps": k["inv_steps"],
         }
         members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
-        parts.append(f"static const kl_fastgrnn_params_t {c.symbol('params')} = {{\n"
+        parts.append(f"static const kl_fastgrnn_params_t {c.symbol('params')} KL_CONST = {{\n"
                      f"{members},\n}};\n")
         buffers = {b.name: c.buffer(b.name) for b in self.buffers(node, inputs, outputs)}
         call = (f"    {{\n        kl_fastgrnn_buffers_t buffers;\n"

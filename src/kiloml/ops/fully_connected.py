@@ -74,7 +74,7 @@ class FullyConnectedOp(Op):
         stored = emit_matrix(c.symbol("weight"), node.q["weight"], node.consts["shift_weight"])
         bias_text, bias = emit_vector(c.symbol("bias"), node.q["bias"], node.consts["shift_bias"])
         definitions = (stored.text + bias_text
-                       + f"static const {self.params_type} {c.symbol('params')} = "
+                       + f"static const {self.params_type} {c.symbol('params')} KL_CONST = "
                        f"{{ &{c.symbol('weight')}, {bias} }};\n")
         call = (f"    {self.kernel}(&{c.symbol('params')}, {c.pointer(node.inputs[0])}, "
                 f"{c.pointer(node.outputs[0])});\n")

@@ -32,12 +32,14 @@ def matvec(x: np.ndarray, weight: np.ndarray, shift: int) -> np.ndarray:
     return saturate(shift_round(np.asarray(x, dtype=np.int64) @ weight.T, shift), 32)
 
 
-def c_array(ctype: str, name: str, values: np.ndarray) -> str:
-    """``static const <ctype> <name>[n] = {...};`` with a fixed number of values per line."""
+def c_array(ctype: str, name: str, values: np.ndarray, qualifier: str = " KL_CONST") -> str:
+    """``static const <ctype> <name>[n] KL_CONST = {...};`` with a fixed number of values per
+    line (``KL_CONST``, ``kl_flash.h``: in program memory on AVR; ``qualifier=""`` for arrays
+    whose code reads them with plain loads)."""
     flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
     lines = [", ".join(flat[i:i + VALUES_PER_LINE]) for i in range(0, len(flat), VALUES_PER_LINE)]
     body = ",\n    ".join(lines)
-    return f"static const {ctype} {name}[{len(flat)}] = {{\n    {body}\n}};\n"
+    return f"static const {ctype} {name}[{len(flat)}]{qualifier} = {{\n    {body}\n}};\n"
 
 
 def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> str:
@@ -113,7 +115,7 @@ def emit_matrix(symbol: str, tensor: QTensor, shift: int) -> StoredMatrix:
                       format="KL_MATRIX_DENSE_INTERLEAVED" if interleaved else "KL_MATRIX_DENSE")
     fields["kernel"] = kernel_name(storage["format"], tensor.bits, cols, fields["index_bits"])
     members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
-    text += f"static const kl_matrix_t {symbol} = {{\n{members},\n}};\n"
+    text += f"static const kl_matrix_t {symbol} KL_CONST = {{\n{members},\n}};\n"
     return StoredMatrix(text, storage["bytes"], storage["format"], storage["nonzeros"],
                         fields["kernel"])
 

@@ -87,7 +87,7 @@ class NormalizeOp(Op):
         frames = inputs[0].count // features
         definitions = (c_array("int16_t", c.symbol("mean"), node.q["mean"].values)
                        + c_array("int16_t", c.symbol("inv_std"), node.q["inv_std"].values)
-                       + f"static const kl_normalize_params_t {c.symbol('params')} = "
+                       + f"static const kl_normalize_params_t {c.symbol('params')} KL_CONST = "
                        f"{{ {c.symbol('mean')}, {c.symbol('inv_std')}, {features}, "
                        f"{node.consts['shift']} }};\n")
         call = (f"    kl_normalize_s16(&{c.symbol('params')}, {frames}, "

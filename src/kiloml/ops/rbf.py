@@ -129,7 +129,7 @@ class RBFOp(Op):
         count, dims = prototypes.values.shape
         definitions = (c_array(C_WEIGHT_TYPES[prototypes.bits], c.symbol("prototypes"),
                                prototypes.values)
-                       + f"static const kl_rbf_params_t {c.symbol('params')} = {{ "
+                       + f"static const kl_rbf_params_t {c.symbol('params')} KL_CONST = {{ "
                        f"{c.symbol('prototypes')}, {count}, {dims}, {prototypes.bits}, "
                        f"{k['shift_p']}, {k['shift_b']}, {k['shift_u']}, "
                        f"{int(node.q['gamma2'].values[0])} }};\n")

@@ -142,13 +142,13 @@ class TreePathOp(Op):
                 text += emit_matrix(c.symbol(f"{name}{i}"), node.q[f"{name}.{i}"],
                                     k[f"shift_{name}.{i}"]).text
             members = ", ".join(f"&{c.symbol(f'{name}{i}')}" for i in range(n))
-            text += (f"static const kl_matrix_t *const {c.symbol(name + '_nodes')}[{n}] = "
+            text += (f"static const kl_matrix_t *const {c.symbol(name + '_nodes')}[{n}] KL_CONST = "
                      f"{{ {members} }};\n")
         theta = "0"
         if depth:
             text += emit_matrix(c.symbol("theta"), node.q["theta"], 0).text
             theta = f"&{c.symbol('theta')}"
-        text += (f"static const kl_tree_path_params_t {c.symbol('params')} = {{ "
+        text += (f"static const kl_tree_path_params_t {c.symbol('params')} KL_CONST = {{ "
                  f"{c.symbol('W_nodes')}, {c.symbol('V_nodes')}, {theta}, "
                  f"{outputs[0].shape[0]}, {depth}, {k['v_frac']}, {k['shift_y']} }};\n")
         call = (f"    kl_tree_path_s16_s32(&{c.symbol('params')}, {c.pointer(node.inputs[0])}, "

@@ -168,7 +168,7 @@ static int64_t kl_log2_q16(int64_t x)
                              0xFFFFu);
     int32_t lo = kl_logmel_log2_q16[index];
     int32_t hi = kl_logmel_log2_q16[index + 1];
-    return (int64_t)lead * (1 << KL_LOG2_FRAC_BITS) + lo +
+    return (int64_t)lead * ((int32_t)1 << KL_LOG2_FRAC_BITS) + lo +
            kl_shift_round_s64((hi - lo) * frac, KL_LOG2_FRAC_BITS);
 }
 
@@ -206,7 +206,7 @@ void kiloml_logmel_frame(const int16_t *pcm, int n_valid, int16_t previous,
     kl_complex_fft(fft);
     kl_mel_energies(fft, work->mel);
     offset = (int64_t)(2 * shift + KILOML_LOGMEL_FFT_BITS - KL_LOG2_OFFSET) *
-             (1 << KL_LOG2_FRAC_BITS);
+             ((int32_t)1 << KL_LOG2_FRAC_BITS);
     for (n = 0; n < KILOML_LOGMEL_N_MELS; n++) {
         int64_t ln = KILOML_LOGMEL_FLOOR_Q10;
         if (work->mel[n] > 0) {

@@ -6,7 +6,7 @@
 
 #include "kl_fixed.h"
 
-const int16_t kl_tanh_table_q15[KL_TANH_TABLE_SIZE] = {
+const int16_t kl_tanh_table_q15[KL_TANH_TABLE_SIZE] KL_CONST = {
     0, 2045, 4075, 6073, 8025, 9919, 11743, 13486,
     15143, 16706, 18173, 19542, 20813, 21986, 23066, 24054,
     24956, 25776, 26519, 27191, 27797, 28341, 28830, 29268,
@@ -34,11 +34,11 @@ static int32_t kl_tanh_lookup_q15(int32_t u)
     int32_t lower;
     int32_t upper;
     if (index >= KL_TANH_TABLE_SIZE - 1) {
-        return kl_tanh_table_q15[KL_TANH_TABLE_SIZE - 1];
+        return KL_READ_S16(&kl_tanh_table_q15[KL_TANH_TABLE_SIZE - 1]);
     }
     frac = u & 255;
-    lower = kl_tanh_table_q15[index];
-    upper = kl_tanh_table_q15[index + 1];
+    lower = KL_READ_S16(&kl_tanh_table_q15[index]);
+    upper = KL_READ_S16(&kl_tanh_table_q15[index + 1]);
     return lower + (((upper - lower) * frac + 128) >> 8);
 }
 

@@ -21,7 +21,7 @@
 typedef uint8_t kl_activation_t;
 
 /* Q15 tanh(k/16) for k = 0..128 (the last entry saturated to 32767). */
-extern const int16_t kl_tanh_table_q15[KL_TANH_TABLE_SIZE];
+extern const int16_t kl_tanh_table_q15[KL_TANH_TABLE_SIZE] KL_CONST;
 
 /* tanh(x), x in Q(frac_bits) with 0 <= frac_bits <= 24; Q15 result in [-32767, 32767]. */
 int16_t kl_tanh_s16_q15(int16_t x, int frac_bits);
@@ -62,8 +62,8 @@ static inline int32_t kl_tanh_lookup_fast(int32_t u)
     int32_t lower;
     u = u < 32767 ? u : 32767;
     entry = kl_tanh_table_q15 + (u >> 8);
-    lower = entry[0];
-    return lower + (((entry[1] - lower) * (u & 255) + 128) >> 8);
+    lower = KL_READ_S16(&entry[0]);
+    return lower + (((KL_READ_S16(&entry[1]) - lower) * (u & 255) + 128) >> 8);
 }
 
 /* kl_activation_s16(kind, x, frac_bits) for the plan of (kind, frac_bits), branch-free but

@@ -14,6 +14,8 @@
 
 #include <stdint.h>
 
+#include "kl_flash.h"
+
 /* Inlining hints for the kernels (plain C99 elsewhere: the code is correct without them).
  * Coverage builds (-DKL_COVERAGE) drop them, so that gcov counts each branch once per source
  * line instead of once per inlined copy. */

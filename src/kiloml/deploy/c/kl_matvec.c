@@ -37,7 +37,7 @@ int64_t kl_dot_dense_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols)
     int64_t sum = 0;
     uint16_t c;
     for (c = 0; c < cols; c++) {
-        sum += (int32_t)w[c] * x[c];
+        sum += (int32_t)KL_READ_S8(&w[c]) * x[c];
     }
     return sum;
 }
@@ -47,7 +47,7 @@ int64_t kl_dot_dense_s16_s16(const int16_t *w, const int16_t *x, uint16_t cols)
     int64_t sum = 0;
     uint16_t c;
     for (c = 0; c < cols; c++) {
-        sum += (int32_t)w[c] * x[c];
+        sum += (int32_t)KL_READ_S16(&w[c]) * x[c];
     }
     return sum;
 }
@@ -59,9 +59,10 @@ static int64_t kl_dot_sparse(const void *values, int value_bits, const void *col
     int64_t sum = 0;
     uint32_t k;
     for (k = start; k < end; k++) {
-        int32_t w = value_bits == 8 ? ((const int8_t *)values)[k] : ((const int16_t *)values)[k];
-        uint32_t c = index_bits == 8 ? ((const uint8_t *)col_index)[k]
-                                     : ((const uint16_t *)col_index)[k];
+        int32_t w = value_bits == 8 ? KL_READ_S8(&((const int8_t *)values)[k])
+                                    : KL_READ_S16(&((const int16_t *)values)[k]);
+        uint32_t c = index_bits == 8 ? KL_READ_U8(&((const uint8_t *)col_index)[k])
+                                     : KL_READ_U16(&((const uint16_t *)col_index)[k]);
         sum += w * x[c];
     }
     return sum;
@@ -75,7 +76,7 @@ static int64_t kl_dot_interleaved_s8_s16(const int8_t *w, const int16_t *x, uint
     for (c = 0; c < cols; c++) {
         /* within a full group of four, column c sits at position (0, 2, 1, 3)[c % 4] */
         uint32_t stored = (c | 3u) < cols ? (c & ~3u) | ((c & 1u) << 1) | ((c & 2u) >> 1) : c;
-        sum += (int32_t)w[stored] * x[c];
+        sum += (int32_t)KL_READ_S8(&w[stored]) * x[c];
     }
     return sum;
 }
@@ -88,7 +89,8 @@ int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
     }
     if (m->format == KL_MATRIX_CSR) {
         return kl_dot_sparse(m->values, m->value_bits, m->col_index, m->index_bits,
-                             m->row_ptr[row], m->row_ptr[row + 1], x);
+                             KL_READ_U16(&m->row_ptr[row]), KL_READ_U16(&m->row_ptr[row + 1]),
+                             x);
     }
     if (m->value_bits == 8) {
         return kl_dot_dense_s8_s16((const int8_t *)m->values + (uint32_t)row * m->cols, x,
@@ -175,7 +177,7 @@ void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int index_bits,
                                    uint32_t i)
 {
-    return index_bits == 8 ? p8[i] : p16[i];
+    return index_bits == 8 ? KL_READ_U8(&p8[i]) : KL_READ_U16(&p16[i]);
 }
 
 /* CSR rows of int16 weights, int64 sums (SMLAL); index_bits is a constant after inlining. */
@@ -190,13 +192,18 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
-    uint32_t k = row_ptr[0];
+    uint32_t k = KL_READ_U16(&row_ptr[0]);
     uint32_t r;
     for (r = 0; r < rows; r++) {
-        const uint32_t end = row_ptr[r + 1];
+        const uint32_t end = KL_READ_U16(&row_ptr[r + 1]);
         int64_t sum = 0;
         for (; k < end; k++) {
-            sum += (int64_t)values[k] * x[kl_index(c8, c16, index_bits, k)];
+#if defined(__AVR__)
+            /* a 16 x 16 -> 32-bit multiply (exact), not a 64-bit one */
+            sum += (int32_t)KL_READ_S16(&values[k]) * x[kl_index(c8, c16, index_bits, k)];
+#else
+            sum += (int64_t)KL_READ_S16(&values[k]) * x[kl_index(c8, c16, index_bits, k)];
+#endif
         }
         kl_emit_s64(sum, y, r, shift, mode);
     }
@@ -214,13 +221,13 @@ KL_ALWAYS_INLINE void kl_csr_s8(const kl_matrix_t *m, const int16_t *x, const kl
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
-    uint32_t k = row_ptr[0];
+    uint32_t k = KL_READ_U16(&row_ptr[0]);
     uint32_t r;
     for (r = 0; r < rows; r++) {
-        const uint32_t end = row_ptr[r + 1];
+        const uint32_t end = KL_READ_U16(&row_ptr[r + 1]);
         int32_t sum = 0;
         for (; k < end; k++) {
-            sum += values[k] * x[kl_index(c8, c16, index_bits, k)];
+            sum += (int32_t)KL_READ_S8(&values[k]) * x[kl_index(c8, c16, index_bits, k)];
         }
         kl_emit_kernel(sum, y, r, shift, mode);
     }
@@ -327,15 +334,15 @@ KL_ALWAYS_INLINE void kl_dot2_s16(const int16_t *w0, const int16_t *w1, const in
     for (; c + 1 < cols; c += 2) {
         const int32_t xa = x[c];
         const int32_t xb = x[c + 1];
-        s0 += w0[c] * xa;
-        s1 += w1[c] * xa;
-        s0 += w0[c + 1] * xb;
-        s1 += w1[c + 1] * xb;
+        s0 += KL_READ_S16(&w0[c]) * xa;
+        s1 += KL_READ_S16(&w1[c]) * xa;
+        s0 += KL_READ_S16(&w0[c + 1]) * xb;
+        s1 += KL_READ_S16(&w1[c + 1]) * xb;
     }
 #endif
     if (cols & 1u) {
-        s0 += w0[c] * x[c];
-        s1 += w1[c] * x[c];
+        s0 += (int32_t)KL_READ_S16(&w0[c]) * x[c];
+        s1 += (int32_t)KL_READ_S16(&w1[c]) * x[c];
     }
     *sum0 = s0;
     *sum1 = s1;
@@ -471,13 +478,15 @@ KL_ALWAYS_INLINE void kl_dot2_s8_interleaved(const int8_t *w0, const int8_t *w1,
         const int32_t x1 = x[c + 1];
         const int32_t x2 = x[c + 2];
         const int32_t x3 = x[c + 3];
-        s0 += w0[c] * x0 + w0[c + 2] * x1 + w0[c + 1] * x2 + w0[c + 3] * x3;
-        s1 += w1[c] * x0 + w1[c + 2] * x1 + w1[c + 1] * x2 + w1[c + 3] * x3;
+        s0 += KL_READ_S8(&w0[c]) * x0 + KL_READ_S8(&w0[c + 2]) * x1 +
+              KL_READ_S8(&w0[c + 1]) * x2 + KL_READ_S8(&w0[c + 3]) * x3;
+        s1 += KL_READ_S8(&w1[c]) * x0 + KL_READ_S8(&w1[c + 2]) * x1 +
+              KL_READ_S8(&w1[c + 1]) * x2 + KL_READ_S8(&w1[c + 3]) * x3;
     }
 #endif
     for (; c < cols; c++) {
-        s0 += w0[c] * x[c];
-        s1 += w1[c] * x[c];
+        s0 += (int32_t)KL_READ_S8(&w0[c]) * x[c];
+        s1 += (int32_t)KL_READ_S8(&w1[c]) * x[c];
     }
     *sum0 = s0;
     *sum1 = s1;
@@ -549,8 +558,10 @@ KL_ALWAYS_INLINE void kl_narrow_rows(const int8_t *w, uint32_t cols, uint32_t co
     const int32_t x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3];
     const int32_t x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
     for (r = 0; r < count; r++, w += cols) {
-        kl_store_fast(y, r, w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3 + w[4] * x4 +
-                                w[5] * x5 + w[6] * x6 + w[7] * x7, shift, mode);
+        kl_store_fast(y, r, KL_READ_S8(&w[0]) * x0 + KL_READ_S8(&w[1]) * x1 +
+                                KL_READ_S8(&w[2]) * x2 + KL_READ_S8(&w[3]) * x3 +
+                                KL_READ_S8(&w[4]) * x4 + KL_READ_S8(&w[5]) * x5 +
+                                KL_READ_S8(&w[6]) * x6 + KL_READ_S8(&w[7]) * x7, shift, mode);
     }
 #endif
 }
@@ -577,7 +588,7 @@ void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_
     for (w += r * cols; r < rows; r++, w += cols) {
         int32_t sum = 0;
         for (c = 0; c < cols; c++) {
-            sum += w[c] * x[c];
+            sum += (int32_t)KL_READ_S8(&w[c]) * x[c];
         }
         kl_store_fast(y, r, sum, shift, mode);
     }

@@ -98,8 +98,8 @@ typedef struct {
  * -16 <= shift <= 30 because |value| <= 2^15). */
 static inline int64_t kl_vector_get(const kl_vector_t *v, uint16_t i)
 {
-    int32_t value = v->value_bits == 8 ? ((const int8_t *)v->values)[i]
-                                       : ((const int16_t *)v->values)[i];
+    int32_t value = v->value_bits == 8 ? KL_READ_S8(&((const int8_t *)v->values)[i])
+                                       : KL_READ_S16(&((const int16_t *)v->values)[i]);
     if (v->shift >= -16 && v->shift <= 30) {
         return kl_shift_round_s32(value, v->shift);
     }

@@ -1,8 +1,14 @@
 /* harness.c - the blob reader and line printer of harness.h. */
 #include "harness.h"
 
+#include "kl_flash.h"
+
 #define KL_BLOB_MAGIC 0x4C424C4Bu
+#if defined(__AVR__)
+#define KL_LINE_BYTES 32 /* 2 KB of RAM: lines leave in pieces */
+#else
 #define KL_LINE_BYTES 256
+#endif
 
 extern const uint32_t kl_blob[];
 
@@ -17,31 +23,40 @@ void kiloml_bench_end(void)
 
 uint32_t kl_harness_count(void)
 {
-    return kl_blob[0] == KL_BLOB_MAGIC ? kl_blob[1] : 0u;
+    return KL_READ_U32(&kl_blob[0]) == KL_BLOB_MAGIC ? KL_READ_U32(&kl_blob[1]) : 0u;
 }
 
 int32_t kl_harness_index(uint32_t i)
 {
-    return (int32_t)(kl_blob[2] + i);
+    return (int32_t)(KL_READ_U32(&kl_blob[2]) + i);
 }
 
 const void *kl_harness_record(uint32_t i, uint32_t *bytes)
 {
     const uint32_t *table = kl_blob + 4;
-    const uint8_t *data = (const uint8_t *)(table + 2 * kl_blob[1]);
-    *bytes = table[2 * i + 1];
-    return data + table[2 * i];
+    const uint8_t *data = (const uint8_t *)(table + 2 * KL_READ_U32(&kl_blob[1]));
+    *bytes = KL_READ_U32(&table[2 * i + 1]);
+    return data + KL_READ_U32(&table[2 * i]);
+}
+
+void kl_harness_copy(const void *record, void *ram, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        ((uint8_t *)ram)[i] = KL_READ_U8(&((const uint8_t *)record)[i]);
+    }
 }
 
 void kl_harness_poison(void *p, uint32_t n)
 {
     uint8_t *bytes = (uint8_t *)p;
     uint32_t i;
-    if (kl_blob[3] > 255u) {
+    const uint32_t poison = KL_READ_U32(&kl_blob[3]);
+    if (poison > 255u) {
         return;
     }
     for (i = 0; i < n; i++) {
-        bytes[i] = (uint8_t)kl_blob[3];
+        bytes[i] = (uint8_t)poison;
     }
 }
 

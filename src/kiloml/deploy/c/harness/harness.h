@@ -8,7 +8,9 @@
  * of the data (a multiple of 4) and its length in bytes, then the data.
  *
  * Output lines are "<tag> <index> <integers...>"; kl_harness_write is the target's way out
- * (stdout on the host, semihosting on Cortex-M).
+ * (stdout on the host, semihosting on Cortex-M, a register the simulator prints on AVR).
+ * On AVR the blob is in program memory (read with kl_flash.h's macros), so a record is copied
+ * to RAM (kl_harness_copy) before a kernel reads it.
  */
 #ifndef KL_HARNESS_H
 #define KL_HARNESS_H
@@ -20,6 +22,8 @@ uint32_t kl_harness_count(void);
 const void *kl_harness_record(uint32_t i, uint32_t *bytes);
 /* Global index of record i (blobs may be one chunk of a larger set). */
 int32_t kl_harness_index(uint32_t i);
+/* Copy the n bytes of a record to RAM at ram. */
+void kl_harness_copy(const void *record, void *ram, uint32_t n);
 /* Fill n bytes at p with the blob's poison byte, if it has one. */
 void kl_harness_poison(void *p, uint32_t n);
 
@@ -37,8 +41,8 @@ void kl_harness_finish(void);
 /* Called right after the measured call: the instruction counter stops at its entry. */
 void kiloml_bench_end(void) __attribute__((noinline));
 
-/* Stack painting (Cortex-M): main paints the stack below its own frame before a call and
- * finds the deepest overwritten word after it. On the host the depth reads 0. */
+/* Stack painting (Cortex-M, AVR): main paints the stack below its own frame before a call
+ * and finds the deepest overwritten word after it. On the host the depth reads 0. */
 #define KL_STACK_PAINT_BYTES 8192u
 #define KL_STACK_PATTERN 0x5AA5C33Cu
 #if defined(__arm__)
@@ -60,6 +64,27 @@ void kiloml_bench_end(void) __attribute__((noinline));
             kl_word_++;                                                                  \
         }                                                                                \
         (used) = (top) - (uint32_t)(uintptr_t)kl_word_;                                  \
+    } while (0)
+#elif defined(__AVR__)
+/* AVR: the free RAM between the end of .bss (__heap_start) and the stack pointer, bytewise. */
+#include <avr/io.h>
+extern char __heap_start;
+#define KL_STACK_BYTE 0xC3u
+#define KL_STACK_TOP(top) ((top) = (uint32_t)SP)
+#define KL_STACK_PAINT(top)                                                              \
+    do {                                                                                 \
+        volatile uint8_t *kl_byte_ = (volatile uint8_t *)&__heap_start;                  \
+        while (kl_byte_ < (volatile uint8_t *)(uintptr_t)(top)) {                        \
+            *kl_byte_++ = KL_STACK_BYTE;                                                 \
+        }                                                                                \
+    } while (0)
+#define KL_STACK_USED(top, used)                                                         \
+    do {                                                                                 \
+        volatile uint8_t *kl_byte_ = (volatile uint8_t *)&__heap_start;                  \
+        while (kl_byte_ < (volatile uint8_t *)(uintptr_t)(top) && *kl_byte_ == KL_STACK_BYTE) { \
+            kl_byte_++;                                                                  \
+        }                                                                                \
+        (used) = (top) + 1u - (uint32_t)(uintptr_t)kl_byte_;                             \
     } while (0)
 #else
 #define KL_STACK_TOP(top) ((top) = 0)

@@ -10,6 +10,9 @@
 
 static kiloml_scratch_t scratch;
 static kiloml_output_t outputs[KILOML_OUTPUT_COUNT];
+#if defined(__AVR__)
+static kiloml_input_t input[KILOML_INPUT_COUNT]; /* records are in program memory */
+#endif
 
 int main(void)
 {
@@ -26,6 +29,10 @@ int main(void)
             kl_harness_write("bad record size\n");
             return 1;
         }
+#if defined(__AVR__)
+        kl_harness_copy(x, input, bytes);
+        x = input;
+#endif
         kl_harness_poison(&scratch, sizeof scratch);
         KL_STACK_PAINT(top);
         result = kiloml_predict(x, &scratch, outputs);

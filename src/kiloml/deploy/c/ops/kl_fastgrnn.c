@@ -73,7 +73,8 @@ static void kl_update_state_reference(const kl_fastgrnn_params_t *m, const int32
                                               (int64_t)m->coef_b * one, 15);
             sum = (int64_t)(z * h[j]) * h_scale + coef * c * c_scale;
         } else {
-            sum = (int64_t)(m->coef_b * h[j]) * h_scale + (int64_t)(m->coef_a * c) * c_scale;
+            sum = (int64_t)((int32_t)m->coef_b * h[j]) * h_scale +
+                  (int64_t)(m->coef_a * c) * c_scale;
         }
         h[j] = kl_sat16(kl_shift_round_s64(sum, m->state_shift));
     }
@@ -178,8 +179,8 @@ KL_ALWAYS_INLINE void kl_update_fastgrnn(const kl_fastgrnn_params_t *m, const kl
     uint32_t j;
     for (j = 0; j < hidden; j++) {
         int32_t a = preact[j];
-        int32_t bg = narrow ? bias_gate8[j] : bias_gate16[j];
-        int32_t bu = narrow ? bias_update8[j] : bias_update16[j];
+        int32_t bg = narrow ? KL_READ_S8(&bias_gate8[j]) : KL_READ_S16(&bias_gate16[j]);
+        int32_t bu = narrow ? KL_READ_S8(&bias_update8[j]) : KL_READ_S16(&bias_update16[j]);
         int32_t z;
         int32_t c;
         int32_t coef;
@@ -208,7 +209,7 @@ KL_ALWAYS_INLINE void kl_update_fastrnn(const kl_fastgrnn_params_t *m, const kl_
     uint32_t j;
     for (j = 0; j < hidden; j++) {
         int32_t a = preact[j];
-        int32_t bu = narrow ? bias8[j] : bias16[j];
+        int32_t bu = narrow ? KL_READ_S8(&bias8[j]) : KL_READ_S16(&bias16[j]);
         int32_t c;
         int64_t sum;
         a = KL_CLAMP_PREACT(a);
@@ -237,11 +238,20 @@ static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, cons
 void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
                      const kl_fastgrnn_buffers_t *buffers, int16_t *h)
 {
-    const uint16_t features = m->norm.features;
+    const uint16_t features = KL_READ_U16(&m->norm.features); /* m may be in flash (AVR) */
     kl_update_plan_t plan;
     int fast;
     uint16_t t;
     uint16_t j;
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_fastgrnn_params_t params;
+    kl_matrix_t w_first, w_second, u_first, u_second;
+    m = kl_flash_copy(&params, m, sizeof params);
+    params.w_first = kl_flash_copy(&w_first, params.w_first, sizeof w_first);
+    params.w_second = kl_flash_copy(&w_second, params.w_second, sizeof w_second);
+    params.u_first = kl_flash_copy(&u_first, params.u_first, sizeof u_first);
+    params.u_second = kl_flash_copy(&u_second, params.u_second, sizeof u_second);
+#endif
     fast = KL_FAST && kl_plan_update(m, &plan);
     for (j = 0; j < m->hidden_size; j++) {
         h[j] = 0;

@@ -8,8 +8,8 @@ void kl_normalize_frame_reference(const kl_normalize_params_t *p, const int16_t 
 {
     uint16_t f;
     for (f = 0; f < p->features; f++) {
-        int64_t centered = (int64_t)x[f] - p->mean[f];
-        xn[f] = kl_sat16(kl_shift_round_s64(centered * p->inv_std[f], p->shift));
+        int64_t centered = (int64_t)x[f] - KL_READ_S16(&p->mean[f]);
+        xn[f] = kl_sat16(kl_shift_round_s64(centered * KL_READ_S16(&p->inv_std[f]), p->shift));
     }
 }
 
@@ -37,6 +37,10 @@ void kl_normalize_s16(const kl_normalize_params_t *p, uint32_t frames, const int
                       int16_t *y)
 {
     uint32_t t;
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_normalize_params_t params;
+    p = kl_flash_copy(&params, p, sizeof params);
+#endif
     for (t = 0; t < frames; t++) {
         kl_normalize_frame_s16(p, x + t * p->features, y + t * p->features);
     }

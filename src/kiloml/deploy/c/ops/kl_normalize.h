@@ -42,12 +42,14 @@ static inline void kl_normalize_frame_s16(const kl_normalize_params_t *p, const 
     uint16_t f;
     if (shift >= 1 && shift <= 31) {
         for (f = 0; f < p->features; f++) {
-            int32_t product = ((int32_t)x[f] - p->mean[f]) * p->inv_std[f];
+            int32_t product = ((int32_t)x[f] - KL_READ_S16(&p->mean[f])) *
+                              KL_READ_S16(&p->inv_std[f]);
             xn[f] = kl_sat16_s32(kl_round_shift_pos_s32(product, shift));
         }
     } else {
         for (f = 0; f < p->features; f++) {
-            xn[f] = kl_normalize_rare(((int32_t)x[f] - p->mean[f]) * p->inv_std[f], shift);
+            xn[f] = kl_normalize_rare(((int32_t)x[f] - KL_READ_S16(&p->mean[f])) *
+                                          KL_READ_S16(&p->inv_std[f]), shift);
         }
     }
 #endif
