@@ -3,7 +3,10 @@
  *
  * Storage (the formats kiloml.ops.matrix stores): a matrix is dense row-major, or CSR with
  * the nonzero values, one column index per nonzero (uint8 when cols <= 256, else uint16) and
- * rows + 1 uint16 row pointers. Products and sums are exact (as in int64); the result of a row
+ * rows + 1 uint16 row pointers, or blocked (KL_MATRIX_BLOCKED): the blocks of KL_BLOCK_WIDTH
+ * columns holding a nonzero, row by row, as their weights (int8: (c0, c2, c1, c3)), one uint8
+ * block index each (first column / KL_BLOCK_WIDTH, in col_index) and rows + 1 uint16 row
+ * pointers counting blocks. Products and sums are exact (as in int64); the result of a row
  * is rescaled once by kl_shift_round_s64(sum, shift) and saturated. If the weights are in Q(fw)
  * and x in Q(fx), the output is in Q(fw + fx - shift).
  *
@@ -70,6 +73,8 @@ void kl_kernel_csr_s8_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t 
 void kl_kernel_csr_s8_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_csr_s16_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_csr_s16_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_blocked_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_blocked_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 /* Any storage and shift: one exact kl_matrix_row_dot per row (also int8 rows longer than 511). */
 void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 
