@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kiloml.compress.size import STORAGE_RULES as STORAGE_RULES  # re-exported for deploy
 from kiloml.compress.size import tensor_storage
 from kiloml.ops.constants import BLOCK_WIDTH, INT8_ROW_LIMIT, NARROW_COLS
 from kiloml.ops.fixed import QTensor, saturate, shift_round
