@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kiloml.ir.simulate import simulate
-from kiloml.ops.base import OPS, Buffer, EmitContext, Emitted, Node, Op, Value
+from kiloml.ops.base import OPS, Buffer, EmitContext, Emitted, Node, Op, Value, get_op
 from kiloml.ops.constants import INT8_ROW_LIMIT, NARROW_COLS
 from kiloml.ops.fixed import QTensor, saturate, shift_round
 from kiloml.ops.matrix import (
@@ -117,11 +117,11 @@ ENTRIES = [
     (8, 3, INT8_ROW_LIMIT + 9, 1, -1, 35),
 ]
 #: Blocked matrices (the same fields, ``density`` of the blocks of 4 nonzero; the last row
-#: empty): int16 and int8 kernels, int8 rows past 511 and shifts outside 1..31 row by row.
+#: empty): int16 and int8 kernels, and shifts outside 1..31 (the kernels' own row-by-row loop,
+#: ``kl_kernel_rows`` in reference builds).
 BLOCKED_ENTRIES = [
     (16, 6, 16, 0.3, 1, 18), (16, 5, 40, 0.25, 17, 2), (8, 6, 16, 0.3, 1, 12),
-    (8, 4, 40, 0.25, 12, 1), (8, 3, INT8_ROW_LIMIT + 9, 0.2, 1, 16), (16, 4, 16, 0.3, 0, -3),
-    (8, 4, 16, 0.3, 40, 0),
+    (8, 4, 40, 0.25, 12, 1), (16, 4, 16, 0.3, 0, -3), (8, 4, 16, 0.3, 40, 0),
 ]
 KERNELS = {"kl_kernel_dense_s16", "kl_kernel_dense_s16_narrow", "kl_kernel_dense_s8_narrow",
            "kl_kernel_dense_s8_interleaved",
@@ -252,3 +252,19 @@ def test_blocked_spec_is_the_dense_product(bits):
     for shift in (0, 3, 20):
         assert np.array_equal(blocked_matvec(x, *blocked_arrays(w, bits), bits, shift),
                               matvec(x, w, shift))
+
+
+def test_rows_read_one_at_a_time_are_never_blocked():
+    rng = np.random.default_rng(3)
+    block_sparse = QTensor(random_blocked(rng, 8, 4, 16, 0.3), 0, 8)
+    assert matrix_storage(block_sparse)["format"] == "blocked"
+    assert matrix_storage(block_sparse, blocked=False)["format"] == "csr"
+    assert emit_matrix("m", block_sparse, 3, blocked=False).kernel == "kl_kernel_csr_s8_u8"
+    node = Node("p", "projection", ["x"], ["y"])
+    node.q = {"weight": block_sparse, "bias": QTensor(np.zeros(4, dtype=np.int64), 0, 16)}
+    assert get_op("projection").storage(node)["weight"]["format"] == "csr"
+    assert get_op("fully_connected").storage(node)["weight"]["format"] == "blocked"
+    # int8 rows past 511 entries (read row by row) are not blocked either
+    long_rows = QTensor(random_blocked(rng, 8, 3, INT8_ROW_LIMIT + 9, 0.2), 0, 8)
+    assert matrix_storage(long_rows)["format"] == "csr"
+    assert matrix_storage(QTensor(long_rows.values, 0, 16))["format"] == "blocked"

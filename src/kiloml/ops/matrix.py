@@ -114,13 +114,14 @@ class StoredMatrix:
     kernel: str
 
 
-def matrix_storage(tensor: QTensor) -> dict:
+def matrix_storage(tensor: QTensor, blocked: bool = True) -> dict:
     """``format``, ``bytes``, ``bits`` and ``nonzeros`` of a stored integer matrix, the
     ``kernel`` of ``kl_matvec.c`` that reads it, the rule that chose the format (``storage``)
     and the Cortex-M4 instructions the cost model predicts for one product
-    (``predicted_instructions``): what ``export.json`` reports per matrix."""
+    (``predicted_instructions``): what ``export.json`` reports per matrix. ``blocked=False``:
+    a matrix whose op reads single rows (``kl_matrix_row_dot``), never stored blocked."""
     storage = tensor_storage("", torch.from_numpy(tensor.values), tensor.bits // 8,
-                             scale_bytes=1, by=tensor.storage)
+                             scale_bytes=1, by=tensor.storage, blocked=blocked)
     cols = tensor.values.shape[1]
     kernel = kernel_name(storage.format, tensor.bits, cols, 8 if cols <= 256 else 16)
     return {"format": storage.format, "bytes": storage.bytes, "bits": tensor.bits,
@@ -128,12 +129,14 @@ def matrix_storage(tensor: QTensor) -> dict:
             "predicted_instructions": storage.predicted_instructions}
 
 
-def emit_matrix(symbol: str, tensor: QTensor, shift: int) -> StoredMatrix:
+def emit_matrix(symbol: str, tensor: QTensor, shift: int, blocked: bool = True
+                ) -> StoredMatrix:
     """Arrays and the ``static const kl_matrix_t <symbol>`` of an integer matrix
-    ``[rows, cols]`` whose row sums are rescaled by ``shift``."""
+    ``[rows, cols]`` whose row sums are rescaled by ``shift`` (``blocked``: as
+    :func:`matrix_storage`)."""
     values = tensor.values
     rows, cols = values.shape
-    storage = matrix_storage(tensor)
+    storage = matrix_storage(tensor, blocked)
     ctype = C_WEIGHT_TYPES[tensor.bits]
     fields = {"rows": rows, "cols": cols, "value_bits": tensor.bits, "shift": shift}
     if storage["format"] == "csr":

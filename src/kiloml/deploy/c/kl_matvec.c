@@ -69,7 +69,10 @@ static int64_t kl_dot_sparse(const void *values, int value_bits, const void *col
 
 /* Sparse dot product of blocks [start, end) of a blocked matrix (KL_MATRIX_BLOCKED) with x:
  * block k holds the weights of columns 4 * col_index[k] + (0, 1, 2, 3), stored in that order
- * for int16 and as (0, 2, 1, 3) for int8. */
+ * for int16 and as (0, 2, 1, 3) for int8. Reached from the blocked kernels (shifts outside
+ * 1..31) and, in KL_REFERENCE builds, from kl_matrix_row_dot: other builds of kl_matrix_row_dot
+ * do not read blocked matrices (the ops that read rows one by one never store them blocked),
+ * so a model without one links none of this. */
 static int64_t kl_dot_blocked(const void *values, int value_bits, const uint8_t *col_index,
                               uint32_t start, uint32_t end, const int16_t *x)
 {
@@ -107,10 +110,12 @@ int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
         return kl_dot_interleaved_s8_s16((const int8_t *)m->values + (uint32_t)row * m->cols, x,
                                          m->cols);
     }
+#ifdef KL_REFERENCE
     if (m->format == KL_MATRIX_BLOCKED) {
         return kl_dot_blocked(m->values, m->value_bits, (const uint8_t *)m->col_index,
                               m->row_ptr[row], m->row_ptr[row + 1], x);
     }
+#endif
     if (m->format == KL_MATRIX_CSR) {
         return kl_dot_sparse(m->values, m->value_bits, m->col_index, m->index_bits,
                              m->row_ptr[row], m->row_ptr[row + 1], x);
@@ -191,6 +196,14 @@ KL_ALWAYS_INLINE void kl_emit(int64_t sum, const kl_out_t *out, uint32_t r)
 void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     uint32_t r;
+#ifndef KL_REFERENCE
+    if (m->format == KL_MATRIX_BLOCKED) {
+        /* the blocked kernels take every shift (called through the matrix, so that a model
+         * without a blocked matrix links none of them) */
+        m->kernel(m, x, out);
+        return;
+    }
+#endif
     for (r = 0; r < m->rows; r++) {
         kl_emit(kl_matrix_row_dot(m, (uint16_t)r, x), out, r);
     }
@@ -303,6 +316,18 @@ KL_ALWAYS_INLINE int32_t kl_sxtb16_odd(uint32_t word)
 }
 #endif
 
+/* Every row of a blocked matrix by kl_dot_blocked, for shifts outside 1..31 (kl_matvec hands
+ * blocked matrices to their kernel whatever the shift). */
+static KL_NOINLINE void kl_blocked_rows(const kl_matrix_t *m, const int16_t *x,
+                                        const kl_out_t *out)
+{
+    uint32_t r;
+    for (r = 0; r < m->rows; r++) {
+        kl_emit(kl_dot_blocked(m->values, m->value_bits, (const uint8_t *)m->col_index,
+                               m->row_ptr[r], m->row_ptr[r + 1], x), out, r);
+    }
+}
+
 /* Blocked rows of int16 weights (KL_MATRIX_BLOCKED): per block of four columns, two SMLALDs
  * with the DSP extension (the block's weights and x's four entries as two pairs each), else four
  * SMLALs; int64 sums started at the rounding term as in the dense kernel. */
@@ -315,9 +340,14 @@ void kl_kernel_blocked_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
-    const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
+    int64_t half;
     uint32_t k = row_ptr[0];
     uint32_t r;
+    if (!out->fast) {
+        kl_blocked_rows(m, x, out);
+        return;
+    }
+    half = (int64_t)((int32_t)1 << (shift - 1));
     for (r = 0; r < rows; r++) {
         const uint32_t end = row_ptr[r + 1];
         int64_t sum = half;
@@ -351,6 +381,10 @@ void kl_kernel_blocked_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t
     const int mode = out->mode;
     uint32_t k = row_ptr[0];
     uint32_t r;
+    if (!out->fast) {
+        kl_blocked_rows(m, x, out);
+        return;
+    }
     for (r = 0; r < rows; r++) {
         const uint32_t end = row_ptr[r + 1];
         int32_t sum = 0;

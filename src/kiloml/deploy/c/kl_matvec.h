@@ -63,7 +63,8 @@ struct kl_matrix {
     kl_kernel_t kernel;
 };
 
-/* The kernels, for 1 <= shift <= 31 (kl_matvec_* take kl_kernel_rows for other shifts). */
+/* The kernels, for 1 <= shift <= 31 (kl_matvec_* take kl_kernel_rows for other shifts, but
+ * the blocked kernels for every shift). */
 void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x,
                                     const kl_out_t *out);
@@ -75,14 +76,17 @@ void kl_kernel_csr_s16_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t
 void kl_kernel_csr_s16_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_blocked_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_blocked_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
-/* Any storage and shift: one exact kl_matrix_row_dot per row (also int8 rows longer than 511). */
+/* Any storage and shift: one exact kl_matrix_row_dot per row (also int8 rows longer than 511);
+ * a blocked matrix goes to its own kernel (KL_REFERENCE builds: row by row too). */
 void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 
 /* Dot products of one dense row with int16 x; exact int64 sums. */
 int64_t kl_dot_dense_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols);
 int64_t kl_dot_dense_s16_s16(const int16_t *w, const int16_t *x, uint16_t cols);
 
-/* Exact int64 dot product of row `row` of m with x (x has m->cols entries), any format. */
+/* Exact int64 dot product of row `row` of m with x (x has m->cols entries), any format but
+ * KL_MATRIX_BLOCKED, which only KL_REFERENCE builds read here (the ops that read single rows
+ * never store a matrix blocked, so that a model without one links no blocked code). */
 int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x);
 
 /* y[r] = sat32(shift_round(m[r] . x, m->shift)), or with accumulate != 0
