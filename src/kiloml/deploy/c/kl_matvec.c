@@ -1,19 +1,19 @@
 /*
- * kl_matvec.c - dense and CSR matrix-vector kernels (see kl_matvec.h).
+ * kl_matvec.c - dense, CSR and blocked matrix-vector kernels (see kl_matvec.h).
  *
- * One kernel per storage format (dense / CSR, int8 / int16 values, uint8 / uint16 indices;
- * dense int8 matrices of at most 8 columns and int16 ones of 5 to 8, such as low-rank factors,
- * have their own, wider int8 ones are stored interleaved for SXTB16, and wider dense rows are
- * taken two at a time, sharing the loads of x), named by the exported matrix itself
+ * One kernel per storage format (dense / CSR / blocks of 4 columns, int8 / int16 values,
+ * uint8 / uint16 indices; dense int8 matrices of at most 8 columns and int16 ones of 5 to 8,
+ * such as low-rank factors, have their own, wider int8 ones are stored interleaved for SXTB16,
+ * and wider dense rows are taken two at a time, sharing the loads of x), named by the exported matrix itself
  * (kl_matrix_t.kernel), so no format test sits inside a loop and a firmware links only the
  * kernels its model uses. Sums are exact:
  *   - int8 weights accumulate in int32 when a row has at most 511 entries
  *     (|w x| <= 127 * 32768, so 511 products stay below 2^31 - 1 in every partial sum);
- *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense rows
- *     use SMLALD: two 16x16 products into a 64-bit sum per instruction).
+ *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense and
+ *     blocked rows use SMLALD: two 16x16 products into a 64-bit sum per instruction).
  * The kernels run when 1 <= shift <= 31 (the usual case) and rescale a row sum with 32-bit
  * operations when it fits int32, else by the exact int64 kl_shift_round_s64; other shifts take
- * kl_kernel_rows, the plain reference loop.
+ * kl_kernel_rows, the plain reference loop (blocked matrices: their kernel's own loop).
  *
  * Defining KL_REFERENCE at compile time selects the plain reference loops instead (used by the
  * tests to check both against the simulator).
