@@ -338,6 +338,6 @@ def test_sparsity_block_is_saved_and_checked_on_resume(tmp_path, capsys):
     assert main(["train", "--sparsity-block", "4", *common]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["sparsity_block"] == 4
-    capsys.readouterr()
+    assert "W 50% / U 50% (blocks of 4)" in capsys.readouterr().out
     assert main(["train", "--resume", "--sparsity-block", "2", *common]) == 1
     assert "--sparsity-block 2 (the run: 4)" in capsys.readouterr().err
