@@ -279,6 +279,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         f"vectors Z; Bonsai: every W_k and V_k), 1 = dense (default: "
                         f"{d['sparsity_head']}; protonn: {pd['sparsity_head']}; bonsai: "
                         f"{bd['sparsity_head']})")
+    g.add_argument("--sparsity-block", type=_positive_int, default=None, metavar="B",
+                   help="hard thresholding keeps whole blocks of B consecutive weights along "
+                        "each row, the blocks of largest L2 norm, round(fraction x blocks) of "
+                        "them (a row's last block is shorter when B does not divide its "
+                        "length); blocks of 4 let the Cortex-M kernels multiply in aligned "
+                        "pairs (default: 1, single weights)")
     g.add_argument("--compress", choices=("iht", "str"), default=None,
                    help="iht: keep the fractions --sparsity-w/-u/-head by iterative hard "
                         "thresholding (the FastGRNN paper); str: learn how much of each matrix "
@@ -441,7 +447,7 @@ def _fast_only(args) -> None:
         return
     sparsity = () if args.model in SPARSE_FAMILIES else (
         ("--sparsity-w", args.sparsity_w), ("--sparsity-u", args.sparsity_u),
-        ("--sparsity-head", args.sparsity_head))
+        ("--sparsity-head", args.sparsity_head), ("--sparsity-block", args.sparsity_block))
     given = [flag for flag, value in (("--w-rank", args.w_rank), ("--u-rank", args.u_rank),
                                       *sparsity,
                                       ("--gate-nonlinearity", args.gate_nonlinearity),
@@ -488,7 +494,8 @@ def _check_compress_options(args) -> None:
                           f"fastrnn); {args.model} has none")
     given = [flag for flag, value in (("--sparsity-w", args.sparsity_w),
                                       ("--sparsity-u", args.sparsity_u),
-                                      ("--sparsity-head", args.sparsity_head))
+                                      ("--sparsity-head", args.sparsity_head),
+                                      ("--sparsity-block", args.sparsity_block))
              if value is not None]
     if given:
         raise KilomlError(f"--compress str learns how much of each matrix to keep; drop "
@@ -583,6 +590,7 @@ def _train_config(args, budget, recipe):
                        keep_u=_option(args.sparsity_u, d["sparsity_u"]) if iht else 1.0,
                        keep_head=(_option(args.sparsity_head, d["sparsity_head"])
                                   if iht else 1.0),
+                       sparsity_block=_option(args.sparsity_block, 1),
                        compress=args.compress or "iht",
                        target_sparsity=_target_sparsity(args.target_sparsity),
                        augment_scale=_option(args.augment_scale, recipe.augment_scale),
@@ -665,6 +673,7 @@ def _recorded_options(config: dict) -> dict:
                                      "depth", "sigma")},
         "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
         "sparsity_head": train.get("keep_head"),
+        "sparsity_block": train.get("sparsity_block", 1),
         "compress": train.get("compress", "iht"),
         "target_sparsity": train.get("target_sparsity", {}),
         **{k: train.get(k) for k in ("epochs", "batch_size", "lr", "augment_scale",

@@ -83,6 +83,8 @@ def summary_table(metrics: dict, title: str) -> Table:
         keep = f"W {_percent(metrics['keep_w'])} / U {_percent(metrics['keep_u'])}"
         if metrics.get("keep_head", 1.0) < 1.0:
             keep += f" / head {_percent(metrics['keep_head'])}"
+        if metrics.get("sparsity_block", 1) > 1:
+            keep += f" (blocks of {metrics['sparsity_block']})"
     if isinstance(metrics.get("str"), dict):  # STR: the learned kept fraction per group
         keep = "learned (STR): " + " / ".join(
             f"{escape(str(group))} {_percent(kept)}"

@@ -275,3 +275,21 @@ def test_str_vs_iht_quick(tmp_path):
     assert abs(saved["results"][1]["reached"]["total"] - 0.9) <= 0.01
     table = (out / "str_vs_iht.md").read_text()
     assert "| smartwatch | 90% | str | 1 |" in table
+
+
+def test_kernel_costs_quick_keeps_the_committed_cost_model_true(tmp_path):
+    """The storage cost model's constants still predict kl_matvec.c on the Cortex-M4 (two
+    shapes, dense, CSR and blocked at int16 and int8; the script checks every output against
+    the spec): within 10 % on every matrix, so a kernel change that leaves them stale fails."""
+    from kiloml.deploy.targets import TARGETS
+
+    if TARGETS["cortex-m4"].missing():
+        pytest.skip(f"needs {', '.join(TARGETS['cortex-m4'].missing())}")
+    out = tmp_path / "costs.json"
+    done = run_script("kernel_costs.py", "--quick", "--json", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads(out.read_text())
+    assert {(m["format"], m["bits"]) for m in saved["measured"]} == {
+        (f, b) for f in ("dense", "csr", "blocked") for b in (8, 16)}
+    assert max(saved["committed_relative_errors"]) < 0.10
+    assert "COSTS = {" in done.stdout

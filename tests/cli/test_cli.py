@@ -330,3 +330,14 @@ def test_folds_must_leave_something_to_train_on(tmp_path, capsys):
     assert "--folds must be 0 or from 2 to the number of training sequences (96); got 1" in (
         _error_line(capsys))
     assert not (tmp_path / "run").exists()
+
+
+def test_sparsity_block_is_saved_and_checked_on_resume(tmp_path, capsys):
+    data, run = _write_npz(tmp_path / "toy.npz"), tmp_path / "run"
+    common = ["--dataset", str(data), "--hidden-size", "8", "--epochs", "3", "--out", str(run)]
+    assert main(["train", "--sparsity-block", "4", *common]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["sparsity_block"] == 4
+    assert "W 50% / U 50% (blocks of 4)" in capsys.readouterr().out
+    assert main(["train", "--resume", "--sparsity-block", "2", *common]) == 1
+    assert "--sparsity-block 2 (the run: 4)" in capsys.readouterr().err

@@ -2,11 +2,14 @@
 
 import torch
 
+from kiloml.compress.kernel_cost import predicted_instructions
 from kiloml.compress.size import (
+    blocked_bytes,
     csr_bytes,
     macs_per_inference,
     model_size_bytes,
     model_storage,
+    nonzero_blocks,
     tensor_storage,
 )
 from kiloml.nn import ModelConfig, build_model
@@ -24,6 +27,30 @@ def test_dense_vs_csr_choice_and_bytes():
     assert tensor_storage("s", torch.ones(1, 1), 4).format == "scalar"
 
 
+def test_blocked_storage_bytes_and_when_it_applies():
+    w = torch.zeros(6, 16)
+    w[0, 4:8] = w[3, 0:4] = w[3, 12:16] = 1.0  # blocks (0, 1), (3, 0), (3, 3)
+    assert nonzero_blocks(w) == 3
+    s = tensor_storage("w", w, 2, scale_bytes=1)
+    assert (s.format, s.bytes, s.stored) == ("blocked", 3 * (8 + 1) + 7 * 2 + 1, 12)
+    assert s.bytes == blocked_bytes(6, 3, 2) + 1 < csr_bytes(6, 16, 12, 2) + 1
+    w[3, 13] = 0.0  # a block need not be full
+    assert nonzero_blocks(w) == 3 and tensor_storage("w", w, 2, 1).format == "blocked"
+    assert nonzero_blocks(torch.ones(3, 6)) is None  # 6 columns: not whole blocks
+    assert nonzero_blocks(torch.ones(2, 1028)) is None  # 257 blocks: past uint8 indices
+    assert nonzero_blocks(torch.ones(2, 1024)) == 512
+
+
+def test_speed_rule_takes_the_fewest_predicted_instructions():
+    w = torch.ones(8, 16)
+    w[:, ::2] = 0.0  # half the weights, every block holding some: dense reads fewest per MAC
+    by_bytes, by_speed = tensor_storage("w", w, 2, 1), tensor_storage("w", w, 2, 1, by="speed")
+    assert by_bytes.format == "csr" and by_speed.format == "dense"
+    assert by_speed.predicted_instructions < by_bytes.predicted_instructions
+    assert by_speed.predicted_instructions == predicted_instructions("dense", 16, 8, 16, 128)
+    assert tensor_storage("w", w, 4, by="speed").format == "csr"  # float32: no kernel, bytes
+
+
 def test_model_size_counts_every_tensor():
     model = build_model(ModelConfig(kind="fastgrnn", input_size=6, num_classes=7, hidden_size=32,
                                     u_rank=8))
@@ -35,9 +62,14 @@ def test_model_size_counts_every_tensor():
     assert model_size_bytes(model, value_bytes=1) == values + 7 + 12 + 1 + 2
     with torch.no_grad():
         model.rnn.cell.U1.zero_()
-        model.rnn.cell.U1[0, :4] = 1.0
+        model.rnn.cell.U1[0, ::8] = 1.0  # four nonzeros in four blocks of 4
     u1 = next(t for t in model_storage(model) if t.name == "rnn.cell.U1")
     assert u1.format == "csr" and u1.bytes == 4 * 5 + 9 * 2
+    with torch.no_grad():
+        model.rnn.cell.U1.zero_()
+        model.rnn.cell.U1[0, :4] = 1.0  # one block of four
+    u1 = next(t for t in model_storage(model) if t.name == "rnn.cell.U1")
+    assert u1.format == "blocked" and u1.bytes == 1 * (4 * 4 + 1) + 9 * 2
 
 
 def test_macs_follow_the_sparse_low_rank_structure():

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from kiloml.compress.kernel_cost import predicted_instructions
 from kiloml.compress.size import model_size_bytes
 from kiloml.deploy.export import export_run
 from kiloml.deploy.targets import STRICT_CFLAGS
 from kiloml.deploy.verify import verify_export
 from kiloml.errors import KilomlError
 from kiloml.ops.matrix import interleave_columns
-from kiloml.runs import load_run
+from kiloml.runs import WEIGHTS_FILE, load_run, save_weights
 
 from .deploy_helpers import make_export, make_run, synthetic_data
 
@@ -206,3 +207,46 @@ def test_budgets_the_plan_exceeds_fail_with_both_numbers_and_write_nothing(tmp_p
         export_run(run_dir, tmp_path / "out", X_calib=X, X_test=X, y_test=y,
                    measure_stack=False, max_flash=flash - 1)
     assert not (tmp_path / "out").exists()
+
+
+def _block_sparse_run(root, **config):
+    """A make_run model whose U keeps half of its blocks of 4 columns (whole)."""
+    run_dir = make_run(root / "run", keep=1.0, **config)
+    _, model = load_run(run_dir)
+    with torch.no_grad():
+        u = model.rnn.cell.U
+        blocks = torch.rand(u.shape[0], u.shape[1] // 4, generator=torch.Generator().manual_seed(0))
+        u.mul_((blocks < 0.5).repeat_interleave(4, 1).float())
+    save_weights(model, run_dir / WEIGHTS_FILE)
+    return run_dir
+
+
+@pytest.mark.parametrize("bits", [16, 8])
+def test_block_sparse_matrix_is_stored_blocked_and_verifies(tmp_path, bits, require_gcc):
+    run_dir = _block_sparse_run(tmp_path)
+    X, y = synthetic_data(16, seed=0)
+    info = export_run(run_dir, tmp_path / "out", bits=bits, X_calib=X, X_test=X, y_test=y,
+                      measure_stack=False)
+    u = info["storage"]["rnn.U"]
+    assert (u["format"], u["kernel"]) == ("blocked", f"kl_kernel_blocked_s{bits}")
+    blocks = u["nonzeros"] // 4  # every kept weight nonzero: whole blocks
+    assert u["bytes"] == blocks * (4 * bits // 8 + 1) + 17 * 2 + 1
+    assert ".format = KL_MATRIX_BLOCKED" in (tmp_path / "out" / "model.c").read_text()
+    report = verify_export(tmp_path / "out", targets=("host",))
+    assert report["targets"]["host"]["exact_match"] == 1.0
+
+
+def test_storage_by_speed_trades_bytes_for_predicted_instructions(tmp_path):
+    run_dir = make_run(tmp_path / "run", keep=0.5)
+    X, y = synthetic_data(8, seed=0)
+    infos = {rule: export_run(run_dir, tmp_path / rule, X_calib=X, X_test=X, y_test=y,
+                              measure_stack=False, storage_by=rule)
+             for rule in ("bytes", "speed")}
+    small, fast = infos["bytes"]["storage"]["rnn.U"], infos["speed"]["storage"]["rnn.U"]
+    assert (small["format"], fast["format"]) == ("csr", "dense")
+    assert small["bytes"] < fast["bytes"]
+    assert fast["predicted_instructions"] < small["predicted_instructions"]
+    assert fast["predicted_instructions"] == predicted_instructions("dense", 16, 16, 16, 256)
+    assert [infos[r]["storage_by"] for r in ("bytes", "speed")] == ["bytes", "speed"]
+    with pytest.raises(KilomlError, match="--storage-by must be one of bytes, speed"):
+        export_run(run_dir, tmp_path / "bad", X_calib=X, storage_by="fast")

@@ -31,3 +31,16 @@ def test_a_call_through_a_pointer_costs_the_deepest_named_target(callgraph):
 def test_a_call_through_a_pointer_without_targets_is_an_error(callgraph):
     with pytest.raises(KilomlError, match="through a pointer"):
         worst_stack_bytes([callgraph], "predict")
+
+
+def test_the_row_kernel_reaches_only_blocked_kernels_through_its_pointer(tmp_path):
+    path = tmp_path / "lib.ci"
+    path.write_text(_node("predict", 40) + _node("matvec", 16) + _node("kl_kernel_rows", 8)
+                    + _node("kl_kernel_blocked_s8", 32) + _node("kl_kernel_dense_s16", 200)
+                    + _edge("predict", "matvec") + _edge("matvec", "__indirect_call")
+                    + _edge("kl_kernel_rows", "__indirect_call"))
+    # no recursion through kl_kernel_rows, and its pointer never reaches the dense kernel
+    targets = ("kl_kernel_rows", "kl_kernel_blocked_s8")
+    assert worst_stack_bytes([path], "predict", targets) == 40 + 16 + 8 + 32
+    assert worst_stack_bytes([path], "predict", ("kl_kernel_rows",)) == 40 + 16 + 8
+    assert worst_stack_bytes([path], "predict", (*targets, "kl_kernel_dense_s16")) == 256

@@ -114,3 +114,17 @@ def test_bonsai_relaxed_paths_anneal_to_the_hard_ones():
     assert set(hard.unique().tolist()) == {0.0, 1.0}
     assert hard[:, 3:].sum(1).eq(1).all()
     assert (sharp - hard).abs().max() < 0.5 and (sharp - hard).abs().mean() < 0.01
+
+
+def test_block_sparse_projections_are_accounted_as_exported_never_blocked():
+    from kiloml.compress.size import model_size_bytes, model_storage
+
+    model = _protonn()
+    with torch.no_grad():  # W [5, 20]: two whole blocks of 4 per row
+        model.W.zero_()
+        model.W[:, :8] = 1.0
+    storage = {t.name: t for t in model_storage(model, 1)}
+    # blocked (10 blocks: 62 B) would be smaller than CSR (92 B), but kl_projection reads rows
+    assert storage["W"].format == "csr" and storage["W"].bytes == 40 * 2 + 6 * 2 + 1
+    graph = quantize_model(model, _blobs()[0][:64, None, :], bits=8)
+    assert graph.flash_bytes() == model_size_bytes(model, 1)

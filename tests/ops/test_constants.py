@@ -9,3 +9,14 @@ def test_kl_constants_h_is_generated_from_the_python_constants():
 
 def test_activation_ids_are_distinct_and_dense():
     assert sorted(ACTIVATION_IDS.values()) == list(range(len(ACTIVATION_IDS)))
+
+
+def test_the_size_accounting_uses_the_kernels_limits():
+    from kiloml.compress import kernel_cost, size
+    from kiloml.ops import constants, matrix
+
+    assert size.BLOCK == constants.BLOCK_WIDTH
+    assert size.BLOCKED_MAX_COLS == constants.BLOCKED_MAX_COLS
+    assert size.INT8_ROW_LIMIT == constants.INT8_ROW_LIMIT
+    assert kernel_cost.NARROW_COLS == constants.NARROW_COLS
+    assert kernel_cost.NARROW_S16_MIN_COLS == matrix.NARROW_S16_MIN_COLS

@@ -1,5 +1,6 @@
 """``kl_matvec.c``: every kernel (dense int16, narrow and interleaved int8 at every width around
-their 4- and 8-column boundaries, CSR int8/int16 with uint8/uint16 indices, the row-by-row
+their 4- and 8-column boundaries, CSR int8/int16 with uint8/uint16 indices, blocked int8/int16
+with empty rows, the row-by-row
 kernel for int8 rows longer than 511 and for shifts outside 1..31) in every output mode
 (int32, int32 accumulated, int16) equals the spec ``kiloml.ops.matrix.matvec``, with sums
 saturating int32 and int16. The kernels are reached through a test op whose one node holds
@@ -9,10 +10,18 @@ import numpy as np
 import pytest
 
 from kiloml.ir.simulate import simulate
-from kiloml.ops.base import OPS, Buffer, EmitContext, Emitted, Node, Op, Value
+from kiloml.ops.base import OPS, Buffer, EmitContext, Emitted, Node, Op, Value, get_op
 from kiloml.ops.constants import INT8_ROW_LIMIT, NARROW_COLS
 from kiloml.ops.fixed import QTensor, saturate, shift_round
-from kiloml.ops.matrix import MATVEC_FILES, emit_matrix, kernel_name, matrix_storage, matvec
+from kiloml.ops.matrix import (
+    MATVEC_FILES,
+    blocked_arrays,
+    blocked_matvec,
+    emit_matrix,
+    kernel_name,
+    matrix_storage,
+    matvec,
+)
 
 from .kernel_coverage import branch_coverage, summary
 from .op_harness import (
@@ -107,11 +116,19 @@ ENTRIES = [
     (8, 4, 300, 0.1, 33, -4), (16, 4, 40, 0.2, -5, 45), (16, 4, 300, 0.1, 62, 0),
     (8, 3, INT8_ROW_LIMIT + 9, 1, -1, 35),
 ]
+#: Blocked matrices (the same fields, ``density`` of the blocks of 4 nonzero; the last row
+#: empty): int16 and int8 kernels, and shifts outside 1..31 (the kernels' own row-by-row loop,
+#: ``kl_kernel_rows`` in reference builds).
+BLOCKED_ENTRIES = [
+    (16, 6, 16, 0.3, 1, 18), (16, 5, 40, 0.25, 17, 2), (8, 6, 16, 0.3, 1, 12),
+    (8, 4, 40, 0.25, 12, 1), (16, 4, 16, 0.3, 0, -3), (8, 4, 16, 0.3, 40, 0),
+]
 KERNELS = {"kl_kernel_dense_s16", "kl_kernel_dense_s16_narrow", "kl_kernel_dense_s8_narrow",
            "kl_kernel_dense_s8_interleaved",
            "kl_kernel_csr_s8_u8", "kl_kernel_csr_s8_u16", "kl_kernel_csr_s16_u8",
-           "kl_kernel_csr_s16_u16", "kl_kernel_rows"}
-COLS = max(entry[2] for entry in ENTRIES)
+           "kl_kernel_csr_s16_u16", "kl_kernel_rows", "kl_kernel_blocked_s8",
+           "kl_kernel_blocked_s16"}
+COLS = max(entry[2] for entry in ENTRIES + BLOCKED_ENTRIES)
 
 
 def random_matrix(rng: np.random.Generator, bits: int, rows: int, cols: int, density: float
@@ -125,14 +142,25 @@ def random_matrix(rng: np.random.Generator, bits: int, rows: int, cols: int, den
     return values
 
 
+def random_blocked(rng: np.random.Generator, bits: int, rows: int, cols: int, density: float
+                   ) -> np.ndarray:
+    """:func:`random_matrix`'s values on ``density`` of the blocks of 4 columns, the last row
+    empty."""
+    values = random_matrix(rng, bits, rows, cols, 1)
+    blocks = rng.random((rows, cols // 4)) < density
+    blocks[-1] = False
+    return values * np.repeat(blocks, 4, axis=1)
+
+
 @pytest.fixture
 def probe_graph(monkeypatch):
     monkeypatch.setitem(OPS, MatvecProbeOp.name, MatvecProbeOp())
     rng = np.random.default_rng(0)
     node = Node("probe", MatvecProbeOp.name, ["x"], ["y"])
-    for i, (bits, rows, cols, density, shift_a, shift_b) in enumerate(ENTRIES):
+    for i, (bits, rows, cols, density, shift_a, shift_b) in enumerate(ENTRIES + BLOCKED_ENTRIES):
+        make = random_blocked if i >= len(ENTRIES) else random_matrix
         for name, shift in ((f"A{i}", shift_a), (f"B{i}", shift_b)):
-            node.q[name] = QTensor(random_matrix(rng, bits, rows, cols, density), 0, bits)
+            node.q[name] = QTensor(make(rng, bits, rows, cols, density), 0, bits)
             node.consts[name] = shift
     graph = single_op_graph(node, (COLS,))
     graph.values["y"].frac_bits = 0
@@ -149,6 +177,9 @@ def test_entries_reach_every_kernel_and_shift_class(probe_graph):
         index_bits = 8 if cols <= 256 else 16
         assert emit_matrix("m", node.q[f"A{i}"], 1).kernel == kernel_name(storage, bits, cols,
                                                                           index_bits)
+    for i in range(len(ENTRIES), len(ENTRIES) + len(BLOCKED_ENTRIES)):
+        assert matrix_storage(node.q[f"A{i}"])["format"] == "blocked"
+        assert not node.q[f"A{i}"].values[-1].any()
     shifts = [node.consts[name] for name in node.q]
     assert min(shifts) < 0 and 0 in shifts and 31 in shifts and max(shifts) > 32
 
@@ -199,3 +230,41 @@ def test_spec_is_the_exact_sum_rescaled_and_saturated():
 ])
 def test_kernel_choice_at_the_boundaries(bits, cols, storage, index_bits, kernel):
     assert kernel_name(storage, bits, cols, index_bits) == kernel
+
+
+def test_blocked_arrays_by_hand():
+    w = np.array([[0, 0, 0, 0, 1, 2, 3, 4],
+                  [0, 0, 0, 0, 0, 0, 0, 0],
+                  [5, 0, 0, 6, 0, 0, 7, 0]])
+    weights, index, row_ptr = blocked_arrays(w, 16)
+    assert weights.tolist() == [[1, 2, 3, 4], [5, 0, 0, 6], [0, 0, 7, 0]]
+    assert index.tolist() == [1, 0, 1] and row_ptr.tolist() == [0, 1, 1, 3]
+    assert blocked_arrays(w, 8)[0].tolist() == [[1, 3, 2, 4], [5, 0, 0, 6], [0, 7, 0, 0]]
+    x = np.array([[1, 10, 100, 1000, -1, -2, -3, -4]])
+    assert blocked_matvec(x, weights, index, row_ptr, 16, 0).tolist() == [[-30, 0, 5 + 6000 - 21]]
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_blocked_spec_is_the_dense_product(bits):
+    rng = np.random.default_rng(bits)
+    w = random_blocked(rng, bits, 9, 24, 0.4)
+    x = rng.integers(-32768, 32768, (5, 24))
+    for shift in (0, 3, 20):
+        assert np.array_equal(blocked_matvec(x, *blocked_arrays(w, bits), bits, shift),
+                              matvec(x, w, shift))
+
+
+def test_rows_read_one_at_a_time_are_never_blocked():
+    rng = np.random.default_rng(3)
+    block_sparse = QTensor(random_blocked(rng, 8, 4, 16, 0.3), 0, 8)
+    assert matrix_storage(block_sparse)["format"] == "blocked"
+    assert matrix_storage(block_sparse, blocked=False)["format"] == "csr"
+    assert emit_matrix("m", block_sparse, 3, blocked=False).kernel == "kl_kernel_csr_s8_u8"
+    node = Node("p", "projection", ["x"], ["y"])
+    node.q = {"weight": block_sparse, "bias": QTensor(np.zeros(4, dtype=np.int64), 0, 16)}
+    assert get_op("projection").storage(node)["weight"]["format"] == "csr"
+    assert get_op("fully_connected").storage(node)["weight"]["format"] == "blocked"
+    # int8 rows past 511 entries (read row by row) are not blocked either
+    long_rows = QTensor(random_blocked(rng, 8, 3, INT8_ROW_LIMIT + 9, 0.2), 0, 8)
+    assert matrix_storage(long_rows)["format"] == "csr"
+    assert matrix_storage(QTensor(long_rows.values, 0, 16))["format"] == "blocked"

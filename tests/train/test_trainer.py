@@ -236,3 +236,22 @@ def test_checkpoints_are_throttled_and_an_interruption_saves_the_last_epoch(
     result = Trainer(new_model(_config(), tiny_data, 9), tiny_data, config,
                      checkpoint_path=ckpt).fit(resume=True)
     assert [r.epoch for r in result.history] == list(range(6))
+
+
+def test_block_sparsity_trains_block_aligned_supports(tiny_data):
+    config = TrainConfig(epochs=6, batch_size=16, keep_w=0.5, keep_u=0.25, keep_head=0.5,
+                         iht_every=2, sparsity_block=4)
+    model = new_model(_config(w_rank=None, u_rank=None), tiny_data, seed=0)
+    Trainer(model, tiny_data, config).fit()
+    for name, (param, group) in sparsifiable_parameters(model).items():
+        rows, cols = param.shape
+        blocks = -(-cols // 4)
+        padded = torch.zeros(rows, blocks * 4, dtype=torch.bool)
+        padded[:, :cols] = param != 0
+        kept = padded.reshape(rows, blocks, 4).any(-1)
+        full = torch.ones_like(padded)
+        full[:, cols:] = False
+        # every block (the ragged last one: its cols % 4 entries) kept whole or not at all
+        assert torch.equal(padded, kept.repeat_interleave(4, 1) & full), name
+        keep = {"W": 0.5, "U": 0.25, "head": 0.5}[group]
+        assert int(kept.sum()) == kept_count(rows * blocks, keep), name

@@ -2,9 +2,15 @@
 
 Storage rules (the deployment code uses exactly these formats):
 
-* A matrix is stored **dense** (``rows*cols`` values) or, when that is smaller, **sparse CSR**:
-  the nonzero values, one column index per nonzero (``uint8`` when ``cols <= 256``, else
-  ``uint16``) and ``rows + 1`` ``uint16`` row pointers.
+* A matrix is stored **dense** (``rows*cols`` values), **sparse CSR** (the nonzero values, one
+  column index per nonzero (``uint8`` when ``cols <= 256``, else ``uint16``) and ``rows + 1``
+  ``uint16`` row pointers) or **blocked sparse** (when ``cols`` is a multiple of 4, at most
+  1,024, at most 511 for int8, and the matrix's kernel reads whole rows: every aligned block of
+  4 columns of a row holding a nonzero, as its 4 values and one ``uint8`` block index, and
+  ``rows + 1`` ``uint16`` row pointers counting blocks), whichever is smallest (ties: dense,
+  then CSR); with ``by="speed"`` (``kiloml export --storage-by speed``), whichever needs the
+  fewest predicted Cortex-M4 instructions (:mod:`kiloml.compress.kernel_cost`; ties: the
+  smaller).
 * Low-rank factors are stored separately (``W1``, ``W2``), never multiplied out.
 * Vectors (biases, normalisation mean/std) are dense; scalars (``zeta``, ``nu``, ``alpha``,
   ``beta``) are one value each. With integer weights, each tensor also carries a one-byte
@@ -17,14 +23,24 @@ Storage rules (the deployment code uses exactly these formats):
 ``value_bytes`` is the stored width of one value: 4 for float32, 2 for int16, 1 for int8.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from kiloml.compress.kernel_cost import predicted_instructions
 from kiloml.nn.classifier import SequenceClassifier
 
 FLOAT32_BYTES = 4
+#: Columns of one block of the blocked-sparse format (``kiloml.ops.constants.BLOCK_WIDTH``).
+BLOCK = 4
+#: Widest matrix stored blocked (uint8 block indices).
+BLOCKED_MAX_COLS = 256 * BLOCK
+#: Longest int8 row of an int32 sum (``kiloml.ops.constants.INT8_ROW_LIMIT``): longer int8 rows
+#: are never stored blocked (the row-by-row kernel reads them).
+INT8_ROW_LIMIT = 511
+#: ``tensor_storage``'s rules: fewest bytes, or fewest predicted instructions.
+STORAGE_RULES = ("bytes", "speed")
 
 
 @dataclass(frozen=True)
@@ -34,8 +50,10 @@ class TensorStorage:
     name: str
     shape: tuple[int, ...]
     nonzeros: int
-    format: str  # "dense", "csr" or "scalar"
+    format: str  # "dense", "csr", "blocked" or "scalar"
     bytes: int
+    stored: int = 0  # weights the kernel reads: rows*cols, nonzeros, or 4 per block
+    predicted_instructions: float | None = None  # Cortex-M4, integer widths only
 
 
 def csr_bytes(rows: int, cols: int, nonzeros: int, value_bytes: int) -> int:
@@ -44,20 +62,52 @@ def csr_bytes(rows: int, cols: int, nonzeros: int, value_bytes: int) -> int:
     return nonzeros * (value_bytes + index_bytes) + (rows + 1) * 2
 
 
+def blocked_bytes(rows: int, blocks: int, value_bytes: int) -> int:
+    """Bytes of a blocked-sparse matrix: ``blocks`` blocks of 4 values and a uint8 block index,
+    and ``rows + 1`` uint16 row pointers."""
+    return blocks * (BLOCK * value_bytes + 1) + (rows + 1) * 2
+
+
+def nonzero_blocks(tensor: torch.Tensor) -> int | None:
+    """Aligned blocks of 4 columns holding a nonzero, or ``None`` when the matrix cannot be
+    stored blocked (not 2-D, ``cols`` not a multiple of 4 or above 1,024)."""
+    if tensor.dim() != 2 or tensor.shape[1] % BLOCK or tensor.shape[1] > BLOCKED_MAX_COLS:
+        return None
+    return int((tensor.reshape(tensor.shape[0], -1, BLOCK) != 0).any(-1).sum())
+
+
 def tensor_storage(name: str, tensor: torch.Tensor, value_bytes: int,
-                   scale_bytes: int = 0) -> TensorStorage:
-    """The deployed storage of ``tensor``: CSR for a matrix when smaller than dense."""
+                   scale_bytes: int = 0, by: str = "bytes", blocked: bool = True
+                   ) -> TensorStorage:
+    """The deployed storage of ``tensor`` (see the module docstring for the choice); without
+    ``blocked`` (matrices the C reads one row at a time, and int8 rows past 511 entries) never
+    blocked."""
+    if by not in STORAGE_RULES:
+        raise ValueError(f"storage rule must be one of {STORAGE_RULES}, got {by!r}")
     shape = tuple(tensor.shape)
     nonzeros = int(torch.count_nonzero(tensor))
     numel = tensor.numel()
     if numel == 1:
         return TensorStorage(name, shape, nonzeros, "scalar", value_bytes)
-    dense = numel * value_bytes + scale_bytes
+    candidates = [TensorStorage(name, shape, nonzeros, "dense", numel * value_bytes + scale_bytes,
+                                numel)]
     if tensor.dim() == 2 and min(shape) > 1:
-        sparse = csr_bytes(shape[0], shape[1], nonzeros, value_bytes) + scale_bytes
-        if sparse < dense:
-            return TensorStorage(name, shape, nonzeros, "csr", sparse)
-    return TensorStorage(name, shape, nonzeros, "dense", dense)
+        candidates.append(TensorStorage(
+            name, shape, nonzeros, "csr",
+            csr_bytes(shape[0], shape[1], nonzeros, value_bytes) + scale_bytes, nonzeros))
+        blocks = nonzero_blocks(tensor)
+        if value_bytes == 1 and shape[1] > INT8_ROW_LIMIT:
+            blocks = None
+        if blocks is not None and blocked:
+            candidates.append(TensorStorage(
+                name, shape, nonzeros, "blocked",
+                blocked_bytes(shape[0], blocks, value_bytes) + scale_bytes, BLOCK * blocks))
+    if value_bytes in (1, 2) and len(shape) == 2:
+        candidates = [replace(c, predicted_instructions=predicted_instructions(
+            c.format, 8 * value_bytes, shape[0], shape[1], c.stored)) for c in candidates]
+    if by == "speed" and candidates[0].predicted_instructions is not None:
+        return min(candidates, key=lambda c: (c.predicted_instructions, c.bytes))
+    return min(candidates, key=lambda c: c.bytes)
 
 
 def deployed_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -79,13 +129,16 @@ def model_storage(model: SequenceClassifier,
     as the DS-CNN's depthwise kernels: ``{name: rows}``); the normalisation and the tensors a
     model's ``int16_tensors()`` names are int16 whatever the weight width (the mean in the
     input's format, the inverse standard deviation and the named tensors with a scale byte);
-    scalars are Q15 int16.
+    scalars are Q15 int16. The matrices a model's ``unblocked_tensors()`` names (read one row
+    at a time by their kernels) are never stored blocked.
     """
     tensors = deployed_tensors(model)
     scales = model.scale_counts() if hasattr(model, "scale_counts") else {}
     wide = model.int16_tensors() if hasattr(model, "int16_tensors") else ()
+    unblocked = model.unblocked_tensors() if hasattr(model, "unblocked_tensors") else ()
     if value_bytes == FLOAT32_BYTES:
-        return [tensor_storage(name, tensor.detach(), value_bytes)
+        return [tensor_storage(name, tensor.detach(), value_bytes,
+                               blocked=name not in unblocked)
                 for name, tensor in tensors.items()]
     out = []
     for name, tensor in tensors.items():
@@ -95,9 +148,10 @@ def model_storage(model: SequenceClassifier,
         elif tensor.numel() == 1:
             out.append(tensor_storage(name, tensor, 2))
         elif name in wide:
-            out.append(tensor_storage(name, tensor, 2, 1))
+            out.append(tensor_storage(name, tensor, 2, 1, blocked=name not in unblocked))
         else:
-            out.append(tensor_storage(name, tensor, value_bytes, scales.get(name, 1)))
+            out.append(tensor_storage(name, tensor, value_bytes, scales.get(name, 1),
+                                      blocked=name not in unblocked))
     return out
 
 

@@ -32,6 +32,7 @@ from kiloml.deploy.export import (
     EXPORT_TARGETS,
     LIBRARY_FILES,
     QUANTIZED_FILE,
+    STORAGE_RULES,
     TEST_INPUTS_FILE,
     TEST_PCM_FILE,
     export_run,
@@ -95,6 +96,12 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-flash", type=_bytes, default=None, metavar="BYTES",
                         help="fail, writing nothing, when the stored constants (weights, "
                              "indices, scales) need more flash")
+    parser.add_argument("--storage-by", choices=STORAGE_RULES, default="bytes",
+                        help="how each weight matrix is stored (dense, CSR or blocks of 4): "
+                             "bytes = the smallest; speed = the fewest Cortex-M4 instructions "
+                             "by the kernels' cost model (ties: the smaller); export.json "
+                             "reports each choice and its predicted instructions "
+                             "(default: bytes)")
 
 
 def _bytes(text: str) -> int:
@@ -204,7 +211,8 @@ def run_export(args: argparse.Namespace) -> int:
                           X_calib=X_calib, X_test=X_test, y_test=y_test, name=args.name,
                           pcm_test=pcm_test, pcm_labels=pcm_labels,
                           max_ram=getattr(args, "max_ram", None),
-                          max_flash=getattr(args, "max_flash", None))
+                          max_flash=getattr(args, "max_flash", None),
+                          storage_by=getattr(args, "storage_by", "bytes"))
     console = Console(highlight=False, emoji=False)
     ram = (f"{info['ram_bytes']} B RAM with the Cortex-M4 stack"
            if info["stack_bytes_cortex_m4"] is not None

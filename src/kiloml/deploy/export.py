@@ -47,6 +47,7 @@ from kiloml.ir.quantize import quantize_input
 from kiloml.ir.serialize import save_graph
 from kiloml.ir.simulate import simulate_values
 from kiloml.ops.logmel import make_tables
+from kiloml.ops.matrix import STORAGE_RULES
 from kiloml.runs import load_run
 
 EXPORT_TARGETS = ("c", "arduino")
@@ -203,7 +204,7 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
                y_test: np.ndarray | None = None, name: str = "kiloml_model",
                pcm_test: np.ndarray | None = None, pcm_labels: np.ndarray | None = None,
                max_ram: int | None = None, max_flash: int | None = None,
-               measure_stack: bool = True) -> dict:
+               measure_stack: bool = True, storage_by: str = "bytes") -> dict:
     """Quantize the run's model (Q-formats from ``X_calib`` ``[N, T, F]`` raw features, else
     ``X_test``) to ``bits``-bit weights and write the C sources to ``out_dir``.
 
@@ -218,7 +219,14 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     Cortex-M4 once to state its stack and total RAM in ``model.h``; ``max_ram`` (bytes: arena,
     outputs and, when measured, that stack) and ``max_flash`` (bytes of stored constants) are
     budgets checked before anything is written.
+
+    ``storage_by`` chooses each matrix's format (dense, CSR, blocked): ``"bytes"`` the smallest,
+    ``"speed"`` the fewest Cortex-M4 instructions the cost model predicts
+    (:func:`kiloml.compress.size.tensor_storage`).
     """
+    if storage_by not in STORAGE_RULES:
+        raise KilomlError(f"--storage-by must be one of {', '.join(STORAGE_RULES)}, got "
+                          f"{storage_by!r}")
     if target not in EXPORT_TARGETS:
         raise KilomlError(f"unknown export target {target!r}; choose one of "
                           f"{', '.join(EXPORT_TARGETS)}")
@@ -243,6 +251,9 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         raise KilomlError(f"test sequences have {X_test.shape[1]} steps, calibration data "
                           f"{X_calib.shape[1]}; the deployed model runs a fixed length")
     graph = quantize_model(model, X_calib, bits)
+    for node in graph.nodes:
+        for tensor in node.q.values():
+            tensor.storage = storage_by
     sample_rate = config.get("data", {}).get("sample_rate")
     pcm_tables = make_tables(LogMelConfig(int(sample_rate))) if sample_rate else None
     pcm_skipped = None
@@ -319,6 +330,7 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         "q_formats": {v.name: v.frac_bits for v in graph.values.values()},
         "arena": {f"{owner}.{buffer}" if buffer else owner: offset
                   for (owner, buffer), offset in generated.plan.offsets.items()},
+        "storage_by": storage_by,
         "storage": generated.storage,
         "input_quantization": f"x_int16 = clamp(round(x * 2**{x_value.frac_bits}), "
                               "-32768, 32767)",

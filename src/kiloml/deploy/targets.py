@@ -491,6 +491,9 @@ _NODE = re.compile(r'node: \{ title: "([^"]+)" label: "[^"]*?\\n[^"]*?\\n(\d+) b
 _EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
 #: GCC's call-graph node for a call through a function pointer.
 INDIRECT_CALL = "__indirect_call"
+#: Callers whose calls through a pointer reach only some kernels: ``kl_kernel_rows`` hands a
+#: blocked matrix to its own kernel (``kl_matvec.c``), never another kind.
+INDIRECT_ONLY = {"kl_kernel_rows": "kl_kernel_blocked_"}
 
 
 def worst_stack_bytes(callgraph_files: list[Path], root: str,
@@ -519,7 +522,11 @@ def worst_stack_bytes(callgraph_files: list[Path], root: str,
         if name == INDIRECT_CALL and not indirect_targets:
             raise KilomlError(f"{path[-1]} calls through a pointer to unknown functions: "
                               "its stack depth is unknown")
-        below = [deepest(callee, path + (name,)) for callee in calls.get(name, ())]
+        callees = set(calls.get(name, ()))
+        if name in INDIRECT_ONLY and INDIRECT_CALL in callees:
+            callees.discard(INDIRECT_CALL)
+            callees |= {c for c in indirect_targets if c.startswith(INDIRECT_ONLY[name])}
+        below = [deepest(callee, path + (name,)) for callee in callees]
         return frames.get(name, 0) + max(below, default=0)
 
     return deepest(root, ())

@@ -24,7 +24,8 @@ def save_graph(graph: Graph, path: Path) -> None:
         for name, tensor in node.q.items():
             key = f"n{i}_{name}"
             arrays[key] = tensor.values.astype(np.int64)
-            tensors[name] = {"array": key, "frac_bits": tensor.frac_bits, "bits": tensor.bits}
+            tensors[name] = {"array": key, "frac_bits": tensor.frac_bits, "bits": tensor.bits,
+                             "storage": tensor.storage}
         nodes.append({"name": node.name, "op": node.op, "inputs": node.inputs,
                       "outputs": node.outputs, "attrs": node.attrs, "path": node.path,
                       "consts": node.consts, "tensors": tensors})
@@ -54,7 +55,7 @@ def load_graph(path: Path) -> Graph:
                     entry["attrs"], {}, entry["path"])
         node.consts = {k: int(v) for k, v in entry["consts"].items()}
         node.q = {name: QTensor(arrays[t["array"]].astype(np.int64), int(t["frac_bits"]),
-                                int(t["bits"]))
+                                int(t["bits"]), str(t.get("storage", "bytes")))
                   for name, t in entry["tensors"].items()}
         graph.nodes.append(node)
     return graph

@@ -179,6 +179,11 @@ class Bonsai(nn.Module):
         """The projection's bias is stored int16 (it carries the folded mean)."""
         return ("Z_bias",)
 
+    def unblocked_tensors(self) -> tuple[str, ...]:
+        """Matrices never stored blocked: the projection and the tree's (their kernels read
+        single rows)."""
+        return tuple(name for name in self.deployed_tensors() if name != "Z_bias")
+
     def macs(self, steps: int = 1) -> int:
         """Multiply-accumulates of one inference, counted on the longest path: ``Z``'s
         nonzeros, per node on the path the nonzeros of its largest ``W_k`` and ``V_k`` and

@@ -223,6 +223,10 @@ class ProtoNN(nn.Module):
         the folded mean; ``d`` values)."""
         return ("W_bias",)
 
+    def unblocked_tensors(self) -> tuple[str, ...]:
+        """Matrices never stored blocked: the projection (its kernel reads single rows)."""
+        return ("W",)
+
     def macs(self, steps: int = 1) -> int:
         """Multiply-accumulates of one inference: ``W``'s nonzeros, ``d`` per prototype for the
         distance and one for ``gamma^2``, and ``Z``'s nonzeros."""

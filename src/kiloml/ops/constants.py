@@ -12,8 +12,13 @@ ACTIVATION_IDS = {"sigmoid": 0, "tanh": 1, "quantSigm": 2, "quantTanh": 3, "relu
 #: Bounded non-linearities output Q15; relu keeps its input's format.
 BOUNDED_ACTIVATIONS = ("sigmoid", "tanh", "quantSigm", "quantTanh")
 #: ``kl_matrix_t.format``: dense row-major, CSR, dense int8 with each group of four columns
-#: stored as (c0, c2, c1, c3) for ``SXTB16``.
-MATRIX_FORMATS = {"dense": 0, "csr": 1, "dense_interleaved": 2}
+#: stored as (c0, c2, c1, c3) for ``SXTB16``, blocked sparse (rows of blocks of
+#: :data:`BLOCK_WIDTH` columns: block index, the block's weights).
+MATRIX_FORMATS = {"dense": 0, "csr": 1, "dense_interleaved": 2, "blocked": 3}
+#: Columns of one block of the blocked-sparse format (two SMLAD/SMLALD pairs).
+BLOCK_WIDTH = 4
+#: Widest matrix the blocked format stores (uint8 block indices: 256 blocks).
+BLOCKED_MAX_COLS = 256 * BLOCK_WIDTH
 #: Longest int8 row whose int32 sum cannot overflow: 511 * 127 * 32768 < 2^31.
 INT8_ROW_LIMIT = 511
 #: Widest dense int8 matrix the narrow kernel takes (x held in registers).
@@ -39,6 +44,9 @@ _DEFINES = [
     ("KL_MATRIX_CSR", MATRIX_FORMATS["csr"], "CSR: values, column indices, row pointers"),
     ("KL_MATRIX_DENSE_INTERLEAVED", MATRIX_FORMATS["dense_interleaved"],
      "dense int8, columns (c0, c2, c1, c3) per four"),
+    ("KL_MATRIX_BLOCKED", MATRIX_FORMATS["blocked"],
+     "blocked sparse: block indices, blocks of weights"),
+    ("KL_BLOCK_WIDTH", BLOCK_WIDTH, "columns of one block of KL_MATRIX_BLOCKED"),
     ("KL_INT8_ROW_LIMIT", INT8_ROW_LIMIT, "longest int8 row with an exact int32 sum"),
     ("KL_NARROW_COLS", NARROW_COLS, "widest dense int8 matrix of the narrow kernel"),
     ("KL_TANH_TABLE_SIZE", TANH_TABLE_SIZE, "entries of the Q15 tanh(k/16) table"),

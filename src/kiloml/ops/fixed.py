@@ -80,11 +80,14 @@ Q15 = 15
 
 @dataclass
 class QTensor:
-    """Stored integers (int64 array) of width ``bits`` in Q``frac_bits``."""
+    """Stored integers (int64 array) of width ``bits`` in Q``frac_bits``; a matrix is stored
+    by the rule ``storage`` (``"bytes"``: the smallest format, ``"speed"``: the fewest predicted
+    instructions; :func:`kiloml.compress.size.tensor_storage`)."""
 
     values: np.ndarray
     frac_bits: int
     bits: int
+    storage: str = "bytes"
 
     @property
     def nbytes(self) -> int:

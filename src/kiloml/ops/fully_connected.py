@@ -33,6 +33,8 @@ class FullyConnectedOp(Op):
     bias_bits: int | None = None
     kernel = "kl_fc_s16_s32"
     params_type = "kl_fc_params_t"
+    #: whether the weight may be stored blocked (not when the kernel reads single rows)
+    blocked_storage = True
 
     def infer(self, node: Node, inputs: list[Value]) -> list[Value]:
         rows, cols = node.weights["weight"].shape
@@ -60,7 +62,7 @@ class FullyConnectedOp(Op):
                          self.output_bits)]
 
     def storage(self, node):
-        return {"weight": matrix_storage(node.q["weight"]),
+        return {"weight": matrix_storage(node.q["weight"], self.blocked_storage),
                 "bias": {"format": "dense", "bytes": vector_bytes(node.q["bias"]),
                          "bits": node.q["bias"].bits}}
 
@@ -71,7 +73,8 @@ class FullyConnectedOp(Op):
         return int(np.count_nonzero(node.q["weight"].values))
 
     def emit(self, node, inputs, outputs, c: EmitContext) -> Emitted:
-        stored = emit_matrix(c.symbol("weight"), node.q["weight"], node.consts["shift_weight"])
+        stored = emit_matrix(c.symbol("weight"), node.q["weight"], node.consts["shift_weight"],
+                             self.blocked_storage)
         bias_text, bias = emit_vector(c.symbol("bias"), node.q["bias"], node.consts["shift_bias"])
         definitions = (stored.text + bias_text
                        + f"static const {self.params_type} {c.symbol('params')} KL_CONST = "

@@ -1,9 +1,13 @@
 """Weight matrices and vectors as the ops store them: the storage choice, the kernel that reads
 each matrix, the integer spec of a matrix-vector product, and their C (``kl_matvec.h``).
 
-A matrix is stored dense, or CSR when that is smaller (:func:`kiloml.compress.size.tensor_storage`
-decides, so the exported bytes equal the size accounting); dense int8 matrices wider than
-:data:`NARROW_COLS` columns keep each group of four columns as (c0, c2, c1, c3) for ``SXTB16``.
+A matrix is stored dense, CSR or blocked sparse, the smallest or (``QTensor.storage ==
+"speed"``) the fastest by the cost model (:func:`kiloml.compress.size.tensor_storage` decides,
+so the exported bytes equal the size accounting); dense int8 matrices wider than
+:data:`NARROW_COLS` columns keep each group of four columns as (c0, c2, c1, c3) for ``SXTB16``,
+and so do the blocks of 4 of a blocked int8 matrix. Every format computes the same exact
+integer sum, so :func:`matvec` (the dense product) is the spec of every kernel;
+:func:`blocked_matvec` computes it from the blocked arrays as the blocked kernels read them.
 Dense int16 matrices of 5 to :data:`NARROW_COLS` columns name the narrow int16 kernel.
 Every tensor carries a one-byte power-of-two scale (its shift) in the bytes counted.
 """
@@ -13,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kiloml.compress.size import STORAGE_RULES as STORAGE_RULES  # re-exported for deploy
 from kiloml.compress.size import tensor_storage
-from kiloml.ops.constants import INT8_ROW_LIMIT, NARROW_COLS
+from kiloml.ops.constants import BLOCK_WIDTH, INT8_ROW_LIMIT, NARROW_COLS
 from kiloml.ops.fixed import QTensor, saturate, shift_round
 
 C_WEIGHT_TYPES = {8: "int8_t", 16: "int16_t", 32: "int32_t"}
@@ -48,6 +53,8 @@ def kernel_name(storage_format: str, bits: int, cols: int, index_bits: int) -> s
         return "kl_kernel_rows"
     if storage_format == "csr":
         return f"kl_kernel_csr_s{bits}_u{index_bits}"
+    if storage_format == "blocked":
+        return f"kl_kernel_blocked_s{bits}"
     if bits == 8 and cols <= NARROW_COLS:
         return "kl_kernel_dense_s8_narrow"
     if bits == 8:
@@ -68,6 +75,36 @@ def interleave_columns(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def blocked_arrays(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(weights [blocks, 4], block index [blocks], row pointers [rows + 1])`` of a matrix
+    ``[rows, cols]`` (``cols`` a multiple of 4) stored blocked: every block of 4 columns of a
+    row holding a nonzero, row by row; the block index is its first column / 4, the row
+    pointers count blocks. int8 blocks are stored (c0, c2, c1, c3) for ``SXTB16``."""
+    rows, cols = values.shape
+    blocks = values.reshape(rows, cols // BLOCK_WIDTH, BLOCK_WIDTH)
+    row_index, block_index = np.nonzero((blocks != 0).any(-1))
+    weights = blocks[row_index, block_index]
+    if bits == 8:
+        weights = weights[:, [0, 2, 1, 3]]
+    row_ptr = np.concatenate([[0], np.cumsum(np.bincount(row_index, minlength=rows))])
+    return weights, block_index, row_ptr
+
+
+def blocked_matvec(x: np.ndarray, weights: np.ndarray, block_index: np.ndarray,
+                   row_ptr: np.ndarray, bits: int, shift: int) -> np.ndarray:
+    """:func:`matvec` from the blocked arrays (:func:`blocked_arrays`) for int64 ``x``
+    ``[N, cols]``: each row sums its blocks' four products with ``x[4 * index + j]``."""
+    x = np.asarray(x, dtype=np.int64)
+    order = [0, 2, 1, 3] if bits == 8 else [0, 1, 2, 3]
+    columns = BLOCK_WIDTH * block_index[:, None] + np.array(order)[None, :]  # [blocks, 4]
+    products = (x[:, columns] * weights[None]).sum(-1)  # [N, blocks]
+    rows = len(row_ptr) - 1
+    sums = np.zeros((x.shape[0], rows), dtype=np.int64)
+    for r in range(rows):
+        sums[:, r] = products[:, row_ptr[r]:row_ptr[r + 1]].sum(-1)
+    return saturate(shift_round(sums, shift), 32)
+
+
 @dataclass
 class StoredMatrix:
     """C text and stored bytes of one matrix (values, indices, row pointers, shift byte)."""
@@ -79,23 +116,29 @@ class StoredMatrix:
     kernel: str
 
 
-def matrix_storage(tensor: QTensor) -> dict:
-    """``format``, ``bytes``, ``bits`` and ``nonzeros`` of a stored integer matrix, and the
-    ``kernel`` of ``kl_matvec.c`` that reads it (what ``export.json`` reports per matrix)."""
+def matrix_storage(tensor: QTensor, blocked: bool = True) -> dict:
+    """``format``, ``bytes``, ``bits`` and ``nonzeros`` of a stored integer matrix, the
+    ``kernel`` of ``kl_matvec.c`` that reads it, the rule that chose the format (``storage``)
+    and the Cortex-M4 instructions the cost model predicts for one product
+    (``predicted_instructions``): what ``export.json`` reports per matrix. ``blocked=False``:
+    a matrix whose op reads single rows (``kl_matrix_row_dot``), never stored blocked."""
     storage = tensor_storage("", torch.from_numpy(tensor.values), tensor.bits // 8,
-                             scale_bytes=1)
+                             scale_bytes=1, by=tensor.storage, blocked=blocked)
     cols = tensor.values.shape[1]
     kernel = kernel_name(storage.format, tensor.bits, cols, 8 if cols <= 256 else 16)
     return {"format": storage.format, "bytes": storage.bytes, "bits": tensor.bits,
-            "nonzeros": storage.nonzeros, "kernel": kernel}
+            "nonzeros": storage.nonzeros, "kernel": kernel, "storage": tensor.storage,
+            "predicted_instructions": storage.predicted_instructions}
 
 
-def emit_matrix(symbol: str, tensor: QTensor, shift: int) -> StoredMatrix:
+def emit_matrix(symbol: str, tensor: QTensor, shift: int, blocked: bool = True
+                ) -> StoredMatrix:
     """Arrays and the ``static const kl_matrix_t <symbol>`` of an integer matrix
-    ``[rows, cols]`` whose row sums are rescaled by ``shift``."""
+    ``[rows, cols]`` whose row sums are rescaled by ``shift`` (``blocked``: as
+    :func:`matrix_storage`)."""
     values = tensor.values
     rows, cols = values.shape
-    storage = matrix_storage(tensor)
+    storage = matrix_storage(tensor, blocked)
     ctype = C_WEIGHT_TYPES[tensor.bits]
     fields = {"rows": rows, "cols": cols, "value_bits": tensor.bits, "shift": shift}
     if storage["format"] == "csr":
@@ -107,6 +150,13 @@ def emit_matrix(symbol: str, tensor: QTensor, shift: int) -> StoredMatrix:
                 + c_array("uint16_t", f"{symbol}_row_ptr", row_ptr))
         fields.update(values=f"{symbol}_values", col_index=f"{symbol}_col_index",
                       row_ptr=f"{symbol}_row_ptr", format="KL_MATRIX_CSR", index_bits=index_bits)
+    elif storage["format"] == "blocked":
+        weights, block_index, row_ptr = blocked_arrays(values, tensor.bits)
+        text = (c_array(ctype, f"{symbol}_values", weights)
+                + c_array("uint8_t", f"{symbol}_col_index", block_index)
+                + c_array("uint16_t", f"{symbol}_row_ptr", row_ptr))
+        fields.update(values=f"{symbol}_values", col_index=f"{symbol}_col_index",
+                      row_ptr=f"{symbol}_row_ptr", format="KL_MATRIX_BLOCKED", index_bits=8)
     else:
         interleaved = kernel_name("dense", tensor.bits, cols, 0) == INTERLEAVED_KERNEL
         text = c_array(ctype, f"{symbol}_values",

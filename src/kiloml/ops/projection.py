@@ -29,6 +29,7 @@ class ProjectionOp(FullyConnectedOp):
     bias_bits = 16
     kernel = "kl_projection_s16_s16"
     params_type = "kl_projection_params_t"
+    blocked_storage = False  # kl_projection.c reads W one row at a time
 
     def infer(self, node: Node, inputs: list[Value]) -> list[Value]:
         rows, cols = node.weights["weight"].shape

@@ -120,7 +120,8 @@ class TreePathOp(Op):
         return [Buffer("w", "int32", classes), Buffer("v", "int16", classes)]
 
     def storage(self, node):
-        return {name: matrix_storage(q) for name, q in node.q.items()}
+        # theta is read one row at a time (kl_matrix_row_dot): no matrix of the op is blocked
+        return {name: matrix_storage(q, blocked=False) for name, q in node.q.items()}
 
     def flash_bytes(self, node):
         return sum(entry["bytes"] for entry in self.storage(node).values())
@@ -140,13 +141,13 @@ class TreePathOp(Op):
         for name in ("W", "V"):
             for i in range(n):
                 text += emit_matrix(c.symbol(f"{name}{i}"), node.q[f"{name}.{i}"],
-                                    k[f"shift_{name}.{i}"]).text
+                                    k[f"shift_{name}.{i}"], blocked=False).text
             members = ", ".join(f"&{c.symbol(f'{name}{i}')}" for i in range(n))
             text += (f"static const kl_matrix_t *const {c.symbol(name + '_nodes')}[{n}] KL_CONST = "
                      f"{{ {members} }};\n")
         theta = "0"
         if depth:
-            text += emit_matrix(c.symbol("theta"), node.q["theta"], 0).text
+            text += emit_matrix(c.symbol("theta"), node.q["theta"], 0, blocked=False).text
             theta = f"&{c.symbol('theta')}"
         text += (f"static const kl_tree_path_params_t {c.symbol('params')} KL_CONST = {{ "
                  f"{c.symbol('W_nodes')}, {c.symbol('V_nodes')}, {theta}, "

@@ -53,7 +53,8 @@ def planned_bytes(run_dir: Path, bits: int) -> int:
     keep = {"W": train.get("keep_w", 1.0), "U": train.get("keep_u", 1.0),
             "head": train.get("keep_head", 1.0)}
     with torch.no_grad():
-        Sparsity(sparsifiable_parameters(model), keep).hard_threshold()
+        Sparsity(sparsifiable_parameters(model), keep,
+                 block=train.get("sparsity_block", 1)).hard_threshold()
     return model_size_bytes(model, value_bytes=bits // 8)
 
 

@@ -156,6 +156,7 @@ def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfi
         "keep_w": train_config.keep_w,
         "keep_u": train_config.keep_u,
         "keep_head": train_config.keep_head,
+        "sparsity_block": train_config.sparsity_block,
         "compress": train_config.compress,
         "selection": selection,
     })

@@ -52,7 +52,11 @@ class Sparsity:
     zeros, by group or ``"total"`` for all matrices together), one threshold ``s`` per targeted
     matrix (``thresholds``, scalar parameters kept outside the model and the optimiser, stepped
     by the STR phase) with its fixed ``scales`` (both saved in checkpoints), and the ``learned``
-    record (budgets, sparsity reached)."""
+    record (budgets, sparsity reached).
+
+    ``block`` > 1: hard thresholding keeps whole blocks of ``block`` consecutive weights along
+    each row, chosen by L2 norm (:func:`kiloml.compress.hard_threshold.top_block_mask`), so the
+    fixed support is block-aligned too."""
 
     params: dict[str, tuple[nn.Parameter, str]]
     keep: dict[str, float]
@@ -62,6 +66,7 @@ class Sparsity:
     thresholds: dict[str, nn.Parameter] = field(default_factory=dict)
     scales: dict[str, float] = field(default_factory=dict)
     learned: dict = field(default_factory=dict)
+    block: int = 1
 
     def __post_init__(self) -> None:
         if self.targets and not self.thresholds:
@@ -78,9 +83,9 @@ class Sparsity:
                 for group, target in self.targets.items()]
 
     def hard_threshold(self, scale: Callable[[float], float] = float) -> dict[str, torch.Tensor]:
-        """Zero all but the largest ``scale(keep[group])`` fraction of every matrix in place;
-        returns the boolean masks of what was kept."""
-        return {name: hard_threshold_(param, scale(self.keep[group]))
+        """Zero all but the largest ``scale(keep[group])`` fraction of every matrix in place
+        (in blocks of ``block`` row entries); returns the boolean masks of what was kept."""
+        return {name: hard_threshold_(param, scale(self.keep[group]), self.block)
                 for name, (param, group) in self.params.items()}
 
     @torch.no_grad()

@@ -51,6 +51,7 @@ class TrainConfig:
     phase_fractions: tuple[float, float] = (0.4, 0.2)
     iht_every: int = 10
     iht_ramp: float = 0.0
+    sparsity_block: int = 1
     compress: str = "iht"
     target_sparsity: dict[str, float] = field(default_factory=dict)
     str_ramp: float = 0.5
@@ -84,6 +85,12 @@ class TrainConfig:
                 raise KilomlError(f"--{name.replace('_', '-')} must be 0 or positive; got {value}")
         if not 0.0 <= self.iht_ramp <= 1.0:
             raise KilomlError(f"iht_ramp must be in [0, 1]; got {self.iht_ramp}")
+        if not (isinstance(self.sparsity_block, int) and self.sparsity_block >= 1):
+            raise KilomlError(f"--sparsity-block is a number of consecutive weights, at least 1; "
+                              f"got {self.sparsity_block}")
+        if self.sparsity_block > 1 and self.compress == "str":
+            raise KilomlError("--sparsity-block applies to hard thresholding (--compress iht), "
+                              "not to STR")
         if not 0.0 <= self.select_from < 1.0:
             raise KilomlError(f"select_from must be in [0, 1); got {self.select_from}")
         if self.compress not in COMPRESS_METHODS:
@@ -253,7 +260,7 @@ class Trainer:
         check_str_groups(self.sparse_params, config)
         self.sparsity = Sparsity(self.sparse_params, config.kept_fractions(), model=model,
                                  targets=config.target_sparsity if config.compress == "str"
-                                 else {})
+                                 else {}, block=config.sparsity_block)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.batches_per_epoch = math.ceil(len(data.train) / config.batch_size)

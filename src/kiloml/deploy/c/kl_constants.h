@@ -14,6 +14,8 @@
 #define KL_MATRIX_DENSE                0 /* kl_matrix_t.format: dense row-major */
 #define KL_MATRIX_CSR                  1 /* CSR: values, column indices, row pointers */
 #define KL_MATRIX_DENSE_INTERLEAVED    2 /* dense int8, columns (c0, c2, c1, c3) per four */
+#define KL_MATRIX_BLOCKED              3 /* blocked sparse: block indices, blocks of weights */
+#define KL_BLOCK_WIDTH                 4 /* columns of one block of KL_MATRIX_BLOCKED */
 #define KL_INT8_ROW_LIMIT            511 /* longest int8 row with an exact int32 sum */
 #define KL_NARROW_COLS                 8 /* widest dense int8 matrix of the narrow kernel */
 #define KL_TANH_TABLE_SIZE           129 /* entries of the Q15 tanh(k/16) table */

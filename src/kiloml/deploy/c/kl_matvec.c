@@ -1,19 +1,19 @@
 /*
- * kl_matvec.c - dense and CSR matrix-vector kernels (see kl_matvec.h).
+ * kl_matvec.c - dense, CSR and blocked matrix-vector kernels (see kl_matvec.h).
  *
- * One kernel per storage format (dense / CSR, int8 / int16 values, uint8 / uint16 indices;
- * dense int8 matrices of at most 8 columns and int16 ones of 5 to 8, such as low-rank factors,
- * have their own, wider int8 ones are stored interleaved for SXTB16, and wider dense rows are
- * taken two at a time, sharing the loads of x), named by the exported matrix itself
+ * One kernel per storage format (dense / CSR / blocks of 4 columns, int8 / int16 values,
+ * uint8 / uint16 indices; dense int8 matrices of at most 8 columns and int16 ones of 5 to 8,
+ * such as low-rank factors, have their own, wider int8 ones are stored interleaved for SXTB16,
+ * and wider dense rows are taken two at a time, sharing the loads of x), named by the exported matrix itself
  * (kl_matrix_t.kernel), so no format test sits inside a loop and a firmware links only the
  * kernels its model uses. Sums are exact:
  *   - int8 weights accumulate in int32 when a row has at most 511 entries
  *     (|w x| <= 127 * 32768, so 511 products stay below 2^31 - 1 in every partial sum);
- *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense rows
- *     use SMLALD: two 16x16 products into a 64-bit sum per instruction).
+ *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense and
+ *     blocked rows use SMLALD: two 16x16 products into a 64-bit sum per instruction).
  * The kernels run when 1 <= shift <= 31 (the usual case) and rescale a row sum with 32-bit
  * operations when it fits int32, else by the exact int64 kl_shift_round_s64; other shifts take
- * kl_kernel_rows, the plain reference loop.
+ * kl_kernel_rows, the plain reference loop (blocked matrices: their kernel's own loop).
  *
  * Defining KL_REFERENCE at compile time selects the plain reference loops instead (used by the
  * tests to check both against the simulator).
@@ -68,6 +68,30 @@ static int64_t kl_dot_sparse(const void *values, int value_bits, const void *col
     return sum;
 }
 
+/* Sparse dot product of blocks [start, end) of a blocked matrix (KL_MATRIX_BLOCKED) with x:
+ * block k holds the weights of columns 4 * col_index[k] + (0, 1, 2, 3), stored in that order
+ * for int16 and as (0, 2, 1, 3) for int8. Reached from the blocked kernels (shifts outside
+ * 1..31) and, in KL_REFERENCE builds, from kl_matrix_row_dot: other builds of kl_matrix_row_dot
+ * do not read blocked matrices (the ops that read rows one by one never store them blocked),
+ * so a model without one links none of this. */
+static int64_t kl_dot_blocked(const void *values, int value_bits, const uint8_t *col_index,
+                              uint32_t start, uint32_t end, const int16_t *x)
+{
+    int64_t sum = 0;
+    uint32_t k;
+    uint32_t j;
+    for (k = start; k < end; k++) {
+        const int16_t *xb = x + KL_BLOCK_WIDTH * (uint32_t)col_index[k];
+        for (j = 0; j < KL_BLOCK_WIDTH; j++) {
+            uint32_t stored = value_bits == 8 ? ((j & 1u) << 1) | ((j & 2u) >> 1) : j;
+            int32_t w = value_bits == 8 ? ((const int8_t *)values)[KL_BLOCK_WIDTH * k + stored]
+                                        : ((const int16_t *)values)[KL_BLOCK_WIDTH * k + j];
+            sum += w * xb[j];
+        }
+    }
+    return sum;
+}
+
 /* Dot product of an interleaved int8 row (KL_MATRIX_DENSE_INTERLEAVED) with x. */
 static int64_t kl_dot_interleaved_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols)
 {
@@ -87,6 +111,12 @@ int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
         return kl_dot_interleaved_s8_s16((const int8_t *)m->values + (uint32_t)row * m->cols, x,
                                          m->cols);
     }
+#ifdef KL_REFERENCE
+    if (m->format == KL_MATRIX_BLOCKED) {
+        return kl_dot_blocked(m->values, m->value_bits, (const uint8_t *)m->col_index,
+                              m->row_ptr[row], m->row_ptr[row + 1], x);
+    }
+#endif
     if (m->format == KL_MATRIX_CSR) {
         return kl_dot_sparse(m->values, m->value_bits, m->col_index, m->index_bits,
                              KL_READ_U16(&m->row_ptr[row]), KL_READ_U16(&m->row_ptr[row + 1]),
@@ -168,6 +198,14 @@ KL_ALWAYS_INLINE void kl_emit(int64_t sum, const kl_out_t *out, uint32_t r)
 void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     uint32_t r;
+#ifndef KL_REFERENCE
+    if (m->format == KL_MATRIX_BLOCKED) {
+        /* the blocked kernels take every shift (called through the matrix, so that a model
+         * without a blocked matrix links none of them) */
+        m->kernel(m, x, out);
+        return;
+    }
+#endif
     for (r = 0; r < m->rows; r++) {
         kl_emit(kl_matrix_row_dot(m, (uint16_t)r, x), out, r);
     }
@@ -284,6 +322,93 @@ KL_ALWAYS_INLINE int32_t kl_sxtb16_odd(uint32_t word)
     return result;
 }
 #endif
+
+/* Every row of a blocked matrix by kl_dot_blocked, for shifts outside 1..31 (kl_matvec hands
+ * blocked matrices to their kernel whatever the shift). */
+static KL_NOINLINE void kl_blocked_rows(const kl_matrix_t *m, const int16_t *x,
+                                        const kl_out_t *out)
+{
+    uint32_t r;
+    for (r = 0; r < m->rows; r++) {
+        kl_emit(kl_dot_blocked(m->values, m->value_bits, (const uint8_t *)m->col_index,
+                               m->row_ptr[r], m->row_ptr[r + 1], x), out, r);
+    }
+}
+
+/* Blocked rows of int16 weights (KL_MATRIX_BLOCKED): per block of four columns, two SMLALDs
+ * with the DSP extension (the block's weights and x's four entries as two pairs each), else four
+ * SMLALs; int64 sums started at the rounding term as in the dense kernel. */
+void kl_kernel_blocked_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    const int16_t *w = (const int16_t *)m->values;
+    const uint8_t *block = (const uint8_t *)m->col_index;
+    const uint16_t *row_ptr = m->row_ptr;
+    const uint32_t rows = m->rows;
+    void *const y = out->y;
+    const int shift = out->shift;
+    const int mode = out->mode;
+    int64_t half;
+    uint32_t k = row_ptr[0];
+    uint32_t r;
+    if (!out->fast) {
+        kl_blocked_rows(m, x, out);
+        return;
+    }
+    half = (int64_t)((int32_t)1 << (shift - 1));
+    for (r = 0; r < rows; r++) {
+        const uint32_t end = row_ptr[r + 1];
+        int64_t sum = half;
+        for (; k < end; k++, w += KL_BLOCK_WIDTH) {
+            const int16_t *xb = x + KL_BLOCK_WIDTH * (uint32_t)block[k];
+#if KL_USE_DSP
+            sum = __smlald(kl_pair(w), kl_pair(xb), sum);
+            sum = __smlald(kl_pair(w + 2), kl_pair(xb + 2), sum);
+#else
+            sum += (int32_t)w[0] * xb[0];
+            sum += (int32_t)w[1] * xb[1];
+            sum += (int32_t)w[2] * xb[2];
+            sum += (int32_t)w[3] * xb[3];
+#endif
+        }
+        kl_emit_rounded(sum, y, r, shift, mode);
+    }
+}
+
+/* Blocked rows of int8 weights, each block stored (c0, c2, c1, c3): with the DSP extension one
+ * word load and two SXTB16 + SMLAD per block (SXTB16 splits the word into (c0, c1) and
+ * (c2, c3), which meet x's pairs); int32 sums (rows of at most KL_INT8_ROW_LIMIT entries). */
+void kl_kernel_blocked_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
+{
+    const int8_t *w = (const int8_t *)m->values;
+    const uint8_t *block = (const uint8_t *)m->col_index;
+    const uint16_t *row_ptr = m->row_ptr;
+    const uint32_t rows = m->rows;
+    void *const y = out->y;
+    const int shift = out->shift;
+    const int mode = out->mode;
+    uint32_t k = row_ptr[0];
+    uint32_t r;
+    if (!out->fast) {
+        kl_blocked_rows(m, x, out);
+        return;
+    }
+    for (r = 0; r < rows; r++) {
+        const uint32_t end = row_ptr[r + 1];
+        int32_t sum = 0;
+        for (; k < end; k++, w += KL_BLOCK_WIDTH) {
+            const int16_t *xb = x + KL_BLOCK_WIDTH * (uint32_t)block[k];
+#if KL_USE_DSP
+            const uint32_t word = kl_word(w);
+            /* SMLAD wraps like an int32 sum, and no partial sum leaves int32 */
+            sum = __smlad(__sxtb16(word), kl_pair(xb), sum);
+            sum = __smlad(kl_sxtb16_odd(word), kl_pair(xb + 2), sum);
+#else
+            sum += w[0] * xb[0] + w[2] * xb[1] + w[1] * xb[2] + w[3] * xb[3];
+#endif
+        }
+        kl_emit_kernel(sum, y, r, shift, mode);
+    }
+}
 
 /* Dense int16 rows are taken two at a time: each load of x serves both rows, which halves the
  * loads of x and the loop overhead per product. The sums are the exact int64 row sums. */

@@ -3,7 +3,10 @@
  *
  * Storage (the formats kiloml.ops.matrix stores): a matrix is dense row-major, or CSR with
  * the nonzero values, one column index per nonzero (uint8 when cols <= 256, else uint16) and
- * rows + 1 uint16 row pointers. Products and sums are exact (as in int64); the result of a row
+ * rows + 1 uint16 row pointers, or blocked (KL_MATRIX_BLOCKED): the blocks of KL_BLOCK_WIDTH
+ * columns holding a nonzero, row by row, as their weights (int8: (c0, c2, c1, c3)), one uint8
+ * block index each (first column / KL_BLOCK_WIDTH, in col_index) and rows + 1 uint16 row
+ * pointers counting blocks. Products and sums are exact (as in int64); the result of a row
  * is rescaled once by kl_shift_round_s64(sum, shift) and saturated. If the weights are in Q(fw)
  * and x in Q(fx), the output is in Q(fw + fx - shift).
  *
@@ -60,7 +63,8 @@ struct kl_matrix {
     kl_kernel_t kernel;
 };
 
-/* The kernels, for 1 <= shift <= 31 (kl_matvec_* take kl_kernel_rows for other shifts). */
+/* The kernels, for 1 <= shift <= 31 (kl_matvec_* take kl_kernel_rows for other shifts, but
+ * the blocked kernels for every shift). */
 void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x,
                                     const kl_out_t *out);
@@ -70,14 +74,19 @@ void kl_kernel_csr_s8_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t 
 void kl_kernel_csr_s8_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_csr_s16_u8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 void kl_kernel_csr_s16_u16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
-/* Any storage and shift: one exact kl_matrix_row_dot per row (also int8 rows longer than 511). */
+void kl_kernel_blocked_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+void kl_kernel_blocked_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
+/* Any storage and shift: one exact kl_matrix_row_dot per row (also int8 rows longer than 511);
+ * a blocked matrix goes to its own kernel (KL_REFERENCE builds: row by row too). */
 void kl_kernel_rows(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out);
 
 /* Dot products of one dense row with int16 x; exact int64 sums. */
 int64_t kl_dot_dense_s8_s16(const int8_t *w, const int16_t *x, uint16_t cols);
 int64_t kl_dot_dense_s16_s16(const int16_t *w, const int16_t *x, uint16_t cols);
 
-/* Exact int64 dot product of row `row` of m with x (x has m->cols entries), any format. */
+/* Exact int64 dot product of row `row` of m with x (x has m->cols entries), any format but
+ * KL_MATRIX_BLOCKED, which only KL_REFERENCE builds read here (the ops that read single rows
+ * never store a matrix blocked, so that a model without one links no blocked code). */
 int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x);
 
 /* y[r] = sat32(shift_round(m[r] . x, m->shift)), or with accumulate != 0
