@@ -91,3 +91,31 @@ def test_a_missing_avr_toolchain_is_skipped_with_the_install_command(tmp_path, m
     assert entry["reason"] == ("avr-gcc, avr-size, avr-nm not found; install with: apt-get "
                                "install -y gcc-avr avr-libc simavr libsimavr-dev libelf-dev "
                                "pkg-config")
+
+
+@pytest.mark.parametrize("bits", [16, 8])
+def test_a_blocked_matrix_runs_bit_exact_on_the_uno(bits, tmp_path, require_avr):
+    """The blocked kernels read their weights, block indices and row pointers from program
+    memory and widen every product to 32 bits (16-bit int)."""
+    torch.manual_seed(0)
+    config = FAMILIES["fastgrnn"].config(kind="fastgrnn", input_size=3, num_classes=3,
+                                         hidden_size=16).validate()
+    model = build_model(config)
+    with torch.no_grad():
+        u = model.rnn.cell.U
+        u.mul_(40.0)  # products of 8-bit weights and 16-bit states overflow a 16-bit int
+        keep = torch.rand(u.shape[0], u.shape[1] // 4,
+                          generator=torch.Generator().manual_seed(0)) < 0.5
+        u.mul_(keep.repeat_interleave(4, 1).float())
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8, 3)).astype(np.float32)
+    flat = torch.from_numpy(X.reshape(-1, 3))
+    model.set_normalization(flat.mean(0), flat.std(0))
+    (tmp_path / "run").mkdir()
+    runs.save_run_config(tmp_path / "run", config, {"dataset": "synthetic"}, {})
+    runs.save_weights(model.eval(), tmp_path / "run" / runs.WEIGHTS_FILE)
+    info = export_run(tmp_path / "run", tmp_path / "export", bits=bits, X_calib=X[:34],
+                      X_test=X[34:], y_test=np.arange(6) % 3, measure_stack=False)
+    assert info["storage"]["rnn.U"]["format"] == "blocked"
+    entry = verify_export(tmp_path / "export", targets=("avr",))["targets"]["avr"]
+    assert entry["status"] == "ok" and entry["exact_match"] == 1.0 and entry["inputs"] == 6

@@ -81,11 +81,13 @@ static int64_t kl_dot_blocked(const void *values, int value_bits, const uint8_t 
     uint32_t k;
     uint32_t j;
     for (k = start; k < end; k++) {
-        const int16_t *xb = x + KL_BLOCK_WIDTH * (uint32_t)col_index[k];
+        const int16_t *xb = x + KL_BLOCK_WIDTH * (uint32_t)KL_READ_U8(&col_index[k]);
         for (j = 0; j < KL_BLOCK_WIDTH; j++) {
             uint32_t stored = value_bits == 8 ? ((j & 1u) << 1) | ((j & 2u) >> 1) : j;
-            int32_t w = value_bits == 8 ? ((const int8_t *)values)[KL_BLOCK_WIDTH * k + stored]
-                                        : ((const int16_t *)values)[KL_BLOCK_WIDTH * k + j];
+            int32_t w =
+                value_bits == 8
+                    ? KL_READ_S8(&((const int8_t *)values)[KL_BLOCK_WIDTH * k + stored])
+                    : KL_READ_S16(&((const int16_t *)values)[KL_BLOCK_WIDTH * k + j]);
             sum += w * xb[j];
         }
     }
@@ -114,7 +116,8 @@ int64_t kl_matrix_row_dot(const kl_matrix_t *m, uint16_t row, const int16_t *x)
 #ifdef KL_REFERENCE
     if (m->format == KL_MATRIX_BLOCKED) {
         return kl_dot_blocked(m->values, m->value_bits, (const uint8_t *)m->col_index,
-                              m->row_ptr[row], m->row_ptr[row + 1], x);
+                              KL_READ_U16(&m->row_ptr[row]), KL_READ_U16(&m->row_ptr[row + 1]),
+                              x);
     }
 #endif
     if (m->format == KL_MATRIX_CSR) {
@@ -331,7 +334,8 @@ static KL_NOINLINE void kl_blocked_rows(const kl_matrix_t *m, const int16_t *x,
     uint32_t r;
     for (r = 0; r < m->rows; r++) {
         kl_emit(kl_dot_blocked(m->values, m->value_bits, (const uint8_t *)m->col_index,
-                               m->row_ptr[r], m->row_ptr[r + 1], x), out, r);
+                               KL_READ_U16(&m->row_ptr[r]), KL_READ_U16(&m->row_ptr[r + 1]), x),
+                out, r);
     }
 }
 
@@ -348,7 +352,7 @@ void kl_kernel_blocked_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_
     const int shift = out->shift;
     const int mode = out->mode;
     int64_t half;
-    uint32_t k = row_ptr[0];
+    uint32_t k = KL_READ_U16(&row_ptr[0]);
     uint32_t r;
     if (!out->fast) {
         kl_blocked_rows(m, x, out);
@@ -356,18 +360,18 @@ void kl_kernel_blocked_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_
     }
     half = (int64_t)((int32_t)1 << (shift - 1));
     for (r = 0; r < rows; r++) {
-        const uint32_t end = row_ptr[r + 1];
+        const uint32_t end = KL_READ_U16(&row_ptr[r + 1]);
         int64_t sum = half;
         for (; k < end; k++, w += KL_BLOCK_WIDTH) {
-            const int16_t *xb = x + KL_BLOCK_WIDTH * (uint32_t)block[k];
+            const int16_t *xb = x + KL_BLOCK_WIDTH * (uint32_t)KL_READ_U8(&block[k]);
 #if KL_USE_DSP
             sum = __smlald(kl_pair(w), kl_pair(xb), sum);
             sum = __smlald(kl_pair(w + 2), kl_pair(xb + 2), sum);
 #else
-            sum += (int32_t)w[0] * xb[0];
-            sum += (int32_t)w[1] * xb[1];
-            sum += (int32_t)w[2] * xb[2];
-            sum += (int32_t)w[3] * xb[3];
+            sum += (int32_t)KL_READ_S16(&w[0]) * xb[0];
+            sum += (int32_t)KL_READ_S16(&w[1]) * xb[1];
+            sum += (int32_t)KL_READ_S16(&w[2]) * xb[2];
+            sum += (int32_t)KL_READ_S16(&w[3]) * xb[3];
 #endif
         }
         kl_emit_rounded(sum, y, r, shift, mode);
@@ -386,24 +390,26 @@ void kl_kernel_blocked_s8(const kl_matrix_t *m, const int16_t *x, const kl_out_t
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
-    uint32_t k = row_ptr[0];
+    uint32_t k = KL_READ_U16(&row_ptr[0]);
     uint32_t r;
     if (!out->fast) {
         kl_blocked_rows(m, x, out);
         return;
     }
     for (r = 0; r < rows; r++) {
-        const uint32_t end = row_ptr[r + 1];
+        const uint32_t end = KL_READ_U16(&row_ptr[r + 1]);
         int32_t sum = 0;
         for (; k < end; k++, w += KL_BLOCK_WIDTH) {
-            const int16_t *xb = x + KL_BLOCK_WIDTH * (uint32_t)block[k];
+            const int16_t *xb = x + KL_BLOCK_WIDTH * (uint32_t)KL_READ_U8(&block[k]);
 #if KL_USE_DSP
             const uint32_t word = kl_word(w);
             /* SMLAD wraps like an int32 sum, and no partial sum leaves int32 */
             sum = __smlad(__sxtb16(word), kl_pair(xb), sum);
             sum = __smlad(kl_sxtb16_odd(word), kl_pair(xb + 2), sum);
 #else
-            sum += w[0] * xb[0] + w[2] * xb[1] + w[1] * xb[2] + w[3] * xb[3];
+            /* products widened to 32 bits first (a 16-bit int would overflow) */
+            sum += (int32_t)KL_READ_S8(&w[0]) * xb[0] + (int32_t)KL_READ_S8(&w[2]) * xb[1] +
+                   (int32_t)KL_READ_S8(&w[1]) * xb[2] + (int32_t)KL_READ_S8(&w[3]) * xb[3];
 #endif
         }
         kl_emit_kernel(sum, y, r, shift, mode);
