@@ -31,6 +31,7 @@ from kiloml.data import load_dataset
 from kiloml.data.cifar10 import as_images
 from kiloml.nn import RNNPoolLayer
 from kiloml.train.trainer import TrainConfig, Trainer, evaluate
+from machine_info import describe
 
 EPOCHS, BATCH, LR = 4, 64, 3e-3
 QUICK_IMAGES = 300
@@ -79,7 +80,8 @@ def run(data, row: str, seed: int, epochs: int) -> dict:
     return {"test_accuracy": test_accuracy, "val_accuracy": result.best_val_accuracy,
             "best_epoch": result.best_epoch, "epochs": epochs,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "cpu_seconds": round(seconds, 1), "wall_seconds": round(wall, 1)}
+            "cpu_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
+            "machine": describe()}
 
 
 def table(results: dict, epochs: int) -> str:
@@ -106,20 +108,21 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None, choices=ROWS)
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_IMAGES} images per split, 1 epoch (a smoke run)")
+    parser.add_argument("--report", action="store_true",
+                        help="only write the table of the runs already saved")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as kiloml train does: threads of a shared machine only wait
-    data = load_dataset("cifar10")
     epochs = 1 if args.quick else EPOCHS
-    if args.quick:
+    rows = [] if args.report else [row for row in ROWS if not args.only or row in args.only]
+    data = load_dataset("cifar10") if rows else None
+    if args.quick and data is not None:
         for split in (data.train, data.val, data.test):  # every class: sorted by class
             step = max(1, len(split) // QUICK_IMAGES)
             split.x, split.y = split.x[::step], split.y[::step]
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / ("rnnpool_pooling_quick.json" if args.quick else "rnnpool_pooling.json")
     results = json.loads(saved.read_text()) if saved.exists() else {}
-    for row in ROWS:
-        if args.only and row not in args.only:
-            continue
+    for row in rows:
         for seed in range(args.seeds):
             if str(seed) in results.get(row, {}):
                 continue
