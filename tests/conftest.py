@@ -34,6 +34,13 @@ def synthetic_splits(n_train=96, n_val=32, n_test=32, steps=12, features=3, clas
                          [f"c{i}" for i in range(classes)]).validate()
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One ``KILOML_CACHE`` for the tests that read the same real dataset (decoding CIFAR-10's
+    60,000 JPEGs takes ~15 s; it is done once per test session)."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
 @pytest.fixture
 def tiny_data() -> DatasetSplits:
     return synthetic_splits()

@@ -293,3 +293,25 @@ def test_kernel_costs_quick_keeps_the_committed_cost_model_true(tmp_path):
         (f, b) for f in ("dense", "csr", "blocked") for b in (8, 16)}
     assert max(saved["committed_relative_errors"]) < 0.10
     assert "COSTS = {" in done.stdout
+
+
+def test_rnnpool_pooling_quick(tmp_path, shared_cache):
+    if not (SHARED_DATA / "cifar10").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real data not present: {SHARED_DATA / 'cifar10'}")
+        pytest.skip("CIFAR-10 not present")
+    done = run_script("rnnpool_pooling.py", "--quick", "--out", str(tmp_path),
+                      env={"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((tmp_path / "rnnpool_pooling_quick.json").read_text())
+    assert list(saved) == ["RNNPool h1=h2=32", "strided conv, 128 channels",
+                           "strided conv, 1 channel", "max pooling", "average pooling"]
+    params = {row: saved[row]["0"]["parameters"] for row in saved}
+    # RNN1 3->32 and RNN2 32->32 FastGRNN cells, then a 128 -> 10 linear layer
+    assert params["RNNPool h1=h2=32"] == (32 * 3 + 32 * 32 + 66) + (32 * 32 * 2 + 66) + 1290
+    assert params["strided conv, 1 channel"] == 3073 + 20 <= params["RNNPool h1=h2=32"]
+    assert params["max pooling"] == params["average pooling"] == 40
+    for row in saved:
+        assert 0 <= saved[row]["0"]["test_accuracy"] <= 1 and saved[row]["0"]["epochs"] == 1
+    report = (tmp_path / "rnnpool_pooling_quick.md").read_text()
+    assert "| RNNPool h1=h2=32 | 4,590 |" in report and "one run" in report

@@ -5,7 +5,8 @@ one sub-folder per label."""
 from collections.abc import Callable
 from pathlib import Path
 
-from kiloml.data import fsdd, mnist, speech_commands, uea
+from kiloml.data import cifar10, fsdd, mnist, speech_commands, uea
+from kiloml.data.cifar10 import load_cifar10
 from kiloml.data.fsdd import load_fsdd
 from kiloml.data.mnist import (
     load_fashion_mnist_rows,
@@ -37,6 +38,7 @@ DATASETS: dict[str, tuple[Callable[..., DatasetSplits], str]] = {
     "fashion-mnist": (load_fashion_mnist_vectors, "Fashion-MNIST, 784-pixel feature vectors"),
     "basic-motions": (load_basic_motions, "UEA BasicMotions IMU, 6 x 100, 4 activities"),
     "japanese-vowels": (load_japanese_vowels, "UEA JapaneseVowels LPC, 12 x 29, 9 speakers"),
+    "cifar10": (load_cifar10, "CIFAR-10 (JPEG), 32 rows x 96 (32 RGB pixels), 10 classes"),
 }
 
 #: datasets read from many files, whose loaders accept ``skip_bad_files``
@@ -116,6 +118,8 @@ def dataset_location(name: str) -> str | None:
         path = mnist.default_path()
     elif name in ("fashion-mnist-rows", "fashion-mnist"):
         path = mnist.FASHION_MNIST_DEBIAN
+    elif name == "cifar10":
+        path = cifar10.default_path() / cifar10.ARCHIVE
     elif name in uea.BUNDLED:
         path = uea.default_path(name)
     else:
