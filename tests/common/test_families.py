@@ -35,6 +35,7 @@ SETTINGS = {
     "gru": dict(hidden_size=10),
     "lstm": dict(hidden_size=8, readout="mean"),
     "dscnn": dict(channels=8, blocks=2, kernel_size=4, stride=2),
+    "sharnn": dict(brick_size=4, hidden_size=6, upper_hidden_size=8, u_rank=4),
     "protonn": dict(projection_dim=6, prototypes=8, scale="feature"),
     "bonsai": dict(projection_dim=5, depth=2, sigma=1.5),
 }

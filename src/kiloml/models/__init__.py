@@ -19,6 +19,7 @@ from kiloml.nn.bonsai import BonsaiConfig, build_bonsai
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier
 from kiloml.nn.dscnn import DSCNNConfig, build_dscnn
 from kiloml.nn.protonn import ProtoNNConfig, build_protonn
+from kiloml.nn.sharnn import ShaRNNConfig, build_sharnn
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ for _name, _description in (
         ("gru", "torch.nn.GRU, the baseline the FastGRNN paper compares with"),
         ("lstm", "torch.nn.LSTM")):
     register(Family(_name, _description, ModelConfig, SequenceClassifier))
+register(Family("sharnn", "ShaRNN (Dennis et al. 2019): a shared lower RNN over bricks of k "
+                          "steps, an upper RNN over the bricks' summaries", ShaRNNConfig,
+                build_sharnn))
 register(Family("dscnn", "1-D depthwise-separable CNN, the shape of the MLPerf Tiny "
                          "keyword-spotting DS-CNN", DSCNNConfig, build_dscnn))
 register(Family("protonn", "ProtoNN (Gupta et al. 2017): sparse projection, prototypes "
