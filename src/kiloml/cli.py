@@ -78,6 +78,12 @@ DSCNN_OPTIONS = (("--channels", "channels"), ("--blocks", "blocks"),
 VECTOR_OPTIONS = (("--projection-dim", "projection_dim"), ("--scale", "scale"))
 PROTONN_OPTIONS = (("--prototypes", "prototypes"), ("--gamma", "gamma"))
 BONSAI_OPTIONS = (("--depth", "depth"), ("--sigma", "sigma"))
+#: ShaRNN's own options (--hidden-size is its lower RNN's; --readout its upper RNN's).
+SHARNN_OPTIONS = (("--brick-size", "brick_size"), ("--upper-hidden-size", "upper_hidden_size"),
+                  ("--cell", "cell"), ("--upper-cell", "upper_cell"))
+#: ShaRNN's defaults (its lower RNN's --hidden-size is 16).
+SHARNN_DEFAULTS = {"hidden_size": 16, "upper_hidden_size": 32, "cell": "fastgrnn",
+                   "upper_cell": "fastgrnn"}
 #: Families that train with hard thresholding to --sparsity-w/-u/-head budgets.
 SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn", "bonsai")
 
@@ -264,7 +270,24 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"depth of the tree, 0 = one node (default: {bd['depth']})")
     g.add_argument("--sigma", type=_positive_number, default=None,
                    help=f"sharpness sigma of the nodes' tanh (default: {bd['sigma']:g})")
-    g = p.add_argument_group("compression (FastGRNN/FastRNN/ProtoNN/Bonsai)")
+    sd = SHARNN_DEFAULTS
+    g = p.add_argument_group(
+        "ShaRNN (--model sharnn)",
+        "a shared lower RNN reads every brick of K consecutive steps from a zero state "
+        "(--hidden-size units, default 16), an upper RNN reads the bricks' last states; "
+        "--readout, --w-rank, --u-rank, the nonlinearities and the sparsity options apply to "
+        "both levels' FastGRNN/FastRNN cells")
+    g.add_argument("--brick-size", type=_positive_int, default=None, metavar="K",
+                   help="steps per brick; must divide the sequence length (default: the "
+                        "largest divisor of the sequence length not above its square root: "
+                        "8 for 128 steps)")
+    g.add_argument("--upper-hidden-size", type=_positive_int, default=None,
+                   help=f"hidden units of the upper RNN (default: {sd['upper_hidden_size']})")
+    g.add_argument("--cell", choices=["fastgrnn", "fastrnn", "gru", "lstm"], default=None,
+                   help=f"cell of the lower RNN (default: {sd['cell']})")
+    g.add_argument("--upper-cell", choices=["fastgrnn", "fastrnn", "gru", "lstm"],
+                   default=None, help=f"cell of the upper RNN (default: {sd['upper_cell']})")
+    g = p.add_argument_group("compression (FastGRNN/FastRNN/ShaRNN/ProtoNN/Bonsai)")
     g.add_argument("--sparsity-w", type=_fraction, default=None,
                    help="fraction of W's weights kept after hard thresholding (ProtoNN: the "
                         f"projection W; Bonsai: the projection Z), 1 = dense (default: "
@@ -437,7 +460,7 @@ def _add_debug(parser: argparse.ArgumentParser, default) -> None:
 
 def _fast_only(args) -> None:
     """Compression options given for GRU/LSTM are an error, not silently ignored."""
-    if args.model in ("fastgrnn", "fastrnn"):
+    if args.model in ("fastgrnn", "fastrnn") or _sharnn_fast(args):
         return
     sparsity = () if args.model in SPARSE_FAMILIES else (
         ("--sparsity-w", args.sparsity_w), ("--sparsity-u", args.sparsity_u),
@@ -449,6 +472,15 @@ def _fast_only(args) -> None:
              if value is not None]
     if given:
         raise KilomlError(f"{', '.join(given)} apply to fastgrnn and fastrnn, not {args.model}")
+
+
+def _sharnn_fast(args) -> bool:
+    """A ShaRNN with a FastGRNN/FastRNN cell at either level (what the FastGRNN options and
+    compression act on)."""
+    d = SHARNN_DEFAULTS
+    return args.model == "sharnn" and any(
+        _option(getattr(args, name), d[name]) in ("fastgrnn", "fastrnn")
+        for name in ("cell", "upper_cell"))
 
 
 def _option(value, default):
@@ -483,7 +515,7 @@ def _check_compress_options(args) -> None:
             raise KilomlError("--target-sparsity sets STR's target; add --compress str (hard "
                               "thresholding takes --sparsity-w/-u/-head, the fraction kept)")
         return
-    if args.model not in ("fastgrnn", "fastrnn"):
+    if args.model not in ("fastgrnn", "fastrnn") and not _sharnn_fast(args):
         raise KilomlError(f"--compress str needs a family with sparsity groups (fastgrnn, "
                           f"fastrnn); {args.model} has none")
     given = [flag for flag, value in (("--sparsity-w", args.sparsity_w),
@@ -506,9 +538,17 @@ def _check_family_options(args) -> None:
     _fast_only(args)
     owners = {"recurrent models": RECURRENT_ONLY, "dscnn": DSCNN_OPTIONS,
               "protonn and bonsai": VECTOR_OPTIONS, "protonn": PROTONN_OPTIONS,
-              "bonsai": BONSAI_OPTIONS}
+              "bonsai": BONSAI_OPTIONS, "sharnn": SHARNN_OPTIONS}
     own = {"dscnn": ("dscnn",), "protonn": ("protonn", "protonn and bonsai"),
-           "bonsai": ("bonsai", "protonn and bonsai")}.get(args.model, ("recurrent models",))
+           "bonsai": ("bonsai", "protonn and bonsai"),
+           "sharnn": ("sharnn", "recurrent models")}.get(args.model, ("recurrent models",))
+    if args.model == "sharnn":
+        given = [flag for flag, value in (("--frame-stack", args.frame_stack),
+                                          ("--bidirectional", args.bidirectional))
+                 if value is not None]
+        if given:
+            raise KilomlError(f"{', '.join(given)} apply to the single-level recurrent "
+                              "models, not sharnn")
     for owner, options in owners.items():
         given = [flag for flag, name in options if getattr(args, name) is not None]
         if given and owner not in own:
@@ -532,6 +572,9 @@ def describe_model(config) -> str:
         return f"protonn d={config.projection_dim} m={config.prototypes}"
     if config.kind == "bonsai":
         return f"bonsai d={config.projection_dim} depth={config.depth}"
+    if config.kind == "sharnn":
+        return (f"sharnn k={config.brick_size} {config.cell} h={config.hidden_size} / "
+                f"{config.upper_cell} h={config.upper_hidden_size}")
     return f"{config.kind} h={config.hidden_size}"
 
 
@@ -557,6 +600,8 @@ def _model_config(args, data, recipe):
                                for _, name in VECTOR_OPTIONS + BONSAI_OPTIONS}).validate()
     w_rank = _option(args.w_rank, DEFAULTS["w_rank"]) or None
     u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
+    if args.model == "sharnn":
+        return _sharnn_config(args, data, recipe, w_rank, u_rank)
     fast = args.model in ("fastgrnn", "fastrnn")
     readout = _option(args.readout, recipe.readout if fast else "last")
     return ModelConfig(kind=args.model, input_size=data.num_features,
@@ -572,10 +617,37 @@ def _model_config(args, data, recipe):
                        frame_stack=_option(args.frame_stack, recipe.frame_stack)).validate()
 
 
+def default_brick_size(steps: int) -> int:
+    """The largest divisor of ``steps`` not above its square root (ShaRNN's amortised cost per
+    window, ``T/k + k`` steps, is smallest at ``k = sqrt(T)``)."""
+    return max(k for k in range(1, math.isqrt(steps) + 1) if steps % k == 0)
+
+
+def _sharnn_config(args, data, recipe, w_rank, u_rank):
+    from kiloml.nn.sharnn import ShaRNNConfig
+
+    d = SHARNN_DEFAULTS
+    options = {name: _option(getattr(args, name), d[name]) for _, name in SHARNN_OPTIONS
+               if name in d}
+    fast = _sharnn_fast(args)
+    nonlinearities = {"gate_nonlinearity": _option(args.gate_nonlinearity,
+                                                   DEFAULTS["gate_nonlinearity"]),
+                      "update_nonlinearity": _option(args.update_nonlinearity,
+                                                     recipe.update_nonlinearity)} if fast else {}
+    config = ShaRNNConfig(kind="sharnn", input_size=data.num_features,
+                          num_classes=data.num_classes,
+                          brick_size=_option(args.brick_size, default_brick_size(data.steps)),
+                          hidden_size=_option(args.hidden_size, d["hidden_size"]),
+                          w_rank=w_rank if fast else None, u_rank=u_rank if fast else None,
+                          readout=_option(args.readout, "last"), **options, **nonlinearities)
+    config.validate().check_steps(data.steps)
+    return config
+
+
 def _train_config(args, budget, recipe):
     from kiloml.train.trainer import TrainConfig
 
-    sparse = args.model in SPARSE_FAMILIES
+    sparse = args.model in SPARSE_FAMILIES or _sharnn_fast(args)
     iht = sparse and args.compress != "str"
     d = {"protonn": PROTONN_DEFAULTS, "bonsai": BONSAI_DEFAULTS}.get(args.model, DEFAULTS)
     return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=args.lr,
@@ -604,7 +676,7 @@ def _training_defaults(args, data) -> dict:
 
     check_input_kind(args.model, data)
     recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe)
-    if args.model in ("dscnn", "protonn", "bonsai"):
+    if args.model in ("dscnn", "protonn", "bonsai", "sharnn"):
         recipe = replace(recipe, frame_stack=1, pad_front=0, frame_stack_reason="")
     folds = args.folds if args.folds is not None else (
         FOLDS if needs_cross_validation(data) else 0)
@@ -662,7 +734,8 @@ def _recorded_options(config: dict) -> dict:
         "bidirectional": model.get("bidirectional"),
         **{k: model.get(k) for k in ("channels", "blocks", "kernel_size", "stride",
                                      "projection_dim", "prototypes", "gamma", "scale",
-                                     "depth", "sigma")},
+                                     "depth", "sigma", "brick_size", "upper_hidden_size",
+                                     "cell", "upper_cell")},
         "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
         "sparsity_head": train.get("keep_head"),
         "compress": train.get("compress", "iht"),
