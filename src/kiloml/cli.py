@@ -81,11 +81,17 @@ BONSAI_OPTIONS = (("--depth", "depth"), ("--sigma", "sigma"))
 #: ShaRNN's own options (--hidden-size is its lower RNN's; --readout its upper RNN's).
 SHARNN_OPTIONS = (("--brick-size", "brick_size"), ("--upper-hidden-size", "upper_hidden_size"),
                   ("--cell", "cell"), ("--upper-cell", "upper_cell"))
+#: EMI-FastGRNN's own options and defaults (EdgeML's HAR example: 48-step instances every 16).
+EMI_OPTIONS = (("--instance-width", "instance_width"), ("--instance-stride", "instance_stride"),
+               ("--keep-instances", "keep_instances"), ("--rounds", "rounds"),
+               ("--exit-threshold", "exit_threshold"))
+EMI_DEFAULTS = {"instance_width": 48, "instance_stride": 16, "keep_instances": 3, "rounds": 2,
+                "exit_threshold": 0.95}
 #: ShaRNN's defaults (its lower RNN's --hidden-size is 16).
 SHARNN_DEFAULTS = {"hidden_size": 16, "upper_hidden_size": 32, "cell": "fastgrnn",
                    "upper_cell": "fastgrnn"}
 #: Families that train with hard thresholding to --sparsity-w/-u/-head budgets.
-SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn", "bonsai")
+SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn", "bonsai", "emi-fastgrnn")
 
 
 def _positive_int(text: str) -> int:
@@ -287,6 +293,27 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"cell of the lower RNN (default: {sd['cell']})")
     g.add_argument("--upper-cell", choices=["fastgrnn", "fastrnn", "gru", "lstm"],
                    default=None, help=f"cell of the upper RNN (default: {sd['upper_cell']})")
+    ed = EMI_DEFAULTS
+    g = p.add_argument_group(
+        "EMI-FastGRNN (--model emi-fastgrnn)",
+        "every sequence becomes a bag of overlapping instances; a FastGRNN with a loss at every "
+        "step learns them with the bag's label, then each round relabels (the K consecutive "
+        "instances most likely of the bag's class keep it, the others become a noise class) and "
+        "trains on (--epochs per round); an instance stops at the first step whose top "
+        "probability reaches the threshold, a bag takes the class of the longest run of "
+        "instances predicting it; Python only (no export yet)")
+    g.add_argument("--instance-width", type=_positive_int, default=None, metavar="STEPS",
+                   help=f"steps per instance (default: {ed['instance_width']})")
+    g.add_argument("--instance-stride", type=_positive_int, default=None, metavar="STEPS",
+                   help=f"steps between instance starts (default: {ed['instance_stride']})")
+    g.add_argument("--keep-instances", type=_positive_int, default=None, metavar="K",
+                   help="consecutive instances of a bag that keep its label when relabelling "
+                        f"(default: {ed['keep_instances']})")
+    g.add_argument("--rounds", type=_non_negative_int, default=None,
+                   help=f"relabelling rounds after the first training (default: {ed['rounds']})")
+    g.add_argument("--exit-threshold", type=_fraction, default=None, metavar="P",
+                   help="stop reading an instance at the first step whose top probability "
+                        f"reaches P (default: {ed['exit_threshold']})")
     g = p.add_argument_group("compression (FastGRNN/FastRNN/ShaRNN/ProtoNN/Bonsai)")
     g.add_argument("--sparsity-w", type=_fraction, default=None,
                    help="fraction of W's weights kept after hard thresholding (ProtoNN: the "
@@ -460,7 +487,7 @@ def _add_debug(parser: argparse.ArgumentParser, default) -> None:
 
 def _fast_only(args) -> None:
     """Compression options given for GRU/LSTM are an error, not silently ignored."""
-    if args.model in ("fastgrnn", "fastrnn") or _sharnn_fast(args):
+    if args.model in ("fastgrnn", "fastrnn", "emi-fastgrnn") or _sharnn_fast(args):
         return
     sparsity = () if args.model in SPARSE_FAMILIES else (
         ("--sparsity-w", args.sparsity_w), ("--sparsity-u", args.sparsity_u),
@@ -515,7 +542,7 @@ def _check_compress_options(args) -> None:
             raise KilomlError("--target-sparsity sets STR's target; add --compress str (hard "
                               "thresholding takes --sparsity-w/-u/-head, the fraction kept)")
         return
-    if args.model not in ("fastgrnn", "fastrnn") and not _sharnn_fast(args):
+    if args.model not in ("fastgrnn", "fastrnn", "emi-fastgrnn") and not _sharnn_fast(args):
         raise KilomlError(f"--compress str needs a family with sparsity groups (fastgrnn, "
                           f"fastrnn); {args.model} has none")
     given = [flag for flag, value in (("--sparsity-w", args.sparsity_w),
@@ -538,17 +565,22 @@ def _check_family_options(args) -> None:
     _fast_only(args)
     owners = {"recurrent models": RECURRENT_ONLY, "dscnn": DSCNN_OPTIONS,
               "protonn and bonsai": VECTOR_OPTIONS, "protonn": PROTONN_OPTIONS,
-              "bonsai": BONSAI_OPTIONS, "sharnn": SHARNN_OPTIONS}
+              "bonsai": BONSAI_OPTIONS, "sharnn": SHARNN_OPTIONS,
+              "emi-fastgrnn": EMI_OPTIONS}
     own = {"dscnn": ("dscnn",), "protonn": ("protonn", "protonn and bonsai"),
            "bonsai": ("bonsai", "protonn and bonsai"),
-           "sharnn": ("sharnn", "recurrent models")}.get(args.model, ("recurrent models",))
-    if args.model == "sharnn":
+           "sharnn": ("sharnn", "recurrent models"),
+           "emi-fastgrnn": ("emi-fastgrnn", "recurrent models")}.get(args.model,
+                                                                     ("recurrent models",))
+    if args.model in ("sharnn", "emi-fastgrnn"):
         given = [flag for flag, value in (("--frame-stack", args.frame_stack),
-                                          ("--bidirectional", args.bidirectional))
+                                          ("--bidirectional", args.bidirectional),
+                                          ("--readout", args.readout if args.model ==
+                                           "emi-fastgrnn" else None))
                  if value is not None]
         if given:
             raise KilomlError(f"{', '.join(given)} apply to the single-level recurrent "
-                              "models, not sharnn")
+                              f"models, not {args.model}")
     for owner, options in owners.items():
         given = [flag for flag, name in options if getattr(args, name) is not None]
         if given and owner not in own:
@@ -572,6 +604,9 @@ def describe_model(config) -> str:
         return f"protonn d={config.projection_dim} m={config.prototypes}"
     if config.kind == "bonsai":
         return f"bonsai d={config.projection_dim} depth={config.depth}"
+    if config.kind == "emi-fastgrnn":
+        return (f"emi-fastgrnn h={config.hidden_size} instances {config.instance_width}/"
+                f"{config.instance_stride}")
     if config.kind == "sharnn":
         return (f"sharnn k={config.brick_size} {config.cell} h={config.hidden_size} / "
                 f"{config.upper_cell} h={config.upper_hidden_size}")
@@ -602,6 +637,22 @@ def _model_config(args, data, recipe):
     u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
     if args.model == "sharnn":
         return _sharnn_config(args, data, recipe, w_rank, u_rank)
+    if args.model == "emi-fastgrnn":
+        from kiloml.data.bags import instance_count
+        from kiloml.nn.emi import EMIConfig
+
+        config = EMIConfig(kind="emi-fastgrnn", input_size=data.num_features,
+                           num_classes=data.num_classes,
+                           hidden_size=_option(args.hidden_size, DEFAULTS["hidden_size"]),
+                           w_rank=w_rank, u_rank=u_rank,
+                           gate_nonlinearity=_option(args.gate_nonlinearity,
+                                                     DEFAULTS["gate_nonlinearity"]),
+                           update_nonlinearity=_option(args.update_nonlinearity,
+                                                       recipe.update_nonlinearity),
+                           **{name: _option(getattr(args, name), EMI_DEFAULTS[name])
+                              for _, name in EMI_OPTIONS}).validate()
+        instance_count(data.steps, config.instance_width, config.instance_stride)
+        return config
     fast = args.model in ("fastgrnn", "fastrnn")
     readout = _option(args.readout, recipe.readout if fast else "last")
     return ModelConfig(kind=args.model, input_size=data.num_features,
@@ -676,10 +727,13 @@ def _training_defaults(args, data) -> dict:
 
     check_input_kind(args.model, data)
     recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe)
-    if args.model in ("dscnn", "protonn", "bonsai", "sharnn"):
+    if args.model in ("dscnn", "protonn", "bonsai", "sharnn", "emi-fastgrnn"):
         recipe = replace(recipe, frame_stack=1, pad_front=0, frame_stack_reason="")
     folds = args.folds if args.folds is not None else (
-        FOLDS if needs_cross_validation(data) else 0)
+        FOLDS if needs_cross_validation(data) and args.model != "emi-fastgrnn" else 0)
+    if folds and args.model == "emi-fastgrnn":
+        raise KilomlError("emi-fastgrnn chooses each round's epoch on the validation split; "
+                          "--folds must be 0")
     if folds == 1 or folds > len(data.train) + len(data.val):
         raise KilomlError(f"--folds must be 0 or from 2 to the number of training sequences "
                           f"({len(data.train) + len(data.val)}); got {folds}")
@@ -735,7 +789,9 @@ def _recorded_options(config: dict) -> dict:
         **{k: model.get(k) for k in ("channels", "blocks", "kernel_size", "stride",
                                      "projection_dim", "prototypes", "gamma", "scale",
                                      "depth", "sigma", "brick_size", "upper_hidden_size",
-                                     "cell", "upper_cell")},
+                                     "cell", "upper_cell", "instance_width",
+                                     "instance_stride", "keep_instances", "rounds",
+                                     "exit_threshold")},
         "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
         "sparsity_head": train.get("keep_head"),
         "compress": train.get("compress", "iht"),
@@ -802,6 +858,9 @@ def _resume(args, run_dir: Path, stack: ExitStack):
         raise KilomlError("--resume continues a run and --overwrite replaces it; give one")
     check_output_dir(run_dir, RUN_OUTPUT, resume=True)
     config = read_run_config(run_dir)
+    if config.get("model", {}).get("kind") == "emi-fastgrnn":
+        raise KilomlError(f"{run_dir}: an emi-fastgrnn run cannot be resumed (its rounds "
+                          "relabel the data); train it again with --overwrite")
     _check_resume_options(args, config, run_dir)
     data = load_run_data(config, args.data_dir, windowing=True,
                          hint="; --resume needs the data the run started with")
@@ -916,12 +975,19 @@ def _train(args, stack: ExitStack, reporter=None, test_split: bool = True) -> in
                       f"({result.train_seconds:.1f} s)")
 
     try:
-        outcome = fit(data, model_config, train_config, checkpoint_path=checkpoint,
-                      resume=args.resume, reporter=reporter or RichReporter(console),
-                      model=None if folds else model, folds=folds, on_fold=on_fold,
-                      fold_reporter=RichReporter(console, epoch_lines=False,
-                                                 label="fold epochs"),
-                      test_split=test_split)
+        if model_config.kind == "emi-fastgrnn":
+            from kiloml.train.emi import train_emi
+
+            outcome = train_emi(data, model_config, train_config, model=model,
+                                reporter=reporter or RichReporter(console),
+                                test_split=test_split)
+        else:
+            outcome = fit(data, model_config, train_config, checkpoint_path=checkpoint,
+                          resume=args.resume, reporter=reporter or RichReporter(console),
+                          model=None if folds else model, folds=folds, on_fold=on_fold,
+                          fold_reporter=RichReporter(console, epoch_lines=False,
+                                                     label="fold epochs"),
+                          test_split=test_split)
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; the last finished epoch is saved. Continue with:\n"
                       f"  kiloml train --out {escape(str(run_dir))} --resume")
@@ -942,9 +1008,23 @@ def _train(args, stack: ExitStack, reporter=None, test_split: bool = True) -> in
     _write_run_outputs(run_dir, data, outcome)
     if test_split:
         console.print(summary_table(outcome.metrics, escape(str(run_dir))))
+        if "emi" in outcome.metrics:
+            console.print(_emi_summary(outcome.metrics["emi"]))
     if outcome.metrics.get("warning"):
         console.print(f"[yellow]warning:[/] {escape(outcome.metrics['warning'])}")
     return 0
+
+
+def _emi_summary(emi: dict) -> str:
+    """EMI's bag accuracy and steps read, with early exit and reading every step."""
+    lines = [f"EMI: {emi['instances_per_bag']} instances of {emi['steps_per_instance']} steps "
+             "per bag; bag accuracy, steps read per instance:"]
+    for split in ("val", "test"):
+        full, early = emi[f"{split}_full"], emi[f"{split}_early_exit"]
+        lines.append(f"  {split}: every step {100 * full['accuracy']:.2f}%, early exit "
+                     f"{100 * early['accuracy']:.2f}% reading "
+                     f"{early['steps_per_instance']:.1f} of {emi['steps_per_instance']}")
+    return "\n".join(lines)
 
 
 def command_train(args) -> int:

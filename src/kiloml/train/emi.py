@@ -14,7 +14,6 @@ longest run of consecutive instances predicting it (:func:`bag_predictions`).
 """
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ import torch
 from kiloml.data.bags import make_bags
 from kiloml.data.splits import DatasetSplits, Split
 from kiloml.nn.emi import EMIConfig, EMIFastGRNN
-from kiloml.train.fit import fit, new_model
+from kiloml.train.fit import FitOutcome, fit, new_model
 from kiloml.train.trainer import TrainConfig
 
 
@@ -88,9 +87,10 @@ def instance_scores(model: EMIFastGRNN, bags: np.ndarray, labels: np.ndarray) ->
                                        labels[:, None]]
 
 
-def evaluate_bags(model: EMIFastGRNN, split: Split, threshold: float = math.inf) -> dict:
+def evaluate_bags(model: EMIFastGRNN, split: Split, threshold: float = math.inf
+                  ) -> tuple[dict, np.ndarray]:
     """Bag accuracy and the steps read with early exit at ``threshold`` on ``split`` (every
-    step read by default)."""
+    step read by default), and the bag predictions ``[N]``."""
     c = model.config
     bags = make_bags(split.x, c.instance_width, c.instance_stride)
     n, count, width = bags.shape[:3]
@@ -100,14 +100,7 @@ def evaluate_bags(model: EMIFastGRNN, split: Split, threshold: float = math.inf)
     return {"accuracy": float((pred == split.y).mean()),
             "steps_per_instance": float(steps.mean()),
             "steps_per_bag": float(steps.reshape(n, count).sum(1).mean()),
-            "instances_per_bag": count}
-
-
-@dataclass
-class EMIOutcome:
-    model: EMIFastGRNN
-    rounds: list[dict] = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
+            "instances_per_bag": count}, pred
 
 
 def instance_splits(data: DatasetSplits, config: EMIConfig, train_labels: np.ndarray,
@@ -125,37 +118,45 @@ def instance_splits(data: DatasetSplits, config: EMIConfig, train_labels: np.nda
 
 
 def train_emi(data: DatasetSplits, config: EMIConfig, train_config: TrainConfig,
-              test_split: bool = True) -> EMIOutcome:
-    """Round 0 and ``config.rounds`` relabelling rounds (see the module docstring); the
-    metrics hold bag accuracy with and without early exit on validation (and test)."""
+              model: EMIFastGRNN | None = None, reporter=None, test_split: bool = True
+              ) -> FitOutcome:
+    """Round 0 and ``config.rounds`` relabelling rounds (see the module docstring), each
+    ``train_config.epochs`` long. The outcome is the last round's, its metrics those of the
+    bags: ``test_accuracy`` and ``best_val_accuracy`` with early exit, ``emi`` the rounds and
+    bag accuracy and steps read with and without early exit; ``test_predictions`` the test
+    bags' classes (none without ``test_split``)."""
     config.validate()
-    count = make_bags(data.train.x[:1], config.instance_width, config.instance_stride).shape[1]
-    train_labels = np.repeat(data.train.y[:, None], count, axis=1)
-    val_labels = np.repeat(data.val.y[:, None], count, axis=1)
-    model = None
-    outcome = EMIOutcome(None)
+    width, stride = config.instance_width, config.instance_stride
+    count = make_bags(data.train.x[:1], width, stride).shape[1]
+    labels = {"train": np.repeat(data.train.y[:, None], count, axis=1),
+              "val": np.repeat(data.val.y[:, None], count, axis=1)}
+    rounds = []
     for round_index in range(config.rounds + 1):
         if round_index:
-            train_labels = relabel(instance_scores(model, make_bags(
-                data.train.x, config.instance_width, config.instance_stride), data.train.y),
-                data.train.y, config.keep_instances, config.noise_class)
-            val_labels = relabel(instance_scores(model, make_bags(
-                data.val.x, config.instance_width, config.instance_stride), data.val.y),
-                data.val.y, config.keep_instances, config.noise_class)
-        instances = instance_splits(data, config, train_labels, val_labels)
+            for name in labels:
+                split = getattr(data, name)
+                scores = instance_scores(model, make_bags(split.x, width, stride), split.y)
+                labels[name] = relabel(scores, split.y, config.keep_instances,
+                                       config.noise_class)
+        instances = instance_splits(data, config, labels["train"], labels["val"])
         model = model or new_model(config, instances, train_config.seed)
-        result = fit(instances, config, train_config, model=model, test_split=False)
-        outcome.rounds.append({
-            "round": round_index, "best_epoch": result.result.best_epoch,
-            "val_instance_accuracy": result.result.best_val_accuracy,
-            "noise_fraction": float((train_labels == config.noise_class).mean()),
-            "val_bag_accuracy": evaluate_bags(model, data.val)["accuracy"]})
-    outcome.model = model
-    outcome.metrics = {"rounds": outcome.rounds, "macs_per_instance":
-                       model.macs(config.instance_width)}
+        outcome = fit(instances, config, train_config, model=model, reporter=reporter,
+                      test_split=False)
+        rounds.append({"round": round_index, "best_epoch": outcome.result.best_epoch,
+                       "val_instance_accuracy": outcome.result.best_val_accuracy,
+                       "noise_fraction": float((labels["train"] == config.noise_class).mean())})
+    emi = {"rounds": rounds, "instances_per_bag": count, "steps_per_instance": width}
     splits = {"val": data.val, **({"test": data.test} if test_split else {})}
+    predictions = None
     for name, split in splits.items():
-        outcome.metrics[f"{name}_full"] = evaluate_bags(model, split)
-        outcome.metrics[f"{name}_early_exit"] = evaluate_bags(model, split,
-                                                              config.exit_threshold)
-    return outcome
+        emi[f"{name}_full"], _ = evaluate_bags(model, split)
+        emi[f"{name}_early_exit"], pred = evaluate_bags(model, split, config.exit_threshold)
+        predictions = pred if name == "test" else predictions
+    metrics = dict(outcome.metrics, dataset=data.name, emi=emi,
+                   best_val_accuracy=emi["val_early_exit"]["accuracy"])
+    metrics["selection"] = {"method": "validation split (instances, each round)",
+                            "sequences": len(data.val)}
+    metrics.pop("warning", None)
+    if test_split:
+        metrics["test_accuracy"] = emi["test_early_exit"]["accuracy"]
+    return FitOutcome(model, outcome.result, metrics, predictions)
