@@ -1070,8 +1070,9 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
         f" (validation: mean of {cv.folds} held-out folds)" if cv is not None else ""))
     if outcome.test_predictions is None:  # a sweep's trial: the test split stays unseen
         return
-    matrix = confusion_matrix(data.test.y, outcome.test_predictions, data.num_classes)
-    plot_confusion(matrix, data.class_names, run_dir / CONFUSION_PLOT,
+    names = list(data.class_names) + (["noise"] if "emi" in outcome.metrics else [])
+    matrix = confusion_matrix(data.test.y, outcome.test_predictions, len(names))
+    plot_confusion(matrix, names, run_dir / CONFUSION_PLOT,
                    f"{title}, test accuracy {100 * outcome.metrics['test_accuracy']:.1f}%")
 
 
