@@ -203,9 +203,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "e.g. 0.75 1 1.333 gives three times as many training windows")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d["model"], choices=list(FAMILIES),
-                   help="model family: a recurrent cell, dscnn (a 1-D depthwise-separable "
-                        "CNN), or protonn or bonsai (for feature vectors) (default: "
-                        "%(default)s)")
+                   help="model family: a recurrent cell, sharnn (two levels of RNN over "
+                        "bricks), emi-fastgrnn (multi-instance with early exit; not exported "
+                        "yet), dscnn (a 1-D depthwise-separable CNN), or protonn or bonsai "
+                        "(for feature vectors) (default: %(default)s)")
     g.add_argument("--hidden-size", type=_positive_int, default=None,
                    help=f"recurrent models: hidden units (default: {d['hidden_size']})")
     g.add_argument("--w-rank", type=_rank, default=None,
@@ -544,7 +545,8 @@ def _check_compress_options(args) -> None:
         return
     if args.model not in ("fastgrnn", "fastrnn", "emi-fastgrnn") and not _sharnn_fast(args):
         raise KilomlError(f"--compress str needs a family with sparsity groups (fastgrnn, "
-                          f"fastrnn); {args.model} has none")
+                          f"fastrnn, emi-fastgrnn, sharnn with a fastgrnn or fastrnn cell); "
+                          f"{args.model} has none")
     given = [flag for flag, value in (("--sparsity-w", args.sparsity_w),
                                       ("--sparsity-u", args.sparsity_u),
                                       ("--sparsity-head", args.sparsity_head))

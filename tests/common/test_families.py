@@ -47,7 +47,8 @@ BRANCH_FLIPS = {"bonsai": 0.05}
 
 
 def test_every_registered_family_is_checked():
-    assert set(FAMILIES) <= set(SETTINGS)
+    """Every family that deploys (EMI-FastGRNN does not yet: tests/train/test_emi.py)."""
+    assert {name for name, family in FAMILIES.items() if family.deploys} <= set(SETTINGS)
 
 
 def _shape(name: str) -> tuple[int, int]:
