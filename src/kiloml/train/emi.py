@@ -130,7 +130,7 @@ def train_emi(data: DatasetSplits, config: EMIConfig, train_config: TrainConfig,
     count = make_bags(data.train.x[:1], width, stride).shape[1]
     labels = {"train": np.repeat(data.train.y[:, None], count, axis=1),
               "val": np.repeat(data.val.y[:, None], count, axis=1)}
-    rounds = []
+    rounds, seconds = [], 0.0
     for round_index in range(config.rounds + 1):
         if round_index:
             for name in labels:
@@ -142,6 +142,7 @@ def train_emi(data: DatasetSplits, config: EMIConfig, train_config: TrainConfig,
         model = model or new_model(config, instances, train_config.seed)
         outcome = fit(instances, config, train_config, model=model, reporter=reporter,
                       test_split=False)
+        seconds += outcome.metrics["train_seconds"]
         rounds.append({"round": round_index, "best_epoch": outcome.result.best_epoch,
                        "val_instance_accuracy": outcome.result.best_val_accuracy,
                        "noise_fraction": float((labels["train"] == config.noise_class).mean())})
@@ -153,7 +154,8 @@ def train_emi(data: DatasetSplits, config: EMIConfig, train_config: TrainConfig,
         emi[f"{name}_early_exit"], pred = evaluate_bags(model, split, config.exit_threshold)
         predictions = pred if name == "test" else predictions
     metrics = dict(outcome.metrics, dataset=data.name, emi=emi,
-                   best_val_accuracy=emi["val_early_exit"]["accuracy"])
+                   best_val_accuracy=emi["val_early_exit"]["accuracy"],
+                   train_seconds=round(seconds, 2))
     metrics["selection"] = {"method": "validation split (instances, each round)",
                             "sequences": len(data.val)}
     metrics.pop("warning", None)
