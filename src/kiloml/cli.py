@@ -1096,6 +1096,17 @@ def command_eval(args) -> int:
                              hint="; pass --data to evaluate on it anyway")
         where = config["data"]["dataset"]
     _check_data_fits(data, model.config, where)
+    if model.config.kind == "emi-fastgrnn":  # bags of instances, with early exit
+        from kiloml.train.emi import evaluate_bags
+
+        early, _ = evaluate_bags(model, data.test, model.config.exit_threshold)
+        console.print(f"{escape(str(args.run))}: test bag accuracy "
+                      f"{100 * early['accuracy']:.2f}% on {len(data.test)} "
+                      f"{escape(data.name)} sequences with early exit at "
+                      f"{model.config.exit_threshold:g}, reading "
+                      f"{early['steps_per_instance']:.1f} of {model.config.instance_width} "
+                      "steps per instance")
+        return 0
     metrics, _ = model_metrics(model, data)
     console.print(f"{escape(str(args.run))}: test accuracy {100 * metrics['test_accuracy']:.2f}% "
                   f"on {len(data.test)} {escape(data.name)} sequences; model size "
@@ -1192,6 +1203,8 @@ def command_demo(args) -> int:
     directory's lock throughout."""
     from kiloml.runs import DEMO_EXPORT_DIR
 
+    if not FAMILIES[args.model].deploys:
+        raise KilomlError(f"{args.model} has no integer export yet; train it with kiloml train")
     with ExitStack() as stack:
         status = _train(args, stack)
         if status != 0:

@@ -112,8 +112,16 @@ def test_kiloml_train_emi_fastgrnn(tmp_path, capsys):
                  "--instance-width", "13", "--out", str(tmp_path / "bad")]) == 1
     assert error_line(capsys) == ("error: --instance-width 13 is longer than the 12-step "
                                   "sequences")
+    assert main(["eval", str(run)]) == 0
+    assert (f"test bag accuracy {100 * metrics['test_accuracy']:.2f}%"
+            in capsys.readouterr().out)
     assert main(["export", str(run), "--out", str(tmp_path / "export")]) == 1
     assert "no integer lowering" in error_line(capsys)
+    assert main(["demo", "--dataset", str(data), "--model", "emi-fastgrnn",
+                 "--out", str(tmp_path / "demo")]) == 1
+    assert error_line(capsys) == ("error: emi-fastgrnn has no integer export yet; train it "
+                                  "with kiloml train")
+    assert not (tmp_path / "demo").exists()
 
 
 @pytest.mark.parametrize("flag", [["--readout", "mean"], ["--frame-stack", "2"]])
