@@ -227,7 +227,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         f"({IMU_STEPS} of imu data), padding the front to a multiple of K)")
     g.add_argument("--readout", choices=["last", "mean"], default=None,
                    help="classify the last hidden state or the mean over time (default: from "
-                        "the recipe: mean for FastGRNN/FastRNN on audio, else last)")
+                        "the recipe: mean for FastGRNN/FastRNN on audio, else last; ShaRNN: "
+                        "its upper level's states, likewise)")
     g.add_argument("--bidirectional", action="store_true", default=None,
                    help="run a second, reversed cell")
     g = p.add_argument_group(
@@ -692,7 +693,8 @@ def _sharnn_config(args, data, recipe, w_rank, u_rank):
                           brick_size=_option(args.brick_size, default_brick_size(data.steps)),
                           hidden_size=_option(args.hidden_size, d["hidden_size"]),
                           w_rank=w_rank if fast else None, u_rank=u_rank if fast else None,
-                          readout=_option(args.readout, "last"), **options, **nonlinearities)
+                          readout=_option(args.readout, recipe.readout if fast else "last"),
+                          **options, **nonlinearities)
     config.validate().check_steps(data.steps)
     return config
 
