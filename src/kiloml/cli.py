@@ -78,8 +78,20 @@ DSCNN_OPTIONS = (("--channels", "channels"), ("--blocks", "blocks"),
 VECTOR_OPTIONS = (("--projection-dim", "projection_dim"), ("--scale", "scale"))
 PROTONN_OPTIONS = (("--prototypes", "prototypes"), ("--gamma", "gamma"))
 BONSAI_OPTIONS = (("--depth", "depth"), ("--sigma", "sigma"))
+#: ShaRNN's own options (--hidden-size is its lower RNN's; --readout its upper RNN's).
+SHARNN_OPTIONS = (("--brick-size", "brick_size"), ("--upper-hidden-size", "upper_hidden_size"),
+                  ("--cell", "cell"), ("--upper-cell", "upper_cell"))
+#: EMI-FastGRNN's own options and defaults (EdgeML's HAR example: 48-step instances every 16).
+EMI_OPTIONS = (("--instance-width", "instance_width"), ("--instance-stride", "instance_stride"),
+               ("--keep-instances", "keep_instances"), ("--rounds", "rounds"),
+               ("--exit-threshold", "exit_threshold"))
+EMI_DEFAULTS = {"instance_width": 48, "instance_stride": 16, "keep_instances": 3, "rounds": 2,
+                "exit_threshold": 0.95}
+#: ShaRNN's defaults (its lower RNN's --hidden-size is 16).
+SHARNN_DEFAULTS = {"hidden_size": 16, "upper_hidden_size": 32, "cell": "fastgrnn",
+                   "upper_cell": "fastgrnn"}
 #: Families that train with hard thresholding to --sparsity-w/-u/-head budgets.
-SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn", "bonsai")
+SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn", "bonsai", "emi-fastgrnn")
 
 
 def _positive_int(text: str) -> int:
@@ -191,9 +203,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "e.g. 0.75 1 1.333 gives three times as many training windows")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d["model"], choices=list(FAMILIES),
-                   help="model family: a recurrent cell, dscnn (a 1-D depthwise-separable "
-                        "CNN), or protonn or bonsai (for feature vectors) (default: "
-                        "%(default)s)")
+                   help="model family: a recurrent cell, sharnn (two levels of RNN over "
+                        "bricks), emi-fastgrnn (multi-instance with early exit; not exported "
+                        "yet), dscnn (a 1-D depthwise-separable CNN), or protonn or bonsai "
+                        "(for feature vectors) (default: %(default)s)")
     g.add_argument("--hidden-size", type=_positive_int, default=None,
                    help=f"recurrent models: hidden units (default: {d['hidden_size']})")
     g.add_argument("--w-rank", type=_rank, default=None,
@@ -214,7 +227,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         f"({IMU_STEPS} of imu data), padding the front to a multiple of K)")
     g.add_argument("--readout", choices=["last", "mean"], default=None,
                    help="classify the last hidden state or the mean over time (default: from "
-                        "the recipe: mean for FastGRNN/FastRNN on audio, else last)")
+                        "the recipe: mean for FastGRNN/FastRNN on audio, else last; ShaRNN: "
+                        "its upper level's states, likewise)")
     g.add_argument("--bidirectional", action="store_true", default=None,
                    help="run a second, reversed cell")
     g = p.add_argument_group(
@@ -264,7 +278,45 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"depth of the tree, 0 = one node (default: {bd['depth']})")
     g.add_argument("--sigma", type=_positive_number, default=None,
                    help=f"sharpness sigma of the nodes' tanh (default: {bd['sigma']:g})")
-    g = p.add_argument_group("compression (FastGRNN/FastRNN/ProtoNN/Bonsai)")
+    sd = SHARNN_DEFAULTS
+    g = p.add_argument_group(
+        "ShaRNN (--model sharnn)",
+        "a shared lower RNN reads every brick of K consecutive steps from a zero state "
+        "(--hidden-size units, default 16), an upper RNN reads the bricks' last states; "
+        "--readout, --w-rank, --u-rank, the nonlinearities and the sparsity options apply to "
+        "both levels' FastGRNN/FastRNN cells")
+    g.add_argument("--brick-size", type=_positive_int, default=None, metavar="K",
+                   help="steps per brick; must divide the sequence length (default: the "
+                        "largest divisor of the sequence length not above its square root: "
+                        "8 for 128 steps)")
+    g.add_argument("--upper-hidden-size", type=_positive_int, default=None,
+                   help=f"hidden units of the upper RNN (default: {sd['upper_hidden_size']})")
+    g.add_argument("--cell", choices=["fastgrnn", "fastrnn", "gru", "lstm"], default=None,
+                   help=f"cell of the lower RNN (default: {sd['cell']})")
+    g.add_argument("--upper-cell", choices=["fastgrnn", "fastrnn", "gru", "lstm"],
+                   default=None, help=f"cell of the upper RNN (default: {sd['upper_cell']})")
+    ed = EMI_DEFAULTS
+    g = p.add_argument_group(
+        "EMI-FastGRNN (--model emi-fastgrnn)",
+        "every sequence becomes a bag of overlapping instances; a FastGRNN with a loss at every "
+        "step learns them with the bag's label, then each round relabels (the K consecutive "
+        "instances most likely of the bag's class keep it, the others become a noise class) and "
+        "trains on (--epochs per round); an instance stops at the first step whose top "
+        "probability reaches the threshold, a bag takes the class of the longest run of "
+        "instances predicting it; Python only (no export yet)")
+    g.add_argument("--instance-width", type=_positive_int, default=None, metavar="STEPS",
+                   help=f"steps per instance (default: {ed['instance_width']})")
+    g.add_argument("--instance-stride", type=_positive_int, default=None, metavar="STEPS",
+                   help=f"steps between instance starts (default: {ed['instance_stride']})")
+    g.add_argument("--keep-instances", type=_positive_int, default=None, metavar="K",
+                   help="consecutive instances of a bag that keep its label when relabelling "
+                        f"(default: {ed['keep_instances']})")
+    g.add_argument("--rounds", type=_non_negative_int, default=None,
+                   help=f"relabelling rounds after the first training (default: {ed['rounds']})")
+    g.add_argument("--exit-threshold", type=_fraction, default=None, metavar="P",
+                   help="stop reading an instance at the first step whose top probability "
+                        f"reaches P (default: {ed['exit_threshold']})")
+    g = p.add_argument_group("compression (FastGRNN/FastRNN/ShaRNN/ProtoNN/Bonsai)")
     g.add_argument("--sparsity-w", type=_fraction, default=None,
                    help="fraction of W's weights kept after hard thresholding (ProtoNN: the "
                         f"projection W; Bonsai: the projection Z), 1 = dense (default: "
@@ -443,7 +495,7 @@ def _add_debug(parser: argparse.ArgumentParser, default) -> None:
 
 def _fast_only(args) -> None:
     """Compression options given for GRU/LSTM are an error, not silently ignored."""
-    if args.model in ("fastgrnn", "fastrnn"):
+    if args.model in ("fastgrnn", "fastrnn", "emi-fastgrnn") or _sharnn_fast(args):
         return
     sparsity = () if args.model in SPARSE_FAMILIES else (
         ("--sparsity-w", args.sparsity_w), ("--sparsity-u", args.sparsity_u),
@@ -455,6 +507,15 @@ def _fast_only(args) -> None:
              if value is not None]
     if given:
         raise KilomlError(f"{', '.join(given)} apply to fastgrnn and fastrnn, not {args.model}")
+
+
+def _sharnn_fast(args) -> bool:
+    """A ShaRNN with a FastGRNN/FastRNN cell at either level (what the FastGRNN options and
+    compression act on)."""
+    d = SHARNN_DEFAULTS
+    return args.model == "sharnn" and any(
+        _option(getattr(args, name), d[name]) in ("fastgrnn", "fastrnn")
+        for name in ("cell", "upper_cell"))
 
 
 def _option(value, default):
@@ -489,9 +550,10 @@ def _check_compress_options(args) -> None:
             raise KilomlError("--target-sparsity sets STR's target; add --compress str (hard "
                               "thresholding takes --sparsity-w/-u/-head, the fraction kept)")
         return
-    if args.model not in ("fastgrnn", "fastrnn"):
+    if args.model not in ("fastgrnn", "fastrnn", "emi-fastgrnn") and not _sharnn_fast(args):
         raise KilomlError(f"--compress str needs a family with sparsity groups (fastgrnn, "
-                          f"fastrnn); {args.model} has none")
+                          f"fastrnn, emi-fastgrnn, sharnn with a fastgrnn or fastrnn cell); "
+                          f"{args.model} has none")
     given = [flag for flag, value in (("--sparsity-w", args.sparsity_w),
                                       ("--sparsity-u", args.sparsity_u),
                                       ("--sparsity-head", args.sparsity_head),
@@ -513,9 +575,22 @@ def _check_family_options(args) -> None:
     _fast_only(args)
     owners = {"recurrent models": RECURRENT_ONLY, "dscnn": DSCNN_OPTIONS,
               "protonn and bonsai": VECTOR_OPTIONS, "protonn": PROTONN_OPTIONS,
-              "bonsai": BONSAI_OPTIONS}
+              "bonsai": BONSAI_OPTIONS, "sharnn": SHARNN_OPTIONS,
+              "emi-fastgrnn": EMI_OPTIONS}
     own = {"dscnn": ("dscnn",), "protonn": ("protonn", "protonn and bonsai"),
-           "bonsai": ("bonsai", "protonn and bonsai")}.get(args.model, ("recurrent models",))
+           "bonsai": ("bonsai", "protonn and bonsai"),
+           "sharnn": ("sharnn", "recurrent models"),
+           "emi-fastgrnn": ("emi-fastgrnn", "recurrent models")}.get(args.model,
+                                                                     ("recurrent models",))
+    if args.model in ("sharnn", "emi-fastgrnn"):
+        given = [flag for flag, value in (("--frame-stack", args.frame_stack),
+                                          ("--bidirectional", args.bidirectional),
+                                          ("--readout", args.readout if args.model ==
+                                           "emi-fastgrnn" else None))
+                 if value is not None]
+        if given:
+            raise KilomlError(f"{', '.join(given)} apply to the single-level recurrent "
+                              f"models, not {args.model}")
     for owner, options in owners.items():
         given = [flag for flag, name in options if getattr(args, name) is not None]
         if given and owner not in own:
@@ -539,6 +614,12 @@ def describe_model(config) -> str:
         return f"protonn d={config.projection_dim} m={config.prototypes}"
     if config.kind == "bonsai":
         return f"bonsai d={config.projection_dim} depth={config.depth}"
+    if config.kind == "emi-fastgrnn":
+        return (f"emi-fastgrnn h={config.hidden_size} instances {config.instance_width}/"
+                f"{config.instance_stride}")
+    if config.kind == "sharnn":
+        return (f"sharnn k={config.brick_size} {config.cell} h={config.hidden_size} / "
+                f"{config.upper_cell} h={config.upper_hidden_size}")
     return f"{config.kind} h={config.hidden_size}"
 
 
@@ -564,6 +645,24 @@ def _model_config(args, data, recipe):
                                for _, name in VECTOR_OPTIONS + BONSAI_OPTIONS}).validate()
     w_rank = _option(args.w_rank, DEFAULTS["w_rank"]) or None
     u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
+    if args.model == "sharnn":
+        return _sharnn_config(args, data, recipe, w_rank, u_rank)
+    if args.model == "emi-fastgrnn":
+        from kiloml.data.bags import instance_count
+        from kiloml.nn.emi import EMIConfig
+
+        config = EMIConfig(kind="emi-fastgrnn", input_size=data.num_features,
+                           num_classes=data.num_classes,
+                           hidden_size=_option(args.hidden_size, DEFAULTS["hidden_size"]),
+                           w_rank=w_rank, u_rank=u_rank,
+                           gate_nonlinearity=_option(args.gate_nonlinearity,
+                                                     DEFAULTS["gate_nonlinearity"]),
+                           update_nonlinearity=_option(args.update_nonlinearity,
+                                                       recipe.update_nonlinearity),
+                           **{name: _option(getattr(args, name), EMI_DEFAULTS[name])
+                              for _, name in EMI_OPTIONS}).validate()
+        instance_count(data.steps, config.instance_width, config.instance_stride)
+        return config
     fast = args.model in ("fastgrnn", "fastrnn")
     readout = _option(args.readout, recipe.readout if fast else "last")
     return ModelConfig(kind=args.model, input_size=data.num_features,
@@ -579,10 +678,38 @@ def _model_config(args, data, recipe):
                        frame_stack=_option(args.frame_stack, recipe.frame_stack)).validate()
 
 
+def default_brick_size(steps: int) -> int:
+    """The largest divisor of ``steps`` not above its square root (ShaRNN's amortised cost per
+    window, ``T/k + k`` steps, is smallest at ``k = sqrt(T)``)."""
+    return max(k for k in range(1, math.isqrt(steps) + 1) if steps % k == 0)
+
+
+def _sharnn_config(args, data, recipe, w_rank, u_rank):
+    from kiloml.nn.sharnn import ShaRNNConfig
+
+    d = SHARNN_DEFAULTS
+    options = {name: _option(getattr(args, name), d[name]) for _, name in SHARNN_OPTIONS
+               if name in d}
+    fast = _sharnn_fast(args)
+    nonlinearities = {"gate_nonlinearity": _option(args.gate_nonlinearity,
+                                                   DEFAULTS["gate_nonlinearity"]),
+                      "update_nonlinearity": _option(args.update_nonlinearity,
+                                                     recipe.update_nonlinearity)} if fast else {}
+    config = ShaRNNConfig(kind="sharnn", input_size=data.num_features,
+                          num_classes=data.num_classes,
+                          brick_size=_option(args.brick_size, default_brick_size(data.steps)),
+                          hidden_size=_option(args.hidden_size, d["hidden_size"]),
+                          w_rank=w_rank if fast else None, u_rank=u_rank if fast else None,
+                          readout=_option(args.readout, recipe.readout if fast else "last"),
+                          **options, **nonlinearities)
+    config.validate().check_steps(data.steps)
+    return config
+
+
 def _train_config(args, budget, recipe):
     from kiloml.train.trainer import TrainConfig
 
-    sparse = args.model in SPARSE_FAMILIES
+    sparse = args.model in SPARSE_FAMILIES or _sharnn_fast(args)
     iht = sparse and args.compress != "str"
     d = {"protonn": PROTONN_DEFAULTS, "bonsai": BONSAI_DEFAULTS}.get(args.model, DEFAULTS)
     return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=args.lr,
@@ -612,10 +739,13 @@ def _training_defaults(args, data) -> dict:
 
     check_input_kind(args.model, data)
     recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe)
-    if args.model in ("dscnn", "protonn", "bonsai"):
+    if args.model in ("dscnn", "protonn", "bonsai", "sharnn", "emi-fastgrnn"):
         recipe = replace(recipe, frame_stack=1, pad_front=0, frame_stack_reason="")
     folds = args.folds if args.folds is not None else (
-        FOLDS if needs_cross_validation(data) else 0)
+        FOLDS if needs_cross_validation(data) and args.model != "emi-fastgrnn" else 0)
+    if folds and args.model == "emi-fastgrnn":
+        raise KilomlError("emi-fastgrnn chooses each round's epoch on the validation split; "
+                          "--folds must be 0")
     if folds == 1 or folds > len(data.train) + len(data.val):
         raise KilomlError(f"--folds must be 0 or from 2 to the number of training sequences "
                           f"({len(data.train) + len(data.val)}); got {folds}")
@@ -670,7 +800,10 @@ def _recorded_options(config: dict) -> dict:
         "bidirectional": model.get("bidirectional"),
         **{k: model.get(k) for k in ("channels", "blocks", "kernel_size", "stride",
                                      "projection_dim", "prototypes", "gamma", "scale",
-                                     "depth", "sigma")},
+                                     "depth", "sigma", "brick_size", "upper_hidden_size",
+                                     "cell", "upper_cell", "instance_width",
+                                     "instance_stride", "keep_instances", "rounds",
+                                     "exit_threshold")},
         "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
         "sparsity_head": train.get("keep_head"),
         "sparsity_block": train.get("sparsity_block", 1),
@@ -738,6 +871,9 @@ def _resume(args, run_dir: Path, stack: ExitStack):
         raise KilomlError("--resume continues a run and --overwrite replaces it; give one")
     check_output_dir(run_dir, RUN_OUTPUT, resume=True)
     config = read_run_config(run_dir)
+    if config.get("model", {}).get("kind") == "emi-fastgrnn":
+        raise KilomlError(f"{run_dir}: an emi-fastgrnn run cannot be resumed (its rounds "
+                          "relabel the data); train it again with --overwrite")
     _check_resume_options(args, config, run_dir)
     data = load_run_data(config, args.data_dir, windowing=True,
                          hint="; --resume needs the data the run started with")
@@ -852,12 +988,19 @@ def _train(args, stack: ExitStack, reporter=None, test_split: bool = True) -> in
                       f"({result.train_seconds:.1f} s)")
 
     try:
-        outcome = fit(data, model_config, train_config, checkpoint_path=checkpoint,
-                      resume=args.resume, reporter=reporter or RichReporter(console),
-                      model=None if folds else model, folds=folds, on_fold=on_fold,
-                      fold_reporter=RichReporter(console, epoch_lines=False,
-                                                 label="fold epochs"),
-                      test_split=test_split)
+        if model_config.kind == "emi-fastgrnn":
+            from kiloml.train.emi import train_emi
+
+            outcome = train_emi(data, model_config, train_config, model=model,
+                                reporter=reporter or RichReporter(console),
+                                test_split=test_split)
+        else:
+            outcome = fit(data, model_config, train_config, checkpoint_path=checkpoint,
+                          resume=args.resume, reporter=reporter or RichReporter(console),
+                          model=None if folds else model, folds=folds, on_fold=on_fold,
+                          fold_reporter=RichReporter(console, epoch_lines=False,
+                                                     label="fold epochs"),
+                          test_split=test_split)
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; the last finished epoch is saved. Continue with:\n"
                       f"  kiloml train --out {escape(str(run_dir))} --resume")
@@ -878,9 +1021,23 @@ def _train(args, stack: ExitStack, reporter=None, test_split: bool = True) -> in
     _write_run_outputs(run_dir, data, outcome)
     if test_split:
         console.print(summary_table(outcome.metrics, escape(str(run_dir))))
+        if "emi" in outcome.metrics:
+            console.print(_emi_summary(outcome.metrics["emi"]))
     if outcome.metrics.get("warning"):
         console.print(f"[yellow]warning:[/] {escape(outcome.metrics['warning'])}")
     return 0
+
+
+def _emi_summary(emi: dict) -> str:
+    """EMI's bag accuracy and steps read, with early exit and reading every step."""
+    lines = [f"EMI: {emi['instances_per_bag']} instances of {emi['steps_per_instance']} steps "
+             "per bag; bag accuracy, steps read per instance:"]
+    for split in ("val", "test"):
+        full, early = emi[f"{split}_full"], emi[f"{split}_early_exit"]
+        lines.append(f"  {split}: every step {100 * full['accuracy']:.2f}%, early exit "
+                     f"{100 * early['accuracy']:.2f}% reading "
+                     f"{early['steps_per_instance']:.1f} of {emi['steps_per_instance']}")
+    return "\n".join(lines)
 
 
 def command_train(args) -> int:
@@ -926,8 +1083,9 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
         f" (validation: mean of {cv.folds} held-out folds)" if cv is not None else ""))
     if outcome.test_predictions is None:  # a sweep's trial: the test split stays unseen
         return
-    matrix = confusion_matrix(data.test.y, outcome.test_predictions, data.num_classes)
-    plot_confusion(matrix, data.class_names, run_dir / CONFUSION_PLOT,
+    names = list(data.class_names) + (["noise"] if "emi" in outcome.metrics else [])
+    matrix = confusion_matrix(data.test.y, outcome.test_predictions, len(names))
+    plot_confusion(matrix, names, run_dir / CONFUSION_PLOT,
                    f"{title}, test accuracy {100 * outcome.metrics['test_accuracy']:.1f}%")
 
 
@@ -949,6 +1107,17 @@ def command_eval(args) -> int:
                              hint="; pass --data to evaluate on it anyway")
         where = config["data"]["dataset"]
     _check_data_fits(data, model.config, where)
+    if model.config.kind == "emi-fastgrnn":  # bags of instances, with early exit
+        from kiloml.train.emi import evaluate_bags
+
+        early, _ = evaluate_bags(model, data.test, model.config.exit_threshold)
+        console.print(f"{escape(str(args.run))}: test bag accuracy "
+                      f"{100 * early['accuracy']:.2f}% on {len(data.test)} "
+                      f"{escape(data.name)} sequences with early exit at "
+                      f"{model.config.exit_threshold:g}, reading "
+                      f"{early['steps_per_instance']:.1f} of {model.config.instance_width} "
+                      "steps per instance")
+        return 0
     metrics, _ = model_metrics(model, data)
     console.print(f"{escape(str(args.run))}: test accuracy {100 * metrics['test_accuracy']:.2f}% "
                   f"on {len(data.test)} {escape(data.name)} sequences; model size "
@@ -1045,6 +1214,8 @@ def command_demo(args) -> int:
     directory's lock throughout."""
     from kiloml.runs import DEMO_EXPORT_DIR
 
+    if not FAMILIES[args.model].deploys:
+        raise KilomlError(f"{args.model} has no integer export yet; train it with kiloml train")
     with ExitStack() as stack:
         status = _train(args, stack)
         if status != 0:

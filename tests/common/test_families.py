@@ -35,6 +35,7 @@ SETTINGS = {
     "gru": dict(hidden_size=10),
     "lstm": dict(hidden_size=8, readout="mean"),
     "dscnn": dict(channels=8, blocks=2, kernel_size=4, stride=2),
+    "sharnn": dict(brick_size=4, hidden_size=6, upper_hidden_size=8, u_rank=4),
     "protonn": dict(projection_dim=6, prototypes=8, scale="feature"),
     "bonsai": dict(projection_dim=5, depth=2, sigma=1.5),
 }
@@ -46,7 +47,8 @@ BRANCH_FLIPS = {"bonsai": 0.05}
 
 
 def test_every_registered_family_is_checked():
-    assert set(FAMILIES) <= set(SETTINGS)
+    """Every family that deploys (EMI-FastGRNN does not yet: tests/train/test_emi.py)."""
+    assert {name for name, family in FAMILIES.items() if family.deploys} <= set(SETTINGS)
 
 
 def _shape(name: str) -> tuple[int, int]:

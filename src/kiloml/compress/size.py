@@ -143,8 +143,8 @@ def model_storage(model: SequenceClassifier,
     out = []
     for name, tensor in tensors.items():
         tensor = tensor.detach()
-        if name in ("input_mean", "input_std"):
-            out.append(tensor_storage(name, tensor, 2, int(name == "input_std")))
+        if name.rpartition(".")[2] in ("input_mean", "input_std"):  # ShaRNN: upper.input_*
+            out.append(tensor_storage(name, tensor, 2, int(name.endswith("input_std"))))
         elif tensor.numel() == 1:
             out.append(tensor_storage(name, tensor, 2))
         elif name in wide:
@@ -165,7 +165,7 @@ def count_parameters(model: SequenceClassifier) -> tuple[int, int]:
     ``deployed_tensors()``, over the deployed weights without the normalisation)."""
     if hasattr(model, "deployed_tensors"):
         weights = [t for name, t in model.deployed_tensors().items()
-                   if name not in ("input_mean", "input_std")]
+                   if name.rpartition(".")[2] not in ("input_mean", "input_std")]
         return sum(t.numel() for t in weights), sum(_nnz(t) for t in weights)
     total = sum(p.numel() for p in model.parameters())
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())

@@ -20,6 +20,7 @@ from kiloml.nn.classifier import SequenceClassifier, torch_rnn_gates
 from kiloml.nn.dscnn import DSCNN, ConvBNReLU1d, DepthwiseSeparableBlock
 from kiloml.nn.fastrnn import FastGRNN, FastRNN
 from kiloml.nn.protonn import ProtoNN
+from kiloml.nn.sharnn import ShaRNN
 from kiloml.ops.base import Node
 
 Lowering = Callable[..., list[str]]
@@ -134,6 +135,30 @@ def lower_sequence_classifier(model: SequenceClassifier, path: str, graph: Graph
     prefix = f"{path}." if path else ""
     states = lower(model.rnn, f"{prefix}rnn", graph, inputs, readout=c.readout,
                    normalization=normalization)
+    lower(model.head, f"{prefix}head", graph, states, output="logits")
+    graph.set_output("logits")
+    return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
+
+
+@lowering(ShaRNN)
+def lower_sharnn(model: ShaRNN, path: str, graph: Graph, inputs: list[str]) -> list[str]:
+    """The lower RNN over bricks (``bricks_<op>``: its recurrent node run on every brick of
+    ``k`` steps, normalisation fused), the upper RNN over the bricks' last states (its
+    recurrent node, with an identity normalisation), the head (logits, the graph's output) and
+    the arg-max ``kiloml_predict`` returns."""
+    c = model.config
+    check_normalization(array(model.input_std))
+    prefix = f"{path}." if path else ""
+    steps, features = graph.values[inputs[0]].shape
+    c.check_steps(steps)
+    brick = Graph()
+    brick.add_input(inputs[0], (c.brick_size, features))
+    lower(model.lower, f"{prefix}lower", brick, inputs, readout="last",
+          normalization=(array(model.input_mean), array(model.input_std)))
+    node = brick.nodes[0]
+    node.op, node.attrs = f"bricks_{node.op}", {**node.attrs, "brick": c.brick_size}
+    summaries = graph.add_node(node)
+    states = lower(model.upper, f"{prefix}upper", graph, summaries, readout=c.readout)
     lower(model.head, f"{prefix}head", graph, states, output="logits")
     graph.set_output("logits")
     return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))

@@ -18,7 +18,9 @@ from kiloml.errors import KilomlError
 from kiloml.nn.bonsai import BonsaiConfig, build_bonsai
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier
 from kiloml.nn.dscnn import DSCNNConfig, build_dscnn
+from kiloml.nn.emi import EMIConfig, build_emi_fastgrnn
 from kiloml.nn.protonn import ProtoNNConfig, build_protonn
+from kiloml.nn.sharnn import ShaRNNConfig, build_sharnn
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Family:
     config: type
     build: Callable[..., nn.Module]
     input_kind: str = "sequence"  # [N, T, F] frames, or "vector": [N, F] features
+    deploys: bool = True  # has an integer lowering (kiloml export)
 
 
 FAMILIES: dict[str, Family] = {}
@@ -46,6 +49,12 @@ for _name, _description in (
         ("gru", "torch.nn.GRU, the baseline the FastGRNN paper compares with"),
         ("lstm", "torch.nn.LSTM")):
     register(Family(_name, _description, ModelConfig, SequenceClassifier))
+register(Family("sharnn", "ShaRNN (Dennis et al. 2019): a shared lower RNN over bricks of k "
+                          "steps, an upper RNN over the bricks' summaries", ShaRNNConfig,
+                build_sharnn))
+register(Family("emi-fastgrnn", "EMI-FastGRNN (Dwivedi, Kusupati et al. 2018): instances of "
+                                "each sequence relabelled in rounds, early exit", EMIConfig,
+                build_emi_fastgrnn, deploys=False))
 register(Family("dscnn", "1-D depthwise-separable CNN, the shape of the MLPerf Tiny "
                          "keyword-spotting DS-CNN", DSCNNConfig, build_dscnn))
 register(Family("protonn", "ProtoNN (Gupta et al. 2017): sparse projection, prototypes "

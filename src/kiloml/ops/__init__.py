@@ -4,6 +4,7 @@
 from kiloml.ops import (  # noqa: F401
     activation_layer,
     argmax,
+    bricks,
     conv1d,
     depthwise_conv1d,
     fastgrnn,

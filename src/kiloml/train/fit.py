@@ -45,6 +45,8 @@ def check_frame_stack(model_config: ModelConfig, data: DatasetSplits) -> None:
     if data.steps % frame_stack:
         raise KilomlError(f"--frame-stack {frame_stack} needs a sequence length "
                           f"divisible by it; {data.name} has {data.steps} steps")
+    if hasattr(model_config, "check_steps"):  # ShaRNN: whole bricks
+        model_config.check_steps(data.steps)
 
 
 def check_input_kind(kind: str, data: DatasetSplits) -> None:

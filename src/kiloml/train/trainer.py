@@ -349,8 +349,14 @@ class Trainer:
                 group["lr"] = self.learning_rate(epoch, batch)
             if hasattr(self.model, "anneal"):  # Bonsai: path sharpness by training progress
                 self.model.anneal((epoch + batch / self.batches_per_epoch) / self.config.epochs)
-            logits = self.model(x)
-            loss = nn.functional.cross_entropy(logits, y)
+            if hasattr(self.model, "step_logits"):  # EMI-RNN: a loss at every step
+                steps = self.model.step_logits(x)  # [B, T, C]
+                logits = steps[:, -1]
+                loss = nn.functional.cross_entropy(steps.flatten(0, 1),
+                                                   y.repeat_interleave(steps.shape[1]))
+            else:
+                logits = self.model(x)
+                loss = nn.functional.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.grad_clip:
