@@ -87,6 +87,19 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def merged(path: Path, results: list[dict], quick: bool) -> list[dict]:
+    """``results`` and the rows of an earlier report at ``path`` (same ``quick``) that they do not
+    replace, so that rows can be added a few at a time."""
+    if not path.is_file():
+        return results
+    earlier = json.loads(path.read_text())
+    if earlier.get("quick") != quick:
+        return results
+    key = ("dataset", "method", "sparsity", "seed")
+    new = {tuple(r[k] for k in key) for r in results}
+    return [r for r in earlier["results"] if tuple(r[k] for k in key) not in new] + results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["smartwatch"])
@@ -106,6 +119,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda j: run(*j, args.runs, extra), jobs))
     args.out.mkdir(parents=True, exist_ok=True)
+    results = merged(args.out / "str_vs_iht.json", results, args.quick)
     report = {"machine": describe(), "quick": args.quick, "results": results,
               "wall_seconds": round(time.perf_counter() - started, 1)}
     (args.out / "str_vs_iht.json").write_text(json.dumps(report, indent=2) + "\n")
