@@ -111,3 +111,21 @@ def test_cli_learn_rank_errors(tmp_path, capsys, argv, message):
                  *argv]) == 1
     assert message in error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_after_the_ranks_are_learned_gives_identical_weights(tiny_data, tmp_path):
+    config = TrainConfig(epochs=6, batch_size=16, compress="str", learn_rank=True,
+                         target_sparsity={"total": 0.6}, seed=5)
+    straight = new_model(_config(), tiny_data, seed=5)
+    Trainer(straight, tiny_data, config).fit()
+    interrupted = new_model(_config(), tiny_data, seed=5)
+    ckpt = tmp_path / "checkpoint.safetensors"
+    with pytest.raises(KeyboardInterrupt):  # in the fixed-support phase, after the STR epoch
+        Trainer(interrupted, tiny_data, config, checkpoint_path=ckpt, checkpoint_seconds=0,
+                stop_after_epoch=lambda e: e == 3).fit()
+    resumed = new_model(_config(), tiny_data, seed=99)
+    Trainer(resumed, tiny_data, config, checkpoint_path=ckpt).fit(resume=True)
+    expected = straight.state_dict()  # by name: the reparameterisation reorders parameters
+    assert set(expected) == set(resumed.state_dict())
+    for name, value in resumed.state_dict().items():
+        assert torch.equal(value, expected[name]), name
