@@ -14,6 +14,10 @@ fraction per group. Results go to ``docs/benchmarks/str_vs_iht.{json,md}``; runs
 ``runs/str-vs-iht``.
 
     python benchmarks/str_vs_iht.py --sparsities 0.9 0.95 --seeds 0 1 2 --jobs 2
+    python benchmarks/str_vs_iht.py --datasets mnist-rows --sparsities 0.9 0.95 --seeds 0 \
+        --train-args "--epochs 10 --batch-size 128"
+
+Rows are added to the report already there (a row run again replaces its earlier self).
 """
 
 import argparse
@@ -109,10 +113,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (1 thread each)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "str-vs-iht")
+    parser.add_argument("--train-args", default="",
+                        help="more kiloml train options for every run, the same for both "
+                             "methods (e.g. a fixed reduced budget: '--epochs 10 "
+                             "--batch-size 128')")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny model for 3 epochs (checks the script, not the methods)")
     args = parser.parse_args()
-    extra = QUICK if args.quick else []
+    extra = (QUICK if args.quick else []) + args.train_args.split()
     started = time.perf_counter()
     jobs = [(d, m, s, seed) for d in args.datasets for s in args.sparsities
             for m in args.methods for seed in args.seeds]
