@@ -16,6 +16,8 @@ the matrices are reparameterised as ``sign(W) * relu(|W| - sigmoid(s))`` with on
 threshold ``s`` per matrix, a controller keeps the total sparsity on a ramp to the requested
 target, and the phase ends by storing the effective weights in the plain parameters and fixing
 their support, so that the fixed-support phase, export, the simulator and the C are unchanged.
+With low-rank STR (``Sparsity.rank_groups``) the matrices of ``W`` and ``U`` are thresholded on
+their singular values instead, and the fixed-support phase keeps each at its learned rank.
 
 The classifier head, biases and scalars train in every phase. Without sparsity (all kept
 fractions 1.0) the schedule is the single dense phase. A new compression method is a new
