@@ -275,3 +275,16 @@ def test_str_vs_iht_quick(tmp_path):
     assert abs(saved["results"][1]["reached"]["total"] - 0.9) <= 0.01
     table = (out / "str_vs_iht.md").read_text()
     assert "| smartwatch | 90% | str | 1 |" in table
+
+
+def test_str_rank_quick(tmp_path):
+    out = tmp_path / "out"
+    done = run_script("str_rank.py", "--quick", "--configurations", "learned 0.75",
+                      "fixed U rank 2", "--seeds", "0", "--out", str(out), "--runs",
+                      str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    learned, fixed = json.loads((out / "str_rank_quick.json").read_text())["results"]
+    assert learned["u_rank"] == learned["learned_ranks"]["rnn.cell.U"] >= 1
+    assert learned["reached"]["total"] >= 0.75 - 1e-9
+    assert (fixed["w_rank"], fixed["u_rank"], fixed["learned_ranks"]) == (None, 2, None)
+    assert "| fixed U rank 2 | 1 |" in (out / "str_rank_quick.md").read_text()
