@@ -176,8 +176,10 @@ class Sparsity:
         last batch's loss; plain gradient descent, so a matrix whose threshold costs more loss
         moves further, as with the paper's SGD), then the controller: shift all thresholds of
         each constraint by one common amount so that exactly ``round(target(t) * n)`` of its
-        ``n`` entries are zero (``t``: the constraint's final target). The gradient steps set
-        the thresholds' differences, i.e. each matrix's share; the shift sets their level."""
+        ``n`` entries are zero (``t``: the constraint's final target; with low-rank STR, so that
+        at least that many of its ``n`` values are not stored, a singular value counting the
+        values its factor columns store). The gradient steps set the thresholds' differences,
+        i.e. each matrix's share; the shift sets their level."""
         for s in self.thresholds.values():
             if s.grad is not None:
                 s.sub_(lr * s.grad)
