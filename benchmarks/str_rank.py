@@ -41,7 +41,7 @@ CONFIGURATIONS = [
                         "--sparsity-head", "1"]),
     # added after the runs above: the ranks "learned 0.75" learned on every seed (from the
     # training data), fixed by hand with a dense head, to tell the ranks from the pruned head
-    ("fixed W/U rank 3", ["--w-rank", "3", "--u-rank", "3", "--sparsity-w", "1",
+    ("fixed W+U rank 3", ["--w-rank", "3", "--u-rank", "3", "--sparsity-w", "1",
                           "--sparsity-u", "1", "--sparsity-head", "1"]),
 ]
 
