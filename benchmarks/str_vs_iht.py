@@ -14,6 +14,10 @@ fraction per group. Results go to ``docs/benchmarks/str_vs_iht.{json,md}``; runs
 ``runs/str-vs-iht``.
 
     python benchmarks/str_vs_iht.py --sparsities 0.9 0.95 --seeds 0 1 2 --jobs 2
+    python benchmarks/str_vs_iht.py --datasets mnist-rows --sparsities 0.9 0.95 --seeds 0 \
+        --train-args "--epochs 10 --batch-size 128"
+
+Rows are added to the report already there (a row run again replaces its earlier self).
 """
 
 import argparse
@@ -87,6 +91,19 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def merged(path: Path, results: list[dict], quick: bool) -> list[dict]:
+    """``results`` and the rows of an earlier report at ``path`` (same ``quick``) that they do not
+    replace, so that rows can be added a few at a time."""
+    if not path.is_file():
+        return results
+    earlier = json.loads(path.read_text())
+    if earlier.get("quick") != quick:
+        return results
+    key = ("dataset", "method", "sparsity", "seed")
+    new = {tuple(r[k] for k in key) for r in results}
+    return [r for r in earlier["results"] if tuple(r[k] for k in key) not in new] + results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["smartwatch"])
@@ -96,16 +113,21 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (1 thread each)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "str-vs-iht")
+    parser.add_argument("--train-args", default="",
+                        help="more kiloml train options for every run, the same for both "
+                             "methods (e.g. a fixed reduced budget: '--epochs 10 "
+                             "--batch-size 128')")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny model for 3 epochs (checks the script, not the methods)")
     args = parser.parse_args()
-    extra = QUICK if args.quick else []
+    extra = (QUICK if args.quick else []) + args.train_args.split()
     started = time.perf_counter()
     jobs = [(d, m, s, seed) for d in args.datasets for s in args.sparsities
             for m in args.methods for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda j: run(*j, args.runs, extra), jobs))
     args.out.mkdir(parents=True, exist_ok=True)
+    results = merged(args.out / "str_vs_iht.json", results, args.quick)
     report = {"machine": describe(), "quick": args.quick, "results": results,
               "wall_seconds": round(time.perf_counter() - started, 1)}
     (args.out / "str_vs_iht.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -347,6 +347,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="--compress str: the fraction of zeros over all of W, U and the head "
                         "(e.g. 0.9), or per group (e.g. W=0.9 U=0.8; groups not named stay "
                         "dense); each matrix's share is learned")
+    g.add_argument("--learn-rank", action="store_true", default=None,
+                   help="--compress str: learn the ranks of W and U instead of their sparsity "
+                        "(low-rank STR: a learned soft threshold on each matrix's singular "
+                        "values, from full matrices, so no --w-rank/--u-rank); the head stays "
+                        "entrywise. --target-sparsity then counts stored values: a matrix of "
+                        "rank r stores r·(rows+cols) (its two factors, which export keeps), at "
+                        "most rows·cols")
     g = p.add_argument_group("training")
     g.add_argument("--recipe", choices=RECIPES, default="auto",
                    help="defaults for a kind of data: imu (3-axis sensor channels: rotation, "
@@ -545,6 +552,9 @@ def _target_sparsity(values: list[str] | None) -> dict[str, float]:
 def _check_compress_options(args) -> None:
     """STR's options: for a family with sparsity groups, with a target and without IHT's
     kept fractions."""
+    if args.learn_rank and args.compress != "str":
+        raise KilomlError("--learn-rank is low-rank STR; add --compress str and "
+                          "--target-sparsity (e.g. 0.9)")
     if args.compress != "str":
         if args.target_sparsity is not None:
             raise KilomlError("--target-sparsity sets STR's target; add --compress str (hard "
@@ -567,6 +577,14 @@ def _check_compress_options(args) -> None:
         raise KilomlError("--compress str needs --target-sparsity: the fraction of zeros, "
                           "e.g. 0.9 over all matrices, or W=0.9 U=0.8 per group")
     _target_sparsity(args.target_sparsity)
+    if args.learn_rank:
+        given = [flag for flag, value in (("--w-rank", args.w_rank), ("--u-rank", args.u_rank))
+                 if value is not None]
+        if given:
+            raise KilomlError(f"--learn-rank learns the ranks of W and U from the full "
+                              f"matrices; drop {', '.join(given)}")
+        if args.bidirectional:
+            raise KilomlError("--learn-rank takes one direction; drop --bidirectional")
 
 
 def _check_family_options(args) -> None:
@@ -645,6 +663,8 @@ def _model_config(args, data, recipe):
                                for _, name in VECTOR_OPTIONS + BONSAI_OPTIONS}).validate()
     w_rank = _option(args.w_rank, DEFAULTS["w_rank"]) or None
     u_rank = _option(args.u_rank, DEFAULTS["u_rank"]) or None
+    if args.learn_rank:  # learned from the full matrices (the run records the learned ranks)
+        w_rank = u_rank = None
     if args.model == "sharnn":
         return _sharnn_config(args, data, recipe, w_rank, u_rank)
     if args.model == "emi-fastgrnn":
@@ -720,6 +740,7 @@ def _train_config(args, budget, recipe):
                        sparsity_block=_option(args.sparsity_block, 1),
                        compress=args.compress or "iht",
                        target_sparsity=_target_sparsity(args.target_sparsity),
+                       learn_rank=bool(args.learn_rank),
                        augment_scale=_option(args.augment_scale, recipe.augment_scale),
                        augment_noise=_option(args.augment_noise, recipe.augment_noise),
                        augment_rotation=_option(args.augment_rotation, recipe.augment_rotation),
@@ -809,6 +830,7 @@ def _recorded_options(config: dict) -> dict:
         "sparsity_block": train.get("sparsity_block", 1),
         "compress": train.get("compress", "iht"),
         "target_sparsity": train.get("target_sparsity", {}),
+        "learn_rank": train.get("learn_rank", False),
         **{k: train.get(k) for k in ("epochs", "batch_size", "lr", "augment_scale",
                                      "augment_noise", "augment_rotation", "patience", "seed")},
         "recipe": config.get("defaults", {}).get("recipe", {}).get("kind"),
@@ -861,6 +883,8 @@ def _check_data_fits(data, model_config, where: str) -> None:
 def _resume(args, run_dir: Path, stack: ExitStack):
     """Check everything a resumed run needs, then lock its directory; returns
     ``(data, model_config, train_config, model, defaults)``."""
+    from dataclasses import replace
+
     from kiloml.models import config_from_dict
     from kiloml.runs import CHECKPOINT_FILE, CONFIG_FILE, FOLDS_DIR, load_run_data, read_run_config
     from kiloml.train.checkpoint import check_checkpoint_matches
@@ -886,6 +910,8 @@ def _resume(args, run_dir: Path, stack: ExitStack):
     except TypeError as e:
         raise KilomlError(f"{run_dir / CONFIG_FILE}: its train section does not fit this "
                           f"kiloml ({e})") from None
+    if train_config.learn_rank:  # trained with full matrices; config.json has the learned ranks
+        model_config = replace(model_config, w_rank=None, u_rank=None)
     model = new_model(model_config, data, train_config.seed)
     defaults = config.get("defaults")
     checkpoints = [run_dir / CHECKPOINT_FILE]
@@ -1067,9 +1093,12 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
         METRICS_FILE,
         WEIGHTS_FILE,
         save_weights,
+        update_run_model_config,
         write_json,
     )
 
+    if outcome.metrics.get("str", {}).get("ranks"):  # low-rank STR: the learned ranks
+        update_run_model_config(run_dir, outcome.model.config)
     save_weights(outcome.model, run_dir / WEIGHTS_FILE)
     write_json(run_dir / METRICS_FILE, outcome.metrics)
     history = [asdict(r) for r in outcome.result.history]
@@ -1178,13 +1207,17 @@ def _print_learned_budgets(record) -> None:
     targets = ", ".join(f"{k} {100 * v:.1f}%" for k, v in record.get("targets", {}).items())
     reached = ", ".join(f"{k} {100 * v:.1f}%" for k, v in record.get("reached", {}).items())
     console.print(f"STR: sparsity target {escape(targets)}, reached {escape(reached)}")
-    table = Table(title="budgets learned by STR (kept after the STR phase)")
+    title = "budgets learned by STR (kept after the STR phase"
+    table = Table(title=title + ("; a matrix of rank r keeps r·(rows+cols) values)"
+                                 if record.get("ranks") else ")"))
     for col in ("matrix", "kept", "threshold"):
         table.add_column(col, justify="left" if col == "matrix" else "right")
     thresholds = record.get("thresholds", {})
+    ranks = record.get("ranks") if isinstance(record.get("ranks"), dict) else {}
     for name, kept in record["kept"].items():
         threshold = thresholds.get(name)
-        table.add_row(escape(str(name)), f"{100 * kept:.1f}%",
+        rank = f" (rank {ranks[name]})" if name in ranks else ""
+        table.add_row(escape(f"{name}{rank}"), f"{100 * kept:.1f}%",
                       "" if threshold is None else f"{threshold:.4g}")
     for group, kept in record.get("kept_by_group", {}).items():
         table.add_row(f"group {escape(str(group))}", f"{100 * kept:.1f}%", "")

@@ -84,6 +84,14 @@ def save_run_config(run_dir: Path, model_config, data: dict, train: dict,
     write_json(run_dir / CONFIG_FILE, config)
 
 
+def update_run_model_config(run_dir: Path, model_config) -> None:
+    """Replace ``config.json``'s model section with ``model_config``: the model as trained,
+    when training changed its shape (low-rank STR stores the learned ranks)."""
+    config = read_json(run_dir / CONFIG_FILE)
+    config["model"] = model_config.to_dict()
+    write_json(run_dir / CONFIG_FILE, config)
+
+
 def read_run_config(run_dir: Path) -> dict:
     """``config.json`` of a run, checked for a format this version of kiloml understands."""
     run_dir = Path(run_dir)

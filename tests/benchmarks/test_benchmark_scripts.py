@@ -315,3 +315,16 @@ def test_rnnpool_pooling_quick(tmp_path, shared_cache):
         assert 0 <= saved[row]["0"]["test_accuracy"] <= 1 and saved[row]["0"]["epochs"] == 1
     report = (tmp_path / "rnnpool_pooling_quick.md").read_text()
     assert "| RNNPool h1=h2=32 | 4,590 |" in report and "one run" in report
+
+
+def test_str_rank_quick(tmp_path):
+    out = tmp_path / "out"
+    done = run_script("str_rank.py", "--quick", "--configurations", "learned 0.75",
+                      "fixed U rank 2", "--seeds", "0", "--out", str(out), "--runs",
+                      str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    learned, fixed = json.loads((out / "str_rank_quick.json").read_text())["results"]
+    assert learned["u_rank"] == learned["learned_ranks"]["rnn.cell.U"] >= 1
+    assert learned["reached"]["total"] >= 0.75 - 1e-9
+    assert (fixed["w_rank"], fixed["u_rank"], fixed["learned_ranks"]) == (None, 2, None)
+    assert "| fixed U rank 2 | 1 |" in (out / "str_rank_quick.md").read_text()

@@ -55,18 +55,30 @@ def common_shift(weights: list[torch.Tensor], thresholds: list[torch.Tensor],
     of all the entries of ``weights`` zero (ties aside): the midpoint between the ``zeros``-th
     and the next smallest key. ``None`` when ``zeros`` is 0 (nothing to remove: the thresholds
     stay as they are) or when it cannot be reached (entries at or above their scale)."""
-    if zeros <= 0:
-        return None
     keys = torch.cat([threshold_keys(w, s, c)
                       for w, s, c in zip(weights, thresholds, scales, strict=True)])
-    if zeros >= keys.numel():
+    return shift_for_keys(keys, torch.ones_like(keys), zeros)
+
+
+def shift_for_keys(keys: torch.Tensor, costs: torch.Tensor, removed: float) -> float | None:
+    """The shift ``delta`` that removes the items whose ``keys`` are ``<= delta`` (float64
+    ``[n]``, each costing ``costs[i]`` stored values) with the least total cost of at least
+    ``removed``: the midpoint between the last key removed and the next. ``None`` when nothing
+    is to be removed or too much is asked (keys of ``+inf`` cannot be removed)."""
+    if removed <= 0:
         return None
-    low, high = torch.kthvalue(keys, zeros).values, torch.kthvalue(keys, zeros + 1).values
-    if not math.isfinite(float(high)):
-        return None if not math.isfinite(float(low)) else float(low) + 1.0
-    if not math.isfinite(float(low)):
-        return float(high) - 1.0
-    return 0.5 * (float(low) + float(high))
+    order = torch.argsort(keys, stable=True)
+    keys, cumulative = keys[order], torch.cumsum(costs[order].double(), 0)
+    count = int(torch.searchsorted(cumulative, torch.tensor([float(removed)],
+                                                            dtype=torch.float64))) + 1
+    if count >= keys.numel():
+        return None
+    low, high = float(keys[count - 1]), float(keys[count])
+    if not math.isfinite(high):
+        return None if not math.isfinite(low) else low + 1.0
+    if not math.isfinite(low):
+        return high - 1.0
+    return 0.5 * (low + high)
 
 
 def project_to_budget(weights: list[torch.Tensor], kept: int) -> list[torch.Tensor]:

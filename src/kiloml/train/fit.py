@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kiloml.compress.rank_threshold import factor_learned_ranks
 from kiloml.compress.size import count_parameters, macs_per_inference, model_size_bytes
 from kiloml.data.splits import DatasetSplits
 from kiloml.errors import KilomlError
@@ -141,6 +142,8 @@ def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfi
     trainer = Trainer(model, data_for_training, train_config, checkpoint_path=checkpoint_path,
                       reporter=reporter, keep_epoch=keep_epoch)
     result = trainer.fit(resume=resume and (cv is None or _exists(checkpoint_path)))
+    if result.compression.get("ranks"):  # low-rank STR: store the learned factors
+        model = factor_learned_ranks(model, result.compression["ranks"])
     elapsed = time.perf_counter() - started
     if cv is not None:
         result.best_val_accuracy = cv.accuracy
@@ -160,6 +163,7 @@ def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfi
         "keep_head": train_config.keep_head,
         "sparsity_block": train_config.sparsity_block,
         "compress": train_config.compress,
+        "learn_rank": train_config.learn_rank,
         "selection": selection,
     })
     if result.compression:  # STR: target, sparsity reached, learned budget of every matrix

@@ -16,6 +16,8 @@ the matrices are reparameterised as ``sign(W) * relu(|W| - sigmoid(s))`` with on
 threshold ``s`` per matrix, a controller keeps the total sparsity on a ramp to the requested
 target, and the phase ends by storing the effective weights in the plain parameters and fixing
 their support, so that the fixed-support phase, export, the simulator and the C are unchanged.
+With low-rank STR (``Sparsity.rank_groups``) the matrices of ``W`` and ``U`` are thresholded on
+their singular values instead, and the fixed-support phase keeps each at its learned rank.
 
 The classifier head, biases and scalars train in every phase. Without sparsity (all kept
 fractions 1.0) the schedule is the single dense phase. A new compression method is a new
@@ -30,11 +32,21 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from kiloml.compress.hard_threshold import hard_threshold_
+from kiloml.compress.rank_threshold import (
+    SingularValueThreshold,
+    factor_cost,
+    numerical_rank,
+    project_to_rank,
+    rank_keys,
+    singular_value_threshold,
+    singular_values,
+)
 from kiloml.compress.soft_threshold import (
     SoftThreshold,
-    common_shift,
     project_to_budget,
+    shift_for_keys,
     soft_threshold,
+    threshold_keys,
 )
 
 #: ``s`` of every STR threshold until its phase starts (then :meth:`Sparsity.start_soft_thresholds`
@@ -56,7 +68,14 @@ class Sparsity:
 
     ``block`` > 1: hard thresholding keeps whole blocks of ``block`` consecutive weights along
     each row, chosen by L2 norm (:func:`kiloml.compress.hard_threshold.top_block_mask`), so the
-    fixed support is block-aligned too."""
+    fixed support is block-aligned too.
+
+    Low-rank STR: the matrices of the groups in ``rank_groups`` are thresholded on their
+    singular values instead (:mod:`kiloml.compress.rank_threshold`); each of their singular
+    values counts as the values one more column of the factors stores (``rows + cols``, up to
+    the dense matrix's ``rows * cols``), so a target is a fraction of stored values, and the
+    phase ends with each such matrix at its learned rank (``learned["ranks"]``), which the
+    fixed-support phase keeps."""
 
     params: dict[str, tuple[nn.Parameter, str]]
     keep: dict[str, float]
@@ -67,6 +86,7 @@ class Sparsity:
     scales: dict[str, float] = field(default_factory=dict)
     learned: dict = field(default_factory=dict)
     block: int = 1
+    rank_groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.targets and not self.thresholds:
@@ -90,9 +110,36 @@ class Sparsity:
 
     @torch.no_grad()
     def apply_masks(self) -> None:
-        """Zero every weight outside the fixed support."""
+        """Zero every weight outside the fixed support; bring every matrix with a learned rank
+        back to that rank (truncated SVD)."""
         for name, mask in self.masks.items():
             self.params[name][0].mul_(mask)
+        for name, rank in self.learned.get("ranks", {}).items():
+            param = self.params[name][0]
+            param.copy_(project_to_rank(param, rank))
+
+    def by_rank(self, name: str) -> bool:
+        """Whether ``name`` is thresholded on its singular values (low-rank STR)."""
+        return self.params[name][1] in self.rank_groups
+
+    def _keys_and_costs(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The controller's keys of ``name`` (entries, or singular values) and what each costs
+        in stored values."""
+        weight, s, scale = self.params[name][0], self.thresholds[name], self.scales[name]
+        if self.by_rank(name):  # the k-th largest adds what rank k stores beyond rank k - 1
+            keys = rank_keys(weight, s, scale)
+            stored = torch.arange(keys.numel() + 1, dtype=torch.float64) * factor_cost(weight)
+            stored = stored.clamp(max=weight.numel())
+            return keys, stored[1:] - stored[:-1]
+        keys = threshold_keys(weight, s, scale)
+        return keys, torch.ones_like(keys)
+
+    def stored_values(self, name: str, weight: torch.Tensor) -> int:
+        """Values stored for ``weight`` (the effective ``name``): its nonzeros, or for a matrix
+        thresholded on its rank ``rank * (rows + cols)``, at most ``rows * cols`` (dense)."""
+        if self.by_rank(name):
+            return min(numerical_rank(weight) * factor_cost(weight), weight.numel())
+        return int(torch.count_nonzero(weight))
 
     # -- STR -------------------------------------------------------------------------------
     def _owner(self, name: str) -> tuple[nn.Module, str]:
@@ -117,14 +164,16 @@ class Sparsity:
         if initialise:
             for name, s in self.thresholds.items():
                 magnitude = self.params[name][0].detach().abs()
+                if self.by_rank(name):
+                    magnitude = singular_values(self.params[name][0]).float()
                 self.scales[name] = max(float(magnitude.max()), 1e-6)
                 ratio = (magnitude.median() / self.scales[name]).clamp(1e-6, 1 - 1e-6)
                 s.copy_(torch.logit(ratio))
         for name in self.thresholds:
             module, attr = self._owner(name)
+            kind = SingularValueThreshold if self.by_rank(name) else SoftThreshold
             parametrize.register_parametrization(module, attr,
-                                                 SoftThreshold(self.thresholds, self.scales,
-                                                               name))
+                                                 kind(self.thresholds, self.scales, name))
 
     @torch.no_grad()
     def steer_thresholds(self, target: Callable[[float], float], lr: float) -> None:
@@ -132,26 +181,28 @@ class Sparsity:
         last batch's loss; plain gradient descent, so a matrix whose threshold costs more loss
         moves further, as with the paper's SGD), then the controller: shift all thresholds of
         each constraint by one common amount so that exactly ``round(target(t) * n)`` of its
-        ``n`` entries are zero (``t``: the constraint's final target). The gradient steps set
-        the thresholds' differences, i.e. each matrix's share; the shift sets their level."""
+        ``n`` entries are zero (``t``: the constraint's final target; with low-rank STR, so that
+        at least that many of its ``n`` values are not stored, a singular value counting the
+        values its factor columns store). The gradient steps set the thresholds' differences,
+        i.e. each matrix's share; the shift sets their level."""
         for s in self.thresholds.values():
             if s.grad is not None:
                 s.sub_(lr * s.grad)
                 s.grad = None
         for _, names, final in self.constraints():
-            weights = [self.params[n][0] for n in names]
-            s = [self.thresholds[n] for n in names]
-            zeros = round(target(final) * sum(w.numel() for w in weights))
-            delta = common_shift(weights, s, [self.scales[n] for n in names], zeros)
+            keys, costs = zip(*(self._keys_and_costs(n) for n in names), strict=True)
+            zeros = round(target(final) * sum(self.params[n][0].numel() for n in names))
+            delta = shift_for_keys(torch.cat(keys), torch.cat(costs), zeros)
             if delta is not None:
-                for value in s:
-                    value.add_(delta)
+                for n in names:
+                    self.thresholds[n].add_(delta)
 
     def effective(self, name: str) -> torch.Tensor:
         """The matrix the forward pass uses (soft-thresholded while STR runs)."""
         param = self.params[name][0]
         if name in self.thresholds and self.soft_thresholding:
-            return soft_threshold(param, self.thresholds[name], self.scales[name]).detach()
+            kind = singular_value_threshold if self.by_rank(name) else soft_threshold
+            return kind(param, self.thresholds[name], self.scales[name]).detach()
         return param.detach()
 
     @torch.no_grad()
@@ -162,41 +213,98 @@ class Sparsity:
         learned budgets (kept fraction per matrix and group, thresholds, sparsity reached). When
         the thresholds left more nonzeros than a target allows (entries that grew past their
         matrix's scale cannot be thresholded), the effective weights are first cut to exactly
-        the target, split as the thresholds left them (:func:`project_to_budget`)."""
+        the target, split as the thresholds left them (:func:`project_to_budget`).
+
+        A matrix thresholded on its singular values gets no mask but a rank (``learned["ranks"]``:
+        the singular values above its threshold, at least 1), which :meth:`apply_masks` keeps;
+        a target it shares is cut, when the thresholds fell short, by dropping the entries and
+        singular values smallest relative to their matrix's threshold (:meth:`_cut_by_ratio`)."""
+        ranks = {name: int((singular_values(self.params[name][0])
+                            > self.scales[name] * float(torch.sigmoid(s))).sum())
+                 for name, s in self.thresholds.items() if self.by_rank(name)}
         effective = {name: self.effective(name) for name in self.thresholds}
-        controlled = {key: 1 - sum(int(torch.count_nonzero(effective[n])) for n in names)
-                      / sum(effective[n].numel() for n in names)
+        for name, rank in ranks.items():  # drop the float residue of the removed components
+            effective[name] = project_to_rank(effective[name], rank)
+        numel = {name: w.numel() for name, w in effective.items()}
+        controlled = {key: 1 - sum(self.stored_values(n, effective[n]) for n in names)
+                      / sum(numel[n] for n in names)
                       for key, names, _ in self.constraints()}
         for _, names, target in self.constraints():
-            allowed = round((1 - target) * sum(effective[n].numel() for n in names))
-            projected = project_to_budget([effective[n] for n in names], allowed)
-            effective.update(zip(names, projected, strict=True))
+            allowed = round((1 - target) * sum(numel[n] for n in names))
+            if any(n in ranks for n in names):
+                effective.update(self._cut_by_ratio(names, effective, allowed))
+            else:
+                projected = project_to_budget([effective[n] for n in names], allowed)
+                effective.update(zip(names, projected, strict=True))
         for name in self.thresholds:
             module, attr = self._owner(name)
             if parametrize.is_parametrized(module, attr):
                 parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
+        for name in ranks:
+            ranks[name] = numerical_rank(effective[name])
+            if ranks[name] == 0:  # like hard thresholding, keep something
+                ranks[name] = 1
+                effective[name] = project_to_rank(self.params[name][0].detach(), 1)
+        for name in self.thresholds:
             self.params[name][0].copy_(effective[name])
-        masks = {name: w != 0 for name, w in effective.items()}
+        masks = {name: w != 0 for name, w in effective.items() if name not in ranks}
         for name, mask in masks.items():  # like hard thresholding, keep at least one entry
             if not mask.any():
                 mask.view(-1)[self.params[name][0].detach().abs().argmax()] = True
-        numel = {name: w.numel() for name, w in effective.items()}
         kept = {name: int(m.sum()) for name, m in masks.items()}
+        kept.update({name: self.stored_values(name, self.params[name][0]) for name in ranks})
         groups: dict[str, list[str]] = {}
-        for name in masks:
+        for name in kept:
             groups.setdefault(self.params[name][1], []).append(name)
         self.learned = {
             "targets": dict(self.targets),
             "reached_by_thresholds": controlled,
             "reached": {key: 1 - sum(kept[n] for n in names) / sum(numel[n] for n in names)
                         for key, names, _ in self.constraints()},
-            "kept": {name: kept[name] / numel[name] for name in masks},
+            "kept": {name: kept[name] / numel[name] for name in kept},
             "kept_by_group": {g: sum(kept[n] for n in ns) / sum(numel[n] for n in ns)
                               for g, ns in groups.items()},
             "thresholds": {name: self.scales[name] * float(torch.sigmoid(s))
                            for name, s in self.thresholds.items()},
         }
+        if ranks:
+            self.learned["ranks"] = ranks
         return masks
+
+    def _cut_by_ratio(self, names: list[str], effective: dict[str, torch.Tensor],
+                      allowed: int) -> dict[str, torch.Tensor]:
+        """``effective`` of ``names`` cut to at most ``allowed`` stored values: the entries and
+        singular values whose effective magnitude is smallest relative to their matrix's
+        threshold go first (unchanged when within budget)."""
+        stored = sum(self.stored_values(n, effective[n]) for n in names)
+        if stored <= allowed:
+            return {}
+        keys, costs = [], []
+        for n in names:
+            tau = max(self.scales[n] * float(torch.sigmoid(self.thresholds[n])), 1e-12)
+            if self.by_rank(n):
+                sigma = singular_values(effective[n])[:numerical_rank(effective[n])]
+                marginal = (torch.arange(sigma.numel() + 1, dtype=torch.float64)
+                            * factor_cost(effective[n])).clamp(max=effective[n].numel())
+                keys.append(sigma / tau)
+                costs.append(marginal[1:] - marginal[:-1])
+            else:
+                magnitude = effective[n].abs().reshape(-1).double()
+                keys.append(magnitude[magnitude > 0] / tau)
+                costs.append(torch.ones_like(keys[-1]))
+        delta = shift_for_keys(torch.cat(keys), torch.cat(costs), stored - allowed)
+        if delta is None:
+            return {}
+        out = {}
+        for n in names:
+            tau = max(self.scales[n] * float(torch.sigmoid(self.thresholds[n])), 1e-12)
+            if self.by_rank(n):
+                sigma = singular_values(effective[n])[:numerical_rank(effective[n])]
+                rank = int((sigma / tau > delta).sum())
+                out[n] = project_to_rank(effective[n], rank)
+            else:
+                out[n] = effective[n] * (effective[n].abs() / tau > delta)
+        return out
 
 
 class Phase:

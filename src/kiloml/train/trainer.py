@@ -29,6 +29,8 @@ from kiloml.train.phases import Phase, Sparsity, compression_schedule
 MAX_SEED = 2**32 - 1
 #: ``TrainConfig.compress``: hard thresholding (the FastGRNN paper) or STR (learned thresholds)
 COMPRESS_METHODS = ("iht", "str")
+#: the sparsity groups whose rank ``learn_rank`` learns (the recurrent cell's matrices)
+RANK_GROUPS = ("W", "U")
 #: the checkpoint is written at most this often (and after the last epoch, and on Ctrl-C or a
 #: diverging loss with the last finished epoch): runs of many short epochs would otherwise spend
 #: their time writing
@@ -54,6 +56,7 @@ class TrainConfig:
     sparsity_block: int = 1
     compress: str = "iht"
     target_sparsity: dict[str, float] = field(default_factory=dict)
+    learn_rank: bool = False
     str_ramp: float = 0.5
     str_lr: float = 0.01
     lr_restarts: bool = False
@@ -96,6 +99,9 @@ class TrainConfig:
         if self.compress not in COMPRESS_METHODS:
             raise KilomlError(f"--compress must be one of {', '.join(COMPRESS_METHODS)}; "
                               f"got {self.compress!r}")
+        if self.learn_rank and self.compress != "str":
+            raise KilomlError("--learn-rank is low-rank STR; add --compress str and "
+                              "--target-sparsity")
         if self.compress == "str":
             self._validate_str()
         elif self.target_sparsity:
@@ -223,6 +229,17 @@ def check_str_groups(sparse_params: dict[str, tuple[nn.Parameter, str]],
                           f"groups are {', '.join(groups)}")
 
 
+def check_full_rank(sparse_params: dict[str, tuple[nn.Parameter, str]]) -> None:
+    """One-line error unless every matrix whose rank is learned is one full matrix (not
+    factors: the ranks are learned from the full matrices, then factored)."""
+    factored = sorted({name.rpartition(".")[2][0] for name, (_, group) in sparse_params.items()
+                       if group in RANK_GROUPS and name[-1].isdigit()})
+    if factored:
+        flags = "/".join(f"--{g.lower()}-rank" for g in factored)
+        raise KilomlError(f"--learn-rank learns the ranks of W and U from the full matrices; "
+                          f"drop {flags}")
+
+
 class Trainer:
     """Trains a :class:`SequenceClassifier` on a :class:`DatasetSplits` with the phase schedule.
 
@@ -258,9 +275,12 @@ class Trainer:
                 f"{kind} has none" if config.compress == "str" else
                 f"--sparsity-w/-u/-head apply to fastgrnn, fastrnn, protonn and bonsai, not {kind}")
         check_str_groups(self.sparse_params, config)
+        if config.learn_rank:
+            check_full_rank(self.sparse_params)
         self.sparsity = Sparsity(self.sparse_params, config.kept_fractions(), model=model,
                                  targets=config.target_sparsity if config.compress == "str"
-                                 else {}, block=config.sparsity_block)
+                                 else {}, block=config.sparsity_block,
+                                 rank_groups=RANK_GROUPS if config.learn_rank else ())
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
