@@ -578,6 +578,9 @@ def _check_compress_options(args) -> None:
                           "e.g. 0.9 over all matrices, or W=0.9 U=0.8 per group")
     _target_sparsity(args.target_sparsity)
     if args.learn_rank:
+        if args.model not in ("fastgrnn", "fastrnn"):
+            raise KilomlError(f"--learn-rank learns the ranks of a fastgrnn or fastrnn's W and "
+                              f"U; {args.model} is not one (use --target-sparsity alone)")
         given = [flag for flag, value in (("--w-rank", args.w_rank), ("--u-rank", args.u_rank))
                  if value is not None]
         if given:

@@ -104,6 +104,8 @@ def test_learn_rank_errors(tiny_data):
      "drop --bidirectional"),
     (["--compress", "str", "--target-sparsity", "0.9", "--learn-rank", "--model", "gru"],
      "needs a family with sparsity groups"),
+    (["--compress", "str", "--target-sparsity", "0.9", "--learn-rank", "--model", "sharnn"],
+     "sharnn is not one"),
 ])
 def test_cli_learn_rank_errors(tmp_path, capsys, argv, message):
     data = write_npz(tmp_path / "toy.npz")
