@@ -63,6 +63,9 @@ def main() -> None:
     print(f"per push that reads a brick and decides {pushes[deciding].mean():12,.0f}")
     print(f"per other push                          {pushes[~reading].mean():12,.0f}")
     print(f"per kiloml_predict window               {predict:12,.0f}")
+    print(f"stream state {info['stream_state_bytes']:,} B (model.h), deepest stack of a push "
+          f"{run.stack_bytes_measured} B (painted), of kiloml_predict "
+          f"{window_run.stack_bytes_measured} B")
     print(f"one decision every {brick} frames: {per_brick:,.0f} by the stream against "
           f"{predict:,.0f} by kiloml_predict ({predict / per_brick:.1f}x fewer)")
 
