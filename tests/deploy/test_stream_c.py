@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from kiloml import runs
 from kiloml.deploy.codegen import c_sources, generate_model
-from kiloml.deploy.export import write_sources
+from kiloml.deploy.export import export_run, write_sources
 from kiloml.deploy.stream_verify import run_stream, simulate_stream
 from kiloml.deploy.targets import TARGETS, Build
-from kiloml.deploy.verify import run_model
+from kiloml.deploy.verify import run_model, verify_export
 from kiloml.ir import quantize_input, quantize_model, simulate
 from kiloml.models import build_model
 from kiloml.nn.classifier import ModelConfig
@@ -86,3 +87,21 @@ def test_models_without_bricks_have_no_streaming_api():
     generated = generate_model(graph, "a FastGRNN")
     assert "kiloml_stream_push" not in generated.header + generated.source
     assert generated.stream_state_bytes is None
+
+
+def test_kiloml_verify_checks_the_stream_of_a_sharnn_export(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    torch.manual_seed(0)
+    config = ShaRNNConfig(kind="sharnn", input_size=FEATURES, num_classes=CLASSES,
+                          brick_size=BRICK, hidden_size=5, upper_hidden_size=6)
+    runs.save_run_config(run_dir, config, {"dataset": "synthetic"}, {})
+    runs.save_weights(build_model(config), run_dir / runs.WEIGHTS_FILE)
+    rng = np.random.default_rng(3)
+    export_run(run_dir, tmp_path / "export", bits=8,
+               X_calib=rng.normal(size=(16, STEPS, FEATURES)).astype(np.float32),
+               X_test=rng.normal(size=(6, STEPS, FEATURES)).astype(np.float32),
+               y_test=rng.integers(0, CLASSES, size=6))
+    entry = verify_export(tmp_path / "export", targets=("host",))["targets"]["host"]
+    # 4 windows of 3 bricks: a decision at every brick from the third on
+    assert (entry["stream_decisions"], entry["stream_exact_match"]) == (10, 1.0)
