@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kiloml.deploy.stream import is_streamable, state_bytes, stream_code
 from kiloml.ir.graph import Graph
 from kiloml.ir.plan import ArenaPlan, plan_arena
 from kiloml.ops import get_op
@@ -76,6 +77,8 @@ class GeneratedModel:
     storage: dict[str, dict]
     stack_bytes: int | None
     ram_bytes: int
+    #: Bytes of ``kiloml_stream_t`` (ShaRNN exports; ``None`` for other models).
+    stream_state_bytes: int | None = None
 
     @property
     def scratch_bytes(self) -> int:
@@ -138,6 +141,15 @@ def generate_model(graph: Graph, description: str, stack_bytes: int | None = Non
     steps, features = (x.shape if len(x.shape) == 2 else (1, x.count))
     flash = graph.flash_bytes()
     macs = graph.macs()
+    stream_h = stream_c = ""
+    stream_bytes = None
+    if is_streamable(graph):
+        stream_h, stream_c = stream_code(
+            graph, plan.peak, calls, lambda name: _pointer(graph, plan, name),
+            lambda node, name: _buffer(plan, node.name, name, {
+                b.name: b.dtype for b in get_op(node.op).buffers(
+                    node, *graph.node_values(node))}[name]))
+        stream_bytes = state_bytes(graph, plan.peak)
     header = fill_template("model.h.in", {
         "DESCRIPTION": description, "KIND": graph.meta.get("kind", "graph"),
         "INPUT_SIZE": features, "STEPS": steps,
@@ -150,7 +162,8 @@ def generate_model(graph: Graph, description: str, stack_bytes: int | None = Non
         "RAM": ram_lines(plan.peak, y.nbytes, stack_bytes),
         "ARENA_MEMBERS": "\n".join(
             f"    {C_TYPES[dtype]} {member}[{plan.peak // DTYPE_BYTES[dtype]}];"
-            for dtype, member in ARENA_MEMBERS.items())})
+            for dtype, member in ARENA_MEMBERS.items()),
+        "STREAM": stream_h})
     includes = "\n".join(f'#include "{f}"' for f in files
                          if f.endswith(".h") and f not in COMMON_FILES)
     returns = graph.return_value is not None
@@ -161,9 +174,10 @@ def generate_model(graph: Graph, description: str, stack_bytes: int | None = Non
         "INCLUDES": includes, "DEFINITIONS": "\n".join(definitions),
         "INPUT_TYPE": C_TYPES[x.dtype], "OUTPUT_TYPE": C_TYPES[y.dtype],
         "RESULT": "    int result;\n" if returns else "",
-        "CALLS": body, "RETURN": "result" if returns else "0"})
+        "CALLS": body, "RETURN": "result" if returns else "0",
+        "STREAM": stream_c})
     return GeneratedModel(header, source, files, plan, flash, macs, graph.storage(),
-                          stack_bytes, plan.peak + y.nbytes + (stack_bytes or 0))
+                          stack_bytes, plan.peak + y.nbytes + (stack_bytes or 0), stream_bytes)
 
 
 def c_rows(values: np.ndarray) -> str:

@@ -281,6 +281,9 @@ def run_verify(args: argparse.Namespace) -> int:
         ran.append(target)
         if entry["exact_match"] != 1.0:
             inexact.append(f"{target} ({entry['exact_match']:.2%} exact)")
+        if entry.get("stream_exact_match", 1.0) != 1.0:
+            inexact.append(f"{target}'s stream ({entry['stream_exact_match']:.2%} of "
+                           f"{entry['stream_decisions']} decisions exact)")
         table.add_row(target, f"{entry['exact_match']:.4f}", _format(entry["accuracy"], "{:.4f}"),
                       _format(entry["float_accuracy"], "{:.4f}"), _format(entry["flash_bytes"]),
                       _format(entry["ram_bytes"]),

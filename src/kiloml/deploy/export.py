@@ -326,6 +326,7 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         "output_bytes": y_value.nbytes,
         "stack_bytes_cortex_m4": generated.stack_bytes,
         "ram_bytes": generated.ram_bytes,
+        "stream_state_bytes": generated.stream_state_bytes,
         "macs_per_inference": generated.macs,
         "q_formats": {v.name: v.frac_bits for v in graph.values.values()},
         "arena": {f"{owner}.{buffer}" if buffer else owner: offset

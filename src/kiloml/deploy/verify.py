@@ -23,6 +23,7 @@ import torch
 from kiloml.deploy import avr
 from kiloml.deploy.codegen import c_sources, library_dir
 from kiloml.deploy.export import EXPORT_FILE, QUANTIZED_FILE, TEST_INPUTS_FILE, float_logits
+from kiloml.deploy.stream_verify import run_stream, simulate_stream
 from kiloml.deploy.targets import (
     DEFAULT_TARGETS,
     TARGETS,
@@ -41,6 +42,8 @@ from kiloml.ir.simulate import simulate_values
 
 VERIFY_FILE = "verify.json"
 BUILD_DIR = "build"
+#: Test inputs a ShaRNN export's streaming API reads as one stream, one after another.
+STREAM_WINDOWS = 4
 
 
 def load_test_data(out_dir: Path, graph: Graph, X_test: np.ndarray | None,
@@ -116,7 +119,9 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
     ``macs_per_inference`` and, on Cortex-M, ``instructions_per_inference``; a target whose
     toolchain is missing gets ``status: "skipped"`` and the install command; ``avr`` adds
     ``image_flash_bytes``, ``static_ram_bytes``, ``cycles_per_inference`` and
-    ``ms_per_inference`` (16 MHz) and refuses a model the Uno cannot hold. Also writes
+    ``ms_per_inference`` (16 MHz) and refuses a model the Uno cannot hold; a ShaRNN export adds
+    ``stream_decisions`` and ``stream_exact_match`` (its streaming API on the first test
+    inputs as one stream, against the integer streaming spec). Also writes
     ``out_dir/verify.json``.
     """
     out_dir = Path(out_dir).resolve()  # the builds run in other directories
@@ -164,6 +169,8 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
             matches &= returned == values[graph.return_value]
         entry.update(status="ok", inputs=int(len(inputs)), exact_match=float(np.mean(matches)),
                      accuracy=float(np.mean(outputs.argmax(1) == labels)))
+        if info.get("stream_state_bytes") and name != "avr":
+            entry.update(_stream_check(build, graph, inputs, width))
         if name == "avr":
             entry.update(_avr_metrics(entry, run, len(inputs)))
         elif target.emulated:
@@ -187,6 +194,17 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
         report["targets"][name] = entry
     (out_dir / VERIFY_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _stream_check(build: Build, graph: Graph, inputs: np.ndarray, width: int) -> dict:
+    """The streaming API of a ShaRNN export on the first :data:`STREAM_WINDOWS` test inputs
+    as one stream: its decisions and the fraction equal to the integer streaming spec's."""
+    stream = inputs[:STREAM_WINDOWS].reshape(-1, inputs.shape[-1])
+    expected = simulate_stream(graph, [stream])
+    got, _ = run_stream(build, [stream], width)
+    same = sum(a == b for a, b in zip(got, expected, strict=False))
+    exact = same / len(expected) if len(got) == len(expected) and expected else 0.0
+    return {"stream_decisions": len(expected), "stream_exact_match": exact}
 
 
 def _avr_metrics(entry: dict, run: RunOutput, count: int) -> dict:
