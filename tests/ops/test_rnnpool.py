@@ -71,6 +71,7 @@ def test_float_forward_equals_the_torch_layers():
         assert got.shape == (6, *graph.values[graph.output].shape)
         np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=1e-12)
     assert _lowered(_layer(), (3, 8, 9)).values["pool_out"].shape == (24, 3, 3)
+    assert _lowered(_single_patch(), (3, 8, 8)).values["pool_out"].shape == (32,)
 
 
 @pytest.mark.parametrize("bits,tolerance", [(16, 0.003), (8, 0.03)])

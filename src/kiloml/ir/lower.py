@@ -89,8 +89,8 @@ def lower_fast_rnn(module: FastRNN, path: str, graph: Graph, inputs: list[str],
 def lower_rnnpool(module: RNNPool | RNNPoolLayer, path: str, graph: Graph, inputs: list[str]
                   ) -> list[str]:
     """One ``rnnpool`` node over the ``[C, H, W]`` map: ``RNNPoolLayer``'s patches and strides,
-    or for ``RNNPool`` one patch covering the map (output ``[4·h2, 1, 1]``). Both cells get an
-    identity normalisation."""
+    or for ``RNNPool`` one patch covering the map (output the vector ``[4·h2]``, as the module
+    returns). Both cells get an identity normalisation."""
     pool = module.pool if isinstance(module, RNNPoolLayer) else module
     shape = graph.values[inputs[0]].shape
     if len(shape) != 3 or shape[0] != pool.in_channels:
@@ -115,7 +115,7 @@ def lower_rnnpool(module: RNNPool | RNNPoolLayer, path: str, graph: Graph, input
             weights[f"{prefix}.{name}"] = (value.reshape(-1) if name in VECTORS_AND_SCALARS
                                            else value)
     attrs = {"patch": patch, "stride": stride, "gate": cells[0].gate_nonlinearity,
-             "update": cells[0].update_nonlinearity}
+             "update": cells[0].update_nonlinearity, "flat": isinstance(module, RNNPool)}
     name = node_name(path)
     return graph.add_node(Node(name, "rnnpool", inputs, [f"{name}_out"], attrs, weights, path))
 

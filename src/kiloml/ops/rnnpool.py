@@ -3,7 +3,8 @@ FastGRNN cells, patch after patch, so the working memory is one patch's summarie
 
 Input ``x`` int16 ``[C, H, W]`` in Q(in); output int16 ``[4·h2, OH, OW]`` in Q(RNN2 state) with
 ``OH = (H - r)//s_r + 1``, ``OW = (W - c)//s_c + 1`` for patch ``r × c`` and stride
-``(s_r, s_c)`` (one patch covering the map is the single-patch ``RNNPool``). Per patch:
+``(s_r, s_c)`` (one patch covering the map is the single-patch ``RNNPool``, whose output is
+the vector ``[4·h2]``). Per patch:
 
 1. RNN1 (input ``C``, hidden ``h1``) runs over each of the ``r`` rows (``c`` steps of ``[C]``)
    and each of the ``c`` columns (``r`` steps); its final states are the row and column
@@ -69,13 +70,15 @@ def _pool(x: np.ndarray, node: Node, run) -> np.ndarray:
     cols = run("rnn1", p.transpose(0, 3, 2, 1).reshape(-1, r, channels)).reshape(len(p), c, -1)
     finals = [run("rnn2", seq) for seq in (rows, rows[:, ::-1], cols, cols[:, ::-1])]
     pooled = np.concatenate(finals, axis=1)  # [B·OH·OW, 4·h2]
-    return pooled.reshape(batch, out_h, out_w, -1).transpose(0, 3, 1, 2)
+    pooled = pooled.reshape(batch, out_h, out_w, -1).transpose(0, 3, 1, 2)
+    return pooled.reshape(batch, -1) if node.attrs.get("flat") else pooled
 
 
 @register
 class RNNPoolOp(Op):
     """``attrs``: ``patch`` ``[r, c]``, ``stride`` ``[s_r, s_c]``, ``gate``, ``update`` (both
-    cells); ``weights``: each cell's ``fastrnn`` weights under ``rnn1.``/``rnn2.`` (``W`` or
+    cells), ``flat`` (the output as one vector ``[4·h2·OH·OW]``, the same memory);
+    ``weights``: each cell's ``fastrnn`` weights under ``rnn1.``/``rnn2.`` (``W`` or
     ``W1``/``W2``, ``U`` or ``U1``/``U2``, ``bias_gate``, ``bias_update``, ``zeta``, ``nu``,
     and the identity ``input_mean``/``input_std``)."""
 
@@ -99,7 +102,10 @@ class RNNPoolOp(Op):
                               f"{node.weights['rnn1.input_mean'].shape[0]} channels, input "
                               f"{channels}")
         hidden2 = node.weights["rnn2.bias_update"].shape[0]
-        return [Value(node.outputs[0], (4 * hidden2, out_h, out_w), "int16")]
+        shape = (4 * hidden2, out_h, out_w)
+        if node.attrs.get("flat"):
+            shape = (int(np.prod(shape)),)
+        return [Value(node.outputs[0], shape, "int16")]
 
     def _hidden(self, node: Node) -> tuple[int, int]:
         source = node.q if "rnn1.bias_update" in node.q else node.weights
