@@ -163,3 +163,9 @@ def test_c_equals_spec_over_patches_and_reaches_every_branch(tmp_path, require_g
                              SWEEP_BUILDS, library=library)
     files = branch_coverage(library.coverage_objects())
     assert not files["kl_rnnpool.c"].untaken(), summary(files, ("kl_rnnpool.c",))
+
+
+def test_c_equals_spec_on_avr(tmp_path, require_gcc, require_avr):
+    """Descriptors in program memory: the op's params and the four cell params it points to."""
+    _, quantized, X, _ = _quantized(_perturbed(RNNPool(2, 3, 4), 3), (2, 4, 5), 16)
+    assert_c_equals_spec(quantized, _c_inputs(quantized, X[:3]), tmp_path, (("avr", "fast"),))
