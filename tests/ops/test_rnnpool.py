@@ -14,6 +14,7 @@ from kiloml.ir.graph import Graph
 from kiloml.ir.lower import lower
 from kiloml.ir.plan import plan_arena
 from kiloml.ir.quantize import quantize_graph, quantize_input
+from kiloml.ir.serialize import load_graph, save_graph
 from kiloml.ir.simulate import simulate
 from kiloml.nn.rnnpool import RNNPool, RNNPoolLayer
 from kiloml.ops import get_op
@@ -127,6 +128,14 @@ def test_accounting_of_scratch_flash_and_macs():
     # RNN2 4 sweeps (2 of 4 steps, 2 of 3), each step h1 + W + U + 3 h2
     rnn1_step, rnn2_step = 3 + 15 + 25 + 15, 5 + 30 + 36 + 18
     assert op.macs(node, inputs, outputs) == 9 * (24 * rnn1_step + 14 * rnn2_step)
+
+
+def test_the_saved_quantized_graph_computes_the_same(tmp_path):
+    _, quantized, X, _ = _quantized(_layer(), (3, 8, 9), 8)
+    save_graph(quantized, tmp_path / "graph.npz")
+    loaded = load_graph(tmp_path / "graph.npz")
+    x = quantize_input(quantized, X)
+    assert np.array_equal(simulate(loaded, x), simulate(quantized, x))
 
 
 def test_bad_maps_are_one_line_errors():
