@@ -328,3 +328,22 @@ def test_str_rank_quick(tmp_path):
     assert learned["reached"]["total"] >= 0.75 - 1e-9
     assert (fixed["w_rank"], fixed["u_rank"], fixed["learned_ranks"]) == (None, 2, None)
     assert "| fixed U rank 2 | 1 |" in (out / "str_rank_quick.md").read_text()
+
+
+def test_rnnpool_deploy_small(tmp_path, shared_cache):
+    """A tiny RNNPool -> linear model through codegen: the host build equals the simulator."""
+    if not (SHARED_DATA / "cifar10").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real data not present: {SHARED_DATA / 'cifar10'}")
+        pytest.skip("CIFAR-10 not present")
+    out = tmp_path / "deploy.json"
+    done = run_script("rnnpool_deploy.py", "--hidden", "4", "--train-images", "200",
+                      "--test-images", "5", "--targets", "host", "--out", str(out),
+                      env={"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads(out.read_text())
+    assert saved["targets"] == {"host": {"exact_match": 1.0}} and saved["test_images"] == 5
+    # arena: summaries (32 + 32) x 4, one gathered row 32 x 3, pooled 4 and xn 4 (int16),
+    # preact 4 (int32), and the pooled vector 16 (int16) the head reads
+    assert saved["arena_bytes"] == 2 * (256 + 96 + 4 + 4) + 4 * 4 + 2 * 16
+    assert saved["macs"] > 0 and 0 <= saved["integer_accuracy"] <= 1

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 #: The kernels' C files and the headers whose inline functions they run.
-KERNEL_FILES = ("kl_fastgrnn.c", "kl_matvec.c", "kl_matvec.h", "kl_normalize.c",
+KERNEL_FILES = ("kl_fastgrnn.c", "kl_rnnpool.c", "kl_matvec.c", "kl_matvec.h", "kl_normalize.c",
                 "kl_normalize.h", "kl_activation.c", "kl_activation.h", "kl_activation_layer.c",
                 "kl_fc.c", "kl_argmax.h", "kl_fixed.h")
 

@@ -20,6 +20,7 @@ from kiloml.nn.classifier import SequenceClassifier, torch_rnn_gates
 from kiloml.nn.dscnn import DSCNN, ConvBNReLU1d, DepthwiseSeparableBlock
 from kiloml.nn.fastrnn import FastGRNN, FastRNN
 from kiloml.nn.protonn import ProtoNN
+from kiloml.nn.rnnpool import RNNPool, RNNPoolLayer
 from kiloml.nn.sharnn import ShaRNN
 from kiloml.ops.base import Node
 
@@ -82,6 +83,41 @@ def lower_fast_rnn(module: FastRNN, path: str, graph: Graph, inputs: list[str],
     name = node_name(path)
     return graph.add_node(Node(name, "fastrnn", inputs, [f"{name}_out"], attrs, weights, path))
 
+
+
+@lowering(RNNPool, RNNPoolLayer)
+def lower_rnnpool(module: RNNPool | RNNPoolLayer, path: str, graph: Graph, inputs: list[str]
+                  ) -> list[str]:
+    """One ``rnnpool`` node over the ``[C, H, W]`` map: ``RNNPoolLayer``'s patches and strides,
+    or for ``RNNPool`` one patch covering the map (output the vector ``[4·h2]``, as the module
+    returns). Both cells get an identity normalisation."""
+    pool = module.pool if isinstance(module, RNNPoolLayer) else module
+    shape = graph.values[inputs[0]].shape
+    if len(shape) != 3 or shape[0] != pool.in_channels:
+        raise KilomlError(f"cannot export {path or 'the model'} ({type(module).__name__}): it "
+                          f"needs a [{pool.in_channels}, H, W] map, got {list(shape)}")
+    if isinstance(module, RNNPoolLayer):
+        module.output_size(*shape[1:])
+        patch, stride = list(module.patch_size), list(module.stride)
+    else:
+        patch, stride = list(shape[1:]), [1, 1]
+    cells = (pool.rnn1, pool.rnn2)
+    kinds = [(cell.gate_nonlinearity, cell.update_nonlinearity) for cell in cells]
+    if kinds[0] != kinds[1]:
+        raise KilomlError(f"cannot export {path or 'the model'} (RNNPool): both cells need the "
+                          "same gate and update nonlinearities")
+    weights = {}
+    for prefix, cell in zip(("rnn1", "rnn2"), cells, strict=True):
+        weights[f"{prefix}.input_mean"] = np.zeros(cell.input_size)
+        weights[f"{prefix}.input_std"] = np.ones(cell.input_size)
+        for name, param in cell.named_parameters():
+            value = array(param)
+            weights[f"{prefix}.{name}"] = (value.reshape(-1) if name in VECTORS_AND_SCALARS
+                                           else value)
+    attrs = {"patch": patch, "stride": stride, "gate": cells[0].gate_nonlinearity,
+             "update": cells[0].update_nonlinearity, "flat": isinstance(module, RNNPool)}
+    name = node_name(path)
+    return graph.add_node(Node(name, "rnnpool", inputs, [f"{name}_out"], attrs, weights, path))
 
 
 @lowering(nn.GRU, nn.LSTM)

@@ -16,6 +16,7 @@ from kiloml.ops import (  # noqa: F401
     pointwise_conv1d,
     projection,
     rbf,
+    rnnpool,
     tree_path,
 )
 from kiloml.ops.base import OPS, Buffer, Emitted, Node, Op, Value, get_op

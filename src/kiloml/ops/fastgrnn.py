@@ -259,51 +259,10 @@ class FastRNNOp(Op):
 
     # -- C -------------------------------------------------------------------------------------
     def emit(self, node, inputs, outputs, c: EmitContext) -> Emitted:
-        a, q, k = node.attrs, node.q, node.consts
         steps, features = inputs[0].shape
-        parts = [c_array("int16_t", c.symbol("input_mean"), q["input_mean"].values),
-                 c_array("int16_t", c.symbol("input_inv_std"), q["input_inv_std"].values)]
-        matrices = {}
-        for name in MATRICES:
-            if name in q:
-                stored = emit_matrix(c.symbol(name), q[name], k[f"shift_{name}"])
-                parts.append(stored.text)
-                matrices[name] = f"&{c.symbol(name)}"
-        vectors = {}
-        for name in ("bias_gate", "bias_update"):
-            if name in q:
-                text, initializer = emit_vector(c.symbol(name), q[name], k[f"shift_{name}"])
-                parts.append(text)
-                vectors[name] = initializer
-        low_w, low_u = "W1" in matrices, "U1" in matrices
-        fastgrnn = a["cell"] == "fastgrnn"
-        fields = {
-            "cell": f"KL_{a['cell'].upper()}",
-            "gate": activation_id(a["gate"]) if fastgrnn else 0,
-            "update": activation_id(a["update"]),
-            "readout": f"KL_READOUT_{a['readout'].upper()}",
-            "hidden_size": outputs[0].shape[0],
-            "steps": steps,
-            "norm": (f"{{ {c.symbol('input_mean')}, {c.symbol('input_inv_std')}, {features}, "
-                     f"{k['shift_normalize']} }}"),
-            "w_first": matrices["W1"] if low_w else matrices["W"],
-            "w_second": matrices["W2"] if low_w else "0",
-            "u_first": matrices["U1"] if low_u else matrices["U"],
-            "u_second": matrices["U2"] if low_u else "0",
-            "bias_gate": vectors.get("bias_gate", "{ 0, 16, 0 }"),
-            "bias_update": vectors["bias_update"],
-            "coef_a": int(q["coef_a"].values[0]),
-            "coef_b": int(q["coef_b"].values[0]),
-            "preact_frac_bits": k["format_preactivation"],
-            "gate_frac_bits": k["format_gate_out"],
-            "state_align": -k["shift_state_align"],
-            "update_align": -k["shift_update_align"],
-            "state_shift": k["shift_state_update"],
-            "inv_steps": k["inv_steps"],
-        }
-        members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
-        parts.append(f"static const kl_fastgrnn_params_t {c.symbol('params')} KL_CONST = {{\n"
-                     f"{members},\n}};\n")
+        parts, references = emit_cell_arrays(node, c)
+        parts.append(cell_params(node, c.symbol("params"), steps, features,
+                                 outputs[0].shape[0], references, node.consts["inv_steps"]))
         buffers = {b.name: c.buffer(b.name) for b in self.buffers(node, inputs, outputs)}
         call = (f"    {{\n        kl_fastgrnn_buffers_t buffers;\n"
                 f"        buffers.xn = {buffers['xn']};\n"
@@ -313,3 +272,60 @@ class FastRNNOp(Op):
                 f"        kl_fastgrnn_s16(&{c.symbol('params')}, {c.pointer(node.inputs[0])}, "
                 f"&buffers, {c.pointer(node.outputs[0])});\n    }}\n")
         return Emitted("\n".join(parts), call)
+
+
+def emit_cell_arrays(node: Node, c: EmitContext) -> tuple[list[str], dict[str, str]]:
+    """The C arrays of a quantized cell (normalisation, matrices, biases) and the C expressions
+    its params struct refers to them by (``symbol`` names them)."""
+    q, k = node.q, node.consts
+    parts = [c_array("int16_t", c.symbol("input_mean"), q["input_mean"].values),
+             c_array("int16_t", c.symbol("input_inv_std"), q["input_inv_std"].values)]
+    references = {"input_mean": c.symbol("input_mean"),
+                  "input_inv_std": c.symbol("input_inv_std")}
+    for name in MATRICES:
+        if name in q:
+            stored = emit_matrix(c.symbol(name), q[name], k[f"shift_{name}"])
+            parts.append(stored.text)
+            references[name] = f"&{c.symbol(name)}"
+    for name in ("bias_gate", "bias_update"):
+        if name in q:
+            text, initializer = emit_vector(c.symbol(name), q[name], k[f"shift_{name}"])
+            parts.append(text)
+            references[name] = initializer
+    return parts, references
+
+
+def cell_params(node: Node, symbol: str, steps: int, features: int, hidden: int,
+                references: dict[str, str], inv_steps: int) -> str:
+    """The ``kl_fastgrnn_params_t`` called ``symbol`` of a quantized cell run over ``steps``
+    frames of ``features`` (arrays from :func:`emit_cell_arrays`; ``inv_steps`` for the mean
+    readout)."""
+    a, q, k = node.attrs, node.q, node.consts
+    low_w, low_u = "W1" in references, "U1" in references
+    fastgrnn = a["cell"] == "fastgrnn"
+    fields = {
+        "cell": f"KL_{a['cell'].upper()}",
+        "gate": activation_id(a["gate"]) if fastgrnn else 0,
+        "update": activation_id(a["update"]),
+        "readout": f"KL_READOUT_{a['readout'].upper()}",
+        "hidden_size": hidden,
+        "steps": steps,
+        "norm": (f"{{ {references['input_mean']}, {references['input_inv_std']}, {features}, "
+                 f"{k['shift_normalize']} }}"),
+        "w_first": references["W1"] if low_w else references["W"],
+        "w_second": references["W2"] if low_w else "0",
+        "u_first": references["U1"] if low_u else references["U"],
+        "u_second": references["U2"] if low_u else "0",
+        "bias_gate": references.get("bias_gate", "{ 0, 16, 0 }"),
+        "bias_update": references["bias_update"],
+        "coef_a": int(q["coef_a"].values[0]),
+        "coef_b": int(q["coef_b"].values[0]),
+        "preact_frac_bits": k["format_preactivation"],
+        "gate_frac_bits": k["format_gate_out"],
+        "state_align": -k["shift_state_align"],
+        "update_align": -k["shift_update_align"],
+        "state_shift": k["shift_state_update"],
+        "inv_steps": inv_steps,
+    }
+    members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
+    return f"static const kl_fastgrnn_params_t {symbol} KL_CONST = {{\n{members},\n}};\n"
