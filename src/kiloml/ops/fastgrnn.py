@@ -272,7 +272,8 @@ class FastRNNOp(Op):
         vectors = {}
         for name in ("bias_gate", "bias_update"):
             if name in q:
-                text, initializer = emit_vector(c.symbol(name), q[name], k[f"shift_{name}"])
+                text, initializer = emit_vector(c.symbol(name), q[name], k[f"shift_{name}"],
+                                                fold_shift=True)
                 parts.append(text)
                 vectors[name] = initializer
         low_w, low_u = "W1" in matrices, "U1" in matrices
