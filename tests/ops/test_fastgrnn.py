@@ -121,6 +121,7 @@ CASES = [
      dict(update="tanh", features=4, hidden=6, preact=9, gain=20)),
     ("grnn sigmoid tanh int16 preactivation Q12", dict(update="tanh", features=4, hidden=5,
                                                        preact=12)),
+    ("grnn sigmoid relu int16 preactivation Q14", dict(features=3, hidden=4, preact=14)),
     ("grnn sigmoid quantTanh int16", dict(update="quantTanh", features=3, hidden=4, preact=8)),
     ("grnn sigmoid relu int8 preactivation Q7", dict(bits=8, features=5, hidden=6, preact=7)),
     ("grnn tanh sigmoid int16 low rank csr saturating",

@@ -165,7 +165,7 @@ static int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_plan_t *p)
         p->sigmoid_gate = m->gate == KL_SIGMOID &&
                           (m->update == KL_RELU || m->update == KL_TANH) &&
                           m->bias_gate.shift <= 0 && m->bias_update.shift <= 0 &&
-                          m->preact_frac_bits <= 11;
+                          m->preact_frac_bits <= 12;
     }
     return 1;
 }
@@ -227,10 +227,10 @@ KL_ALWAYS_INLINE void kl_update_fastrnn(const kl_fastgrnn_params_t *m, const kl_
     }
 }
 
-/* FastGRNN with kiloml's default sigmoid gate and a relu or tanh update when every rescaling
- * before the activations is a multiplication (bias shifts <= 0: the exporter folds positive
- * shifts into the stored biases; preact_frac_bits <= 11), so that fewer of the loop's
- * constants live on the stack: the same integers as kl_update_fastgrnn. */
+/* FastGRNN with kiloml's default sigmoid gate and a relu or tanh update when the biases need
+ * no rounding (bias shifts <= 0: the exporter folds positive shifts into the stored biases) and
+ * the tanh update's input rescaling is a multiplication (preact_frac_bits <= 12), so that fewer
+ * of the loop's constants live on the stack: the same integers as kl_update_fastgrnn. */
 KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
                                              const kl_update_plan_t *p, const int32_t *preact,
                                              int16_t *h, int tanh_update)
@@ -243,6 +243,8 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
     const int32_t gate_bias_mul = p->bias_gate.mul;
     const int32_t update_bias_mul = p->bias_update.mul;
     const int32_t gate_mul = p->gate.mul;
+    const int32_t gate_add = p->gate.add;
+    const int32_t gate_rshift = p->gate.rshift;
     const int32_t update_mul = p->update.mul;
     const int32_t coef_a = m->coef_a;
     const int32_t coef_high = p->coef_high;
@@ -257,7 +259,8 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
         int32_t bu = narrow ? KL_READ_S8(&bias_update8[j]) : KL_READ_S16(&bias_update16[j]);
         int32_t xg = KL_SAT16_ADD(a, bg * gate_bias_mul);
         int32_t xc = KL_SAT16_ADD(a, bu * update_bias_mul);
-        int32_t t = kl_tanh_lookup_fast((xg < 0 ? -xg : xg) * gate_mul);
+        int32_t magnitude = xg < 0 ? -xg : xg;
+        int32_t t = kl_tanh_lookup_fast((magnitude * gate_mul + gate_add) >> gate_rshift);
         int32_t z = (32768 + (xg < 0 ? -t : t)) >> 1;
         int32_t c;
         int32_t coef;
