@@ -242,9 +242,10 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
     const int narrow = m->bias_update.value_bits == 8;
     const int32_t gate_bias_mul = p->bias_gate.mul;
     const int32_t update_bias_mul = p->bias_update.mul;
-    const int32_t gate_mul = p->gate.mul;
+    /* the gate's rescaling (v * mul + add) >> rshift with rshift 0 or 1 as (v * 2 mul + add) >> 1
+     * when rshift is 0 (add is 0 then), so that the shift is a constant */
+    const int32_t gate_mul = p->gate.rshift ? p->gate.mul : p->gate.mul * 2;
     const int32_t gate_add = p->gate.add;
-    const int32_t gate_rshift = p->gate.rshift;
     const int32_t update_mul = p->update.mul;
     const int32_t coef_a = m->coef_a;
     const int32_t coef_high = p->coef_high;
@@ -260,7 +261,7 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
         int32_t xg = KL_SAT16_ADD(a, bg * gate_bias_mul);
         int32_t xc = KL_SAT16_ADD(a, bu * update_bias_mul);
         int32_t magnitude = xg < 0 ? -xg : xg;
-        int32_t t = kl_tanh_lookup_fast((magnitude * gate_mul + gate_add) >> gate_rshift);
+        int32_t t = kl_tanh_lookup_fast((magnitude * gate_mul + gate_add) >> 1);
         int32_t z = (32768 + (xg < 0 ? -t : t)) >> 1;
         int32_t c;
         int32_t coef;
