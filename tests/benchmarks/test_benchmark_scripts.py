@@ -328,3 +328,24 @@ def test_str_rank_quick(tmp_path):
     assert learned["reached"]["total"] >= 0.75 - 1e-9
     assert (fixed["w_rank"], fixed["u_rank"], fixed["learned_ranks"]) == (None, 2, None)
     assert "| fixed U rank 2 | 1 |" in (out / "str_rank_quick.md").read_text()
+
+
+def test_golden_costs_speed_storage_runs_the_smartwatch_default_faster(tmp_path):
+    """``--storage-by speed`` stores the smartwatch golden's matrices dense (its logits are
+    checked by the script): fewer Cortex-M4 instructions than the bytes rule, more flash."""
+    from kiloml.deploy.targets import TARGETS
+
+    if TARGETS["cortex-m4"].missing():
+        pytest.skip(f"needs {', '.join(TARGETS['cortex-m4'].missing())}")
+    results = {}
+    for rule in ("bytes", "speed"):
+        out = tmp_path / f"{rule}.json"
+        done = run_script("golden_costs.py", "demo-int16", "--targets", "cortex-m4",
+                          "--storage-by", rule, "--json", str(out))
+        assert done.returncode == 0, done.stderr[-2000:]
+        results[rule] = json.loads(out.read_text())["demo-int16"]["targets"]["cortex-m4"]
+    bytes_rule, speed = results["bytes"], results["speed"]
+    golden = bytes_rule["golden_instructions_per_inference"]
+    assert bytes_rule["instructions_per_inference"] == golden
+    assert speed["instructions_per_inference"] < 0.8 * bytes_rule["instructions_per_inference"]
+    assert speed["flash_bytes"] > bytes_rule["flash_bytes"]
