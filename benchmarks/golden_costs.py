@@ -5,12 +5,15 @@ inputs), instructions per MAC and flash, every output checked against the golden
 ``--profile``, the instructions of one inference per C function on the Cortex-M4.
 
     python benchmarks/golden_costs.py demo-int16 kws-h64-int16 [--targets cortex-m4,cortex-m3]
-                                      [--profile] [--json FILE]
+                                      [--profile] [--storage-by bytes|speed] [--json FILE]
 
 The profile runs the first stored input under ``benchmarks/profile/insn_profile_plugin.c``
 (instructions per executed block, added up per function from the image's symbols) and lists
 the functions of the model and the library (kiloml_predict and what it calls), so the per-step
 work of the FastGRNN op (matrix kernels, state update, the op's own loop) is measured apart.
+``--storage-by speed`` stores every matrix as ``kiloml export --storage-by speed`` would (the
+goldens are frozen with the default, ``bytes``; the logits are the same integers, the golden's
+flash and instructions in brackets are then those of the bytes rule).
 Needs ``arm-none-eabi-gcc`` and ``qemu-system-arm``.
 """
 
@@ -73,9 +76,13 @@ def profile(build: Build, first_input: np.ndarray, folder: Path) -> dict[str, in
     return dict(per_function.most_common())
 
 
-def measure(name: str, targets: list[str], with_profile: bool, folder: Path) -> dict:
+def measure(name: str, targets: list[str], with_profile: bool, folder: Path,
+            storage_by: str = "bytes") -> dict:
     info, arrays = golden(name)
     graph = golden_graph(name)
+    for node in graph.nodes:
+        for tensor in node.q.values():
+            tensor.storage = storage_by
     generated = generate_model(graph, f"golden {name}")
     files = write_sources(generated, folder / "src")
     sources = [folder / "src" / "model.c", *(folder / "src" / f for f in c_sources(files))]
@@ -108,13 +115,17 @@ def main() -> None:
     parser.add_argument("--targets", default="cortex-m4,cortex-m3")
     parser.add_argument("--profile", action="store_true",
                         help="instructions per function of one inference on the Cortex-M4")
+    parser.add_argument("--storage-by", choices=("bytes", "speed"), default="bytes",
+                        help="each matrix's format, as kiloml export chooses it (default bytes, "
+                             "as the goldens were frozen)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     targets = args.targets.split(",")
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in args.cases:
-            results[name] = measure(name, targets, args.profile, Path(folder) / name)
+            results[name] = measure(name, targets, args.profile, Path(folder) / name,
+                                    args.storage_by)
     print("| model | target | instructions / inference (golden) | MACs | instructions / MAC "
           "| flash bytes (golden) |")
     print("|---|---|---:|---:|---:|---:|")

@@ -347,3 +347,24 @@ def test_rnnpool_deploy_small(tmp_path, shared_cache):
     # preact 4 (int32), and the pooled vector 16 (int16) the head reads
     assert saved["arena_bytes"] == 2 * (256 + 96 + 4 + 4) + 4 * 4 + 2 * 16
     assert saved["macs"] > 0 and 0 <= saved["integer_accuracy"] <= 1
+
+
+def test_golden_costs_speed_storage_runs_the_smartwatch_default_faster(tmp_path):
+    """``--storage-by speed`` stores the smartwatch golden's matrices dense (its logits are
+    checked by the script): fewer Cortex-M4 instructions than the bytes rule, more flash."""
+    from kiloml.deploy.targets import TARGETS
+
+    if TARGETS["cortex-m4"].missing():
+        pytest.skip(f"needs {', '.join(TARGETS['cortex-m4'].missing())}")
+    results = {}
+    for rule in ("bytes", "speed"):
+        out = tmp_path / f"{rule}.json"
+        done = run_script("golden_costs.py", "demo-int16", "--targets", "cortex-m4",
+                          "--storage-by", rule, "--json", str(out))
+        assert done.returncode == 0, done.stderr[-2000:]
+        results[rule] = json.loads(out.read_text())["demo-int16"]["targets"]["cortex-m4"]
+    bytes_rule, speed = results["bytes"], results["speed"]
+    golden = bytes_rule["golden_instructions_per_inference"]
+    assert bytes_rule["instructions_per_inference"] == golden
+    assert speed["instructions_per_inference"] < 0.8 * bytes_rule["instructions_per_inference"]
+    assert speed["flash_bytes"] > bytes_rule["flash_bytes"]

@@ -20,6 +20,7 @@ from kiloml.ir.lower import lower
 from kiloml.ir.quantize import quantize_graph, quantize_input
 from kiloml.ir.simulate import simulate
 from kiloml.nn.fastrnn import FastGRNN, FastRNN
+from kiloml.ops import fastgrnn as fastgrnn_ops
 from kiloml.ops.activation import output_frac_bits
 from kiloml.ops.base import Node
 from kiloml.ops.constants import ACTIVATION_IDS, INV_STEPS_FRAC_BITS
@@ -116,6 +117,13 @@ CASES = [
      dict(bits=8, features=9, hidden=12, w_rank=3, u_rank=5, density=0.3, readout="mean")),
     ("grnn sigmoid tanh int8 narrow", dict(update="tanh", bits=8, features=3, hidden=5,
                                            u_rank=2)),
+    ("grnn sigmoid tanh int16 preactivation Q9 saturating",
+     dict(update="tanh", features=4, hidden=6, preact=9, gain=20)),
+    ("grnn sigmoid tanh int16 preactivation Q12", dict(update="tanh", features=4, hidden=5,
+                                                       preact=12)),
+    ("grnn sigmoid relu int16 preactivation Q14", dict(features=3, hidden=4, preact=14)),
+    ("grnn sigmoid quantTanh int16", dict(update="quantTanh", features=3, hidden=4, preact=8)),
+    ("grnn sigmoid relu int8 preactivation Q7", dict(bits=8, features=5, hidden=6, preact=7)),
     ("grnn tanh sigmoid int16 low rank csr saturating",
      dict(gate="tanh", update="sigmoid", features=6, hidden=11, w_rank=2, u_rank=3,
           density=0.4, gain=17, coefs=(9000, 20000))),
@@ -164,6 +172,16 @@ REJECTED = [
     ("coefficient above 2^16", dict(gate="tanh", update="tanh", coefs=(32767, 100))),
     ("coefficient below -2^16", dict(gate="tanh", update="quantTanh", coefs=(-32768, -32768))),
 ]
+#: (name, settings): bias shifts as C sources exported without folding positive bias
+#: shifts into the stored biases (``emit_vector(fold_shift=False)``) carry them; the sigmoid-gate
+#: update then falls back to the general fast update, with the same integers.
+UNFOLDED = [
+    ("grnn sigmoid relu int16 unfolded bias shifts", dict(features=4, hidden=6, preact=10)),
+    ("grnn sigmoid tanh int16 unfolded bias_update shift",
+     dict(update="tanh", features=3, hidden=5, preact=9,
+          consts={"shift_bias_gate": 0, "shift_bias_update": 2})),
+]
+
 #: Rejected cases also run sanitized: shifts outside the kernels' 32-bit ranges.
 SANITIZED_CASES = ("state shift above 32 + state align", "bias_update shift below -14",
                    "bias_gate shift above 30", "coefficient below -2^16")
@@ -184,15 +202,35 @@ def test_sweep_covers_every_storage_and_shift_class():
     assert shifts == {True, False}
 
 
-def test_c_equals_spec_over_the_sweep_and_reaches_every_branch(tmp_path, require_gcc):
+def test_emitted_biases_carry_no_positive_shift():
+    node = fastrnn_graph(0, **dict(CASES)["grnn sigmoid relu int16 dense"]).nodes[0]
+    for name in ("bias_gate", "bias_update"):
+        shift = node.consts[f"shift_{name}"]
+        assert shift > 0
+        text, initializer = fastgrnn_ops.emit_vector("b", node.q[name], shift, fold_shift=True)
+        assert initializer == "{ b, 16, 0 }"
+        stored = np.array([int(v) for v in text[text.index("{") + 1:text.index("}")].split(",")])
+        assert np.array_equal(stored, shift_round(node.q[name].values, shift))
+    _, initializer = fastgrnn_ops.emit_vector("b", node.q["bias_gate"], -3, fold_shift=True)
+    assert initializer == "{ b, 16, -3 }"
+
+
+def test_c_equals_spec_over_the_sweep_and_reaches_every_branch(tmp_path, require_gcc,
+                                                                monkeypatch):
     library = LibraryObjects(tmp_path / "library")
-    for seed, (name, settings) in enumerate(CASES + REJECTED):
+    # kl_plan_update's bias shift limits are for sources exported without folding them
+    unfolded = {name for name, _ in UNFOLDED} | {"bias_update shift above 30",
+                                                  "bias_gate shift above 30"}
+    fold = fastgrnn_ops.emit_vector
+    for seed, (name, settings) in enumerate(CASES + REJECTED + UNFOLDED):
         graph = fastrnn_graph(seed, **settings)
         steps, features = graph.values["x"].shape
         # a rejected plan runs the reference update in the fast builds already
         builds = SWEEP_BUILDS if seed < len(CASES) else SWEEP_BUILDS[:2]
         builds += SANITIZED if name in SANITIZED_CASES else ()
         folder = tmp_path / name.replace(" ", "-")
+        monkeypatch.setattr(fastgrnn_ops, "emit_vector",
+                            (lambda *a, **_: fold(*a)) if name in unfolded else fold)
         try:
             assert_c_equals_spec(graph, extreme_inputs((steps, features), 6, seed), folder,
                                  builds, library=library)
@@ -203,6 +241,7 @@ def test_c_equals_spec_over_the_sweep_and_reaches_every_branch(tmp_path, require
 
 
 @pytest.mark.parametrize("name", ["grnn sigmoid relu int8 low rank csr mean",
+                                  "grnn sigmoid tanh int16 preactivation Q9 saturating",
                                   "grnn tanh sigmoid int16 low rank csr saturating",
                                   "rnn quantTanh int8 saturating", "bias widths differ"])
 def test_c_equals_spec_in_every_build(name, tmp_path, require_gcc, require_cortex_m):

@@ -289,7 +289,8 @@ def emit_cell_arrays(node: Node, c: EmitContext) -> tuple[list[str], dict[str, s
             references[name] = f"&{c.symbol(name)}"
     for name in ("bias_gate", "bias_update"):
         if name in q:
-            text, initializer = emit_vector(c.symbol(name), q[name], k[f"shift_{name}"])
+            text, initializer = emit_vector(c.symbol(name), q[name], k[f"shift_{name}"],
+                                            fold_shift=True)
             parts.append(text)
             references[name] = initializer
     return parts, references

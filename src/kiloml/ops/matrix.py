@@ -175,7 +175,14 @@ def vector_bytes(tensor: QTensor) -> int:
     return tensor.nbytes + 1
 
 
-def emit_vector(symbol: str, tensor: QTensor, shift: int) -> tuple[str, str]:
-    """``(array text, kl_vector_t initializer)`` of an int8/int16 vector read with ``shift``."""
-    text = c_array(C_WEIGHT_TYPES[tensor.bits], symbol, tensor.values)
+def emit_vector(symbol: str, tensor: QTensor, shift: int,
+                fold_shift: bool = False) -> tuple[str, str]:
+    """``(array text, kl_vector_t initializer)`` of an int8/int16 vector read with ``shift``.
+
+    ``fold_shift``: a right shift (``shift > 0``) is applied at export, ``shift_round(v, shift)``
+    stored with shift 0 (the same integers read, no rescaling in C; the values only shrink)."""
+    values = tensor.values
+    if fold_shift and shift > 0:
+        values, shift = shift_round(np.asarray(values, dtype=np.int64), shift), 0
+    text = c_array(C_WEIGHT_TYPES[tensor.bits], symbol, values)
     return text, f"{{ {symbol}, {tensor.bits}, {shift} }}"

@@ -60,7 +60,11 @@ static inline int32_t kl_tanh_lookup_fast(int32_t u)
 {
     const int16_t *entry;
     int32_t lower;
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT && !defined(KL_REFERENCE)
+    u = (int32_t)__usat(u, 15); /* u >= 0 */
+#else
     u = u < 32767 ? u : 32767;
+#endif
     entry = kl_tanh_table_q15 + (u >> 8);
     lower = KL_READ_S16(&entry[0]);
     return lower + (((KL_READ_S16(&entry[1]) - lower) * (u & 255) + 128) >> 8);

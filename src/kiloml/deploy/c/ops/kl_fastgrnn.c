@@ -25,7 +25,7 @@
 #if KL_FAST && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
 #define KL_CLAMP_PREACT(a) (a)
-#define KL_SAT16_ADD(a, b) kl_sat16_s32(__qadd((a), (b)))
+#define KL_SAT16_ADD(a, b) __ssat(__qadd((a), (b)), 16)
 #else
 #define KL_CLAMP_PREACT(a) \
     ((a) > 0x3FFFFFFF ? 0x3FFFFFFF : ((a) < -0x40000000 ? -0x40000000 : (a)))
@@ -90,6 +90,7 @@ typedef struct {
     int32_t coef_low;
     int32_t h_scale;    /* 2^(state_align + 32 - state_shift) */
     int32_t c_scale;    /* 2^(update_align + 32 - state_shift) */
+    int sigmoid_gate;   /* kl_update_sigmoid_gate applies */
 } kl_update_plan_t;
 
 /* shift_round(v, shift) of an int8/int16 vector element as (v * mul + add) >> rshift. */
@@ -137,6 +138,7 @@ static int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_plan_t *p)
     }
     kl_activation_prepare(&p->update, m->update, m->preact_frac_bits);
     p->h_scale = (int32_t)1 << (m->state_align + 32 - state_shift);
+    p->sigmoid_gate = 0;
     p->c_scale = (int32_t)1 << (m->update_align + 32 - state_shift);
     if (m->cell == KL_FASTGRNN) {
         int64_t total;
@@ -160,6 +162,10 @@ static int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_plan_t *p)
         if (coef_max >= 65536 || coef_min <= -65536) {
             return 0;
         }
+        p->sigmoid_gate = m->gate == KL_SIGMOID &&
+                          (m->update == KL_RELU || m->update == KL_TANH) &&
+                          m->bias_gate.shift <= 0 && m->bias_update.shift <= 0 &&
+                          m->preact_frac_bits <= 12;
     }
     return 1;
 }
@@ -221,15 +227,66 @@ KL_ALWAYS_INLINE void kl_update_fastrnn(const kl_fastgrnn_params_t *m, const kl_
     }
 }
 
-/* The fast update, specialised for kiloml's default activations (sigmoid gate, relu update);
- * other combinations branch on the kind per element. */
+/* FastGRNN with kiloml's default sigmoid gate and a relu or tanh update when the biases need
+ * no rounding (bias shifts <= 0: the exporter folds positive shifts into the stored biases) and
+ * the tanh update's input rescaling is a multiplication (preact_frac_bits <= 12), so that fewer
+ * of the loop's constants live on the stack: the same integers as kl_update_fastgrnn. */
+KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
+                                             const kl_update_plan_t *p, const int32_t *preact,
+                                             int16_t *h, int tanh_update)
+{
+    const int8_t *bias_gate8 = (const int8_t *)m->bias_gate.values;
+    const int16_t *bias_gate16 = (const int16_t *)m->bias_gate.values;
+    const int8_t *bias_update8 = (const int8_t *)m->bias_update.values;
+    const int16_t *bias_update16 = (const int16_t *)m->bias_update.values;
+    const int narrow = m->bias_update.value_bits == 8;
+    const int32_t gate_bias_mul = p->bias_gate.mul;
+    const int32_t update_bias_mul = p->bias_update.mul;
+    /* the gate's rescaling (v * mul + add) >> rshift with rshift 0 or 1 as (v * 2 mul + add) >> 1
+     * when rshift is 0 (add is 0 then), so that the shift is a constant */
+    const int32_t gate_mul = p->gate.rshift ? p->gate.mul : p->gate.mul * 2;
+    const int32_t gate_add = p->gate.add;
+    const int32_t update_mul = p->update.mul;
+    const int32_t coef_a = m->coef_a;
+    const int32_t coef_high = p->coef_high;
+    const int32_t coef_low = p->coef_low;
+    const int32_t h_scale = p->h_scale;
+    const int32_t c_scale = p->c_scale;
+    const uint32_t hidden = m->hidden_size;
+    uint32_t j;
+    for (j = 0; j < hidden; j++) {
+        int32_t a = KL_CLAMP_PREACT(preact[j]);
+        int32_t bg = narrow ? KL_READ_S8(&bias_gate8[j]) : KL_READ_S16(&bias_gate16[j]);
+        int32_t bu = narrow ? KL_READ_S8(&bias_update8[j]) : KL_READ_S16(&bias_update16[j]);
+        int32_t xg = KL_SAT16_ADD(a, bg * gate_bias_mul);
+        int32_t xc = KL_SAT16_ADD(a, bu * update_bias_mul);
+        int32_t magnitude = xg < 0 ? -xg : xg;
+        int32_t t = kl_tanh_lookup_fast((magnitude * gate_mul + gate_add) >> 1);
+        int32_t z = (32768 + (xg < 0 ? -t : t)) >> 1;
+        int32_t c;
+        int32_t coef;
+        int64_t sum;
+        if (tanh_update) {
+            t = kl_tanh_lookup_fast((xc < 0 ? -xc : xc) * update_mul);
+            c = xc < 0 ? -t : t;
+        } else {
+            c = xc > 0 ? xc : 0;
+        }
+        coef = coef_high + ((coef_low - coef_a * z) >> 15);
+        sum = ((int64_t)1 << 31) + (int64_t)(z * h[j]) * h_scale + (int64_t)(coef * c) * c_scale;
+        h[j] = kl_sat16_s32((int32_t)(sum >> 32));
+    }
+}
+
+/* The fast update: kl_update_sigmoid_gate where it applies (kiloml's defaults), otherwise
+ * branches on the activation kinds per element. */
 static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, const kl_update_plan_t *p,
                                              const int32_t *preact, int16_t *h)
 {
     if (m->cell != KL_FASTGRNN) {
         kl_update_fastrnn(m, p, preact, h, m->update);
-    } else if (m->gate == KL_SIGMOID && m->update == KL_RELU) {
-        kl_update_fastgrnn(m, p, preact, h, KL_SIGMOID, KL_RELU);
+    } else if (p->sigmoid_gate) {
+        kl_update_sigmoid_gate(m, p, preact, h, m->update == KL_TANH);
     } else {
         kl_update_fastgrnn(m, p, preact, h, m->gate, m->update);
     }

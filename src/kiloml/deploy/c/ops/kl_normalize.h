@@ -31,7 +31,8 @@ int16_t kl_normalize_rare(int32_t product, int shift);
 /* One frame: xn[0 .. features-1] from x[0 .. features-1]. Inline, so that a recurrent kernel
  * that normalises one frame per step pays no call. The product (x - mean) * inv_std is below
  * 65535 * 32768 < 2^31 in magnitude, so every shift is exact in 32 bits: 1 <= shift <= 31
- * rounds as kl_round_shift_pos_s32 does, other shifts take kl_normalize_rare. */
+ * rounds as ((product >> (shift - 1)) + 1) >> 1, which is floor((product + 2^(shift-1)) /
+ * 2^shift) without overflow, other shifts take kl_normalize_rare. */
 static inline void kl_normalize_frame_s16(const kl_normalize_params_t *p, const int16_t *x,
                                           int16_t *xn)
 {
@@ -39,17 +40,20 @@ static inline void kl_normalize_frame_s16(const kl_normalize_params_t *p, const 
     kl_normalize_frame_reference(p, x, xn);
 #else
     const int shift = p->shift;
-    uint16_t f;
+    const uint32_t features = p->features;
+    const int16_t *mean = p->mean;
+    const int16_t *inv_std = p->inv_std;
+    uint32_t f;
     if (shift >= 1 && shift <= 31) {
-        for (f = 0; f < p->features; f++) {
-            int32_t product = ((int32_t)x[f] - KL_READ_S16(&p->mean[f])) *
-                              KL_READ_S16(&p->inv_std[f]);
-            xn[f] = kl_sat16_s32(kl_round_shift_pos_s32(product, shift));
+        const int half_shift = shift - 1;
+        for (f = 0; f < features; f++) {
+            int32_t product = ((int32_t)x[f] - KL_READ_S16(&mean[f])) * KL_READ_S16(&inv_std[f]);
+            xn[f] = kl_sat16_s32(((product >> half_shift) + 1) >> 1);
         }
     } else {
-        for (f = 0; f < p->features; f++) {
-            xn[f] = kl_normalize_rare(((int32_t)x[f] - KL_READ_S16(&p->mean[f])) *
-                                          KL_READ_S16(&p->inv_std[f]), shift);
+        for (f = 0; f < features; f++) {
+            xn[f] = kl_normalize_rare(((int32_t)x[f] - KL_READ_S16(&mean[f])) *
+                                          KL_READ_S16(&inv_std[f]), shift);
         }
     }
 #endif
