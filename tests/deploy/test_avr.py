@@ -119,3 +119,18 @@ def test_a_blocked_matrix_runs_bit_exact_on_the_uno(bits, tmp_path, require_avr)
     assert info["storage"]["rnn.U"]["format"] == "blocked"
     entry = verify_export(tmp_path / "export", targets=("avr",))["targets"]["avr"]
     assert entry["status"] == "ok" and entry["exact_match"] == 1.0 and entry["inputs"] == 6
+
+
+def test_the_smartwatch_fastgrnn_default_size_runs_within_the_unos_ram(tmp_path, require_avr):
+    """FastGRNN at kiloml's smartwatch default size (hidden 32, U rank 8, 6 features, 128
+    steps), int16 and dense: the whole input window [128, 6] (1,536 B) stays in RAM with the
+    arena, the outputs and the deepest stack, within the ATmega328P's 2,048 B."""
+    out = _export(tmp_path, "fastgrnn", 6, bits=16, steps=128, hidden_size=32, u_rank=8)
+    entry = verify_export(out, targets=("avr",))["targets"]["avr"]
+    assert entry["status"] == "ok" and entry["exact_match"] == 1.0 and entry["inputs"] == 6
+    window = 128 * 6 * 2
+    assert window < entry["static_ram_bytes"] < window + 300  # + arena (220 B) and outputs
+    assert entry["ram_bytes"] == entry["static_ram_bytes"] + entry["stack_bytes_measured"]
+    assert 100 < entry["stack_bytes_measured"] and entry["ram_bytes"] <= AVR_RAM_BYTES
+    # 128 steps of a 32-unit FastGRNN: millions of cycles per window, above a second at 16 MHz
+    assert 10_000_000 < entry["cycles_per_inference"]

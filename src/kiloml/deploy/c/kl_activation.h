@@ -45,10 +45,15 @@ int16_t kl_activation_s16(uint8_t kind, int16_t x, int frac_bits);
  * that every function above starts with (shift_round(v, s): s = frac_bits - 12 for tanh,
  * frac_bits - 11 for sigmoid, frac_bits - 15 for quantTanh/quantSigm) becomes
  * (v * mul + add) >> rshift, exact in 32 bits for |v| <= 2^15. */
+#if defined(__AVR__)
+typedef uint8_t kl_plan_shift_t; /* 0..31; one byte in the AVR's 2 KB of RAM */
+#else
+typedef int32_t kl_plan_shift_t;
+#endif
 typedef struct {
     int32_t mul;
     int32_t add;
-    int32_t rshift;
+    kl_plan_shift_t rshift;
 } kl_activation_plan_t;
 
 /* The plan of kind at Q(frac_bits), 0 <= frac_bits <= 24. */

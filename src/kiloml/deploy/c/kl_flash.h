@@ -10,7 +10,8 @@
  * The descriptors (kl_matrix_t and each op's params struct) are KL_CONST too. Kernels read
  * descriptors in RAM: on AVR (KL_DESCRIPTORS_IN_FLASH) each op's entry function copies its
  * params, and the matrices they point to, into locals with kl_flash_copy; elsewhere the
- * copies are compiled out.
+ * copies are compiled out. FastGRNN, which holds them for a whole sequence, reads its params'
+ * fields where it uses them and copies one matrix at a time instead (kl_fastgrnn.c).
  */
 #ifndef KL_FLASH_H
 #define KL_FLASH_H

@@ -29,6 +29,14 @@
 #define KL_USE_DSP 0
 #endif
 
+/* On AVR (2 KB of RAM) the dense kernels take one row at a time: two rows' sums, or x held
+ * in registers, spill onto the 8-bit core's stack. Same integers. */
+#if defined(__AVR__)
+#define KL_ONE_ROW_AT_A_TIME 1
+#else
+#define KL_ONE_ROW_AT_A_TIME 0
+#endif
+
 /* KL_INT8_ROW_LIMIT (kl_constants.h) is the longest row of int8 weights whose int32 sum cannot
  * overflow: 511 * 127 * 32768 < 2^31. */
 
@@ -491,6 +499,12 @@ KL_ALWAYS_INLINE void kl_dense_s16(const kl_matrix_t *m, const int16_t *x, const
     const int mode = out->mode;
     const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
     uint32_t r;
+#if KL_ONE_ROW_AT_A_TIME
+    for (r = 0; r < rows; r++, w += cols) {
+        kl_emit_rounded(half + kl_dot_dense_s16_s16(w, x, (uint16_t)cols), y, r, shift, mode);
+    }
+    return;
+#endif
     for (r = 0; r + 1 < rows; r += 2, w += 2 * cols) {
         int64_t s0;
         int64_t s1;
@@ -634,6 +648,13 @@ void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, cons
     const int shift = out->shift;
     const int mode = out->mode;
     uint32_t r;
+#if KL_ONE_ROW_AT_A_TIME
+    for (r = 0; r < rows; r++, w += cols) { /* int32 sums, as below */
+        kl_emit_kernel((int32_t)kl_dot_interleaved_s8_s16(w, x, (uint16_t)cols), y, r, shift,
+                       mode);
+    }
+    return;
+#endif
     for (r = 0; r + 1 < rows; r += 2, w += 2 * cols) {
         int32_t s0;
         int32_t s1;
@@ -705,9 +726,10 @@ void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_
     const int shift = out->shift;
     const int mode = out->mode;
     void *y = out->y;
-    int16_t xs[KL_NARROW_COLS];
     uint32_t r = 0;
     uint32_t c;
+#if !KL_ONE_ROW_AT_A_TIME
+    int16_t xs[KL_NARROW_COLS];
     for (c = 0; c < KL_NARROW_COLS; c++) {
         xs[c] = c < cols ? x[c] : 0;
     }
@@ -716,6 +738,7 @@ void kl_kernel_dense_s8_narrow(const kl_matrix_t *m, const int16_t *x, const kl_
         r = rows - (KL_NARROW_COLS + cols - 1) / cols + 1;
         kl_narrow_rows(w, cols, r, xs, y, shift, mode);
     }
+#endif
     for (w += r * cols; r < rows; r++, w += cols) {
         int32_t sum = 0;
         for (c = 0; c < cols; c++) {

@@ -5,14 +5,16 @@
 
 #define KL_BLOB_MAGIC 0x4C424C4Bu
 #if defined(__AVR__)
-#define KL_LINE_BYTES 32 /* 2 KB of RAM: lines leave in pieces */
+#define KL_LINE_BYTES 1 /* 2 KB of RAM: each character leaves on its own */
+#define KL_LINE_SPARE 1
 #else
 #define KL_LINE_BYTES 256
+#define KL_LINE_SPARE 16
 #endif
 
 extern const uint32_t kl_blob[];
 
-static char kl_line[KL_LINE_BYTES + 16];
+static char kl_line[KL_LINE_BYTES + KL_LINE_SPARE];
 static uint32_t kl_line_used;
 static uint32_t kl_deepest;
 
@@ -112,6 +114,16 @@ void kl_harness_line_end(void)
     kl_line_flush();
 }
 
+void kl_harness_text(const char *text)
+{
+    char c;
+    kl_line_used = 0;
+    while ((c = (char)KL_READ_U8(text++)) != '\0') {
+        kl_line_char(c);
+    }
+    kl_line_flush();
+}
+
 void kl_harness_stack_used(uint32_t used)
 {
     kl_deepest = used > kl_deepest ? used : kl_deepest;
@@ -121,5 +133,5 @@ void kl_harness_finish(void)
 {
     kl_harness_line_begin('s', (int32_t)kl_deepest);
     kl_harness_line_end();
-    kl_harness_write("done\n");
+    kl_harness_text(KL_TEXT("done\n"));
 }

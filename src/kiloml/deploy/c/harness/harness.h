@@ -29,6 +29,14 @@ void kl_harness_poison(void *p, uint32_t n);
 
 /* Write text (implemented per target). */
 void kl_harness_write(const char *text);
+/* Write a KL_TEXT literal (kept in program memory on AVR, out of its 2 KB of RAM). */
+void kl_harness_text(const char *text);
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define KL_TEXT(s) PSTR(s)
+#else
+#define KL_TEXT(s) (s)
+#endif
 /* Lines of integers: begin with a tag and an index, add values, end prints the line. */
 void kl_harness_line_begin(char tag, int32_t index);
 void kl_harness_line_int(int32_t value);

@@ -14,6 +14,11 @@ static kiloml_output_t outputs[KILOML_OUTPUT_COUNT];
 static kiloml_input_t input[KILOML_INPUT_COUNT]; /* records are in program memory */
 #endif
 
+#if defined(__AVR__)
+/* main never returns to avr-libc's start-up code: no registers to save (2 KB of RAM). */
+int main(void) __attribute__((OS_main));
+#endif
+
 int main(void)
 {
     uint32_t top;
@@ -26,7 +31,7 @@ int main(void)
         const kiloml_input_t *x = (const kiloml_input_t *)kl_harness_record(i, &bytes);
         int result;
         if (bytes != sizeof(kiloml_input_t) * KILOML_INPUT_COUNT) {
-            kl_harness_write("bad record size\n");
+            kl_harness_text(KL_TEXT("bad record size\n"));
             return 1;
         }
 #if defined(__AVR__)

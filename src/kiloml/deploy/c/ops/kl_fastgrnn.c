@@ -32,17 +32,54 @@
 #define KL_SAT16_ADD(a, b) kl_sat16_s32((a) + (b))
 #endif
 
+/* On AVR (2 KB of RAM) the descriptors stay in program memory and the setup, the projections
+ * and the reference update get frames of their own, which are gone while the deepest calls
+ * run; elsewhere these functions are inlined as before. */
+#if KL_DESCRIPTORS_IN_FLASH
+#define KL_OWN_FRAME KL_NOINLINE
+#else
+#define KL_OWN_FRAME
+#endif
+
+/* A field of the params, read where it is used (in program memory on AVR, which saves a RAM
+ * copy of the params during the whole sequence). */
+#if KL_DESCRIPTORS_IN_FLASH
+#define KL_P_U8(field) KL_READ_U8(&(field))
+#define KL_P_U16(field) KL_READ_U16(&(field))
+#define KL_P_S16(field) KL_READ_S16(&(field))
+#define KL_P_S32(field) ((int32_t)KL_READ_U32(&(field)))
+#define KL_P_PTR(field) KL_READ_PTR(&(field))
+#else
+#define KL_P_U8(field) (field)
+#define KL_P_U16(field) (field)
+#define KL_P_S16(field) (field)
+#define KL_P_S32(field) (field)
+#define KL_P_PTR(field) (field)
+#endif
+
 /* shift_round(v, shift) as (v * mul + add) >> rshift for |v| <= 2^15, -14 <= shift <= 30. */
 typedef struct {
     int32_t mul;
     int32_t add;
-    int32_t rshift;
+    kl_plan_shift_t rshift;
 } kl_affine_t;
 
-/* out = first x (or second sat16(first x)), stored or accumulated into int32 out. */
-static void kl_project(const kl_matrix_t *first, const kl_matrix_t *second, const int16_t *x,
-                       int16_t *low_rank, int accumulate, int32_t *out)
+/* out = first x (or second sat16(first x)), stored or accumulated into int32 out. On AVR the
+ * matrices are in program memory and are copied to RAM one at a time. */
+static KL_OWN_FRAME void kl_project(const kl_matrix_t *first, const kl_matrix_t *second,
+                                    const int16_t *x, int16_t *low_rank, int accumulate,
+                                    int32_t *out)
 {
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_matrix_t matrix;
+    if (second == 0) {
+        kl_matvec_s16_s32(kl_flash_copy(&matrix, first, sizeof matrix), x, accumulate, out);
+        return;
+    }
+    kl_matvec_s16_s16(kl_flash_copy(&matrix, first, sizeof matrix), x, low_rank);
+    kl_matvec_s16_s32(kl_flash_copy(&matrix, second, sizeof matrix), low_rank, accumulate, out);
+    return;
+#endif
     if (second == 0) {
         kl_matvec_s16_s32(first, x, accumulate, out);
         return;
@@ -54,8 +91,12 @@ static void kl_project(const kl_matrix_t *first, const kl_matrix_t *second, cons
 /* The 32-bit parts are exact within the limits of kl_fastgrnn.h: z, c and h are int16-range,
  * so z * h and coef * h are below 2^31; gate_frac_bits <= 30, so one - z < 2^31 (the Q15
  * coefficient products are int64); the final sum is within int64 by those limits. */
-static void kl_update_state_reference(const kl_fastgrnn_params_t *m, const int32_t *preact, int16_t *h)
+static KL_OWN_FRAME void kl_update_state_reference(const kl_fastgrnn_params_t *m, const int32_t *preact, int16_t *h)
 {
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_fastgrnn_params_t params;
+    m = kl_flash_copy(&params, m, sizeof params);
+#endif
     const int32_t one = (int32_t)1 << m->gate_frac_bits;
     const int64_t h_scale = (int64_t)1 << m->state_align;
     const int64_t c_scale = (int64_t)1 << m->update_align;
@@ -123,8 +164,12 @@ static int64_t kl_coef(const kl_update_plan_t *p, int32_t coef_a, int32_t z)
  *        S >= 2 + align and S <= 32 + align); |z h| <= 2^30 and |coef c| < 2^31 (|coef| < 2^16,
  *        checked at both ends of the gate's range) keep the 64-bit sum below 2^62.
  * FastRNN uses coef_b for z and coef_a for coef (|coef_b h|, |coef_a c| <= 2^30). */
-static int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_plan_t *p)
+static KL_OWN_FRAME int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_plan_t *p)
 {
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_fastgrnn_params_t params;
+    m = kl_flash_copy(&params, m, sizeof params);
+#endif
     const int state_shift = m->state_shift;
     if (m->preact_frac_bits > 24 || state_shift < 1) {
         return 0;
@@ -175,13 +220,13 @@ KL_ALWAYS_INLINE void kl_update_fastgrnn(const kl_fastgrnn_params_t *m, const kl
                                          const int32_t *preact, int16_t *h, uint8_t gate,
                                          uint8_t update)
 {
-    const int8_t *bias_gate8 = (const int8_t *)m->bias_gate.values;
-    const int16_t *bias_gate16 = (const int16_t *)m->bias_gate.values;
-    const int8_t *bias_update8 = (const int8_t *)m->bias_update.values;
-    const int16_t *bias_update16 = (const int16_t *)m->bias_update.values;
-    const int narrow = m->bias_update.value_bits == 8;
-    const int32_t coef_a = m->coef_a;
-    const uint32_t hidden = m->hidden_size;
+    const int8_t *bias_gate8 = (const int8_t *)KL_P_PTR(m->bias_gate.values);
+    const int16_t *bias_gate16 = (const int16_t *)KL_P_PTR(m->bias_gate.values);
+    const int8_t *bias_update8 = (const int8_t *)KL_P_PTR(m->bias_update.values);
+    const int16_t *bias_update16 = (const int16_t *)KL_P_PTR(m->bias_update.values);
+    const int narrow = KL_P_U8(m->bias_update.value_bits) == 8;
+    const int32_t coef_a = KL_P_S16(m->coef_a);
+    const uint32_t hidden = KL_P_U16(m->hidden_size);
     uint32_t j;
     for (j = 0; j < hidden; j++) {
         int32_t a = preact[j];
@@ -206,12 +251,12 @@ KL_ALWAYS_INLINE void kl_update_fastgrnn(const kl_fastgrnn_params_t *m, const kl
 KL_ALWAYS_INLINE void kl_update_fastrnn(const kl_fastgrnn_params_t *m, const kl_update_plan_t *p,
                                         const int32_t *preact, int16_t *h, uint8_t update)
 {
-    const int8_t *bias8 = (const int8_t *)m->bias_update.values;
-    const int16_t *bias16 = (const int16_t *)m->bias_update.values;
-    const int narrow = m->bias_update.value_bits == 8;
-    const int32_t coef_a = m->coef_a;
-    const int32_t coef_b = m->coef_b;
-    const uint32_t hidden = m->hidden_size;
+    const int8_t *bias8 = (const int8_t *)KL_P_PTR(m->bias_update.values);
+    const int16_t *bias16 = (const int16_t *)KL_P_PTR(m->bias_update.values);
+    const int narrow = KL_P_U8(m->bias_update.value_bits) == 8;
+    const int32_t coef_a = KL_P_S16(m->coef_a);
+    const int32_t coef_b = KL_P_S16(m->coef_b);
+    const uint32_t hidden = KL_P_U16(m->hidden_size);
     uint32_t j;
     for (j = 0; j < hidden; j++) {
         int32_t a = preact[j];
@@ -227,6 +272,34 @@ KL_ALWAYS_INLINE void kl_update_fastrnn(const kl_fastgrnn_params_t *m, const kl_
     }
 }
 
+#if KL_DESCRIPTORS_IN_FLASH
+/* AVR: each variant of the update in a frame of its own (only one is on the stack). */
+static KL_NOINLINE void kl_update_fastrnn_any(const kl_fastgrnn_params_t *m,
+                                              const kl_update_plan_t *p, const int32_t *preact,
+                                              int16_t *h)
+{
+    kl_update_fastrnn(m, p, preact, h, KL_P_U8(m->update));
+}
+
+static KL_NOINLINE void kl_update_fastgrnn_default(const kl_fastgrnn_params_t *m,
+                                                   const kl_update_plan_t *p,
+                                                   const int32_t *preact, int16_t *h)
+{
+    kl_update_fastgrnn(m, p, preact, h, KL_SIGMOID, KL_RELU);
+}
+
+static KL_NOINLINE void kl_update_fastgrnn_any(const kl_fastgrnn_params_t *m,
+                                               const kl_update_plan_t *p, const int32_t *preact,
+                                               int16_t *h)
+{
+    kl_update_fastgrnn(m, p, preact, h, KL_P_U8(m->gate), KL_P_U8(m->update));
+}
+
+#define kl_update_fastrnn(m, p, preact, h, update) kl_update_fastrnn_any(m, p, preact, h)
+#define kl_update_fastgrnn(m, p, preact, h, gate, update) \
+    ((gate) == KL_SIGMOID && (update) == KL_RELU ? kl_update_fastgrnn_default(m, p, preact, h) \
+                                                 : kl_update_fastgrnn_any(m, p, preact, h))
+#else
 /* FastGRNN with kiloml's default sigmoid gate and a relu or tanh update when the biases need
  * no rounding (bias shifts <= 0: the exporter folds positive shifts into the stored biases) and
  * the tanh update's input rescaling is a multiplication (preact_frac_bits <= 12), so that fewer
@@ -277,18 +350,25 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
         h[j] = kl_sat16_s32((int32_t)(sum >> 32));
     }
 }
+#endif
 
-/* The fast update: kl_update_sigmoid_gate where it applies (kiloml's defaults), otherwise
- * branches on the activation kinds per element. */
+/* The fast update: on AVR each variant in a frame of its own, specialised for kiloml's default
+ * activations (sigmoid gate, relu update); elsewhere kl_update_sigmoid_gate where it applies
+ * (kiloml's defaults); other combinations branch on the kind per element. */
 static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, const kl_update_plan_t *p,
                                              const int32_t *preact, int16_t *h)
 {
-    if (m->cell != KL_FASTGRNN) {
-        kl_update_fastrnn(m, p, preact, h, m->update);
+    if (KL_P_U8(m->cell) != KL_FASTGRNN) {
+        kl_update_fastrnn(m, p, preact, h, KL_P_U8(m->update));
+#if KL_DESCRIPTORS_IN_FLASH
+    } else if (KL_P_U8(m->gate) == KL_SIGMOID && KL_P_U8(m->update) == KL_RELU) {
+        kl_update_fastgrnn(m, p, preact, h, KL_SIGMOID, KL_RELU);
+#else
     } else if (p->sigmoid_gate) {
         kl_update_sigmoid_gate(m, p, preact, h, m->update == KL_TANH);
+#endif
     } else {
-        kl_update_fastgrnn(m, p, preact, h, m->gate, m->update);
+        kl_update_fastgrnn(m, p, preact, h, KL_P_U8(m->gate), KL_P_U8(m->update));
     }
 }
 
@@ -301,39 +381,39 @@ void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
     uint16_t t;
     uint16_t j;
 #if KL_DESCRIPTORS_IN_FLASH
-    kl_fastgrnn_params_t params;
-    kl_matrix_t w_first, w_second, u_first, u_second;
-    m = kl_flash_copy(&params, m, sizeof params);
-    params.w_first = kl_flash_copy(&w_first, params.w_first, sizeof w_first);
-    params.w_second = kl_flash_copy(&w_second, params.w_second, sizeof w_second);
-    params.u_first = kl_flash_copy(&u_first, params.u_first, sizeof u_first);
-    params.u_second = kl_flash_copy(&u_second, params.u_second, sizeof u_second);
+    kl_normalize_params_t norm; /* the other fields are read where they are used */
+    kl_flash_copy(&norm, &m->norm, sizeof norm);
+#define KL_NORM (&norm)
+#else
+#define KL_NORM (&m->norm)
 #endif
     fast = KL_FAST && kl_plan_update(m, &plan);
-    for (j = 0; j < m->hidden_size; j++) {
+    for (j = 0; j < KL_P_U16(m->hidden_size); j++) {
         h[j] = 0;
-        if (m->readout == KL_READOUT_MEAN) {
+        if (KL_P_U8(m->readout) == KL_READOUT_MEAN) {
             buffers->sum[j] = 0;
         }
     }
-    for (t = 0; t < m->steps; t++) {
-        kl_normalize_frame_s16(&m->norm, x + (uint32_t)t * features, buffers->xn);
-        kl_project(m->w_first, m->w_second, buffers->xn, buffers->low_rank, 0, buffers->preact);
-        kl_project(m->u_first, m->u_second, h, buffers->low_rank, 1, buffers->preact);
+    for (t = 0; t < KL_P_U16(m->steps); t++) {
+        kl_normalize_frame_s16(KL_NORM, x + (uint32_t)t * features, buffers->xn);
+        kl_project(KL_P_PTR(m->w_first), KL_P_PTR(m->w_second), buffers->xn, buffers->low_rank,
+                   0, buffers->preact);
+        kl_project(KL_P_PTR(m->u_first), KL_P_PTR(m->u_second), h, buffers->low_rank, 1,
+                   buffers->preact);
         if (fast) {
             kl_update_state_fast(m, &plan, buffers->preact, h);
         } else {
             kl_update_state_reference(m, buffers->preact, h);
         }
-        if (m->readout == KL_READOUT_MEAN) {
-            for (j = 0; j < m->hidden_size; j++) {
+        if (KL_P_U8(m->readout) == KL_READOUT_MEAN) {
+            for (j = 0; j < KL_P_U16(m->hidden_size); j++) {
                 buffers->sum[j] += h[j];
             }
         }
     }
-    if (m->readout == KL_READOUT_MEAN) {
-        for (j = 0; j < m->hidden_size; j++) {
-            h[j] = kl_sat16(kl_shift_round_s64((int64_t)buffers->sum[j] * m->inv_steps,
+    if (KL_P_U8(m->readout) == KL_READOUT_MEAN) {
+        for (j = 0; j < KL_P_U16(m->hidden_size); j++) {
+            h[j] = kl_sat16(kl_shift_round_s64((int64_t)buffers->sum[j] * KL_P_S32(m->inv_steps),
                                                KL_INV_STEPS_FRAC_BITS));
         }
     }
