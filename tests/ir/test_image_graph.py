@@ -17,6 +17,7 @@ from kiloml.ir.graph import Graph
 from kiloml.ir.lower import lower, lower_conv2d, lower_image_model, lowering
 from kiloml.ir.plan import plan_arena
 from kiloml.ir.quantize import dequantize_output, quantize_graph, quantize_input
+from kiloml.ir.serialize import load_graph, save_graph
 from kiloml.ir.simulate import simulate_values
 from tests.ops.op_harness import assert_c_equals_spec
 
@@ -140,6 +141,16 @@ def test_c_equals_the_simulator_on_host_and_cortex_m(quantized, tmp_path, requir
     assert_c_equals_spec(q, quantize_input(q, X[:6]), tmp_path,
                          (("host", "fast"), ("host", "sanitize"), ("cortex-m4", "fast"),
                           ("cortex-m3", "fast")))
+
+
+def test_the_quantized_graph_round_trips_through_serialization(quantized, tmp_path):
+    _, _, q, X, _ = quantized
+    save_graph(q, tmp_path / "graph.npz")
+    loaded = load_graph(tmp_path / "graph.npz")
+    x = quantize_input(q, X[:8])
+    assert np.array_equal(simulate_values(loaded, x)[loaded.output],
+                          simulate_values(q, x)[q.output])
+    assert loaded.flash_bytes() == q.flash_bytes() and loaded.macs() == q.macs()
 
 
 def test_ops_weights_and_macs_are_counted(quantized):

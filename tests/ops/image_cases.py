@@ -12,8 +12,9 @@ from kiloml.ops.fixed import QTensor
 
 from .op_harness import extreme_inputs, quantize_node, single_op_graph
 
-#: Requantization shifts drawn per channel: the smallest, 32-bit and 64-bit rounding, largest.
-SHIFTS = (1, 7, 20, 31, 32, 45, 62)
+#: Requantization shifts drawn per channel: the exact int64 path (1..32, the smallest, the
+#: largest) and the 32-bit one (33..62).
+SHIFTS = (1, 7, 20, 31, 32, 33, 38, 45, 62)
 #: Clamp limits: none, ReLU, ReLU6 in Q4, an odd window.
 LIMITS = {"none": (-128, 127), "relu": (0, 127), "relu6": (0, 96), "window": (-9, 40)}
 
@@ -31,9 +32,9 @@ def conv_node(op: str, weight_shape: tuple[int, ...], kernel=(1, 1), stride=(1, 
 
 def random_stage(node: Node, rng: np.random.Generator, limits: str, sums_bound: int) -> None:
     """int8 weights over [-127, 127] (channel 0 all at -127), and per channel a bias, a
-    multiplier and a shift: biases up to the int32 limits (so that ``sum + bias`` saturates) and
-    around ``sums_bound``, shifts cycling through :data:`SHIFTS`, multipliers in
-    [2**30, 2**31) with one tiny one."""
+    multiplier and a shift: biases up to the int32 limits (so that ``sum + bias`` saturates)
+    and around ``sums_bound``, shifts from :data:`SHIFTS` (both requantization paths in every
+    layer of three or more channels), multipliers in [2**30, 2**31) with one tiny one."""
     shape = node.weights["weight"].shape
     squeeze = shape[1:] if node.op != "depthwise_conv2d" else shape[2:]
     if node.op == "pointwise_conv2d":
@@ -50,8 +51,11 @@ def random_stage(node: Node, rng: np.random.Generator, limits: str, sums_bound: 
     mult = rng.integers(1 << 30, 1 << 31, size=channels)
     mult[-1] = 3
     node.q["mult"] = QTensor(mult.astype(np.int64), 0, 32)
-    shifts = np.resize(np.array(SHIFTS), channels)
-    node.q["shift"] = QTensor(rng.permutation(shifts).astype(np.int64), 0, 8)
+    shifts = np.resize(rng.permutation(SHIFTS), channels)
+    shifts[0] = 38  # channel 0's large sums reach both clamps on the 32-bit path
+    if channels > 2:
+        shifts[1:3] = (20, 36)
+    node.q["shift"] = QTensor(shifts.astype(np.int64), 0, 8)
     node.consts.update(act_min=LIMITS[limits][0], act_max=LIMITS[limits][1])
 
 

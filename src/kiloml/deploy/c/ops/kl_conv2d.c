@@ -3,6 +3,41 @@
 
 #include "kl_window2d.h"
 
+/* The sum of one output's taps: rows x cols taps of each of the channels, the kernel rows at
+ * w (next channel's kernel kernel_size further, next row kw further), the map's rows at x
+ * (an int8 map, or int16 when wide; next channel plane further, next row width further).
+ * three: cols is 3, the taps written out. wide and three are constants where this is
+ * inlined. */
+KL_ALWAYS_INLINE int32_t kl_conv2d_window(const int8_t *w, const void *x, int wide, int three,
+                                          uint32_t channels, uint32_t kernel_size, uint32_t kw,
+                                          uint32_t plane, uint32_t width, uint32_t rows,
+                                          uint32_t cols)
+{
+    int32_t sum = 0;
+    uint32_t c;
+    for (c = 0; c < channels; c++, w += kernel_size) {
+        const int8_t *wr = w;
+        const int16_t *x16 = (const int16_t *)x + (wide ? c * plane : 0);
+        const int8_t *x8 = (const int8_t *)x + (wide ? 0 : c * plane);
+        uint32_t u;
+        for (u = 0; u < rows; u++, wr += kw, x16 += width, x8 += width) {
+            uint32_t v;
+            if (three && wide) {
+                sum += KL_READ_S8(&wr[0]) * x16[0] + KL_READ_S8(&wr[1]) * x16[1]
+                       + KL_READ_S8(&wr[2]) * x16[2];
+            } else if (three) {
+                sum += KL_READ_S8(&wr[0]) * x8[0] + KL_READ_S8(&wr[1]) * x8[1]
+                       + KL_READ_S8(&wr[2]) * x8[2];
+            } else {
+                for (v = 0; v < cols; v++) {
+                    sum += KL_READ_S8(&wr[v]) * (wide ? x16[v] : x8[v]);
+                }
+            }
+        }
+    }
+    return sum;
+}
+
 /* The convolution with an int8 (wide 0) or int16 (wide 1) input; wide is a constant where
  * this is inlined. */
 KL_ALWAYS_INLINE void kl_conv2d_body(const kl_conv2d_params_t *p, const void *x, int wide,
@@ -11,41 +46,38 @@ KL_ALWAYS_INLINE void kl_conv2d_body(const kl_conv2d_params_t *p, const void *x,
     const uint32_t in_channels = p->in_channels;
     const uint32_t kh = p->kernel_h;
     const uint32_t kw = p->kernel_w;
+    const uint32_t kernel_size = kh * kw;
     const uint32_t plane = (uint32_t)p->in_height * p->in_width;
+    const uint32_t width = p->in_width;
     uint32_t o;
     for (o = 0; o < p->out_channels; o++) {
         const kl_channel_t ch = kl_channel(p->bias, p->mult, p->shift, o);
-        const int8_t *wo = p->weight + o * in_channels * kh * kw;
+        const int8_t *wo = p->weight + o * in_channels * kernel_size;
         uint32_t i;
         for (i = 0; i < p->out_height; i++) {
             const kl_taps_t rows = kl_taps(i, p->stride_h, p->pad_top, kh, p->in_height);
             uint32_t j;
             for (j = 0; j < p->out_width; j++, y++) {
-                const kl_taps_t cols = kl_taps(j, p->stride_w, p->pad_left, kw, p->in_width);
-                /* offset of the first tap inside the map, in a channel's plane */
-                const uint32_t first = rows.first * p->in_width + cols.first;
-                int32_t sum = 0;
-                uint32_t c;
-                for (c = 0; c < in_channels; c++) {
-                    const int8_t *wc = wo + c * kh * kw + rows.k0 * kw + cols.k0;
-                    uint32_t u;
-                    for (u = rows.k0; u < rows.k1; u++, wc += kw) {
-                        const uint32_t at = c * plane + first + (u - rows.k0) * p->in_width;
-                        uint32_t v;
-                        if (wide) {
-                            const int16_t *xr = (const int16_t *)x + at;
-                            for (v = 0; v < cols.k1 - cols.k0; v++) {
-                                sum += KL_READ_S8(&wc[v]) * xr[v];
-                            }
-                        } else {
-                            const int8_t *xr = (const int8_t *)x + at;
-                            for (v = 0; v < cols.k1 - cols.k0; v++) {
-                                sum += KL_READ_S8(&wc[v]) * xr[v];
-                            }
-                        }
-                    }
+                const kl_taps_t cols = kl_taps(j, p->stride_w, p->pad_left, kw, width);
+                const uint32_t first = rows.first * width + cols.first;
+                const int8_t *w = wo + rows.k0 * kw + cols.k0;
+                const uint32_t count = cols.k1 - cols.k0;
+                const void *xw = wide ? (const void *)((const int16_t *)x + first)
+                                      : (const void *)((const int8_t *)x + first);
+                int32_t sum;
+#ifndef KL_REFERENCE
+                if (count == 3) {
+                    sum = kl_conv2d_window(w, xw, wide, 1, in_channels, kernel_size, kw, plane,
+                                           width, rows.k1 - rows.k0, 3);
+                } else {
+                    sum = kl_conv2d_window(w, xw, wide, 0, in_channels, kernel_size, kw, plane,
+                                           width, rows.k1 - rows.k0, count);
                 }
-                *y = kl_clamp_s8(kl_requantize_s64(sum, &ch), p->act_min, p->act_max);
+#else
+                sum = kl_conv2d_window(w, xw, wide, 0, in_channels, kernel_size, kw, plane,
+                                       width, rows.k1 - rows.k0, count);
+#endif
+                *y = kl_requantize_clamp(sum, &ch, p->act_min, p->act_max);
             }
         }
     }

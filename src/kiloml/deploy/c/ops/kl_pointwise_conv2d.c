@@ -5,7 +5,16 @@
 static inline int8_t kl_pointwise2d_out(const kl_pointwise_conv2d_params_t *p, int32_t sum,
                                         const kl_channel_t *ch, const int8_t *r, uint32_t at)
 {
-    int64_t v = kl_requantize_s64(sum, ch);
+    int64_t v;
+    if (ch->high) {
+        /* |value| < 2^29 and |residual| <= 2^22: the sum stays in int32 */
+        int32_t v32 = kl_requantize_high(sum, ch);
+        if (r) {
+            v32 += kl_shift_round_s32(r[at], p->shift_residual);
+        }
+        return kl_clamp_s8_s32(v32, p->act_min, p->act_max);
+    }
+    v = kl_requantize_s64(sum, ch);
     if (r) {
         v += kl_shift_round_s64(r[at], p->shift_residual);
     }
