@@ -4,11 +4,12 @@
 #include "kl_window2d.h"
 
 /* The sum of one output's taps: rows x cols taps of each of the channels, the kernel rows at
- * w (next channel's kernel kernel_size further, next row kw further), the map's rows at x
- * (an int8 map, or int16 when wide; next channel plane further, next row width further).
- * three: cols is 3, the taps written out. wide and three are constants where this is
- * inlined. */
-KL_ALWAYS_INLINE int32_t kl_conv2d_window(const int8_t *w, const void *x, int wide, int three,
+ * w (next channel's kernel kernel_size further, next row kw further), the map's rows at x8
+ * (an int8 map), or at x16 when wide (int16; next channel plane further, next row width
+ * further; the other pointer is unused). three: cols is 3, the taps written out. wide and
+ * three are constants where this is inlined. */
+KL_ALWAYS_INLINE int32_t kl_conv2d_window(const int8_t *w, const int8_t *x8,
+                                          const int16_t *x16, int wide, int three,
                                           uint32_t channels, uint32_t kernel_size, uint32_t kw,
                                           uint32_t plane, uint32_t width, uint32_t rows,
                                           uint32_t cols)
@@ -17,20 +18,20 @@ KL_ALWAYS_INLINE int32_t kl_conv2d_window(const int8_t *w, const void *x, int wi
     uint32_t c;
     for (c = 0; c < channels; c++, w += kernel_size) {
         const int8_t *wr = w;
-        const int16_t *x16 = (const int16_t *)x + (wide ? c * plane : 0);
-        const int8_t *x8 = (const int8_t *)x + (wide ? 0 : c * plane);
+        const uint32_t plane_offset = c * plane;
         uint32_t u;
-        for (u = 0; u < rows; u++, wr += kw, x16 += width, x8 += width) {
+        for (u = 0; u < rows; u++, wr += kw) {
+            const uint32_t at = plane_offset + u * width;
             uint32_t v;
             if (three && wide) {
-                sum += KL_READ_S8(&wr[0]) * x16[0] + KL_READ_S8(&wr[1]) * x16[1]
-                       + KL_READ_S8(&wr[2]) * x16[2];
+                sum += KL_READ_S8(&wr[0]) * x16[at] + KL_READ_S8(&wr[1]) * x16[at + 1]
+                       + KL_READ_S8(&wr[2]) * x16[at + 2];
             } else if (three) {
-                sum += KL_READ_S8(&wr[0]) * x8[0] + KL_READ_S8(&wr[1]) * x8[1]
-                       + KL_READ_S8(&wr[2]) * x8[2];
+                sum += KL_READ_S8(&wr[0]) * x8[at] + KL_READ_S8(&wr[1]) * x8[at + 1]
+                       + KL_READ_S8(&wr[2]) * x8[at + 2];
             } else {
                 for (v = 0; v < cols; v++) {
-                    sum += KL_READ_S8(&wr[v]) * (wide ? x16[v] : x8[v]);
+                    sum += KL_READ_S8(&wr[v]) * (wide ? x16[at + v] : x8[at + v]);
                 }
             }
         }
@@ -38,10 +39,10 @@ KL_ALWAYS_INLINE int32_t kl_conv2d_window(const int8_t *w, const void *x, int wi
     return sum;
 }
 
-/* The convolution with an int8 (wide 0) or int16 (wide 1) input; wide is a constant where
- * this is inlined. */
-KL_ALWAYS_INLINE void kl_conv2d_body(const kl_conv2d_params_t *p, const void *x, int wide,
-                                     int8_t *y)
+/* The convolution of the int8 map x8, or of the int16 map x16 when wide (the other pointer
+ * is unused); wide is a constant where this is inlined. */
+KL_ALWAYS_INLINE void kl_conv2d_body(const kl_conv2d_params_t *p, const int8_t *x8,
+                                     const int16_t *x16, int wide, int8_t *y)
 {
     const uint32_t in_channels = p->in_channels;
     const uint32_t kh = p->kernel_h;
@@ -62,20 +63,21 @@ KL_ALWAYS_INLINE void kl_conv2d_body(const kl_conv2d_params_t *p, const void *x,
                 const uint32_t first = rows.first * width + cols.first;
                 const int8_t *w = wo + rows.k0 * kw + cols.k0;
                 const uint32_t count = cols.k1 - cols.k0;
-                const void *xw = wide ? (const void *)((const int16_t *)x + first)
-                                      : (const void *)((const int8_t *)x + first);
+                const int8_t *at8 = wide ? x8 : x8 + first;
+                const int16_t *at16 = wide ? x16 + first : x16;
+                const uint32_t taps_h = rows.k1 - rows.k0;
                 int32_t sum;
 #ifndef KL_REFERENCE
                 if (count == 3) {
-                    sum = kl_conv2d_window(w, xw, wide, 1, in_channels, kernel_size, kw, plane,
-                                           width, rows.k1 - rows.k0, 3);
+                    sum = kl_conv2d_window(w, at8, at16, wide, 1, in_channels, kernel_size, kw,
+                                           plane, width, taps_h, 3);
                 } else {
-                    sum = kl_conv2d_window(w, xw, wide, 0, in_channels, kernel_size, kw, plane,
-                                           width, rows.k1 - rows.k0, count);
+                    sum = kl_conv2d_window(w, at8, at16, wide, 0, in_channels, kernel_size, kw,
+                                           plane, width, taps_h, count);
                 }
 #else
-                sum = kl_conv2d_window(w, xw, wide, 0, in_channels, kernel_size, kw, plane,
-                                       width, rows.k1 - rows.k0, count);
+                sum = kl_conv2d_window(w, at8, at16, wide, 0, in_channels, kernel_size, kw,
+                                       plane, width, taps_h, count);
 #endif
                 *y = kl_requantize_clamp(sum, &ch, p->act_min, p->act_max);
             }
@@ -85,10 +87,10 @@ KL_ALWAYS_INLINE void kl_conv2d_body(const kl_conv2d_params_t *p, const void *x,
 
 void kl_conv2d_s8(const kl_conv2d_params_t *p, const int8_t *x, int8_t *y)
 {
-    kl_conv2d_body(p, x, 0, y);
+    kl_conv2d_body(p, x, 0, 0, y);
 }
 
 void kl_conv2d_s16(const kl_conv2d_params_t *p, const int16_t *x, int8_t *y)
 {
-    kl_conv2d_body(p, x, 1, y);
+    kl_conv2d_body(p, 0, x, 1, y);
 }

@@ -8,7 +8,8 @@
  * [out_channels][in_channels][kernel_h][kernel_w], one real scale per output channel:
  *
  *   y[o][i][j] = clamp(shift_round(sat32(sum_{c,u,v} w[o][c][u][v]
- *                                        * x[c][i*stride_h - pad_top + u][j*stride_w - pad_left + v]
+ *                                        * x[c][i*stride_h - pad_top + u]
+ *                                           [j*stride_w - pad_left + v]
  *                                        + bias[o]) * mult[o], shift[o]), act_min, act_max)
  *
  * with x zero outside the map (the output stage is kl_requantize.h). Only the taps inside the

@@ -7,7 +7,8 @@
  * in Q(out); weight int8 [channels][kernel_h][kernel_w], one real scale per channel:
  *
  *   y[c][i][j] = clamp(shift_round(sat32(sum_{u,v} w[c][u][v]
- *                                        * x[c][i*stride_h - pad_top + u][j*stride_w - pad_left + v]
+ *                                        * x[c][i*stride_h - pad_top + u]
+ *                                           [j*stride_w - pad_left + v]
  *                                        + bias[c]) * mult[c], shift[c]), act_min, act_max)
  *
  * with x zero outside the map (kl_requantize.h). Only the taps inside the map are read; in
