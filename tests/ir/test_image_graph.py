@@ -222,3 +222,17 @@ def test_unsupported_layers_are_one_line_errors_naming_the_layer(layers, message
     with pytest.raises(KilomlError, match=message) as error:
         _image_graph(layers)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("layers,shape,message", [
+    (small_cnn(), (1, 16, 16), r"cannot export 0 \(Conv2d\): it needs a \[3, H, W\] map, "
+                               r"got \[1, 16, 16\]"),
+    (small_cnn(), (3, 1, 1), r"^9: a 1x1 map is smaller than the max pooling kernel 2x2"),
+    (nn.Sequential(nn.Conv2d(3, 3, 3, padding=1, groups=3)), SHAPE,
+     r"^0: the depthwise convolution reads int8 maps, got int16"),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6()), SHAPE,
+     r"the model's output \[4, 14, 14\] is not the 4 logits of an image classifier"),
+])
+def test_images_of_the_wrong_shape_are_one_line_errors(layers, shape, message):
+    with pytest.raises(KilomlError, match=message):
+        lower_image_model(layers.eval(), shape, CLASSES)
