@@ -28,8 +28,7 @@ def _node(kernel, stride, padding=(0, 0, 0, 0)) -> Node:
 def _graph(name):
     shape, kernel, stride = CASES[name]
     graph = graph_of(_node(kernel, stride), shape)
-    get = graph.nodes[0]
-    get.consts["inv"] = round(2**30 / (kernel[0] * kernel[1]))
+    graph.nodes[0].consts["inv"] = round(2**30 / (kernel[0] * kernel[1]))
     return graph, shape
 
 
@@ -65,3 +64,9 @@ def test_float_forward_equals_torch():
 def test_padding_is_refused_naming_the_layer():
     with pytest.raises(KilomlError, match=r"features.pool: average pooling with padding"):
         graph_of(_node((3, 3), (2, 2), (1, 1, 1, 1)), (3, 8, 8))
+
+
+def test_c_equals_spec_on_avr(tmp_path, require_gcc, require_avr):
+    name = list(CASES)[0]
+    graph, shape = _graph(name)
+    assert_c_equals_spec(graph, maps(shape, 2, seed=7), tmp_path, (("avr", "fast"),))

@@ -143,3 +143,11 @@ def test_a_too_long_int16_window_is_refused():
     node = conv_node("conv2d", (2, 130, 2, 2), (2, 2))
     with pytest.raises(KilomlError, match="int16 input needs channels x kernel at most 516"):
         graph_of(node, (130, 4, 4), "int16")
+
+
+def test_c_equals_spec_on_avr(tmp_path, require_gcc, require_avr):
+    """16-bit int: every product is widened to 32 bits before it is summed."""
+    for name in ("stem-3x3-s2-int16", "5x3-stride-1x2-asymmetric"):
+        graph, shape, dtype = _graph(name, seed=6)
+        assert_c_equals_spec(graph, maps(shape, 2, seed=7, dtype=dtype), tmp_path / name,
+                             (("avr", "fast"), ("avr", "reference")))

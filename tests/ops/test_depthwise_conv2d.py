@@ -112,3 +112,10 @@ def test_a_weight_that_does_not_fit_names_the_layer():
     node = conv_node("depthwise_conv2d", (3, 1, 5, 5), (3, 3), path="features.3.conv.0")
     with pytest.raises(KilomlError, match=r"features.3.conv.0: a depthwise weight of shape "):
         graph_of(node, (3, 8, 8))
+
+
+def test_c_equals_spec_on_avr(tmp_path, require_gcc, require_avr):
+    for name in ("3x3-s1-same", "3x3-s2-same"):
+        graph, shape = _graph(name, seed=6)
+        assert_c_equals_spec(graph, maps(shape, 2, seed=7), tmp_path / name,
+                             (("avr", "fast"), ("avr", "reference")))

@@ -47,3 +47,8 @@ def test_quantized_mean_is_within_one_step():
     quantize_node(graph, ranges, 8)
     step = 2.0 ** -graph.values["y"].frac_bits
     assert np.abs(simulate(graph, x) * step - floats).max() <= step
+
+
+def test_c_equals_spec_on_avr(tmp_path, require_gcc, require_avr):
+    assert_c_equals_spec(_graph((5, 3, 7), 22), maps((5, 3, 7), 2, seed=7), tmp_path,
+                         (("avr", "fast"),))

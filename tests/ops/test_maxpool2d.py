@@ -63,3 +63,9 @@ def test_float_forward_equals_torch():
 def test_padding_above_half_the_kernel_names_the_layer():
     with pytest.raises(KilomlError, match=r"features.pool: max pooling padding \[2, 2, 2, 2\]"):
         graph_of(_node((3, 3), (1, 1), (2, 2, 2, 2)), (3, 8, 8))
+
+
+def test_c_equals_spec_on_avr(tmp_path, require_gcc, require_avr):
+    name = list(CASES)[0]
+    graph, shape = _graph(name)
+    assert_c_equals_spec(graph, maps(shape, 2, seed=7), tmp_path, (("avr", "fast"),))

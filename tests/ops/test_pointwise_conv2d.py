@@ -123,3 +123,10 @@ def test_the_residual_is_rescaled_to_the_output_format():
     x = np.clip(np.round(X * 32), -128, 127).astype(np.int64)
     integer = simulate(graph, x) * 2.0 ** -out
     assert np.abs(integer - floats).max() <= 2 * 2.0 ** -out
+
+
+def test_c_equals_spec_on_avr(tmp_path, require_gcc, require_avr):
+    for name in ("expand-relu6-9-pixels", "project-residual-right"):
+        graph, shape = _graph(name, seed=6)
+        assert_c_equals_spec(graph, maps(shape, 2, seed=7), tmp_path / name,
+                             (("avr", "fast"), ("avr", "reference")))

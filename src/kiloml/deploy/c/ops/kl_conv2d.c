@@ -7,7 +7,8 @@
  * w (next channel's kernel kernel_size further, next row kw further), the map's rows at x8
  * (an int8 map), or at x16 when wide (int16; next channel plane further, next row width
  * further; the other pointer is unused). three: cols is 3, the taps written out. wide and
- * three are constants where this is inlined. */
+ * three are constants where this is inlined. Products are widened to 32 bits first (16-bit
+ * int on AVR). */
 KL_ALWAYS_INLINE int32_t kl_conv2d_window(const int8_t *w, const int8_t *x8,
                                           const int16_t *x16, int wide, int three,
                                           uint32_t channels, uint32_t kernel_size, uint32_t kw,
@@ -24,14 +25,16 @@ KL_ALWAYS_INLINE int32_t kl_conv2d_window(const int8_t *w, const int8_t *x8,
             const uint32_t at = plane_offset + u * width;
             uint32_t v;
             if (three && wide) {
-                sum += KL_READ_S8(&wr[0]) * x16[at] + KL_READ_S8(&wr[1]) * x16[at + 1]
-                       + KL_READ_S8(&wr[2]) * x16[at + 2];
+                sum += (int32_t)KL_READ_S8(&wr[0]) * x16[at]
+                       + (int32_t)KL_READ_S8(&wr[1]) * x16[at + 1]
+                       + (int32_t)KL_READ_S8(&wr[2]) * x16[at + 2];
             } else if (three) {
-                sum += KL_READ_S8(&wr[0]) * x8[at] + KL_READ_S8(&wr[1]) * x8[at + 1]
-                       + KL_READ_S8(&wr[2]) * x8[at + 2];
+                sum += (int32_t)KL_READ_S8(&wr[0]) * x8[at]
+                       + (int32_t)KL_READ_S8(&wr[1]) * x8[at + 1]
+                       + (int32_t)KL_READ_S8(&wr[2]) * x8[at + 2];
             } else {
                 for (v = 0; v < cols; v++) {
-                    sum += KL_READ_S8(&wr[v]) * (wide ? x16[at + v] : x8[at + v]);
+                    sum += (int32_t)KL_READ_S8(&wr[v]) * (wide ? x16[at + v] : x8[at + v]);
                 }
             }
         }
