@@ -66,7 +66,8 @@ def main() -> None:
             build = Build(TARGETS[args.target], sources, [source_dir],
                           Path(folder) / "build").compile()
             x = values[node.inputs[0]]
-            x = x.astype(np.int16 if alone.values["x"].dtype == "int16" else np.int32)
+            x = x.astype({"int8": np.int8, "int16": np.int16}.get(alone.values["x"].dtype,
+                                                                   np.int32))
             _, outputs, run = run_model(build, x, alone.values[alone.output].count,
                                         count_instructions=True)
         if not np.array_equal(outputs, values[node.outputs[0]].reshape(len(inputs), -1)):

@@ -368,3 +368,13 @@ def test_golden_costs_speed_storage_runs_the_smartwatch_default_faster(tmp_path)
     assert bytes_rule["instructions_per_inference"] == golden
     assert speed["instructions_per_inference"] < 0.8 * bytes_rule["instructions_per_inference"]
     assert speed["flash_bytes"] > bytes_rule["flash_bytes"]
+
+
+def test_image_op_instructions_quick(require_cortex_m):
+    """Every int8 image op on small maps: C equals the simulator on the Cortex-M4 and a row
+    with a positive instruction count per MAC is printed for each."""
+    done = run_script("image_op_instructions.py", "--quick", "--inputs", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines()[1:] if line.strip()]
+    assert len(rows) == 9
+    assert all(float(row.split()[-1]) > 0 for row in rows)

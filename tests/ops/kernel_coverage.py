@@ -26,7 +26,8 @@ import pytest
 #: The kernels' C files and the headers whose inline functions they run.
 KERNEL_FILES = ("kl_fastgrnn.c", "kl_rnnpool.c", "kl_matvec.c", "kl_matvec.h", "kl_normalize.c",
                 "kl_normalize.h", "kl_activation.c", "kl_activation.h", "kl_activation_layer.c",
-                "kl_fc.c", "kl_argmax.h", "kl_fixed.h")
+                "kl_fc.c", "kl_argmax.h", "kl_fixed.h", "kl_conv2d.c", "kl_depthwise_conv2d.c",
+                "kl_pointwise_conv2d.c", "kl_maxpool2d.c", "kl_window2d.h", "kl_requantize.h")
 
 
 @dataclass

@@ -91,9 +91,9 @@ def parse_outputs(lines: list[str], count: int, width: int) -> tuple[np.ndarray,
 def run_model(build: Build, inputs: np.ndarray, width: int, poison: int | None = None,
               count_instructions: bool = False) -> tuple[np.ndarray, np.ndarray, RunOutput]:
     """``(returned classes [N], outputs [N, width], run)`` of the built model on integer
-    ``inputs`` ``[N, ...]`` (int16); ``poison`` fills the arena with that byte before each
-    inference."""
-    dtype = "<i2" if inputs.dtype != np.int32 else "<i4"
+    ``inputs`` ``[N, ...]`` (int16; int8 and int32 inputs are passed at their own width);
+    ``poison`` fills the arena with that byte before each inference."""
+    dtype = {np.dtype(np.int8): "<i1", np.dtype(np.int32): "<i4"}.get(inputs.dtype, "<i2")
     records = [np.ascontiguousarray(x, dtype=dtype).tobytes() for x in inputs]
     output = run_records(build, library_dir() / "harness" / "model_main.c", records, poison,
                          "kiloml_predict" if count_instructions else None)

@@ -255,6 +255,177 @@ def lower_dscnn(model: DSCNN, path: str, graph: Graph, inputs: list[str]) -> lis
     return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
 
 
+#: Activation modules fused into the image convolution they follow.
+FUSED_ACTIVATIONS = {nn.ReLU: "relu", nn.ReLU6: "relu6"}
+
+
+def fold_batchnorm2d(conv: nn.Conv2d, batchnorm: nn.BatchNorm2d | None, path: str
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight, bias)`` of ``conv`` with ``batchnorm``'s eval-mode statistics folded in:
+    ``w · γ/sqrt(var + eps)`` per output channel, ``(b - mean) · γ/sqrt(var + eps) + β``."""
+    weight = array(conv.weight)
+    bias = array(conv.bias) if conv.bias is not None else np.zeros(conv.out_channels)
+    if batchnorm is None:
+        return weight, bias
+    if batchnorm.running_mean is None or batchnorm.num_features != conv.out_channels:
+        raise KilomlError(f"cannot export {path} (BatchNorm2d): folding needs running "
+                          f"statistics of {conv.out_channels} channels")
+    gamma = array(batchnorm.weight) if batchnorm.affine else np.ones(conv.out_channels)
+    beta = array(batchnorm.bias) if batchnorm.affine else np.zeros(conv.out_channels)
+    scale = gamma / np.sqrt(array(batchnorm.running_var) + batchnorm.eps)
+    return (weight * scale[:, None, None, None],
+            (bias - array(batchnorm.running_mean)) * scale + beta)
+
+
+def lower_conv2d(conv: nn.Conv2d, path: str, graph: Graph, inputs: list[str],
+                 batchnorm: nn.BatchNorm2d | None = None, activation: str = "none",
+                 residual: str | None = None) -> list[str]:
+    """One int8 image convolution node over the ``[C, H, W]`` value ``inputs[0]``, with
+    ``batchnorm`` folded into its weight and bias and ``activation`` (none/relu/relu6) fused:
+    ``depthwise_conv2d`` for one kernel per channel, ``pointwise_conv2d`` for a 1×1 kernel
+    without stride or padding on an int8 map (which may add the value ``residual`` before the
+    activation), else ``conv2d`` (which also reads the caller's int16 input)."""
+    shape = graph.values[inputs[0]].shape
+    if len(shape) != 3 or shape[0] != conv.in_channels:
+        raise KilomlError(f"cannot export {path} (Conv2d): it needs a [{conv.in_channels}, H, W] "
+                          f"map, got {list(shape)}")
+    if (isinstance(conv.padding, str) or conv.dilation != (1, 1)
+            or conv.padding_mode != "zeros"):
+        raise KilomlError(f"cannot export {path} (Conv2d): integer deployment needs numeric "
+                          "zero padding and no dilation")
+    weight, bias = fold_batchnorm2d(conv, batchnorm, path)
+    (pad_h, pad_w), kernel = conv.padding, list(conv.kernel_size)
+    attrs = {"kernel": kernel, "stride": list(conv.stride),
+             "padding": [pad_h, pad_h, pad_w, pad_w], "activation": activation}
+    depthwise = conv.groups == conv.in_channels == conv.out_channels and conv.groups > 1
+    if conv.groups != 1 and not depthwise:
+        raise KilomlError(f"cannot export {path} (Conv2d): grouped convolutions other than "
+                          f"depthwise have no integer kernel (groups={conv.groups})")
+    pointwise = (not depthwise and kernel == [1, 1] and conv.stride == (1, 1)
+                 and conv.padding == (0, 0) and graph.values[inputs[0]].dtype == "int8")
+    if residual is not None and not pointwise:
+        raise KilomlError(f"cannot export {path} (Conv2d): a residual add needs a 1x1 "
+                          "convolution without stride or padding on an int8 map")
+    if depthwise:
+        op = "depthwise_conv2d"
+    elif pointwise:
+        op, attrs = "pointwise_conv2d", {"activation": activation}
+    else:
+        op = "conv2d"
+    name = node_name(path)
+    reads = inputs[:1] + ([residual] if residual is not None else [])
+    return graph.add_node(Node(name, op, reads, [f"{name}_out"], attrs,
+                               {"weight": weight, "bias": bias}, path or "Conv2d"))
+
+
+@lowering(nn.Conv2d)
+def lower_lone_conv2d(module: nn.Conv2d, path: str, graph: Graph, inputs: list[str]
+                      ) -> list[str]:
+    """A convolution without BatchNorm or activation (in an ``nn.Sequential`` the ones that
+    follow it are fused: :func:`lower_image_sequential`)."""
+    return lower_conv2d(module, path, graph, inputs)
+
+
+@lowering(nn.Sequential)
+def lower_image_sequential(module: nn.Sequential, path: str, graph: Graph, inputs: list[str],
+                           **options) -> list[str]:
+    """The children in order; a ``Conv2d`` takes a ``BatchNorm2d`` and then a ``ReLU``/
+    ``ReLU6`` that directly follow it into its node. ``options`` (e.g. the output's name) go
+    to the last child."""
+    children = list(module.named_children())
+    x, i = inputs, 0
+    while i < len(children):
+        name, child = children[i]
+        child_path = f"{path}.{name}" if path else name
+        i += 1
+        if not isinstance(child, nn.Conv2d):
+            x = lower(child, child_path, graph, x, **(options if i == len(children) else {}))
+            continue
+        batchnorm, activation = None, "none"
+        if i < len(children) and isinstance(children[i][1], nn.BatchNorm2d):
+            batchnorm, i = children[i][1], i + 1
+        if i < len(children) and type(children[i][1]) in FUSED_ACTIVATIONS:
+            activation, i = FUSED_ACTIVATIONS[type(children[i][1])], i + 1
+        x = lower_conv2d(child, child_path, graph, x, batchnorm, activation)
+    return x
+
+
+@lowering(nn.BatchNorm2d, nn.ReLU, nn.ReLU6)
+def lower_unfused(module: nn.Module, path: str, graph: Graph, inputs: list[str]) -> list[str]:
+    """BatchNorm2d and ReLU/ReLU6 exist only folded into the Conv2d just before them."""
+    raise KilomlError(f"cannot export {path or 'the model'} ({type(module).__name__}): it must "
+                      "directly follow a Conv2d (in an nn.Sequential) to be folded into it")
+
+
+@lowering(nn.Identity, nn.Dropout)
+def lower_identity(module: nn.Module, path: str, graph: Graph, inputs: list[str]) -> list[str]:
+    """Nothing at inference."""
+    return inputs
+
+
+@lowering(nn.Flatten)
+def lower_flatten(module: nn.Flatten, path: str, graph: Graph, inputs: list[str]) -> list[str]:
+    """Nothing after a global average pooling (its output is already the vector ``[C]``)."""
+    if len(graph.values[inputs[0]].shape) != 1:
+        raise KilomlError(f"cannot export {path} (Flatten): integer deployment flattens only "
+                          "the vector of a global average pooling (AdaptiveAvgPool2d(1))")
+    return inputs
+
+
+def pool_attrs(module: nn.AvgPool2d | nn.MaxPool2d, path: str) -> dict:
+    """``kernel``, ``stride``, ``padding`` of a torch pooling module (``ceil_mode`` off)."""
+    def pair(value) -> list[int]:
+        return list(value) if isinstance(value, tuple | list) else [value, value]
+
+    if module.ceil_mode or getattr(module, "divisor_override", None) is not None \
+            or pair(getattr(module, "dilation", 1)) != [1, 1]:
+        raise KilomlError(f"cannot export {path} ({type(module).__name__}): integer deployment "
+                          "needs ceil_mode=False, no dilation and no divisor_override")
+    kernel = pair(module.kernel_size)
+    stride = pair(module.stride) if module.stride else kernel
+    (pad_h, pad_w) = pair(module.padding)
+    return {"kernel": kernel, "stride": stride, "padding": [pad_h, pad_h, pad_w, pad_w]}
+
+
+@lowering(nn.AvgPool2d, nn.MaxPool2d)
+def lower_pool2d(module: nn.AvgPool2d | nn.MaxPool2d, path: str, graph: Graph,
+                 inputs: list[str]) -> list[str]:
+    """An ``avgpool2d`` or ``maxpool2d`` node (the map's Q-format kept)."""
+    op = "avgpool2d" if isinstance(module, nn.AvgPool2d) else "maxpool2d"
+    name = node_name(path)
+    return graph.add_node(Node(name, op, inputs, [f"{name}_out"], pool_attrs(module, path), {},
+                               path))
+
+
+@lowering(nn.AdaptiveAvgPool2d)
+def lower_adaptive_avgpool2d(module: nn.AdaptiveAvgPool2d, path: str, graph: Graph,
+                             inputs: list[str]) -> list[str]:
+    """``AdaptiveAvgPool2d(1)``: a ``global_avgpool2d`` node, the int16 vector ``[C]``."""
+    size = module.output_size
+    if size not in (1, (1, 1), [1, 1]):
+        raise KilomlError(f"cannot export {path} (AdaptiveAvgPool2d): integer deployment needs "
+                          f"output_size 1, got {size}")
+    name = node_name(path)
+    return graph.add_node(Node(name, "global_avgpool2d", inputs, [f"{name}_out"], {}, {}, path))
+
+
+def lower_image_model(model: nn.Module, shape: tuple[int, int, int], num_classes: int
+                      ) -> Graph:
+    """The float graph of an image classifier on the caller's int16 ``[C, H, W]`` input
+    (``quantize_input`` of ``[N, C, H, W]``): the model's nodes, its last value the graph's
+    output (the logits), then the arg-max ``kiloml_predict`` returns."""
+    graph = Graph(meta={"kind": "image", "frame_stack": 1, "raw_input_shape": list(shape),
+                        "num_classes": num_classes})
+    graph.add_input("x", tuple(shape))
+    (logits,) = lower(model, "", graph, ["x"])
+    if graph.values[logits].shape != (num_classes,):
+        raise KilomlError(f"the model's output {list(graph.values[logits].shape)} is not the "
+                          f"{num_classes} logits of an image classifier")
+    graph.set_output(logits)
+    graph.add_node(Node("argmax", "argmax", [logits], ["class"], {}, {}, "argmax"))
+    return graph
+
+
 def lower_projection(model: ProtoNN | Bonsai, graph: Graph, inputs: list[str], name: str
                      ) -> list[str]:
     """ProtoNN's and Bonsai's first layer: a ``normalize`` node unless the normalisation is
