@@ -167,18 +167,6 @@ KL_ALWAYS_INLINE void kl_emit_kernel(int32_t sum, void *y, uint32_t r, int shift
     kl_store(y, r, kl_round_shift_pos_s32(sum, shift), mode);
 }
 
-/* The same for an int64 row sum (the int16 CSR kernels). */
-KL_ALWAYS_INLINE void kl_emit_s64(int64_t sum, void *y, uint32_t r, int shift, int mode)
-{
-    int32_t value;
-    if (sum >= INT32_MIN && sum <= INT32_MAX) {
-        value = kl_round_shift_pos_s32((int32_t)sum, shift);
-    } else {
-        value = kl_rescale_exact(sum, shift);
-    }
-    kl_store(y, r, value, mode);
-}
-
 /* Rescale and store a row sum that started from 2^(shift-1), the rounding term, so that the
  * rounded shift of a sum within int32 is one arithmetic shift (1 <= shift <= 31). */
 KL_ALWAYS_INLINE void kl_emit_rounded(int64_t rounded, void *y, uint32_t r, int shift, int mode)
@@ -229,7 +217,8 @@ KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int i
     return index_bits == 8 ? KL_READ_U8(&p8[i]) : KL_READ_U16(&p16[i]);
 }
 
-/* CSR rows of int16 weights, int64 sums (SMLAL); index_bits is a constant after inlining. */
+/* CSR rows of int16 weights, int64 sums (SMLAL) started from the rounding term as in the dense
+ * kernels; index_bits is a constant after inlining. */
 KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
                                  int index_bits)
 {
@@ -241,11 +230,12 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
+    const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
     uint32_t k = KL_READ_U16(&row_ptr[0]);
     uint32_t r;
     for (r = 0; r < rows; r++) {
         const uint32_t end = KL_READ_U16(&row_ptr[r + 1]);
-        int64_t sum = 0;
+        int64_t sum = half;
         for (; k < end; k++) {
 #if defined(__AVR__)
             /* a 16 x 16 -> 32-bit multiply (exact), not a 64-bit one */
@@ -254,7 +244,7 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
             sum += (int64_t)KL_READ_S16(&values[k]) * x[kl_index(c8, c16, index_bits, k)];
 #endif
         }
-        kl_emit_s64(sum, y, r, shift, mode);
+        kl_emit_rounded(sum, y, r, shift, mode);
     }
 }
 
