@@ -241,6 +241,8 @@ def test_c_equals_spec_over_the_sweep_and_reaches_every_branch(tmp_path, require
 
 
 @pytest.mark.parametrize("name", ["grnn sigmoid relu int8 low rank csr mean",
+                                  "grnn sigmoid relu int16 dense", "grnn sigmoid tanh int8 narrow",
+                                  "grnn sigmoid tanh int16 preactivation Q12",
                                   "grnn sigmoid tanh int16 preactivation Q9 saturating",
                                   "grnn tanh sigmoid int16 low rank csr saturating",
                                   "rnn quantTanh int8 saturating", "bias widths differ"])

@@ -97,7 +97,14 @@ static inline int32_t kl_round_shift_pos_s32(int32_t x, int shift)
     return (x >> shift) + ((x >> (shift - 1)) & 1);
 }
 
-/* kl_sat32(a + b) without 64-bit arithmetic. */
+/* kl_sat32(a + b) without 64-bit arithmetic (one QADD with the DSP extension). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(KL_REFERENCE)
+#include <arm_acle.h>
+static inline int32_t kl_sat32_add(int32_t a, int32_t b)
+{
+    return __qadd(a, b);
+}
+#else
 static inline int32_t kl_sat32_add(int32_t a, int32_t b)
 {
     int32_t sum = (int32_t)((uint32_t)a + (uint32_t)b);
@@ -106,5 +113,6 @@ static inline int32_t kl_sat32_add(int32_t a, int32_t b)
     }
     return sum;
 }
+#endif
 
 #endif /* KL_FIXED_H */

@@ -167,18 +167,6 @@ KL_ALWAYS_INLINE void kl_emit_kernel(int32_t sum, void *y, uint32_t r, int shift
     kl_store(y, r, kl_round_shift_pos_s32(sum, shift), mode);
 }
 
-/* The same for an int64 row sum (the int16 CSR kernels). */
-KL_ALWAYS_INLINE void kl_emit_s64(int64_t sum, void *y, uint32_t r, int shift, int mode)
-{
-    int32_t value;
-    if (sum >= INT32_MIN && sum <= INT32_MAX) {
-        value = kl_round_shift_pos_s32((int32_t)sum, shift);
-    } else {
-        value = kl_rescale_exact(sum, shift);
-    }
-    kl_store(y, r, value, mode);
-}
-
 /* Rescale and store a row sum that started from 2^(shift-1), the rounding term, so that the
  * rounded shift of a sum within int32 is one arithmetic shift (1 <= shift <= 31). */
 KL_ALWAYS_INLINE void kl_emit_rounded(int64_t rounded, void *y, uint32_t r, int shift, int mode)
@@ -229,7 +217,8 @@ KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int i
     return index_bits == 8 ? KL_READ_U8(&p8[i]) : KL_READ_U16(&p16[i]);
 }
 
-/* CSR rows of int16 weights, int64 sums (SMLAL); index_bits is a constant after inlining. */
+/* CSR rows of int16 weights, int64 sums (SMLAL) started from the rounding term as in the dense
+ * kernels; index_bits is a constant after inlining. */
 KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
                                  int index_bits)
 {
@@ -241,11 +230,12 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
     void *const y = out->y;
     const int shift = out->shift;
     const int mode = out->mode;
+    const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
     uint32_t k = KL_READ_U16(&row_ptr[0]);
     uint32_t r;
     for (r = 0; r < rows; r++) {
         const uint32_t end = KL_READ_U16(&row_ptr[r + 1]);
-        int64_t sum = 0;
+        int64_t sum = half;
         for (; k < end; k++) {
 #if defined(__AVR__)
             /* a 16 x 16 -> 32-bit multiply (exact), not a 64-bit one */
@@ -254,7 +244,7 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
             sum += (int64_t)KL_READ_S16(&values[k]) * x[kl_index(c8, c16, index_bits, k)];
 #endif
         }
-        kl_emit_s64(sum, y, r, shift, mode);
+        kl_emit_rounded(sum, y, r, shift, mode);
     }
 }
 
@@ -529,48 +519,95 @@ void kl_kernel_dense_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t 
  * model with few features, or the second factor of a low-rank matrix). With the DSP extension
  * x waits in registers as four pairs, zero-padded to KL_NARROW_COLS, and each row is four
  * SMLALDs with no inner loop: the weights read past a row's end belong to the next row and
- * meet the zero padding. The last rows, whose reads would pass the end of the matrix, take
- * the general kernel's loop. Without the DSP extension this is kl_kernel_dense_s16. */
+ * meet the zero padding. The row loop is compiled once per output mode (and for 6 columns,
+ * such as the input matrix of a 6-channel IMU model, once more with three SMLALDs for int32
+ * outputs), so that no mode test and no reload of x sits inside it. The last row of a matrix
+ * whose rows read past their columns is copied into a zero-padded row first. Without the DSP
+ * extension this is kl_kernel_dense_s16. */
+#if KL_USE_DSP
+/* Rows [first, end) of y from the rows of w (each read as KL_NARROW_COLS weights, the next one
+ * cols further); mode is a constant after inlining. A row sum outside int32 (rare) leaves the
+ * inner loop, so that the call that rescales it does not tie up the loop's registers. */
+KL_ALWAYS_INLINE void kl_narrow_s16_rows(const int16_t *w, uint32_t cols, uint32_t first,
+                                         uint32_t end, const int16_t *xs, void *y, int shift,
+                                         int mode, int six)
+{
+    const int32_t x01 = kl_pair(xs);
+    const int32_t x23 = kl_pair(xs + 2);
+    const int32_t x45 = kl_pair(xs + 4);
+    const int32_t x67 = kl_pair(xs + 6);
+    const int32_t half = (int32_t)1 << (shift - 1);
+    uint32_t r = first;
+    while (r < end) {
+        int64_t sum;
+        for (;;) {
+            int32_t low;
+            sum = __smlald(kl_pair(w), x01, (int64_t)half);
+            sum = __smlald(kl_pair(w + 2), x23, sum);
+            sum = __smlald(kl_pair(w + 4), x45, sum);
+            if (!six) {
+                sum = __smlald(kl_pair(w + 6), x67, sum);
+            }
+            low = (int32_t)(uint32_t)(uint64_t)sum;
+            if ((int64_t)low != sum) {
+                break;
+            }
+            kl_store(y, r, low >> shift, mode);
+            w += cols;
+            if (++r == end) {
+                return;
+            }
+        }
+        kl_store(y, r, kl_rescale_exact(sum - half, shift), mode);
+        w += cols;
+        r++;
+    }
+}
+
+/* kl_narrow_s16_rows with mode a constant. */
+static KL_NOINLINE void kl_narrow_s16_any(const int16_t *w, uint32_t cols, uint32_t first,
+                                          uint32_t end, const int16_t *x, const kl_out_t *out)
+{
+    void *const y = out->y;
+    const int shift = out->shift;
+    const int mode = out->mode;
+    int16_t xs[KL_NARROW_COLS];
+    uint32_t c;
+    for (c = 0; c < KL_NARROW_COLS; c++) {
+        xs[c] = c < cols ? x[c] : 0;
+    }
+    if (mode == KL_OUT_S32_ACCUMULATE) {
+        kl_narrow_s16_rows(w, cols, first, end, xs, y, shift, KL_OUT_S32_ACCUMULATE, 0);
+    } else if (mode == KL_OUT_S16) {
+        kl_narrow_s16_rows(w, cols, first, end, xs, y, shift, KL_OUT_S16, 0);
+    } else if (cols == 6) {
+        kl_narrow_s16_rows(w, cols, first, end, xs, y, shift, KL_OUT_S32, 1);
+    } else {
+        kl_narrow_s16_rows(w, cols, first, end, xs, y, shift, KL_OUT_S32, 0);
+    }
+}
+#endif
+
 void kl_kernel_dense_s16_narrow(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
 #if KL_USE_DSP
     const int16_t *w = (const int16_t *)m->values;
     const uint32_t cols = m->cols;
     const uint32_t rows = m->rows;
-    void *const y = out->y;
-    const int shift = out->shift;
-    const int mode = out->mode;
-    const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
-    int16_t xs[KL_NARROW_COLS];
-    int32_t x01;
-    int32_t x23;
-    int32_t x45;
-    int32_t x67;
-    uint32_t inside;
-    uint32_t r;
-    uint32_t c;
-    for (c = 0; c < KL_NARROW_COLS; c++) {
-        xs[c] = c < cols ? x[c] : 0;
-    }
-    x01 = kl_pair(xs);
-    x23 = kl_pair(xs + 2);
-    x45 = kl_pair(xs + 4);
-    x67 = kl_pair(xs + 6);
-    /* the rows whose reads stay inside: r * cols + KL_NARROW_COLS <= rows * cols */
-    inside = rows - (KL_NARROW_COLS - 1) / cols;
-    for (r = 0; r < inside; r++, w += cols) {
-        int64_t sum = __smlald(kl_pair(w), x01, half);
-        sum = __smlald(kl_pair(w + 2), x23, sum);
-        sum = __smlald(kl_pair(w + 4), x45, sum);
-        sum = __smlald(kl_pair(w + 6), x67, sum);
-        kl_emit_rounded(sum, y, r, shift, mode);
-    }
-    for (; r < rows; r++, w += cols) {
-        int64_t sum = half;
-        for (c = 0; c < cols; c++) {
-            sum += w[c] * x[c];
+    /* the rows whose reads stay inside the matrix: every row when a row reads exactly its
+     * columns (8, or 6 with three SMLALDs), else all but the last (5 <= cols < 8) */
+    const uint32_t inside =
+        cols == KL_NARROW_COLS || (cols == 6 && out->mode == KL_OUT_S32) ? rows : rows - 1;
+    kl_narrow_s16_any(w, cols, 0, inside, x, out);
+    if (inside < rows) {
+        /* the last row, zero-padded to the KL_NARROW_COLS weights a row reads */
+        int16_t last[KL_NARROW_COLS];
+        uint32_t c;
+        w += inside * cols;
+        for (c = 0; c < KL_NARROW_COLS; c++) {
+            last[c] = c < cols ? w[c] : 0;
         }
-        kl_emit_rounded(sum, y, r, shift, mode);
+        kl_narrow_s16_any(last, cols, inside, rows, x, out);
     }
 #else
     kl_dense_s16(m, x, out);

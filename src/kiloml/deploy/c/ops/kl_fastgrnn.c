@@ -19,6 +19,13 @@
 #define KL_FAST 1
 #endif
 
+/* The sigmoid-gate update's Cortex-M4 loop (kl_update_sigmoid_gate_dsp). */
+#if KL_FAST && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define KL_SIGMOID_GATE_DSP 1
+#else
+#define KL_SIGMOID_GATE_DSP 0
+#endif
+
 /* sat16(a + b) for a bias b with |b| < 2^30 - 2^15 (kl_plan_update): QADD then SSAT with the
  * DSP extension (a saturated int32 sum saturates to the same int16); otherwise a is clamped to
  * [-2^30, 2^30) first, which keeps the sum in int32 without changing the result. */
@@ -127,8 +134,7 @@ typedef struct {
     kl_activation_plan_t update;
     kl_affine_t bias_gate;
     kl_affine_t bias_update;
-    int32_t coef_high;  /* FastGRNN: coef = coef_high + ((coef_low - coef_a z) >> 15) */
-    int32_t coef_low;
+    int32_t coef_total; /* FastGRNN: coef = (coef_total - coef_a z) >> 15 */
     int32_t h_scale;    /* 2^(state_align + 32 - state_shift) */
     int32_t c_scale;    /* 2^(update_align + 32 - state_shift) */
     int sigmoid_gate;   /* kl_update_sigmoid_gate applies */
@@ -147,17 +153,20 @@ static int kl_affine_prepare(kl_affine_t *a, int shift)
 }
 
 /* FastGRNN coefficient of gate value z (see kl_update_plan_t). */
-static int64_t kl_coef(const kl_update_plan_t *p, int32_t coef_a, int32_t z)
+static int64_t kl_coef(int64_t total, int32_t coef_a, int32_t z)
 {
-    return p->coef_high + ((p->coef_low - coef_a * z) >> 15);
+    return (total - (int64_t)coef_a * z) >> 15;
 }
 
 /* Fill plan and return 1 when the fast update is exact for m, else 0. The fast update computes
  *   a' = clamp(a, -2^30, 2^30 - 1): sat16(a' + b) = sat16(a + b) for |b| < 2^30 - 2^15, which
  *        holds for bias shifts >= -14 (|b| <= 2^29), so the sums stay in int32;
- *   coef = coef_high + ((coef_low - coef_a z) >> 15) with
- *        coef_high 2^15 + coef_low = (coef_a + coef_b) 2^gate_frac_bits + 2^14, which is
- *        shift_round(coef_a (one - z) + coef_b one, 15) split so that |coef_a z| < 2^30 fits;
+ *   coef = (coef_total - coef_a z) >> 15 with
+ *        coef_total = (coef_a + coef_b) 2^gate_frac_bits + 2^14, which is
+ *        shift_round(coef_a (one - z) + coef_b one, 15); |coef_a z| <= 2^30, and the
+ *        difference is within int32 for every z of the gate's range because |coef| < 2^16
+ *        (checked at both ends of the range: the difference is linear in z) means
+ *        -2^31 < coef_total - coef_a z < 2^31 (z = 0 is in the range, so coef_total fits too);
  *   h = sat16(hi32(2^31 + (z h) h_scale + (coef c) c_scale)): with S = state_shift,
  *        (sum + 2^(S-1)) >> S = floor((sum + 2^(S-1)) 2^(32-S) / 2^32), and h_scale, c_scale
  *        are those powers of two folded with the alignments (integers in [1, 2^30] when
@@ -197,16 +206,15 @@ static KL_OWN_FRAME int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_
         }
         kl_activation_prepare(&p->gate, m->gate, m->preact_frac_bits);
         total = ((int64_t)m->coef_a + m->coef_b) * ((int64_t)1 << m->gate_frac_bits) + 16384;
-        p->coef_high = (int32_t)(total >> 15);
-        p->coef_low = (int32_t)(total & 32767);
         if (m->gate == KL_TANH || m->gate == KL_QUANT_TANH) {
             z_low = INT16_MIN;
         }
-        coef_max = kl_coef(p, m->coef_a, m->coef_a >= 0 ? z_low : z_high);
-        coef_min = kl_coef(p, m->coef_a, m->coef_a >= 0 ? z_high : z_low);
+        coef_max = kl_coef(total, m->coef_a, m->coef_a >= 0 ? z_low : z_high);
+        coef_min = kl_coef(total, m->coef_a, m->coef_a >= 0 ? z_high : z_low);
         if (coef_max >= 65536 || coef_min <= -65536) {
             return 0;
         }
+        p->coef_total = (int32_t)total; /* within int32: see above */
         p->sigmoid_gate = m->gate == KL_SIGMOID &&
                           (m->update == KL_RELU || m->update == KL_TANH) &&
                           m->bias_gate.shift <= 0 && m->bias_update.shift <= 0 &&
@@ -241,7 +249,7 @@ KL_ALWAYS_INLINE void kl_update_fastgrnn(const kl_fastgrnn_params_t *m, const kl
         bu = (bu * p->bias_update.mul + p->bias_update.add) >> p->bias_update.rshift;
         z = kl_activation_planned(gate, KL_SAT16_ADD(a, bg), &p->gate);
         c = kl_activation_planned(update, KL_SAT16_ADD(a, bu), &p->update);
-        coef = p->coef_high + ((p->coef_low - coef_a * z) >> 15);
+        coef = (p->coef_total - coef_a * z) >> 15;
         sum = ((int64_t)1 << 31) + (int64_t)(z * h[j]) * p->h_scale +
               (int64_t)(coef * c) * p->c_scale;
         h[j] = kl_sat16_s32((int32_t)(sum >> 32));
@@ -321,8 +329,7 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
     const int32_t gate_add = p->gate.add;
     const int32_t update_mul = p->update.mul;
     const int32_t coef_a = m->coef_a;
-    const int32_t coef_high = p->coef_high;
-    const int32_t coef_low = p->coef_low;
+    const int32_t coef_total = p->coef_total;
     const int32_t h_scale = p->h_scale;
     const int32_t c_scale = p->c_scale;
     const uint32_t hidden = m->hidden_size;
@@ -345,16 +352,100 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
         } else {
             c = xc > 0 ? xc : 0;
         }
-        coef = coef_high + ((coef_low - coef_a * z) >> 15);
+        coef = (coef_total - coef_a * z) >> 15;
         sum = ((int64_t)1 << 31) + (int64_t)(z * h[j]) * h_scale + (int64_t)(coef * c) * c_scale;
         h[j] = kl_sat16_s32((int32_t)(sum >> 32));
     }
 }
 #endif
 
+#if KL_SIGMOID_GATE_DSP
+/* Q15 tanh of u in [0, 32767] (Q12), as kl_tanh_lookup_fast: both table entries in one word
+ * (Cortex-M4 loads unaligned words; entry u >> 8 <= 127 and the next, <= 128, exist) and the
+ * interpolation lower + ((upper - lower) f + 128) >> 8 as one SMLAD,
+ * (lower (256 - f) + upper f + 128) >> 8, the same integer because 256 lower is a multiple
+ * of 256. */
+KL_ALWAYS_INLINE int32_t kl_tanh_pair_q15(uint32_t u)
+{
+    const uint32_t f = u & 255;
+    uint32_t pair;
+    __builtin_memcpy(&pair, kl_tanh_table_q15 + (u >> 8), 4);
+    return __smlad((int32_t)pair, (int32_t)((f << 16) + 256 - f), 128) >> 8;
+}
+
+/* kl_update_sigmoid_gate with the DSP extension: the preactivation clamped once by SSAT
+ * (|a| <= 2^30 keeps a + b in int32 for the biases' |b| <= 2^29), the biases multiplied and
+ * added by SMLABB/SMLABT with both multipliers in one register, the signs restored by
+ * eor/sub with the input's sign, the table read as one word, and the rounding of the 64-bit
+ * state sum, hi32(2^31 + s), as hi32(s) + bit 31 of its low word. The same integers. */
+KL_ALWAYS_INLINE void kl_update_sigmoid_gate_dsp(const kl_fastgrnn_params_t *m,
+                                                 const kl_update_plan_t *p,
+                                                 const int32_t *preact, int16_t *h,
+                                                 int tanh_update, int narrow)
+{
+    const int8_t *bias_gate8 = (const int8_t *)m->bias_gate.values;
+    const int16_t *bias_gate16 = (const int16_t *)m->bias_gate.values;
+    const int8_t *bias_update8 = (const int8_t *)m->bias_update.values;
+    const int16_t *bias_update16 = (const int16_t *)m->bias_update.values;
+    /* bias multipliers <= 2^14 (shifts >= -14) as the halves of one register */
+    const int32_t bias_muls = (int32_t)((uint32_t)p->bias_gate.mul |
+                                        ((uint32_t)p->bias_update.mul << 16));
+    /* (v * mul + add) >> rshift as (v * gate_mul + 1) >> 1: with rshift 1, mul and add are 1;
+     * with rshift 0, v * 2 mul is even and the added 1 is floored away */
+    const int32_t gate_mul = p->gate.rshift ? p->gate.mul : p->gate.mul * 2;
+    const int32_t update_mul = p->update.mul;
+    const int32_t coef_a = m->coef_a;
+    const int32_t coef_total = p->coef_total;
+    const int32_t h_scale = p->h_scale;
+    const int32_t c_scale = p->c_scale;
+    uint32_t j = m->hidden_size;
+    if (j == 0) {
+        return;
+    }
+    do {
+        int32_t a;
+        int32_t bg;
+        int32_t bu;
+        int32_t xg;
+        int32_t xc;
+        int32_t sign;
+        int32_t t;
+        int32_t z;
+        int32_t c;
+        int32_t coef;
+        int64_t sum;
+        j--;
+        a = __ssat(preact[j], 31);
+        if (narrow) {
+            bg = bias_gate8[j];
+            bu = bias_update8[j];
+        } else {
+            bg = bias_gate16[j];
+            bu = bias_update16[j];
+        }
+        xg = __ssat(__smlabb(bg, bias_muls, a), 16);
+        xc = __ssat(__smlabt(bu, bias_muls, a), 16);
+        sign = xg >> 31;
+        t = kl_tanh_pair_q15(__usat((((xg ^ sign) - sign) * gate_mul + 1) >> 1, 15));
+        z = (32768 + ((t ^ sign) - sign)) >> 1;
+        if (tanh_update) {
+            sign = xc >> 31;
+            t = kl_tanh_pair_q15(__usat(((xc ^ sign) - sign) * update_mul, 15));
+            c = (t ^ sign) - sign;
+        } else {
+            c = xc > 0 ? xc : 0;
+        }
+        coef = (coef_total - coef_a * z) >> 15;
+        sum = (int64_t)(z * h[j]) * h_scale + (int64_t)(coef * c) * c_scale;
+        h[j] = (int16_t)__ssat((int32_t)(sum >> 32) + (int32_t)((uint32_t)sum >> 31), 16);
+    } while (j != 0);
+}
+#endif
+
 /* The fast update: on AVR each variant in a frame of its own, specialised for kiloml's default
  * activations (sigmoid gate, relu update); elsewhere kl_update_sigmoid_gate where it applies
- * (kiloml's defaults); other combinations branch on the kind per element. */
+ * (kiloml's defaults; on cores with the DSP extension kl_update_sigmoid_gate_dsp, one loop per
+ * update kind and bias width); other combinations branch on the kind per element. */
 static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, const kl_update_plan_t *p,
                                              const int32_t *preact, int16_t *h)
 {
@@ -365,7 +456,22 @@ static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, cons
         kl_update_fastgrnn(m, p, preact, h, KL_SIGMOID, KL_RELU);
 #else
     } else if (p->sigmoid_gate) {
+#if KL_SIGMOID_GATE_DSP
+        const int narrow = m->bias_update.value_bits == 8;
+        if (m->update == KL_TANH) {
+            if (narrow) {
+                kl_update_sigmoid_gate_dsp(m, p, preact, h, 1, 1);
+            } else {
+                kl_update_sigmoid_gate_dsp(m, p, preact, h, 1, 0);
+            }
+        } else if (narrow) {
+            kl_update_sigmoid_gate_dsp(m, p, preact, h, 0, 1);
+        } else {
+            kl_update_sigmoid_gate_dsp(m, p, preact, h, 0, 0);
+        }
+#else
         kl_update_sigmoid_gate(m, p, preact, h, m->update == KL_TANH);
+#endif
 #endif
     } else {
         kl_update_fastgrnn(m, p, preact, h, KL_P_U8(m->gate), KL_P_U8(m->update));
