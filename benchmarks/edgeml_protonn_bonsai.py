@@ -53,7 +53,7 @@ EXAMPLE = {
     "bonsai": dict(projection_dim=10, depth=2, sigma=1.0, epochs=42, lr=0.01,
                    reg=(1e-4, 1e-4, 1e-4, 1e-5), sparsity_z=0.2),
 }
-#: Epochs run by default: the examples' own (about 17 minutes for all rows on two shared cores).
+#: Epochs run by default: the examples' own (all rows: 20 minutes of CPU on one thread).
 EPOCHS = {"protonn": EXAMPLE["protonn"]["epochs"], "bonsai": EXAMPLE["bonsai"]["epochs"]}
 DATASETS = ("mnist-2", "mnist")
 #: ``--quick``: training images, validation and test images, epochs (3: dense, IHT, sparse)
