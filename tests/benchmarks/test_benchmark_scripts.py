@@ -1,6 +1,7 @@
 """The benchmark scripts' --quick modes: they run end to end and leave complete, well-formed
 output (the target numbers are for the full runs, documented in docs/benchmarks.md)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -378,3 +379,36 @@ def test_image_op_instructions_quick(require_cortex_m):
     rows = [line for line in done.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 9
     assert all(float(row.split()[-1]) > 0 for row in rows)
+
+
+def test_edgeml_protonn_bonsai_help_and_quick_without_edgeml(tmp_path):
+    """The EdgeML comparison parses its options, and without edgeml-pytorch (it lives in the
+    benchmarks' environment only) says so and still runs kiloml's trainer."""
+    done = run_script("edgeml_protonn_bonsai.py", "--help")
+    assert done.returncode == 0 and "--epochs-bonsai" in done.stdout
+    bad = run_script("edgeml_protonn_bonsai.py", "--datasets", "cifar10")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    if not (SHARED_DATA / "mnist").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real data not present: {SHARED_DATA / 'mnist'}")
+        pytest.skip("MNIST not present")
+    installed = importlib.util.find_spec("edgeml_pytorch") is not None
+    done = run_script("edgeml_protonn_bonsai.py", "--quick", "--datasets", "mnist-2",
+                      "--out", str(tmp_path), *(["--no-edgeml"] if installed else []),
+                      env={"KILOML_DATA": str(SHARED_DATA)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "EdgeML skipped: edgeml-pytorch is not importable here (" + (
+        "not run (--no-edgeml)" if installed else "ModuleNotFoundError") in done.stderr
+    saved = json.loads((tmp_path / "edgeml_protonn_bonsai_quick.json").read_text())
+    assert saved["edgeml"].startswith("skipped") and saved["patches"] == []
+    protonn, bonsai = saved["rows"]["protonn mnist-2"], saved["rows"]["bonsai mnist-2"]
+    assert list(protonn) == list(bonsai) == ["kiloml"]
+    # the examples' shapes: ProtoNN d=10, m=20 dense (784·10 + 10·20 + 2·20 values, 4 B each);
+    # Bonsai d=10, depth 2 with Z 20 % kept (8 B per nonzero) and W, V, theta dense
+    assert protonn["kiloml"]["edgeml_rule_bytes"] == 4 * (7840 + 200 + 40)
+    assert protonn["kiloml"]["batch_size"] == 32 and bonsai["kiloml"]["batch_size"] == 100
+    assert bonsai["kiloml"]["kept"] == {"Z": 0.2, "theta": 1.0, "W": 1.0, "V": 1.0}
+    for row in (protonn, bonsai):
+        assert 0.6 < row["kiloml"]["test_accuracy"] <= 1 and row["kiloml"]["epochs"] == 3
+    report = (tmp_path / "edgeml_protonn_bonsai_quick.md").read_text()
+    assert "| protonn | mnist-2 | kiloml |" in report and "EdgeML: skipped" in report
