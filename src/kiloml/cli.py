@@ -517,6 +517,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on this dataset instead (a name or a .npz/.ts/WAV-folder "
                         "path), even if it differs from what the run was trained on")
     p.add_argument("--data-dir", type=Path, default=None, help="override the dataset location")
+    g = p.add_argument_group(
+        "streams (--stream)",
+        "feed one whole stream instead of separate windows: smartwatch's test recordings end "
+        "to end, or a clip dataset's test clips (speech-commands-12) each between noise "
+        "(_silence_) clips; the model decides every --hop frames on its last window. Reports "
+        "decision-level accuracy (against the window's majority class), events detected and "
+        "their latency (from the event's first frame to the first decision of its class whose "
+        "window overlaps it), false alarms per hour (onsets of a class whose window overlaps "
+        "no event of it) and instructions per second of stream on an emulated Cortex-M, "
+        "counted on the model's C (int8 by default; see docs/benchmarks.md)")
+    g.add_argument("--stream", action="store_true", help="evaluate on a whole stream")
+    g.add_argument("--hop", type=_positive_int, default=None, metavar="FRAMES",
+                   help="frames between decisions (default: a ShaRNN's brick; other models "
+                        "the largest divisor of the window not above its square root, the "
+                        "brick a ShaRNN of that window gets by default)")
+    g.add_argument("--gap", type=_non_negative_int, default=None, metavar="CLIPS",
+                   help="clip datasets: noise clips before each event clip and after the last "
+                        "(default: 1)")
+    g.add_argument("--stream-seed", type=_seed, default=None,
+                   help="clip datasets: seed of the clips' order and of the noise clips drawn "
+                        "(default: 0)")
+    g.add_argument("--bits", type=int, choices=(8, 16), default=None,
+                   help="weight width of the C whose instructions are counted (default: 8)")
+    g.add_argument("--target", choices=("cortex-m4", "cortex-m3", "none"), default=None,
+                   help="where instructions are counted; none: skip (default: cortex-m4, "
+                        "skipped with the install command when its toolchain is missing)")
     p = sub.add_parser("info", help="show a run's configuration, metrics and storage per tensor")
     p.add_argument("run", type=Path, help="run directory")
     sub.add_parser("datasets", help="list the datasets kiloml knows and whether they are present")
@@ -1211,11 +1237,86 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
                    f"{title}, test accuracy {100 * outcome.metrics['test_accuracy']:.1f}%")
 
 
+#: ``kiloml eval`` options that only apply with ``--stream``.
+STREAM_OPTIONS = (("--hop", "hop"), ("--gap", "gap"), ("--stream-seed", "stream_seed"),
+                  ("--bits", "bits"), ("--target", "target"))
+
+
+def _stream_of(args, config: dict, model, data):
+    """The stream ``kiloml eval --stream`` feeds (see :mod:`kiloml.data.streams`)."""
+    from kiloml.data.splits import Split
+    from kiloml.data.streams import clip_stream, recording_stream
+
+    names = [str(n) for n in data.class_names]
+    noise = (names[model.config.noise_class] if model.config.kind == "cascade"
+             else CASCADE_DEFAULTS["noise_class"])
+    if data.name == "smartwatch":
+        return recording_stream(data.info.get("path"), tuple(data.info["subjects"]["test"]))
+    if noise in names:
+        x = data.test.x
+        original = data.info.get("padded_from")
+        if original:  # the clips as recorded, without the front padding of frame stacking
+            x = x[:, -original:]
+        return clip_stream(Split(x, data.test.y), names.index(noise),
+                           _option(args.stream_seed, 0), _option(args.gap, 1))
+    raise KilomlError(f"--stream needs the smartwatch recordings or clips with a noise class "
+                      f"({noise}) to put between events; {data.name} has neither")
+
+
+def _eval_stream(args, config: dict, model, data) -> int:
+    """``kiloml eval RUN --stream``: the stream, the decisions and their scores, and the
+    instructions per second of stream (see the ``--stream`` help)."""
+    from kiloml.deploy.stream_cost import stream_instructions
+    from kiloml.train.stream_decisions import check_streaming, evaluate_stream
+
+    steps = data.steps
+    hop = args.hop or (model.config.brick_size if model.config.kind == "sharnn"
+                       else default_brick_size(steps))
+    check_streaming(model.config, hop)
+    stream = _stream_of(args, config, model, data)
+    result = evaluate_stream(model, stream, steps, hop)
+    run = escape(str(args.run))
+    console.print(f"{run}: a stream of {result['frames']:,} frames ({result['seconds'] / 60:.1f} "
+                  f"min at {stream.rate:g} frames/s): {escape(stream.rule)}")
+    console.print(f"decisions: {result['decisions']:,}, one every {hop} frames on the last "
+                  f"{steps}; accuracy {100 * result['accuracy']:.2f}% (against each window's "
+                  "majority class)")
+    latency = ("" if result["latency_seconds"] is None
+               else f", mean latency {result['latency_seconds']:.2f} s")
+    console.print(f"events: {result['detected']} of {result['events']} detected "
+                  f"({100 * result['detection_rate']:.1f}%){latency}; false alarms: "
+                  f"{result['false_alarms']} of {result['onsets']} onsets, "
+                  f"{result['false_alarms_per_hour']:.1f} per hour")
+    parts = [("model", model, 1.0)]
+    if "upper_fraction" in result:
+        console.print(f"upper tier called on {100 * result['upper_fraction']:.1f}% of the "
+                      "decisions")
+        parts = [("lower", model.lower, 1.0), ("upper", model.upper, result["upper_fraction"])]
+    target = _option(args.target, "cortex-m4")
+    if target == "none":
+        return 0
+    cost = stream_instructions(parts, data.train.x[:512], stream.frames, steps, hop,
+                               stream.rate, _option(args.bits, 8), target)
+    if "skipped" in cost:
+        console.print(f"instructions: skipped, {escape(cost['skipped'])}")
+        return 0
+    for name, part in cost["parts"].items():
+        share = "" if part["share"] == 1 else f" x {100 * part['share']:.1f}% of decisions"
+        console.print(f"  {name}: {escape(part['how'])}; {part['per_decision']:,.0f} per "
+                      f"decision{share}")
+    console.print(f"{target}, int{cost['bits']}: {cost['per_second']:,.0f} instructions per "
+                  "second of stream (counted on the C)")
+    return 0
+
+
 def command_eval(args) -> int:
     from kiloml.data import load_dataset
     from kiloml.runs import WEIGHTS_FILE, check_finite_weights, load_run, load_run_data
     from kiloml.train.fit import model_metrics
 
+    given = [flag for flag, name in STREAM_OPTIONS if getattr(args, name) is not None]
+    if given and not args.stream:
+        raise KilomlError(f"{', '.join(given)} apply to --stream only")
     config, model = load_run(args.run)
     check_finite_weights(model, args.run / WEIGHTS_FILE)
     if args.data is not None:
@@ -1229,6 +1330,8 @@ def command_eval(args) -> int:
                              hint="; pass --data to evaluate on it anyway")
         where = config["data"]["dataset"]
     _check_data_fits(data, model.config, where)
+    if args.stream:
+        return _eval_stream(args, config, model, data)
     if model.config.kind == "emi-fastgrnn":  # bags of instances, with early exit
         from kiloml.train.emi import evaluate_bags
 
