@@ -1242,30 +1242,10 @@ STREAM_OPTIONS = (("--hop", "hop"), ("--gap", "gap"), ("--stream-seed", "stream_
                   ("--bits", "bits"), ("--target", "target"))
 
 
-def _stream_of(args, config: dict, model, data):
-    """The stream ``kiloml eval --stream`` feeds (see :mod:`kiloml.data.streams`)."""
-    from kiloml.data.splits import Split
-    from kiloml.data.streams import clip_stream, recording_stream
-
-    names = [str(n) for n in data.class_names]
-    noise = (names[model.config.noise_class] if model.config.kind == "cascade"
-             else CASCADE_DEFAULTS["noise_class"])
-    if data.name == "smartwatch":
-        return recording_stream(data.info.get("path"), tuple(data.info["subjects"]["test"]))
-    if noise in names:
-        x = data.test.x
-        original = data.info.get("padded_from")
-        if original:  # the clips as recorded, without the front padding of frame stacking
-            x = x[:, -original:]
-        return clip_stream(Split(x, data.test.y), names.index(noise),
-                           _option(args.stream_seed, 0), _option(args.gap, 1))
-    raise KilomlError(f"--stream needs the smartwatch recordings or clips with a noise class "
-                      f"({noise}) to put between events; {data.name} has neither")
-
-
-def _eval_stream(args, config: dict, model, data) -> int:
+def _eval_stream(args, model, data) -> int:
     """``kiloml eval RUN --stream``: the stream, the decisions and their scores, and the
     instructions per second of stream (see the ``--stream`` help)."""
+    from kiloml.data.streams import dataset_stream
     from kiloml.deploy.stream_cost import stream_instructions
     from kiloml.train.stream_decisions import check_streaming, evaluate_stream
 
@@ -1273,7 +1253,9 @@ def _eval_stream(args, config: dict, model, data) -> int:
     hop = args.hop or (model.config.brick_size if model.config.kind == "sharnn"
                        else default_brick_size(steps))
     check_streaming(model.config, hop)
-    stream = _stream_of(args, config, model, data)
+    noise = (str(data.class_names[model.config.noise_class]) if model.config.kind == "cascade"
+             else CASCADE_DEFAULTS["noise_class"])
+    stream = dataset_stream(data, noise, _option(args.stream_seed, 0), _option(args.gap, 1))
     result = evaluate_stream(model, stream, steps, hop)
     run = escape(str(args.run))
     console.print(f"{run}: a stream of {result['frames']:,} frames ({result['seconds'] / 60:.1f} "
@@ -1331,7 +1313,7 @@ def command_eval(args) -> int:
         where = config["data"]["dataset"]
     _check_data_fits(data, model.config, where)
     if args.stream:
-        return _eval_stream(args, config, model, data)
+        return _eval_stream(args, model, data)
     if model.config.kind == "emi-fastgrnn":  # bags of instances, with early exit
         from kiloml.train.emi import evaluate_bags
 

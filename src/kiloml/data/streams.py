@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kiloml.data.smartwatch import load_recordings
-from kiloml.data.splits import Split
+from kiloml.data.splits import DatasetSplits, Split
 from kiloml.errors import KilomlError
 
 #: Frames per second of the clip datasets' features (log-mel frames every 10 ms).
@@ -113,3 +113,21 @@ def recording_stream(path: Path | None, subjects: tuple[int, ...],
     rule = (f"the {len(parts)} recordings of subject(s) {', '.join(map(str, subjects))} end "
             "to end")
     return from_segments(parts, None, rate, rule)
+
+
+def dataset_stream(data: DatasetSplits, noise: str = "_silence_", seed: int = 0, gap: int = 1
+                ) -> Stream:
+    """The stream of a dataset's test split: smartwatch's test recordings, else its test
+    clips around clips of the class named ``noise`` (those of a run whose data was padded in
+    front for frame stacking as recorded: their last ``padded_from`` frames)."""
+    names = [str(n) for n in data.class_names]
+    if data.name == "smartwatch":
+        return recording_stream(data.info.get("path"), tuple(data.info["subjects"]["test"]))
+    if noise not in names:
+        raise KilomlError(f"--stream needs the smartwatch recordings or clips with a noise "
+                          f"class ({noise}) to put between events; {data.name} has neither")
+    x = data.test.x
+    original = data.info.get("padded_from")
+    if original:
+        x = x[:, -original:]
+    return clip_stream(Split(x, data.test.y), names.index(noise), seed, gap)
