@@ -17,10 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kiloml.data.streams import dataset_stream
+from kiloml.data.splits import Split
+from kiloml.data.streams import clip_stream, dataset_stream
 from kiloml.deploy.stream_cost import stream_instructions
 from kiloml.runs import load_run, load_run_data
+from kiloml.train.cascade import choose_stream_threshold
 from kiloml.train.stream_decisions import evaluate_stream
+from kiloml.train.stream_metrics import decision_frames, majority_labels
 
 COLUMNS = ("accuracy", "detection_rate", "latency_seconds", "false_alarms_per_hour",
            "upper_fraction", "instructions_per_second")
@@ -32,14 +35,21 @@ def default_hop(model, steps: int) -> int:
     return max(k for k in range(1, int(steps ** 0.5) + 1) if steps % k == 0)
 
 
-def measure(run: Path, hop: int | None, target: str) -> dict:
-    """One run's stream scores and instructions per second of stream."""
+def measure(run: Path, hop: int | None, target: str, stream_threshold: bool = False) -> dict:
+    """One run's stream scores and instructions per second of stream; with
+    ``stream_threshold``, a cascade's threshold is chosen again on a stream of the validation
+    clips built like the test stream (:func:`kiloml.train.cascade.choose_stream_threshold`)."""
     config, model = load_run(run)
     data = load_run_data(config)
     noise = (str(data.class_names[model.config.noise_class]) if model.config.kind == "cascade"
              else "_silence_")
     stream = dataset_stream(data, noise)
     hop = hop or default_hop(model, data.steps)
+    if stream_threshold and model.config.kind == "cascade":
+        val = clip_stream(Split(data.val.x, data.val.y), model.config.noise_class)
+        ends = decision_frames(len(val.frames), data.steps, hop)
+        model.config.threshold = choose_stream_threshold(
+            model, val.frames, majority_labels(val.labels, ends, data.steps), ends, data.steps)
     row = evaluate_stream(model, stream, data.steps, hop)
     if target != "none":
         parts = ([("lower", model.lower, 1.0), ("upper", model.upper, row["upper_fraction"])]
@@ -48,7 +58,8 @@ def measure(run: Path, hop: int | None, target: str) -> dict:
                                    stream.rate, 8, target)
         row["instructions_per_second"] = cost.get("per_second")
         row["instructions_note"] = cost.get("skipped", "")
-    return dict(row, run=run.name, model=model.config.kind)
+    return dict(row, run=run.name, model=model.config.kind,
+                threshold=getattr(model.config, "threshold", None))
 
 
 def _cell(values: list, key: str) -> str:
@@ -69,8 +80,11 @@ def main() -> None:
     parser.add_argument("--hop", type=int, default=None, help="frames between decisions")
     parser.add_argument("--target", default="cortex-m4",
                         choices=("cortex-m4", "cortex-m3", "none"))
+    parser.add_argument("--stream-threshold", action="store_true",
+                        help="cascades: choose the threshold again on a stream of the "
+                             "validation clips (seed 0, one noise clip around each event)")
     args = parser.parse_args()
-    rows = [measure(run, args.hop, args.target) for run in args.runs]
+    rows = [measure(run, args.hop, args.target, args.stream_threshold) for run in args.runs]
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(re.sub(r"-\d+$", "", row["run"]), []).append(row)
@@ -87,6 +101,7 @@ def main() -> None:
         cells = [_cell([row.get(k)], k) for k in COLUMNS]
         print(f"{row['run']}: {row['decisions']} decisions over {row['seconds'] / 60:.1f} min; "
               + ", ".join(f"{k} {c}" for k, c in zip(COLUMNS, cells, strict=True) if c)
+              + (f", threshold {row['threshold']:g}" if row.get("threshold") else "")
               + (f" ({row['instructions_note']})" if row.get("instructions_note") else ""))
 
 

@@ -13,7 +13,12 @@ from kiloml.data.splits import DatasetSplits, Split
 from kiloml.errors import KilomlError
 from kiloml.models import build_model
 from kiloml.nn.cascade import REJECTED, CascadeConfig
-from kiloml.train.cascade import choose_threshold, evaluate_cascade, tier_splits
+from kiloml.train.cascade import (
+    choose_stream_threshold,
+    choose_threshold,
+    evaluate_cascade,
+    tier_splits,
+)
 from tests.cli.cli_helpers import error_line
 from tests.conftest import synthetic_splits
 
@@ -125,3 +130,16 @@ def test_cascade_options_on_another_model_are_errors(tmp_path, capsys):
     assert main(["train", "--dataset", str(data), "--lower-hidden-size", "4",
                  "--out", str(tmp_path / "run")]) == 1
     assert "--lower-hidden-size apply to cascade, not fastgrnn" in error_line(capsys)
+
+
+def test_the_stream_threshold_is_chosen_on_the_windows_of_a_stream():
+    model = _cascade(0.5)
+    frames = np.random.default_rng(2).normal(size=(50, 3)).astype(np.float32)
+    ends = np.arange(11, 50, 4)
+    x = np.stack([frames[t - 11:t + 1] for t in ends])
+    with torch.no_grad():
+        p = model.event_probability(torch.from_numpy(x)).numpy()
+        upper = np.array([0, 1, 3])[model.upper(torch.from_numpy(x)).argmax(1).numpy()]
+    reference = np.where(p >= np.median(p), upper, 2)  # what a threshold at the median gives
+    chosen = choose_stream_threshold(model, frames, reference, ends, 12)
+    assert chosen == choose_threshold(p, upper, reference, 2)

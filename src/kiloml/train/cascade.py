@@ -140,3 +140,15 @@ def train_cascade(data: DatasetSplits, config: CascadeConfig, train_config: Trai
                     "selection": {"method": "validation split (each tier, then the threshold)",
                                   "sequences": len(data.val)}})
     return FitOutcome(model, outcome.result, metrics, pred)
+
+
+def choose_stream_threshold(model: Cascade, frames: np.ndarray, reference: np.ndarray,
+                            ends: np.ndarray, steps: int) -> float:
+    """The threshold of ``THRESHOLDS`` whose decisions on a stream's windows ending at
+    ``ends`` ``[D]`` best match ``reference`` ``[D]`` (each window's majority class, see
+    :mod:`kiloml.train.stream_metrics`), the highest on ties: the threshold for streams,
+    chosen on a validation stream."""
+    windows = np.lib.stride_tricks.sliding_window_view(frames, steps, axis=0)
+    x = np.ascontiguousarray(windows[ends - steps + 1].transpose(0, 2, 1), dtype=np.float32)
+    p, upper = tier_outputs(model, x)
+    return choose_threshold(p, upper, reference, model.config.noise_class)
