@@ -79,8 +79,15 @@ VECTOR_OPTIONS = (("--projection-dim", "projection_dim"), ("--scale", "scale"))
 PROTONN_OPTIONS = (("--prototypes", "prototypes"), ("--gamma", "gamma"))
 BONSAI_OPTIONS = (("--depth", "depth"), ("--sigma", "sigma"))
 #: ShaRNN's own options (--hidden-size is its lower RNN's; --readout its upper RNN's).
-SHARNN_OPTIONS = (("--brick-size", "brick_size"), ("--upper-hidden-size", "upper_hidden_size"),
-                  ("--cell", "cell"), ("--upper-cell", "upper_cell"))
+SHARNN_OPTIONS = (("--brick-size", "brick_size"), ("--cell", "cell"),
+                  ("--upper-cell", "upper_cell"))
+#: ShaRNN's upper RNN, or the cascade's upper tier.
+UPPER_OPTIONS = (("--upper-hidden-size", "upper_hidden_size"),)
+#: The cascade's own options and defaults (its tiers' sizes; the threshold, when not given,
+#: is chosen on the validation split).
+CASCADE_OPTIONS = (("--lower-hidden-size", "lower_hidden_size"),
+                   ("--cascade-threshold", "cascade_threshold"), ("--noise-class", "noise_class"))
+CASCADE_DEFAULTS = {"lower_hidden_size": 8, "upper_hidden_size": 32, "noise_class": "_silence_"}
 #: EMI-FastGRNN's own options and defaults (EdgeML's HAR example: 48-step instances every 16).
 EMI_OPTIONS = (("--instance-width", "instance_width"), ("--instance-stride", "instance_stride"),
                ("--keep-instances", "keep_instances"), ("--rounds", "rounds"),
@@ -91,7 +98,7 @@ EMI_DEFAULTS = {"instance_width": 48, "instance_stride": 16, "keep_instances": 3
 SHARNN_DEFAULTS = {"hidden_size": 16, "upper_hidden_size": 32, "cell": "fastgrnn",
                    "upper_cell": "fastgrnn"}
 #: Families that train with hard thresholding to --sparsity-w/-u/-head budgets.
-SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn", "bonsai", "emi-fastgrnn")
+SPARSE_FAMILIES = ("fastgrnn", "fastrnn", "protonn", "bonsai", "emi-fastgrnn", "cascade")
 
 
 def _positive_int(text: str) -> int:
@@ -145,6 +152,10 @@ def _fraction(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value}")
     return value
+
+
+def _open_fraction(text: str) -> float:
+    return _number(text, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
 
 
 def _number(text: str, condition, wanted: str) -> float:
@@ -290,7 +301,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "largest divisor of the sequence length not above its square root: "
                         "8 for 128 steps)")
     g.add_argument("--upper-hidden-size", type=_positive_int, default=None,
-                   help=f"hidden units of the upper RNN (default: {sd['upper_hidden_size']})")
+                   help=f"hidden units of the upper RNN (default: {sd['upper_hidden_size']}; "
+                        f"the cascade's upper tier: {CASCADE_DEFAULTS['upper_hidden_size']})")
     g.add_argument("--cell", choices=["fastgrnn", "fastrnn", "gru", "lstm"], default=None,
                    help=f"cell of the lower RNN (default: {sd['cell']})")
     g.add_argument("--upper-cell", choices=["fastgrnn", "fastrnn", "gru", "lstm"],
@@ -316,7 +328,26 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exit-threshold", type=_fraction, default=None, metavar="P",
                    help="stop reading an instance at the first step whose top probability "
                         f"reaches P (default: {ed['exit_threshold']})")
-    g = p.add_argument_group("compression (FastGRNN/FastRNN/ShaRNN/ProtoNN/Bonsai)")
+    cd = CASCADE_DEFAULTS
+    g = p.add_argument_group(
+        "cascade (--model cascade)",
+        "MSC-RNN style: a lower FastGRNN tier learns nothing (the noise class) against "
+        "something (any other class); an upper FastGRNN tier (--upper-hidden-size) learns the "
+        "other classes and runs only where the lower tier's probability of something reaches "
+        "the threshold; --w-rank, --u-rank (capped at each tier's size), --readout, "
+        "--frame-stack, the nonlinearities and --sparsity-w/-u/-head apply to both tiers, "
+        "each trained with the same budget; `kiloml eval` reports the fraction of upper-tier "
+        "calls; Python only (no export yet)")
+    g.add_argument("--lower-hidden-size", type=_positive_int, default=None,
+                   help=f"hidden units of the lower tier (default: {cd['lower_hidden_size']})")
+    g.add_argument("--cascade-threshold", type=_open_fraction, default=None, metavar="P",
+                   help="call the upper tier when the lower tier's probability of something "
+                        "is at least P, in (0, 1) (default: of 0.05, 0.10, ..., 0.95 the one "
+                        "with the best validation accuracy, the highest on ties)")
+    g.add_argument("--noise-class", default=None, metavar="NAME",
+                   help="the class that means nothing happened (default: "
+                        f"{cd['noise_class']})")
+    g = p.add_argument_group("compression (FastGRNN/FastRNN/ShaRNN/ProtoNN/Bonsai/cascade)")
     g.add_argument("--sparsity-w", type=_fraction, default=None,
                    help="fraction of W's weights kept after hard thresholding (ProtoNN: the "
                         f"projection W; Bonsai: the projection Z), 1 = dense (default: "
@@ -486,6 +517,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on this dataset instead (a name or a .npz/.ts/WAV-folder "
                         "path), even if it differs from what the run was trained on")
     p.add_argument("--data-dir", type=Path, default=None, help="override the dataset location")
+    g = p.add_argument_group(
+        "streams (--stream)",
+        "feed one whole stream instead of separate windows: smartwatch's test recordings end "
+        "to end, or a clip dataset's test clips (speech-commands-12) each between noise "
+        "(_silence_) clips; the model decides every --hop frames on its last window. Reports "
+        "decision-level accuracy (against the window's majority class), events detected and "
+        "their latency (from the event's first frame to the first decision of its class whose "
+        "window overlaps it), false alarms per hour (onsets of a class whose window overlaps "
+        "no event of it) and instructions per second of stream on an emulated Cortex-M, "
+        "counted on the model's C (int8 by default; see docs/benchmarks.md)")
+    g.add_argument("--stream", action="store_true", help="evaluate on a whole stream")
+    g.add_argument("--hop", type=_positive_int, default=None, metavar="FRAMES",
+                   help="frames between decisions (default: a ShaRNN's brick; other models "
+                        "the largest divisor of the window not above its square root, the "
+                        "brick a ShaRNN of that window gets by default)")
+    g.add_argument("--gap", type=_non_negative_int, default=None, metavar="CLIPS",
+                   help="clip datasets: noise clips before each event clip and after the last "
+                        "(default: 1)")
+    g.add_argument("--stream-seed", type=_seed, default=None,
+                   help="clip datasets: seed of the clips' order and of the noise clips drawn "
+                        "(default: 0)")
+    g.add_argument("--bits", type=int, choices=(8, 16), default=None,
+                   help="weight width of the C whose instructions are counted (default: 8)")
+    g.add_argument("--target", choices=("cortex-m4", "cortex-m3", "none"), default=None,
+                   help="where instructions are counted; none: skip (default: cortex-m4, "
+                        "skipped with the install command when its toolchain is missing)")
     p = sub.add_parser("info", help="show a run's configuration, metrics and storage per tensor")
     p.add_argument("run", type=Path, help="run directory")
     sub.add_parser("datasets", help="list the datasets kiloml knows and whether they are present")
@@ -502,7 +559,7 @@ def _add_debug(parser: argparse.ArgumentParser, default) -> None:
 
 def _fast_only(args) -> None:
     """Compression options given for GRU/LSTM are an error, not silently ignored."""
-    if args.model in ("fastgrnn", "fastrnn", "emi-fastgrnn") or _sharnn_fast(args):
+    if args.model in ("fastgrnn", "fastrnn", "emi-fastgrnn", "cascade") or _sharnn_fast(args):
         return
     sparsity = () if args.model in SPARSE_FAMILIES else (
         ("--sparsity-w", args.sparsity_w), ("--sparsity-u", args.sparsity_u),
@@ -555,6 +612,9 @@ def _check_compress_options(args) -> None:
     if args.learn_rank and args.compress != "str":
         raise KilomlError("--learn-rank is low-rank STR; add --compress str and "
                           "--target-sparsity (e.g. 0.9)")
+    if args.compress == "str" and args.model == "cascade":
+        raise KilomlError("a cascade trains its tiers with hard thresholding "
+                          "(--sparsity-w/-u/-head); drop --compress str")
     if args.compress != "str":
         if args.target_sparsity is not None:
             raise KilomlError("--target-sparsity sets STR's target; add --compress str (hard "
@@ -597,10 +657,12 @@ def _check_family_options(args) -> None:
     owners = {"recurrent models": RECURRENT_ONLY, "dscnn": DSCNN_OPTIONS,
               "protonn and bonsai": VECTOR_OPTIONS, "protonn": PROTONN_OPTIONS,
               "bonsai": BONSAI_OPTIONS, "sharnn": SHARNN_OPTIONS,
-              "emi-fastgrnn": EMI_OPTIONS}
+              "emi-fastgrnn": EMI_OPTIONS, "sharnn and cascade": UPPER_OPTIONS,
+              "cascade": CASCADE_OPTIONS}
     own = {"dscnn": ("dscnn",), "protonn": ("protonn", "protonn and bonsai"),
            "bonsai": ("bonsai", "protonn and bonsai"),
-           "sharnn": ("sharnn", "recurrent models"),
+           "sharnn": ("sharnn", "recurrent models", "sharnn and cascade"),
+           "cascade": ("cascade", "sharnn and cascade", "recurrent models"),
            "emi-fastgrnn": ("emi-fastgrnn", "recurrent models")}.get(args.model,
                                                                      ("recurrent models",))
     if args.model in ("sharnn", "emi-fastgrnn"):
@@ -612,6 +674,13 @@ def _check_family_options(args) -> None:
         if given:
             raise KilomlError(f"{', '.join(given)} apply to the single-level recurrent "
                               f"models, not {args.model}")
+    if args.model == "cascade":
+        given = [flag for flag, value in (("--hidden-size", args.hidden_size),
+                                          ("--bidirectional", args.bidirectional))
+                 if value is not None]
+        if given:
+            raise KilomlError(f"{', '.join(given)} do not apply to a cascade; its tiers' sizes "
+                              "are --lower-hidden-size and --upper-hidden-size")
     for owner, options in owners.items():
         given = [flag for flag, name in options if getattr(args, name) is not None]
         if given and owner not in own:
@@ -638,6 +707,9 @@ def describe_model(config) -> str:
     if config.kind == "emi-fastgrnn":
         return (f"emi-fastgrnn h={config.hidden_size} instances {config.instance_width}/"
                 f"{config.instance_stride}")
+    if config.kind == "cascade":
+        return (f"cascade fastgrnn h={config.lower_hidden_size} -> fastgrnn "
+                f"h={config.upper_hidden_size}")
     if config.kind == "sharnn":
         return (f"sharnn k={config.brick_size} {config.cell} h={config.hidden_size} / "
                 f"{config.upper_cell} h={config.upper_hidden_size}")
@@ -670,6 +742,8 @@ def _model_config(args, data, recipe):
         w_rank = u_rank = None
     if args.model == "sharnn":
         return _sharnn_config(args, data, recipe, w_rank, u_rank)
+    if args.model == "cascade":
+        return _cascade_config(args, data, recipe, w_rank, u_rank)
     if args.model == "emi-fastgrnn":
         from kiloml.data.bags import instance_count
         from kiloml.nn.emi import EMIConfig
@@ -729,6 +803,31 @@ def _sharnn_config(args, data, recipe, w_rank, u_rank):
     return config
 
 
+def _cascade_config(args, data, recipe, w_rank, u_rank):
+    from kiloml.nn.cascade import CascadeConfig
+
+    d = CASCADE_DEFAULTS
+    noise = _option(args.noise_class, d["noise_class"])
+    names = [str(n) for n in data.class_names]
+    if noise not in names:
+        raise KilomlError(f"--noise-class {noise}: {data.name} has no such class (a cascade "
+                          f"needs one that means nothing happened); its classes are "
+                          f"{', '.join(names)}")
+    return CascadeConfig(kind="cascade", input_size=data.num_features,
+                         num_classes=data.num_classes, noise_class=names.index(noise),
+                         lower_hidden_size=_option(args.lower_hidden_size,
+                                                   d["lower_hidden_size"]),
+                         upper_hidden_size=_option(args.upper_hidden_size,
+                                                   d["upper_hidden_size"]),
+                         threshold=args.cascade_threshold, w_rank=w_rank, u_rank=u_rank,
+                         gate_nonlinearity=_option(args.gate_nonlinearity,
+                                                   DEFAULTS["gate_nonlinearity"]),
+                         update_nonlinearity=_option(args.update_nonlinearity,
+                                                     recipe.update_nonlinearity),
+                         readout=_option(args.readout, recipe.readout),
+                         frame_stack=_option(args.frame_stack, recipe.frame_stack)).validate()
+
+
 def _train_config(args, budget, recipe):
     from kiloml.train.trainer import TrainConfig
 
@@ -765,10 +864,11 @@ def _training_defaults(args, data) -> dict:
     recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe)
     if args.model in ("dscnn", "protonn", "bonsai", "sharnn", "emi-fastgrnn"):
         recipe = replace(recipe, frame_stack=1, pad_front=0, frame_stack_reason="")
+    staged = args.model in ("emi-fastgrnn", "cascade")
     folds = args.folds if args.folds is not None else (
-        FOLDS if needs_cross_validation(data) and args.model != "emi-fastgrnn" else 0)
-    if folds and args.model == "emi-fastgrnn":
-        raise KilomlError("emi-fastgrnn chooses each round's epoch on the validation split; "
+        FOLDS if needs_cross_validation(data) and not staged else 0)
+    if folds and staged:
+        raise KilomlError(f"{args.model} chooses its epochs on the validation split; "
                           "--folds must be 0")
     if folds == 1 or folds > len(data.train) + len(data.val):
         raise KilomlError(f"--folds must be 0 or from 2 to the number of training sequences "
@@ -901,6 +1001,9 @@ def _resume(args, run_dir: Path, stack: ExitStack):
     if config.get("model", {}).get("kind") == "emi-fastgrnn":
         raise KilomlError(f"{run_dir}: an emi-fastgrnn run cannot be resumed (its rounds "
                           "relabel the data); train it again with --overwrite")
+    if config.get("model", {}).get("kind") == "cascade":
+        raise KilomlError(f"{run_dir}: a cascade run cannot be resumed (it trains two tiers "
+                          "one after the other); train it again with --overwrite")
     _check_resume_options(args, config, run_dir)
     data = load_run_data(config, args.data_dir, windowing=True,
                          hint="; --resume needs the data the run started with")
@@ -1023,6 +1126,12 @@ def _train(args, stack: ExitStack, reporter=None, test_split: bool = True) -> in
             outcome = train_emi(data, model_config, train_config, model=model,
                                 reporter=reporter or RichReporter(console),
                                 test_split=test_split)
+        elif model_config.kind == "cascade":
+            from kiloml.train.cascade import train_cascade
+
+            outcome = train_cascade(data, model_config, train_config, model=model,
+                                    reporter=reporter or RichReporter(console),
+                                    test_split=test_split)
         else:
             outcome = fit(data, model_config, train_config, checkpoint_path=checkpoint,
                           resume=args.resume, reporter=reporter or RichReporter(console),
@@ -1052,6 +1161,12 @@ def _train(args, stack: ExitStack, reporter=None, test_split: bool = True) -> in
         console.print(summary_table(outcome.metrics, escape(str(run_dir))))
         if "emi" in outcome.metrics:
             console.print(_emi_summary(outcome.metrics["emi"]))
+        if "cascade" in outcome.metrics:
+            summary = outcome.metrics["cascade"]
+            console.print(f"cascade: threshold {summary['threshold']:g} (from the "
+                          f"{summary['threshold_from']}), upper tier called on "
+                          f"{100 * summary['val_upper_fraction']:.1f}% of validation and "
+                          f"{100 * summary['test_upper_fraction']:.1f}% of test sequences")
     if outcome.metrics.get("warning"):
         console.print(f"[yellow]warning:[/] {escape(outcome.metrics['warning'])}")
     return 0
@@ -1100,7 +1215,8 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
         write_json,
     )
 
-    if outcome.metrics.get("str", {}).get("ranks"):  # low-rank STR: the learned ranks
+    if (outcome.metrics.get("str", {}).get("ranks")  # low-rank STR: the learned ranks
+            or "cascade" in outcome.metrics):  # the cascade's threshold
         update_run_model_config(run_dir, outcome.model.config)
     save_weights(outcome.model, run_dir / WEIGHTS_FILE)
     write_json(run_dir / METRICS_FILE, outcome.metrics)
@@ -1121,11 +1237,68 @@ def _write_run_outputs(run_dir: Path, data, outcome) -> None:
                    f"{title}, test accuracy {100 * outcome.metrics['test_accuracy']:.1f}%")
 
 
+#: ``kiloml eval`` options that only apply with ``--stream``.
+STREAM_OPTIONS = (("--hop", "hop"), ("--gap", "gap"), ("--stream-seed", "stream_seed"),
+                  ("--bits", "bits"), ("--target", "target"))
+
+
+def _eval_stream(args, model, data) -> int:
+    """``kiloml eval RUN --stream``: the stream, the decisions and their scores, and the
+    instructions per second of stream (see the ``--stream`` help)."""
+    from kiloml.data.streams import dataset_stream
+    from kiloml.deploy.stream_cost import stream_instructions
+    from kiloml.train.stream_decisions import check_streaming, evaluate_stream
+
+    steps = data.steps
+    hop = args.hop or (model.config.brick_size if model.config.kind == "sharnn"
+                       else default_brick_size(steps))
+    check_streaming(model.config, hop)
+    noise = (str(data.class_names[model.config.noise_class]) if model.config.kind == "cascade"
+             else CASCADE_DEFAULTS["noise_class"])
+    stream = dataset_stream(data, noise, _option(args.stream_seed, 0), _option(args.gap, 1))
+    result = evaluate_stream(model, stream, steps, hop)
+    run = escape(str(args.run))
+    console.print(f"{run}: a stream of {result['frames']:,} frames ({result['seconds'] / 60:.1f} "
+                  f"min at {stream.rate:g} frames/s): {escape(stream.rule)}")
+    console.print(f"decisions: {result['decisions']:,}, one every {hop} frames on the last "
+                  f"{steps}; accuracy {100 * result['accuracy']:.2f}% (against each window's "
+                  "majority class)")
+    latency = ("" if result["latency_seconds"] is None
+               else f", mean latency {result['latency_seconds']:.2f} s")
+    console.print(f"events: {result['detected']} of {result['events']} detected "
+                  f"({100 * result['detection_rate']:.1f}%){latency}; false alarms: "
+                  f"{result['false_alarms']} of {result['onsets']} onsets, "
+                  f"{result['false_alarms_per_hour']:.1f} per hour")
+    parts = [("model", model, 1.0)]
+    if "upper_fraction" in result:
+        console.print(f"upper tier called on {100 * result['upper_fraction']:.1f}% of the "
+                      "decisions")
+        parts = [("lower", model.lower, 1.0), ("upper", model.upper, result["upper_fraction"])]
+    target = _option(args.target, "cortex-m4")
+    if target == "none":
+        return 0
+    cost = stream_instructions(parts, data.train.x[:512], stream.frames, steps, hop,
+                               stream.rate, _option(args.bits, 8), target)
+    if "skipped" in cost:
+        console.print(f"instructions: skipped, {escape(cost['skipped'])}")
+        return 0
+    for name, part in cost["parts"].items():
+        share = "" if part["share"] == 1 else f" x {100 * part['share']:.1f}% of decisions"
+        console.print(f"  {name}: {escape(part['how'])}; {part['per_decision']:,.0f} per "
+                      f"decision{share}")
+    console.print(f"{target}, int{cost['bits']}: {cost['per_second']:,.0f} instructions per "
+                  "second of stream (counted on the C)")
+    return 0
+
+
 def command_eval(args) -> int:
     from kiloml.data import load_dataset
     from kiloml.runs import WEIGHTS_FILE, check_finite_weights, load_run, load_run_data
     from kiloml.train.fit import model_metrics
 
+    given = [flag for flag, name in STREAM_OPTIONS if getattr(args, name) is not None]
+    if given and not args.stream:
+        raise KilomlError(f"{', '.join(given)} apply to --stream only")
     config, model = load_run(args.run)
     check_finite_weights(model, args.run / WEIGHTS_FILE)
     if args.data is not None:
@@ -1139,6 +1312,8 @@ def command_eval(args) -> int:
                              hint="; pass --data to evaluate on it anyway")
         where = config["data"]["dataset"]
     _check_data_fits(data, model.config, where)
+    if args.stream:
+        return _eval_stream(args, model, data)
     if model.config.kind == "emi-fastgrnn":  # bags of instances, with early exit
         from kiloml.train.emi import evaluate_bags
 
@@ -1149,6 +1324,16 @@ def command_eval(args) -> int:
                       f"{model.config.exit_threshold:g}, reading "
                       f"{early['steps_per_instance']:.1f} of {model.config.instance_width} "
                       "steps per instance")
+        return 0
+    if model.config.kind == "cascade":  # the upper tier only where the lower fires
+        from kiloml.train.cascade import evaluate_cascade
+
+        result, _ = evaluate_cascade(model, data.test)
+        console.print(f"{escape(str(args.run))}: test accuracy "
+                      f"{100 * result['accuracy']:.2f}% on {len(data.test)} "
+                      f"{escape(data.name)} sequences; upper tier called on "
+                      f"{100 * result['upper_fraction']:.1f}% of them (threshold "
+                      f"{model.config.threshold:g})")
         return 0
     metrics, _ = model_metrics(model, data)
     console.print(f"{escape(str(args.run))}: test accuracy {100 * metrics['test_accuracy']:.2f}% "

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA
@@ -412,3 +413,23 @@ def test_edgeml_protonn_bonsai_help_and_quick_without_edgeml(tmp_path):
         assert 0.6 < row["kiloml"]["test_accuracy"] <= 1 and row["kiloml"]["epochs"] == 3
     report = (tmp_path / "edgeml_protonn_bonsai_quick.md").read_text()
     assert "| protonn | mnist-2 | kiloml |" in report and "EdgeML: skipped" in report
+
+
+def test_stream_eval_groups_seeds(tmp_path):
+    from kiloml.cli import main
+    from tests.conftest import synthetic_splits
+
+    d = synthetic_splits(classes=4)
+    data = tmp_path / "c4.npz"
+    np.savez(data, X_train=d.train.x, y_train=d.train.y, X_test=d.test.x, y_test=d.test.y,
+             class_names=np.array(["_silence_", "a", "b", "c"]))
+    for seed in (0, 1):
+        assert main(["train", "--dataset", str(data), "--hidden-size", "8", "--epochs", "3",
+                     "--folds", "0", "--seed", str(seed), "--out",
+                     str(tmp_path / f"fg-{seed}")]) == 0
+    done = run_script("stream_eval.py", str(tmp_path / "fg-0"), str(tmp_path / "fg-1"),
+                      "--hop", "4", "--target", "none")
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| fg |"))
+    assert row.startswith("| fg | 2 | 4 | ") and " ± " in row
+    assert sum(line.startswith(("fg-0:", "fg-1:")) for line in done.stdout.splitlines()) == 2

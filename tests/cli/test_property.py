@@ -28,7 +28,9 @@ DATA_FAULTS = ["no steps", "no features", "one sequence", "2-D features", "4-D f
                "missing array", "class names", "validation split", "text features"]
 #: Training options: valid values first (repeated to be drawn more often), then invalid ones.
 OPTIONS = {
-    "--model": ["fastgrnn", "fastgrnn", "fastrnn", "gru", "lstm", "sharnn", "emi-fastgrnn"],
+    "--model": ["fastgrnn", "fastgrnn", "fastrnn", "gru", "lstm", "sharnn", "emi-fastgrnn",
+                "cascade"],
+    "--noise-class": ["0"],
     "--brick-size": ["1", "2", "4"],
     "--instance-width": ["1", "3", "9"],
     "--hidden-size": ["2", "3"],

@@ -183,8 +183,11 @@ def macs_per_inference(model: SequenceClassifier, steps: int) -> int:
     factors separately), plus the elementwise multiplies of the state update (FastGRNN: 3 per
     hidden unit — ``z*h``, ``σ(ζ)*z*h~``-style terms — FastRNN: 2, GRU: 3, LSTM: 3), one per feature
     for normalisation, and the head once (``C*H`` plus ``H`` per step for a mean readout).
-    A model with a ``macs(steps)`` method (the DS-CNN) counts itself.
+    A model with a ``macs(steps)`` method (the DS-CNN) counts itself; a cascade (``tiers()``)
+    counts both tiers, as when its lower tier fires.
     """
+    if hasattr(model, "tiers"):
+        return sum(macs_per_inference(tier, steps) for tier in model.tiers())
     if hasattr(model, "macs"):
         return model.macs(steps)
     c = model.config

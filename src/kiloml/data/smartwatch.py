@@ -72,6 +72,36 @@ def check_train_speeds(speeds) -> tuple[float, ...]:
     return values
 
 
+def _read(path: Path | None) -> tuple[Path, dict]:
+    """``(file, contents)`` of ``watch_dataset.npy`` at ``path`` (a file or its folder;
+    default: the installed seglearn's), checked."""
+    path = Path(path) if path is not None else default_path()
+    if path is None:
+        raise KilomlError(f"smartwatch data not found: seglearn is not installed ({INSTALL_HINT})")
+    if path.is_dir():
+        path = path / "watch_dataset.npy"
+    if not path.is_file():
+        raise KilomlError(f"{path}: file not found ({INSTALL_HINT})")
+    try:
+        data = np.load(path, allow_pickle=True).item()
+    except (OSError, ValueError, AttributeError) as e:
+        raise KilomlError(f"{path}: not a seglearn watch_dataset.npy ({e})") from None
+    required = {"X", "y", "subject", "y_labels"}
+    if not isinstance(data, dict) or not required <= set(data):
+        raise KilomlError(f"{path}: expected a dict with keys {sorted(required)}")
+    return path, data
+
+
+def load_recordings(path: Path | None = None, subjects: tuple[int, ...] = TEST_SUBJECTS
+                    ) -> list[tuple[np.ndarray, int]]:
+    """The whole recordings ``[T, 6]`` float32 of ``subjects``, with their labels, in the
+    file's order (for streams: the recordings end to end)."""
+    _, data = _read(path)
+    return [(np.asarray(x, dtype=np.float32), int(label))
+            for x, label, subject in zip(data["X"], data["y"], data["subject"], strict=True)
+            if int(subject) in subjects]
+
+
 def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP,
                     train_speeds: tuple[float, ...] = TRAIN_SPEEDS,
                     subjects: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] = (
@@ -91,20 +121,7 @@ def load_smartwatch(path: Path | None = None, train_hop: int = TRAIN_HOP,
             or not all((train_subjects, val_subjects, test_subjects))):
         raise KilomlError(f"smartwatch subjects must be disjoint, non-empty and in 1–10; got "
                           f"train {train_subjects}, val {val_subjects}, test {test_subjects}")
-    path = Path(path) if path is not None else default_path()
-    if path is None:
-        raise KilomlError(f"smartwatch data not found: seglearn is not installed ({INSTALL_HINT})")
-    if path.is_dir():
-        path = path / "watch_dataset.npy"
-    if not path.is_file():
-        raise KilomlError(f"{path}: file not found ({INSTALL_HINT})")
-    try:
-        data = np.load(path, allow_pickle=True).item()
-    except (OSError, ValueError, AttributeError) as e:
-        raise KilomlError(f"{path}: not a seglearn watch_dataset.npy ({e})") from None
-    required = {"X", "y", "subject", "y_labels"}
-    if not isinstance(data, dict) or not required <= set(data):
-        raise KilomlError(f"{path}: expected a dict with keys {sorted(required)}")
+    path, data = _read(path)
     return DatasetSplits(
         name="smartwatch",
         train=_windows(data, train_subjects, train_hop, train_speeds),

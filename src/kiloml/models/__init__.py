@@ -16,6 +16,7 @@ from torch import nn
 
 from kiloml.errors import KilomlError
 from kiloml.nn.bonsai import BonsaiConfig, build_bonsai
+from kiloml.nn.cascade import CascadeConfig, build_cascade
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier
 from kiloml.nn.dscnn import DSCNNConfig, build_dscnn
 from kiloml.nn.emi import EMIConfig, build_emi_fastgrnn
@@ -55,6 +56,9 @@ register(Family("sharnn", "ShaRNN (Dennis et al. 2019): a shared lower RNN over 
 register(Family("emi-fastgrnn", "EMI-FastGRNN (Dwivedi, Kusupati et al. 2018): instances of "
                                 "each sequence relabelled in rounds, early exit", EMIConfig,
                 build_emi_fastgrnn, deploys=False))
+register(Family("cascade", "MSC-RNN-style cascade (Saha, Kusupati et al. 2019): a small "
+                           "FastGRNN tells nothing from something, a larger one classifies only "
+                           "where it fires", CascadeConfig, build_cascade, deploys=False))
 register(Family("dscnn", "1-D depthwise-separable CNN, the shape of the MLPerf Tiny "
                          "keyword-spotting DS-CNN", DSCNNConfig, build_dscnn))
 register(Family("protonn", "ProtoNN (Gupta et al. 2017): sparse projection, prototypes "
