@@ -1302,9 +1302,10 @@ def command_sweep(args) -> int:
         absolute_paths,
         import_ray,
         run_trials,
+        started_objectives,
         write_sweep_file,
     )
-    from kiloml.sweep.instructions import drop_if_unmeasurable
+    from kiloml.sweep.instructions import settle_objectives
     from kiloml.sweep.results import (
         evaluate_front,
         export_command,
@@ -1326,13 +1327,15 @@ def command_sweep(args) -> int:
     absolute_paths(space)
     notes = ["selection on validation accuracy only; test accuracy of the front's runs, "
              "measured after the search"]
-    skipped = drop_if_unmeasurable(space)  # no ARM toolchain: two objectives
+    # no ARM toolchain: two objectives; --resume: those the sweep started with
+    skipped = settle_objectives(space, started_objectives(out) if args.resume else None)
     if skipped:
         notes.append(skipped)
         console.print(f"[yellow]{escape(skipped)}[/]")
     with claim_output_dir(out, SWEEP_OUTPUT, replace=args.overwrite, resume=args.resume):
         if not args.resume:
-            write_sweep_file(out, args.space.read_text(), args.address, args.workers)
+            write_sweep_file(out, args.space.read_text(), args.address, args.workers,
+                             space.objectives)
         trials = run_trials(space, out, args.address, args.workers, train_for_sweep,
                             args.resume, say=lambda text: console.print(escape(text)))
         unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]

@@ -9,8 +9,14 @@ import pytest
 
 from kiloml.cli import main, train_for_sweep
 from kiloml.deploy.targets import TARGETS
+from kiloml.errors import KilomlError
 from kiloml.runs import load_run_data, read_run_config
-from kiloml.sweep.instructions import M4_INPUTS, count_m4_instructions, drop_if_unmeasurable
+from kiloml.sweep.instructions import (
+    M4_INPUTS,
+    count_m4_instructions,
+    drop_if_unmeasurable,
+    settle_objectives,
+)
 from kiloml.sweep.space import Space
 from kiloml.sweep.trial import TuneReporter
 from tests.cli.cli_helpers import QUICK, write_npz
@@ -50,10 +56,17 @@ def test_the_count_is_kiloml_verify_on_the_export_of_the_run(tmp_path):
     assert 1_000 < count < 1_000_000
 
 
-def test_without_the_toolchain_the_search_keeps_two_objectives(monkeypatch):
+THREE = ("val_accuracy", "bytes", "m4_instructions")
+
+
+def hide_qemu(monkeypatch):
     real_which = shutil.which
     monkeypatch.setattr("kiloml.deploy.targets.shutil.which",
                         lambda tool: None if tool == "qemu-system-arm" else real_which(tool))
+
+
+def test_without_the_toolchain_the_search_keeps_two_objectives(monkeypatch):
+    hide_qemu(monkeypatch)
     space = Space({}, {}, {}, objectives=("val_accuracy", "bytes", "m4_instructions"))
     note = drop_if_unmeasurable(space)
     assert space.objectives == ("val_accuracy", "bytes")
@@ -61,3 +74,20 @@ def test_without_the_toolchain_the_search_keeps_two_objectives(monkeypatch):
     assert note.endswith("searched on validation accuracy and bytes only")
     two = Space({}, {}, {})
     assert drop_if_unmeasurable(two) is None and two.objectives == ("val_accuracy", "bytes")
+
+
+def test_a_resumed_sweep_keeps_the_objectives_it_started_with(monkeypatch):
+    # started without the toolchain, resumed where it is: still two objectives, with a note
+    space = Space({}, {}, {}, objectives=THREE)
+    note = settle_objectives(space, ["val_accuracy", "bytes"])
+    assert space.objectives == ("val_accuracy", "bytes")
+    assert note.startswith("Cortex-M4 instructions not counted: the sweep started without")
+    space = Space({}, {}, {}, objectives=THREE)
+    hide_qemu(monkeypatch)
+    # started with instructions, resumed without the toolchain: refused in one line
+    with pytest.raises(KilomlError, match=r"^--resume: this sweep counts Cortex-M4 .*no "
+                                          r"qemu-system-arm"):
+        settle_objectives(space, list(THREE))
+    # a new sweep (nothing started): the objective is dropped
+    assert settle_objectives(space, None).endswith("accuracy and bytes only")
+    assert space.objectives == ("val_accuracy", "bytes")

@@ -166,7 +166,23 @@ def run_trials(space: Space, root: Path, address: str | None, workers: int | Non
 
 
 def write_sweep_file(root: Path, space_text: str, address: str | None,
-                     workers: int | None) -> None:
+                     workers: int | None, objectives: tuple[str, ...]) -> None:
+    """``space.toml`` (a copy) and ``sweep.json``: how the sweep started, with the objectives
+    it searches on (``--resume`` keeps them)."""
     atomic_write_bytes(root / SPACE_COPY, space_text.encode())
     atomic_write_bytes(root / SWEEP_FILE, (json.dumps(
-        {"kiloml_sweep": 1, "address": address, "workers": workers}, indent=2) + "\n").encode())
+        {"kiloml_sweep": 1, "address": address, "workers": workers,
+         "objectives": list(objectives)}, indent=2) + "\n").encode())
+
+
+def started_objectives(root: Path) -> list[str] | None:
+    """The objectives a sweep in ``root`` started with (``None`` if its ``sweep.json`` does
+    not say)."""
+    try:
+        objectives = json.loads((root / SWEEP_FILE).read_text()).get("objectives")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if (not isinstance(objectives, list) or objectives[:2] != ["val_accuracy", "bytes"]
+            or not all(o in OBJECTIVE_MODES for o in objectives)):
+        return None
+    return objectives

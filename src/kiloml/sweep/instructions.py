@@ -47,6 +47,26 @@ def drop_if_unmeasurable(space: Space) -> str | None:
     return None
 
 
+def settle_objectives(space: Space, started: list[str] | None) -> str | None:
+    """The objectives the sweep searches on, set in ``space.objectives``: a new sweep
+    (``started`` is ``None``) drops ``m4_instructions`` without the toolchain
+    (:func:`drop_if_unmeasurable`); a resumed one keeps those it started with (its
+    ``sweep.json``), so its trials stay comparable, and needs the toolchain if they count
+    instructions. Returns a note, or ``None``."""
+    if started is None:
+        return drop_if_unmeasurable(space)
+    asked, space.objectives = space.objectives, tuple(started)
+    if OBJECTIVE in started:
+        missing = toolchain_missing()
+        if missing:
+            raise KilomlError(f"--resume: this sweep counts Cortex-M4 instructions of every "
+                              f"finished trial; {missing}")
+    elif OBJECTIVE in asked:
+        return ("Cortex-M4 instructions not counted: the sweep started without the ARM "
+                "toolchain; searched on validation accuracy and bytes only")
+    return None
+
+
 def count_m4_instructions(run_dir: Path, bits: int) -> float:
     """Mean Cortex-M4 instructions per inference of the trained run in ``run_dir``, exported
     at ``bits``-bit weights into ``run_dir/c`` (replacing an earlier export there) and run in
