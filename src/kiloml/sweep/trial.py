@@ -76,12 +76,12 @@ def deployed_size(run_dir: Path, bits: int) -> dict:
 
 class TuneReporter(Reporter):
     """Reports every epoch's validation accuracy to Ray Tune, with the bytes the trial will
-    deploy (both objectives in every result, so an ASHA-stopped trial is still a point for
-    Optuna), and prints one line per epoch (into the trial's log). Objectives known only once
-    the trial has finished (``later``: ``m4_instructions``) are reported as ``None`` until then
-    (Ray Tune wants every objective's key in every result). The last epoch is not reported:
-    the trial's final result stands for it, so ASHA never cuts a trial whose training has
-    finished."""
+    deploy (both in every result, so with two objectives an ASHA-stopped trial is still a
+    point for Optuna), and prints one line per epoch (into the trial's log). Objectives known
+    only once the trial has finished (``later``: ``m4_instructions``) are reported as ``None``
+    until then (Ray Tune wants every objective's key in every result). The last epoch is not
+    reported: the trial's final result stands for it, so ASHA never cuts a trial whose
+    training has finished."""
 
     def __init__(self, run_dir: Path, bits: int, report: Callable[[dict], None],
                  later: tuple[str, ...] = ()):
