@@ -490,7 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "'kiloml[sweep]')",
                        description="Run the trials SPACE.toml describes (docs/sweep.md) on Ray "
                                    "Tune, Optuna proposing them (validation accuracy up, "
-                                   "deployed bytes down) and ASHA stopping poor ones; each "
+                                   "deployed bytes down and, with m4_instructions among the "
+                                   "objectives and the ARM toolchain present, Cortex-M4 "
+                                   "instructions per inference down, counted in QEMU on each "
+                                   "finished trial) and ASHA stopping poor ones; each "
                                    "trial is a run directory in OUT/runs. Writes "
                                    "OUT/results.csv, results.json and pareto.png; the front's "
                                    "runs alone are evaluated on the test split, at the end.")
@@ -1484,12 +1487,13 @@ def command_sweep(args) -> int:
         absolute_paths,
         import_ray,
         run_trials,
+        started_objectives,
         write_sweep_file,
     )
+    from kiloml.sweep.instructions import settle_objectives
     from kiloml.sweep.results import (
         evaluate_front,
         export_command,
-        m4_instructions,
         mark_front,
         trial_rows,
         write_results,
@@ -1506,9 +1510,17 @@ def command_sweep(args) -> int:
                           f"started with ({out / SPACE_COPY})")
     import_ray()  # the install hint before anything is written
     absolute_paths(space)
+    notes = ["selection on validation accuracy only; test accuracy of the front's runs, "
+             "measured after the search"]
+    # no ARM toolchain: two objectives; --resume: those the sweep started with
+    skipped = settle_objectives(space, started_objectives(out) if args.resume else None)
+    if skipped:
+        notes.append(skipped)
+        console.print(f"[yellow]{escape(skipped)}[/]")
     with claim_output_dir(out, SWEEP_OUTPUT, replace=args.overwrite, resume=args.resume):
         if not args.resume:
-            write_sweep_file(out, args.space.read_text(), args.address, args.workers)
+            write_sweep_file(out, args.space.read_text(), args.address, args.workers,
+                             space.objectives)
         trials = run_trials(space, out, args.address, args.workers, train_for_sweep,
                             args.resume, say=lambda text: console.print(escape(text)))
         unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
@@ -1519,24 +1531,18 @@ def command_sweep(args) -> int:
                           f"{escape(str(args.out))} --resume")
             return 130
         rows = trial_rows(trials, space, out)
-        front = mark_front(rows)
-        notes = ["selection on validation accuracy only; test accuracy of the front's runs, "
-                 "measured after the search"]
+        front = mark_front(rows, space)
         evaluate_front(front)
-        if "m4_instructions" in space.objectives and front:
-            console.print("counting Cortex-M4 instructions of the front's runs (export + QEMU)")
-            skipped = m4_instructions(front, space)
-            if skipped:
-                notes.append(skipped)
-                console.print(f"[yellow]{escape(skipped)}[/]")
         for row in front:
             row["export"] = export_command(row, space)
         write_results(rows, space, out, notes)
         done = [r for r in rows if r["status"] == "done"]
         plot_pareto([{**r, "name": r["trial"]} for r in done],
                     [{**r, "name": r["trial"]} for r in front], out / "pareto.png",
-                    f"sweep {out.name}: validation accuracy vs deployed bytes "
-                    f"(int{space.bits})")
+                    f"sweep {out.name}: validation accuracy vs deployed bytes (int{space.bits})"
+                    + (" and Cortex-M4 instructions; the front is 3-D"
+                       if "m4_instructions" in space.objectives else ""),
+                    instructions="m4_instructions" in space.objectives)
     _print_sweep(rows, front, space, out)
     return 0
 
@@ -1552,8 +1558,10 @@ def _print_sweep(rows: list[dict], front: list[dict], space, out: Path) -> None:
     budget = space.max_flash is not None or space.max_ram is not None
     table = Table(title=f"sweep {escape(str(out))}: {len(rows)} trials")
     names = [flag.removeprefix("--") for dest, flag in space.flags.items() if dest in space.params]
+    m4 = "m4_instructions" in space.objectives
     for col in ("trial", "status", *names, "epochs", "val acc", "bytes",
-                *(("flash", "RAM") if budget else ()), "front"):
+                *(("flash", "RAM") if budget else ()), *(("M4 instr.",) if m4 else ()),
+                "front"):
         table.add_column(col, justify="left" if col in ("trial", "status") else "right")
     for r in rows:
         status = "over budget" if r["status"] == "done" and not r["feasible"] else r["status"]
@@ -1563,6 +1571,8 @@ def _print_sweep(rows: list[dict], front: list[dict], space, out: Path) -> None:
                   f"{r['bytes']:,}" if "bytes" in r else "-"]
         if budget:
             cells += [f"{r[k]:,}" if k in r else "-" for k in ("flash_bytes", "ram_bytes")]
+        if m4:
+            cells.append(f"{r['m4_instructions']:,.0f}" if "m4_instructions" in r else "-")
         table.add_row(*cells, "[bold blue]yes[/]" if r.get("front") else "")
     console.print(table)
     for r in rows:

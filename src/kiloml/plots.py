@@ -85,36 +85,53 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
     _save(fig, path)
 
 
-def plot_pareto(points: list[dict], front: list[dict], path: Path, title: str) -> None:
+def plot_pareto(points: list[dict], front: list[dict], path: Path, title: str,
+                instructions: bool = False) -> None:
     """Validation accuracy against deployed bytes of a sweep's trials (``bytes``,
     ``val_accuracy``, ``name``, ``feasible`` each), the front highlighted and joined by a
-    staircase, trials over the device budget crossed out."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    staircase, trials over the device budget crossed out. With ``instructions``, a second
+    panel puts the same trials against ``m4_instructions`` (Cortex-M4 instructions per
+    inference); the front is then 3-D, so its points are highlighted in both panels and the
+    staircase is left out (a 3-D front need not be a staircase in either projection)."""
+    panels = [("bytes", "deployed bytes (log scale)")]
+    if instructions:
+        panels.append(("m4_instructions", "Cortex-M4 instructions per inference (log scale)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
+        _pareto_panel(ax, [p for p in points if key in p], [p for p in front if key in p], key,
+                      label, staircase=not instructions)
+    axes[0][0].set_ylabel("validation accuracy (%)")
+    fig.suptitle(_plain(title), fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _pareto_panel(ax, points: list[dict], front: list[dict], key: str, label: str,
+                  staircase: bool) -> None:
+    """One panel of :func:`plot_pareto`: validation accuracy against ``points[i][key]``."""
     ok = [p for p in points if p["feasible"]]
     over = [p for p in points if not p["feasible"]]
-    ax.scatter([p["bytes"] for p in ok], [100 * p["val_accuracy"] for p in ok], s=22,
+    ax.scatter([p[key] for p in ok], [100 * p["val_accuracy"] for p in ok], s=22,
                color="#9aa5b1", label="trial")
     if over:
-        ax.scatter([p["bytes"] for p in over], [100 * p["val_accuracy"] for p in over], s=22,
+        ax.scatter([p[key] for p in over], [100 * p["val_accuracy"] for p in over], s=22,
                    marker="x", color="#d98c8c", label="over the device budget")
     if front:
-        ordered = sorted(front, key=lambda p: p["bytes"])
-        ax.step([p["bytes"] for p in ordered], [100 * p["val_accuracy"] for p in ordered],
-                where="post", color="#1f6feb", linewidth=1.2)
-        ax.scatter([p["bytes"] for p in ordered], [100 * p["val_accuracy"] for p in ordered],
+        ordered = sorted(front, key=lambda p: p[key])
+        if staircase:
+            ax.step([p[key] for p in ordered], [100 * p["val_accuracy"] for p in ordered],
+                    where="post", color="#1f6feb", linewidth=1.2)
+        ax.scatter([p[key] for p in ordered], [100 * p["val_accuracy"] for p in ordered],
                    s=46, color="#1f6feb", zorder=3, label="Pareto front")
         for p in ordered:
-            ax.annotate(_plain(p["name"]), (p["bytes"], 100 * p["val_accuracy"]), fontsize=7,
+            ax.annotate(_plain(p["name"]), (p[key], 100 * p["val_accuracy"]), fontsize=7,
                         xytext=(4, -10), textcoords="offset points")
     ax.set_xscale("log")
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
     ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
-    ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_xlabel("deployed bytes (log scale)")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(_plain(title), fontsize=10)
+    if key == "bytes":  # instruction counts are too wide for labelled minor ticks
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel(label)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    _save(fig, path)

@@ -1,6 +1,7 @@
 """`kiloml sweep` on real Ray: locally with two workers, killed and resumed, and driven on a
-two-node cluster started on this machine. Each test takes about half a minute to a minute
-(most of it Ray starting); the trials are a few epochs of a tiny FastGRNN on a small .npz."""
+two-node cluster started on this machine, with Cortex-M4 instructions as the third objective
+and without the ARM toolchain. Each test takes about half a minute to a minute (most of it Ray
+starting); the trials are a few epochs of a tiny FastGRNN on a small .npz."""
 
 import csv
 import json
@@ -24,6 +25,12 @@ pytest.importorskip("optuna")
 pytestmark = pytest.mark.ray  # `pytest -m "not ray"` leaves these out
 
 KILOML = str(Path(sys.executable).parent / "kiloml")
+TWO = ["val_accuracy", "bytes"]
+THREE = ["val_accuracy", "bytes", "m4_instructions"]
+M4_TOOLS = ("arm-none-eabi-", "qemu-system-arm")
+needs_m4 = pytest.mark.skipif(any(shutil.which(t) is None for t in
+                                  ("arm-none-eabi-gcc", "qemu-system-arm")),
+                              reason="needs arm-none-eabi-gcc and qemu-system-arm")
 RAY = str(Path(sys.executable).parent / "ray")
 #: steps = 12, so --frame-stack 5 is refused inside its trial: a failing trial
 SPACE = """
@@ -41,6 +48,7 @@ lr = {{ log-range = [0.003, 0.03] }}
 
 [search]
 trials = {trials}
+objectives = {objectives}
 
 [asha]
 grace-period = 1
@@ -78,9 +86,10 @@ def start(args: list[str], cwd: Path, log: Path, env: dict | None = None) -> sub
 def sweep_space(tmp_path):
     write_npz(tmp_path / "data.npz")
 
-    def make(trials: int) -> Path:
+    def make(trials: int, objectives: list[str] = TWO) -> Path:
         path = tmp_path / "space.toml"
-        path.write_text(SPACE.format(data="data.npz", trials=trials))
+        path.write_text(SPACE.format(data="data.npz", trials=trials,
+                                     objectives=json.dumps(objectives)))
         return path
     return make
 
@@ -101,8 +110,14 @@ def rows(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def check_results(out: Path, trials: int) -> list[dict]:
+def m4_count(export_dir: Path) -> float:
+    report = json.loads((export_dir / "verify.json").read_text())
+    return report["targets"]["cortex-m4"]["instructions_per_inference"]
+
+
+def check_results(out: Path, trials: int, objectives: list[str] = TWO) -> list[dict]:
     table = rows(out)
+    m4 = "m4_instructions" in objectives
     assert len(table) == trials
     assert {r["status"] for r in table} <= {"done", "stopped", "failed"}
     for r in table:
@@ -119,6 +134,10 @@ def check_results(out: Path, trials: int) -> list[dict]:
             assert int(r["bytes"]) == metrics["model_size_bytes_int16"]
             # the test split is looked at for the front's runs only, after the search
             assert ("test_accuracy" in metrics) == (r["front"] == "true")
+        # instructions are counted for every finished trial, on its export in RUN/c
+        assert bool(r["m4_instructions"]) == (m4 and r["status"] == "done")
+        if r["m4_instructions"]:
+            assert float(r["m4_instructions"]) == m4_count(run / "c")
     front = [r for r in table if r["front"] == "true"]
     assert front and all(r["status"] == "done" for r in front)
     for r in front:
@@ -126,13 +145,17 @@ def check_results(out: Path, trials: int) -> list[dict]:
         assert 0 <= float(r["test_accuracy"]) <= 1
     result = json.loads((out / "results.json").read_text())
     assert result["front"] == [r["trial"] for r in front]
+    assert result["objectives"] == objectives
     assert (out / "pareto.png").stat().st_size > 1000
     return table
 
 
+@needs_m4
 def test_local_sweep_killed_and_resumed(tmp_path, sweep_space, sessions):
+    """With instructions as the third objective: every finished trial has them, before the
+    kill or after it."""
     trials = 4
-    space, out = sweep_space(trials), tmp_path / "sweep"
+    space, out = sweep_space(trials, THREE), tmp_path / "sweep"
     first = start([KILOML, "sweep", str(space), "--out", str(out), "--workers", "2"], tmp_path,
                   tmp_path / "first.log")
     sessions.append(first)
@@ -154,12 +177,41 @@ def test_local_sweep_killed_and_resumed(tmp_path, sweep_space, sessions):
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"resuming {trials} trials on this machine" in resumed.stdout
-    table = check_results(out, trials)
+    table = check_results(out, trials, THREE)
     # the trials finished before the kill were not trained again
     assert {path: path.stat().st_mtime_ns for path in before} == before
     done_before = {path.parent.name for path in before}
     assert done_before <= {r["trial"] for r in table if r["status"] in ("done", "stopped")}
     assert not session_processes(first.pid)
+    # `kiloml verify` on a finished trial's export counts what the column says
+    done = next(r for r in table if r["status"] == "done")
+    run = Path(done["run"])
+    (run / "c" / "verify.json").unlink()
+    verified = subprocess.run([KILOML, "verify", str(run / "c"), "--targets", "cortex-m4"],
+                              capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert m4_count(run / "c") == float(done["m4_instructions"])
+    assert f"{float(done['m4_instructions']):,.0f}" in verified.stdout
+
+
+def test_without_the_arm_toolchain_the_search_has_two_objectives(tmp_path, sweep_space):
+    bin_dir = tmp_path / "bin"  # the system's programs but the ARM compiler and QEMU
+    bin_dir.mkdir()
+    for program in Path("/usr/bin").iterdir():
+        if not program.name.startswith(M4_TOOLS):
+            (bin_dir / program.name).symlink_to(program)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{bin_dir}"}
+    trials, out = 2, tmp_path / "sweep"
+    result = subprocess.run([KILOML, "sweep", str(sweep_space(trials, THREE)), "--out",
+                             str(out), "--workers", "2"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    note = next(line for line in result.stdout.splitlines()
+                if line.startswith("Cortex-M4 instructions not counted"))
+    assert "arm-none-eabi-gcc" in note and note.endswith("accuracy and bytes only")
+    check_results(out, trials, TWO)
+    assert note in json.loads((out / "results.json").read_text())["notes"]
+    assert not any((Path(r["run"]) / "c").exists() for r in rows(out))
 
 
 def test_resume_refuses_a_changed_space(tmp_path, sweep_space, capsys):

@@ -1,6 +1,7 @@
 """``kiloml sweep``: Ray Tune runs the trials (in-process Ray on this machine, or a running
 cluster with ``address``), Optuna proposes them (multi-objective: validation accuracy up,
-deployed bytes down), ASHA stops poor ones early.
+deployed bytes down and, when asked, Cortex-M4 instructions per inference down), ASHA stops
+poor ones early.
 
 ``DIR`` holds ``sweep.json`` (how the sweep was started), ``space.toml`` (a copy),
 ``runs/TRIAL/`` (one ordinary run directory per trial), ``logs/`` (each trial's output and, for
@@ -17,7 +18,7 @@ from pathlib import Path
 from kiloml.data.paths import data_root
 from kiloml.errors import KilomlError
 from kiloml.outputs import OutputKind, atomic_write_bytes
-from kiloml.sweep.space import Choice, Space
+from kiloml.sweep.space import OBJECTIVE_MODES, Choice, Space
 from kiloml.sweep.trial import LOGS_DIR, RUNS_DIR, TrainFunction, run_trial
 
 SWEEP_FILE = "sweep.json"
@@ -102,7 +103,8 @@ def optuna_space(space: Space, optuna) -> dict:
 def _tuner(tune, optuna, space: Space, root: Path, workers: int, train: TrainFunction,
            resume: bool):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
+
+    from kiloml.sweep.searcher import PartialReportOptunaSearch
 
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, sweep_dir=str(root), space=space, train=train),
@@ -115,9 +117,10 @@ def _tuner(tune, optuna, space: Space, root: Path, workers: int, train: TrainFun
         return tune.Tuner.restore(str(experiment), trainable=trainable,
                                   resume_unfinished=True, resume_errored=False,
                                   restart_errored=False)
-    searcher = OptunaSearch(space=optuna_space(space, optuna),
-                            metric=["val_accuracy", "bytes"], mode=["max", "min"],
-                            sampler=optuna.samplers.TPESampler(seed=space.seed))
+    searcher = PartialReportOptunaSearch(
+        space=optuna_space(space, optuna), metric=list(space.objectives),
+        mode=[OBJECTIVE_MODES[name] for name in space.objectives],
+        sampler=optuna.samplers.TPESampler(seed=space.seed))
     scheduler = (ASHAScheduler(time_attr="training_iteration", metric="val_accuracy",
                                mode="max", max_t=1_000_000,
                                grace_period=space.asha["grace_period"],
@@ -163,7 +166,23 @@ def run_trials(space: Space, root: Path, address: str | None, workers: int | Non
 
 
 def write_sweep_file(root: Path, space_text: str, address: str | None,
-                     workers: int | None) -> None:
+                     workers: int | None, objectives: tuple[str, ...]) -> None:
+    """``space.toml`` (a copy) and ``sweep.json``: how the sweep started, with the objectives
+    it searches on (``--resume`` keeps them)."""
     atomic_write_bytes(root / SPACE_COPY, space_text.encode())
     atomic_write_bytes(root / SWEEP_FILE, (json.dumps(
-        {"kiloml_sweep": 1, "address": address, "workers": workers}, indent=2) + "\n").encode())
+        {"kiloml_sweep": 1, "address": address, "workers": workers,
+         "objectives": list(objectives)}, indent=2) + "\n").encode())
+
+
+def started_objectives(root: Path) -> list[str] | None:
+    """The objectives a sweep in ``root`` started with (``None`` if its ``sweep.json`` does
+    not say)."""
+    try:
+        objectives = json.loads((root / SWEEP_FILE).read_text()).get("objectives")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if (not isinstance(objectives, list) or objectives[:2] != ["val_accuracy", "bytes"]
+            or not all(o in OBJECTIVE_MODES for o in objectives)):
+        return None
+    return objectives

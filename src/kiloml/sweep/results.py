@@ -1,14 +1,12 @@
 """A sweep's results: one row per trial, the Pareto front (validation accuracy against
-deployed bytes, among finished trials within the device budget), the front's test accuracy
-(the only time the test split is looked at) and, when asked and the ARM toolchain is present,
-its Cortex-M4 instructions per inference."""
+deployed bytes and, when it is an objective, Cortex-M4 instructions per inference, among
+finished trials within the device budget) and the front's test accuracy (the only time the
+test split is looked at)."""
 
-import argparse
 import csv
 import io
 import json
 import shlex
-from contextlib import redirect_stdout
 from pathlib import Path
 
 from kiloml.outputs import atomic_write_bytes
@@ -21,16 +19,15 @@ from kiloml.runs import (
     write_json,
 )
 from kiloml.sweep.pareto import pareto_front
-from kiloml.sweep.space import Space
+from kiloml.sweep.space import OBJECTIVE_MODES, Space
 from kiloml.sweep.trial import LOGS_DIR, RUNS_DIR, decode
-
-OBJECTIVE_MODES = {"val_accuracy": "max", "bytes": "min"}
 
 
 def trial_rows(trials: list, space: Space, root: Path) -> list[dict]:
     """One row per Ray Tune trial: ``trial``, ``status`` (``done``, ``stopped`` by ASHA or
     ``failed`` with its ``error``), the sampled values, ``epochs``, ``val_accuracy``,
-    ``bytes``, ``flash_bytes``, ``ram_bytes``, ``feasible`` and ``run`` (its run directory)."""
+    ``bytes``, ``flash_bytes``, ``ram_bytes``, ``m4_instructions`` (finished trials, when it
+    is an objective), ``feasible`` and ``run`` (its run directory)."""
     rows = []
     for trial in sorted(trials, key=lambda t: t.trial_id):
         result = trial.last_result or {}
@@ -49,8 +46,9 @@ def trial_rows(trials: list, space: Space, root: Path) -> list[dict]:
             row["status"] = "stopped"
         else:
             row["status"] = "not run"
-        for key in ("epoch", "val_accuracy", "bytes", "flash_bytes", "ram_bytes"):
-            if key in result and row["status"] != "failed":
+        for key in ("epoch", "val_accuracy", "bytes", "flash_bytes", "ram_bytes",
+                    "m4_instructions"):
+            if result.get(key) is not None and row["status"] != "failed":
                 row["epochs" if key == "epoch" else key] = result[key]
         row["feasible"] = row["status"] == "done" and within_budget(row, space)
         rows.append(row)
@@ -63,19 +61,24 @@ def within_budget(row: dict, space: Space) -> bool:
             and (space.max_ram is None or row["ram_bytes"] <= space.max_ram))
 
 
-def mark_front(rows: list[dict]) -> list[dict]:
-    """Sets ``front`` on every row; returns the front's rows, smallest first."""
-    candidates = [r for r in rows if r["feasible"]]
-    front = pareto_front(candidates, OBJECTIVE_MODES)
+def mark_front(rows: list[dict], space: Space) -> list[dict]:
+    """Sets ``front`` on every row (the finished trials within the budget that no other such
+    trial beats on every objective of ``space``); returns the front's rows, smallest first."""
+    modes = {name: OBJECTIVE_MODES[name] for name in space.objectives}
+    candidates = [r for r in rows if r["feasible"] and all(k in r for k in modes)]
+    front = pareto_front(candidates, modes)
     for row in rows:
         row["front"] = any(row is f for f in front)
     return sorted(front, key=lambda r: r["bytes"])
 
 
 def export_command(row: dict, space: Space) -> str:
-    """The ``kiloml export`` command that deploys a front run."""
+    """The ``kiloml export`` command that deploys a front run (over the export the trial
+    counted its instructions on, when it did)."""
     words = ["kiloml", "export", row["run"], "--out", str(Path(row["run"]) / DEMO_EXPORT_DIR),
              "--bits", str(space.bits)]
+    if "m4_instructions" in row:
+        words.append("--overwrite")
     if space.max_flash is not None:
         words += ["--max-flash", str(space.max_flash)]
     if space.max_ram is not None:
@@ -98,28 +101,6 @@ def evaluate_front(front: list[dict]) -> None:
                        "test_loss": metrics["test_loss"],
                        "test_evaluated": "kiloml sweep, as a run on the Pareto front"})
         write_json(run / METRICS_FILE, stored)
-
-
-def m4_instructions(front: list[dict], space: Space) -> str | None:
-    """Export each front run to ``RUN/c`` and count its Cortex-M4 instructions per inference
-    under QEMU (``kiloml verify``); returns why it was skipped, or ``None``."""
-    from kiloml.deploy.commands import run_export
-    from kiloml.deploy.targets import TARGETS
-    from kiloml.deploy.verify import verify_export
-
-    target = TARGETS["cortex-m4"]
-    if target.missing():
-        return f"Cortex-M4 instructions not counted: {target.install_hint()}"
-    for row in front:
-        out = Path(row["run"]) / DEMO_EXPORT_DIR
-        with redirect_stdout(io.StringIO()):
-            run_export(argparse.Namespace(run=Path(row["run"]), out=out, bits=space.bits,
-                                          target="c", name="kiloml_model", data=None,
-                                          data_dir=None, overwrite=True, max_ram=None,
-                                          max_flash=None))
-        report = verify_export(out, targets=("cortex-m4",))["targets"]["cortex-m4"]
-        row["m4_instructions"] = report.get("instructions_per_inference")
-    return None
 
 
 COLUMNS = ("trial", "status", "epochs", "val_accuracy", "bytes", "flash_bytes", "ram_bytes",

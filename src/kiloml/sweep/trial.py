@@ -1,6 +1,8 @@
 """One sweep trial, as Ray Tune runs it on a worker: ``kiloml train`` into an ordinary run
 directory ``DIR/runs/TRIAL``, validation accuracy reported after every epoch (for ASHA), then
-the deployed size measured on the integer graph.
+the deployed size measured on the integer graph and, when ``m4_instructions`` is an objective,
+the run exported into ``RUN/c`` and its Cortex-M4 instructions per inference counted in QEMU
+(:mod:`kiloml.sweep.instructions`).
 
 Nothing here looks at the test split: the trial trains with it unseen and its ``metrics.json``
 has no ``test_accuracy`` until the sweep evaluates the front at the end.
@@ -29,6 +31,7 @@ from kiloml.runs import (
     read_json,
     read_run_config,
 )
+from kiloml.sweep.instructions import OBJECTIVE, count_m4_instructions
 from kiloml.sweep.space import Space
 from kiloml.train.phases import Sparsity
 from kiloml.train.trainer import EpochRecord, Reporter, sparsifiable_parameters
@@ -73,13 +76,17 @@ def deployed_size(run_dir: Path, bits: int) -> dict:
 
 class TuneReporter(Reporter):
     """Reports every epoch's validation accuracy to Ray Tune, with the bytes the trial will
-    deploy (both objectives in every result, so an ASHA-stopped trial is still a point for
-    Optuna), and prints one line per epoch (into the trial's log). The last epoch is not
+    deploy (both in every result, so with two objectives an ASHA-stopped trial is still a
+    point for Optuna), and prints one line per epoch (into the trial's log). Objectives known
+    only once the trial has finished (``later``: ``m4_instructions``) are reported as ``None``
+    until then (Ray Tune wants every objective's key in every result). The last epoch is not
     reported: the trial's final result stands for it, so ASHA never cuts a trial whose
     training has finished."""
 
-    def __init__(self, run_dir: Path, bits: int, report: Callable[[dict], None]):
+    def __init__(self, run_dir: Path, bits: int, report: Callable[[dict], None],
+                 later: tuple[str, ...] = ()):
         self.run_dir, self.bits, self.report = run_dir, bits, report
+        self.later = dict.fromkeys(later)
         self.bytes: int | None = None
         self.total = 0
 
@@ -91,15 +98,16 @@ class TuneReporter(Reporter):
         print(epoch_line(record, is_best).replace(" [green]best[/]", " best"), flush=True)
         if math.isnan(record.val_accuracy) or record.epoch + 1 >= self.total:
             return  # no validation split (cross-validation's final fit), or the last epoch
-        self.report({"val_accuracy": record.val_accuracy, "bytes": self.bytes,
+        self.report({"val_accuracy": record.val_accuracy, "bytes": self.bytes, **self.later,
                      "epoch": record.epoch + 1, "trained": False})
 
 
 def run_trial(config: dict, *, sweep_dir: str, space: Space, train: TrainFunction) -> None:
     """The Ray Tune function trainable: ``config`` holds the sampled values (JSON text for
     choices). A trial killed with the sweep resumes from its run's checkpoint; one whose run
-    had finished only reports it again. A failure is written to ``DIR/logs/TRIAL.error`` (one
-    line) and raised, so Ray records the trial as failed and the sweep goes on."""
+    had finished only reports it again (its instructions counted again). A failure is written
+    to ``DIR/logs/TRIAL.error`` (one line) and raised, so Ray records the trial as failed and
+    the sweep goes on."""
     from ray import tune
 
     trial = tune.get_context().get_trial_id()
@@ -112,10 +120,14 @@ def run_trial(config: dict, *, sweep_dir: str, space: Space, train: TrainFunctio
         if not (run_dir / METRICS_FILE).is_file():
             resume = (run_dir / CHECKPOINT_FILE).is_file()
             with open(log, "a") as out, redirect_stdout(out), redirect_stderr(out):
-                train(space.argv(values), run_dir, TuneReporter(run_dir, space.bits, tune.report),
-                      resume)
+                later = tuple(o for o in space.objectives if o == OBJECTIVE)
+                train(space.argv(values), run_dir,
+                      TuneReporter(run_dir, space.bits, tune.report, later), resume)
         metrics = read_json(run_dir / METRICS_FILE)
         size = deployed_size(run_dir, space.bits)
+        if OBJECTIVE in space.objectives:
+            with open(log, "a") as out, redirect_stdout(out), redirect_stderr(out):
+                size[OBJECTIVE] = count_m4_instructions(run_dir, space.bits)
     except SystemExit:  # Ray Tune stops a trial (ASHA) by ending its thread: not a failure
         raise
     except BaseException as e:
