@@ -81,7 +81,12 @@ def _place(blocks: list[Block]) -> tuple[dict[tuple[str, str], int], int]:
 
 def plan_arena(graph: Graph) -> ArenaPlan:
     """Offsets for every block of ``graph`` and the arena size (a multiple of 4 bytes)."""
-    blocks = arena_blocks(graph)
+    return plan_blocks(arena_blocks(graph))
+
+
+def plan_blocks(blocks: list[Block]) -> ArenaPlan:
+    """Offsets for ``blocks`` (the two greedy orders, the smaller peak kept) and the arena
+    size (a multiple of 4 bytes)."""
     orders = (sorted(blocks, key=lambda b: (-b.nbytes, b.first)),
               sorted(blocks, key=lambda b: (-b.align, -b.nbytes, b.first)))
     best = min((_place(order) for order in orders), key=lambda result: result[1])
