@@ -378,3 +378,23 @@ def test_image_op_instructions_quick(require_cortex_m):
     rows = [line for line in done.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 9
     assert all(float(row.split()[-1]) > 0 for row in rows)
+
+
+def test_image_schedules_small(tmp_path, require_gcc):
+    """32x32 images on the host: every schedule's C equals the simulator, the patch schedules
+    give the layer-by-layer integers, and tiling lowers the first stages' RAM while adding
+    MACs."""
+    out = tmp_path / "schedules.json"
+    done = run_script("image_schedules.py", "--size", "32", "--patches", "1", "2",
+                      "--inputs", "1", "--targets", "host", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    schedules = report["schedules"]
+    assert report["patches_equal_layers"] is True
+    assert list(schedules) == ["layers", "patches 1x1", "patches 2x2", "rnnpool"]
+    assert all(s["targets"]["host"]["exact_match"] == 1.0 for s in schedules.values())
+    layers, tiled = schedules["layers"], schedules["patches 1x1"]
+    assert tiled["first_stages_bytes"] < layers["first_stages_bytes"]
+    assert tiled["macs"] > schedules["patches 2x2"]["macs"] > layers["macs"]
+    assert tiled["weight_flash_bytes"] == layers["weight_flash_bytes"]
+    assert "| schedule | first stages' RAM |" in done.stdout

@@ -152,6 +152,8 @@ def test_measured_m4_ram_is_within_the_statement(cnn, tmp_path, require_cortex_m
     stack = cortex_m4_stack(generate_model(tiled, "tiled"), tmp_path / "stack")
     generated = generate_model(tiled, "tiled", stack)
     assert f"#define KILOML_RAM_BYTES {generated.ram_bytes}" in generated.header
+    assert "(schedule: patches, first 3 nodes on 3x3-pixel tiles)" in generated.header
+    assert generated.ram_bytes == 840 + 2 * 4 + stack  # arena, int32 logits [2], stack
     files = write_sources(generated, tmp_path / "src")
     build = Build(TARGETS["cortex-m4"], [tmp_path / "src" / "model.c",
                                          *(tmp_path / "src" / f for f in c_sources(files))],
