@@ -197,3 +197,11 @@ def test_a_residual_inside_the_stage_is_an_error():
         size=(16, *SHAPE))), bits=8)
     with pytest.raises(KilomlError, match=r"adds a residual map$"):
         apply_schedule(q, "patches", stage=2, patch=(3, 3))
+
+
+def test_a_tiled_graph_is_not_saved(cnn, tmp_path):
+    from kiloml.ir.serialize import save_graph
+
+    tiled = apply_schedule(cnn[0], "patches", stage=3, patch=(3, 3))
+    with pytest.raises(KilomlError, match=r"^a graph with a tiled stage cannot be saved"):
+        save_graph(tiled, tmp_path / "graph.npz")
