@@ -173,7 +173,7 @@ def test_measured_m4_ram_is_within_the_statement(cnn, tmp_path, require_cortex_m
     ("rnnpool", None, None, r"^the rnnpool schedule does not apply: the graph's first node is "
                             r"conv2d"),
     ("tiles", None, None, r"^unknown schedule 'tiles'"),
-    ("patches", 0, (1, 1), r"^a tiled stage holds 1 to 12 of the graph's 7 nodes, got 0"),
+    ("patches", 0, (1, 1), r"^a tiled stage holds 1 to 7 nodes of the graph, got 0"),
 ])
 def test_bad_schedules_are_one_line_errors(cnn, schedule, stage, patch, message):
     q, _ = cnn
@@ -182,7 +182,10 @@ def test_bad_schedules_are_one_line_errors(cnn, schedule, stage, patch, message)
     assert "\n" not in str(error.value)
 
 
-def test_a_residual_inside_the_stage_is_an_error():
+@pytest.fixture(scope="module")
+def residual():
+    """stem 3→4 stride 2 (4x6x6), 1x1 expansion to 8, 3x3 depthwise, 1x1 projection to 4
+    plus the stem's map, global pooling: the integer graph and 6 test inputs."""
     from kiloml.ir.graph import Graph
     from kiloml.ir.lower import lower, lower_conv2d
 
@@ -190,13 +193,47 @@ def test_a_residual_inside_the_stage_is_an_error():
     graph = Graph(meta={"kind": "image", "num_classes": 0, "frame_stack": 1})
     graph.add_input("x", SHAPE)
     x = lower(nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.ReLU6()), "stem", graph, ["x"])
-    y = lower_conv2d(nn.Conv2d(4, 4, 1), "project", graph, x, residual=x[0])
+    y = lower(nn.Sequential(nn.Conv2d(4, 8, 1), nn.ReLU6()), "expand", graph, x)
+    y = lower(nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1, groups=8), nn.ReLU6()), "dw", graph, y)
+    y = lower_conv2d(nn.Conv2d(8, 4, 1), "project", graph, y, residual=x[0])
     (out,) = lower(nn.AdaptiveAvgPool2d(1), "pool", graph, y)
     graph.set_output(out)
-    q = quantize_graph(graph, calibrate(graph, np.random.default_rng(0).normal(
-        size=(16, *SHAPE))), bits=8)
-    with pytest.raises(KilomlError, match=r"adds a residual map$"):
-        apply_schedule(q, "patches", stage=2, patch=(3, 3))
+    rng = np.random.default_rng(0)
+    q = quantize_graph(graph, calibrate(graph, rng.normal(size=(16, *SHAPE))), bits=8)
+    return q, quantize_input(q, rng.normal(size=(6, *SHAPE)))
+
+
+def test_a_residual_inside_the_stage_is_cropped_to_the_tile(residual):
+    """Patch 2x2 of the 6x6 projection: the stem's tile for the middle tile is rows 1..4
+    (the depthwise's halo), and the projection adds its crop rows 1..2 of it: 4x2x2 int8."""
+    from kiloml.ir.tiled import crops, tiles
+
+    q, x = residual
+    tiled = apply_schedule(q, "patches", stage=4, patch=(2, 2))
+    node = tiled.nodes[0]
+    middle = tiles(node)[4]  # row tile 1, column tile 1
+    assert middle[0].out_rows == (1, 5) and middle[-1].out_rows == (2, 4)
+    cut = crops(node.attrs["nodes"], middle)["project"]
+    assert (cut.channels, cut.in_rows, cut.row0, cut.rows, cut.col0, cut.cols) == (
+        4, 4, 1, 2, 1, 2)
+    assert np.array_equal(simulate_values(tiled, x)[q.output], simulate_values(q, x)[q.output])
+
+
+def test_a_residual_stage_in_c_equals_the_simulator(residual, tmp_path, require_gcc,
+                                                    require_cortex_m):
+    q, x = residual
+    tiled = apply_schedule(q, "patches", stage=4, patch=(2, 2))
+    assert_c_equals_spec(tiled, x, tmp_path, (("host", "fast"), ("host", "sanitize"),
+                                              ("cortex-m4", "fast"), ("cortex-m3", "fast")))
+
+
+def test_a_stage_ending_inside_a_residual_block_is_an_error(residual):
+    """Tiling stem, expansion and depthwise leaves the stem's map, read by the projection
+    after the stage, existing only tile by tile."""
+    q, _ = residual
+    with pytest.raises(KilomlError, match=r"^the patch schedule does not apply: stem_0_out "
+                                          r"inside the tiled stage is read after it$"):
+        apply_schedule(q, "patches", stage=3, patch=(2, 2))
 
 
 def test_a_tiled_graph_is_not_saved(cnn, tmp_path):

@@ -45,8 +45,8 @@ from kiloml.ops.base import (
 #: Ops a tiled stage may hold.
 WINDOW_OPS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "avgpool2d", "maxpool2d",
               "rnnpool")
-#: Nodes of one stage at most (``KL_TILE_MAX_NODES`` in ``kl_tile.h``).
-MAX_STAGE_NODES = 12
+#: Nodes and residual crops of one stage at most (``KL_TILE_MAX_NODES`` in ``kl_tile.h``).
+MAX_STAGE_NODES = 16
 #: Arena members by element type (as codegen's).
 ARENA_MEMBERS = {"int8": "s8", "int16": "s16", "int32": "s32"}
 
@@ -58,9 +58,6 @@ def window(node: Node) -> tuple[list[int], list[int], list[int]]:
         raise KilomlError(f"the patch schedule does not apply to node {node.name} ({node.op}): a "
                           f"tiled stage holds only {', '.join(WINDOW_OPS)}")
     if node.op == "pointwise_conv2d":
-        if len(node.inputs) > 1:
-            raise KilomlError(f"the patch schedule does not apply to node {node.name}: a tiled "
-                              "stage is a chain, and this 1x1 convolution adds a residual map")
         return [1, 1], [1, 1], [0, 0, 0, 0]
     if node.op == "rnnpool":
         if node.attrs.get("flat"):
@@ -113,18 +110,58 @@ def tile_ranges(size: int, patch: int) -> list[tuple[int, int]]:
     return [(start, min(size, start + patch)) for start in range(0, size, patch)]
 
 
+def crop_name(node: Node) -> str:
+    """The value holding the crop of ``node``'s residual map to its tile."""
+    return f"{node.inputs[1]}__crop_{node.name}"
+
+
 def _tile_node(node: Node, step: TileStep) -> Node:
-    """``node`` with its tile's padding (the integer tensors shared, not copied)."""
+    """``node`` with its tile's padding (the integer tensors shared, not copied); a residual
+    is read from its crop."""
     attrs = dict(node.attrs)
     if "padding" in attrs:
         attrs["padding"] = list(step.padding)
-    return Node(node.name, node.op, list(node.inputs), list(node.outputs), attrs, {}, node.path,
+    inputs = [node.inputs[0], crop_name(node)] if len(node.inputs) > 1 else list(node.inputs)
+    return Node(node.name, node.op, inputs, list(node.outputs), attrs, {}, node.path,
                 node.q, node.consts)
+
+
+@dataclass
+class Crop:
+    """A residual's tile cut to the tile of the node adding it: ``[channels, rows, cols]`` of
+    the residual's ``[channels, in_rows, in_cols]`` tile from ``(row0, col0)``."""
+
+    channels: int
+    in_rows: int
+    in_cols: int
+    row0: int
+    col0: int
+    rows: int
+    cols: int
+
+
+def crops(nodes: list[Node], steps: list[TileStep]) -> dict[str, Crop]:
+    """Per node adding a residual (by name), the crop of the residual's tile it reads."""
+    produced = {node.outputs[0]: step for node, step in zip(nodes, steps, strict=True)}
+    out = {}
+    for node, step in zip(nodes, steps, strict=True):
+        if len(node.inputs) < 2:
+            continue
+        source = produced[node.inputs[1]]
+        (r0, r1), (c0, c1) = source.out_rows, source.out_cols
+        (a, b), (c, d) = step.out_rows, step.out_cols
+        if not (r0 <= a and b <= r1 and c0 <= c and d <= c1):
+            raise KilomlError(f"the patch schedule does not apply to node {node.name}: its "
+                              "residual's tile does not cover its output tile")
+        out[node.name] = Crop(int(node.q["weight"].values.shape[0]), r1 - r0, c1 - c0,
+                              a - r0, c - c0, b - a, d - c)
+    return out
 
 
 def _tile_values(nodes: list[Node], values: dict[str, Value], steps: list[TileStep]
                  ) -> dict[str, Value]:
-    """Tile-sized copies of the chain's values (all in the patch area)."""
+    """Tile-sized copies of the chain's values and residual crops (all in the patch
+    area)."""
     out = {}
     for node, step in zip(nodes, steps, strict=True):
         for name, (rows, cols) in ((node.inputs[0], (step.rows, step.cols)),
@@ -132,6 +169,11 @@ def _tile_values(nodes: list[Node], values: dict[str, Value], steps: list[TileSt
             full = values[name]
             out[name] = Value(name, (full.shape[0], rows[1] - rows[0], cols[1] - cols[0]),
                               full.dtype, full.frac_bits, "arena")
+    for name, crop in crops(nodes, steps).items():
+        node = next(n for n in nodes if n.name == name)
+        full = values[node.inputs[1]]
+        out[crop_name(node)] = Value(crop_name(node), (crop.channels, crop.rows, crop.cols),
+                                     full.dtype, full.frac_bits, "arena")
     return out
 
 
@@ -160,11 +202,15 @@ def patch_plan(node: Node) -> tuple[Graph, ArenaPlan]:
             shape = value.shape if old is None else tuple(map(max, old.shape, value.shape))
             envelope[name] = Value(name, shape, value.dtype, value.frac_bits, "arena")
     first = nodes[0].inputs[0]
-    envelope[first].storage = "input"
+    cropped = {crop_name(n): i for i, n in enumerate(nodes) if len(n.inputs) > 1}
+    for name in (first, *cropped):
+        envelope[name].storage = "input"
     graph = Graph(values=envelope, nodes=list(nodes), input=first)
-    blocks = arena_blocks(graph) + [Block(first, "", envelope[first].nbytes,
-                                          DTYPE_BYTES[envelope[first].dtype], 0, 0)]
-    envelope[first].storage = "arena"
+    blocks = arena_blocks(graph) + [
+        Block(name, "", envelope[name].nbytes, DTYPE_BYTES[envelope[name].dtype], i, i)
+        for name, i in [(first, 0), *cropped.items()]]
+    for name in (first, *cropped):
+        envelope[name].storage = "arena"
     return graph, plan_blocks(blocks)
 
 
@@ -172,13 +218,23 @@ def make_tiled(graph: Graph, count: int, patch: tuple[int, int], name: str = "ti
                ) -> Graph:
     """A copy of the quantized ``graph`` whose first ``count`` nodes run as one ``tiled`` node
     with tiles of ``patch`` output pixels; one-line errors when the schedule does not apply."""
-    if not 1 <= count <= min(len(graph.nodes), MAX_STAGE_NODES):
-        raise KilomlError(f"a tiled stage holds 1 to {MAX_STAGE_NODES} of the graph's "
-                          f"{len(graph.nodes)} nodes, got {count}")
+    if not 1 <= count <= len(graph.nodes):
+        raise KilomlError(f"a tiled stage holds 1 to {len(graph.nodes)} nodes of the graph, "
+                          f"got {count}")
     nodes = graph.nodes[:count]
+    slots = count + sum(len(n.inputs) > 1 for n in nodes)
+    if slots > MAX_STAGE_NODES:
+        raise KilomlError(f"a tiled stage holds at most {MAX_STAGE_NODES} nodes and residual "
+                          f"crops, got {slots}")
     previous = graph.input
+    produced: list[str] = []
     for node in nodes:
         window(node)
+        if len(node.inputs) > 1 and node.inputs[1] not in produced:
+            raise KilomlError(f"the patch schedule does not apply to node {node.name}: the "
+                              f"residual {node.inputs[1]} it adds is not computed inside the "
+                              "stage")
+        produced.append(node.outputs[0])
         if node.inputs[0] != previous:
             raise KilomlError(f"the patch schedule does not apply to node {node.name}: a tiled "
                               f"stage is a chain from the graph's input, and it reads "
@@ -186,7 +242,7 @@ def make_tiled(graph: Graph, count: int, patch: tuple[int, int], name: str = "ti
         previous = node.outputs[0]
     if graph.values[graph.input].dtype != "int16":
         raise KilomlError("the patch schedule needs the graph's int16 input map")
-    inner = {n: graph.values[n] for node in nodes for n in (node.inputs[0], node.outputs[0])}
+    inner = {n: graph.values[n] for node in nodes for n in (*node.inputs, node.outputs[0])}
     later = [n for node in graph.nodes[count:] for n in node.inputs]
     stray = [n for n in inner if n not in (graph.input, previous) and n in later]
     if stray:
@@ -255,10 +311,15 @@ class TiledOp(Op):
             shapes = _tile_values(nodes, values, steps)
             first = steps[0]
             current = {nodes[0].inputs[0]: x[:, :, slice(*first.rows), slice(*first.cols)]}
+            cuts = crops(nodes, steps)
             for inner, step in zip(nodes, steps, strict=True):
                 tile = _tile_node(inner, step)
+                if inner.name in cuts:
+                    cut = cuts[inner.name]
+                    current[tile.inputs[1]] = current[inner.inputs[1]][
+                        :, :, cut.row0:cut.row0 + cut.rows, cut.col0:cut.col0 + cut.cols]
                 (current[inner.outputs[0]],) = get_op(inner.op).simulate(
-                    tile, [current[inner.inputs[0]]], [shapes[inner.inputs[0]]],
+                    tile, [current[n] for n in tile.inputs], [shapes[n] for n in tile.inputs],
                     [shapes[inner.outputs[0]]])
             last = steps[-1]
             out[:, :, slice(*last.out_rows), slice(*last.out_cols)] = current[nodes[-1].outputs[0]]
@@ -307,7 +368,8 @@ class TiledOp(Op):
             return f"scratch->{ARENA_MEMBERS[dtype]} + {offset // DTYPE_BYTES[dtype]}"
 
         all_tiles = tiles(node)
-        definitions, calls, table = [], [], [[] for _ in all_tiles]
+        definitions, calls = [], []
+        table, crop_table = [[] for _ in all_tiles], [[] for _ in all_tiles]
         for index, inner in enumerate(nodes):
             op = get_op(inner.op)
             geometries: dict[str, int] = {}
@@ -316,7 +378,8 @@ class TiledOp(Op):
                 step = steps[index]
                 shapes = _tile_values(nodes, values, steps)
                 tile = _tile_node(inner, step)
-                tile_in, tile_out = [shapes[inner.inputs[0]]], [shapes[inner.outputs[0]]]
+                tile_in = [shapes[n] for n in tile.inputs]
+                tile_out = [shapes[inner.outputs[0]]]
                 key = repr((tile.attrs.get("padding"), tile_in[0].shape))
                 if key not in geometries:
                     gid = geometries[key] = len(geometries)
@@ -336,9 +399,24 @@ class TiledOp(Op):
                         definitions[-1] = (f"/* {inner.name}: {inner.op} in the tiled stage "
                                            f"*/\n{definitions[-1]}")
                 table[t].append(f"&kiloml_{inner.name}_g{geometries[key]}_params")
+            if len(inner.inputs) > 1:
+                slot = len(nodes) + sum(len(n.inputs) > 1 for n in nodes[:index])
+                kinds: dict[str, int] = {}
+                for t, steps in enumerate(all_tiles):
+                    cut = crops(nodes, steps)[inner.name]
+                    key = repr(cut)
+                    if key not in kinds:
+                        kinds[key] = len(kinds)
+                        fields = ", ".join(f".{k} = {v}" for k, v in vars(cut).items())
+                        definitions.append(f"static const kl_tile_crop_t kiloml_{inner.name}_"
+                                           f"crop_g{kinds[key]} = {{{fields}}};\n")
+                    crop_table[t].append(f"&kiloml_{inner.name}_crop_g{kinds[key]}")
+                calls.append(f"        kl_tile_crop_s8(tile->params[{slot}], "
+                             f"{pointer(inner.inputs[1])}, {pointer(crop_name(inner))});\n")
             calls.append("".join(f"    {line}" for line in call.splitlines(True)))
         rows = []
-        for steps, params in zip(all_tiles, table, strict=True):
+        merged = [a + b for a, b in zip(table, crop_table, strict=True)]
+        for steps, params in zip(all_tiles, merged, strict=True):
             first, last = steps[0], steps[-1]
             rows.append(f"    {{{first.rows[0]}, {first.rows[1] - first.rows[0]}, "
                         f"{first.cols[0]}, {first.cols[1] - first.cols[0]}, "

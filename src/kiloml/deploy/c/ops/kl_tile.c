@@ -42,3 +42,15 @@ void kl_tile_write_s16(const int16_t *patch, int channels, int height, int width
         }
     }
 }
+
+void kl_tile_crop_s8(const void *crop, const int8_t *src, int8_t *dst)
+{
+    const kl_tile_crop_t *p = (const kl_tile_crop_t *)crop;
+    for (int c = 0; c < p->channels; c++) {
+        const int8_t *row = src + ((long)c * p->in_rows + p->row0) * p->in_cols + p->col0;
+        for (int r = 0; r < p->rows; r++) {
+            for (int j = 0; j < p->cols; j++) *dst++ = row[j];
+            row += p->in_cols;
+        }
+    }
+}
