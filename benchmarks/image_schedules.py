@@ -2,9 +2,10 @@
 generated as C and checked against the integer simulator on the host, Cortex-M4 and Cortex-M3:
 
 * ``layers``: the CNN layer by layer (whole maps);
-* ``patches``: the same CNN (same integers) with its first stages (stem and the three
-  blocks that bring the map to 1/8 of the input side, no residual inside) run on tiles of
-  ``--patches`` output pixels, MCUNetV2-style (recomputed MACs counted);
+* ``patches``: the same CNN (same integers) with its first stages run on tiles of
+  ``--patches`` output pixels, MCUNetV2-style (recomputed MACs counted): the stem and the
+  three blocks that bring the map to 1/8 of the input side (9 nodes), or these and the first
+  residual block at that side (12 nodes; its residual cropped to each tile);
 * ``rnnpool``: the same later blocks after an RNNPoolLayer over the input (patch 8, stride 8,
   h1 8, h2 4: the same 1/8 side) and a 1x1 convolution to the blocks' 16 channels.
 
@@ -89,7 +90,8 @@ def mobilenet() -> tuple[nn.Sequential, int]:
     """The CNN and the number of nodes of its first stages (stem, blocks 1-3)."""
     head = [conv_bn(3, 8, 3, 2), InvertedResidual(8, 8, 1, 1), InvertedResidual(8, 16, 2, 3),
             InvertedResidual(16, 16, 2, 3)]
-    # nodes: stem 1, block 1 (dw, project; no residual: see below) 2, blocks 2-3 3 each
+    # nodes: stem 1, block 1 (dw, project) 2, blocks 2-3 3 each; block 1 has no residual,
+    # as MobileNetV2's first block
     head[1].residual = False
     return nn.Sequential(*head, *tail()), 9
 
@@ -169,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="square tiles of the patch schedule (one row each), sides in "
                              "pixels of the 1/8-side map")
     parser.add_argument("--inputs", type=int, default=2, help="random test images per target")
+    parser.add_argument("--stages", type=int, nargs="+", default=[9, 12],
+                        help="nodes in the tiled stage: 9 (stem to block 3, the 1/8-side map) "
+                             "and/or 12 (also block 4, the first residual block)")
     parser.add_argument("--targets", nargs="+", default=["host", "cortex-m4", "cortex-m3"])
     parser.add_argument("--out", type=Path, help="write the report as JSON here")
     args = parser.parse_args(argv)
@@ -183,16 +188,18 @@ def main(argv: list[str] | None = None) -> int:
         graph = lower_image_model(model.eval(), shape, CLASSES)
         graphs[name] = quantize_graph(graph, calibrate(graph, calib), bits=8)
     scheduled = {"layers": graphs["cnn"]}
-    for side in args.patches:
-        scheduled[f"patches {side}x{side}"] = apply_schedule(graphs["cnn"], "patches", stage,
-                                                             (side, side))
+    for nodes in args.stages:
+        for side in args.patches:
+            scheduled[f"patches {side}x{side}, {nodes} nodes"] = apply_schedule(
+                graphs["cnn"], "patches", nodes, (side, side))
     scheduled["rnnpool"] = apply_schedule(graphs["rnnpool"], "rnnpool")
     x = {name: quantize_input(graphs[name], test) for name in graphs}
     out = graphs["cnn"].output
     expected = simulate_values(graphs["cnn"], x["cnn"])[out]
     same = all(np.array_equal(simulate_values(graph, x["cnn"])[out], expected)
                for name, graph in scheduled.items() if name.startswith("patches"))
-    report = {"size": args.size, "patches": args.patches, "inputs": args.inputs,
+    report = {"size": args.size, "patches": args.patches, "stages": args.stages,
+              "inputs": args.inputs,
               "patches_equal_layers": bool(same), "schedules": {}}
     with tempfile.TemporaryDirectory(prefix="kiloml-schedules-") as folder:
         for i, (name, graph) in enumerate(scheduled.items()):

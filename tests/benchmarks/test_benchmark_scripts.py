@@ -391,10 +391,11 @@ def test_image_schedules_small(tmp_path, require_gcc):
     report = json.loads(out.read_text())
     schedules = report["schedules"]
     assert report["patches_equal_layers"] is True
-    assert list(schedules) == ["layers", "patches 1x1", "patches 2x2", "rnnpool"]
+    assert list(schedules) == ["layers", "patches 1x1, 9 nodes", "patches 2x2, 9 nodes",
+                              "patches 1x1, 12 nodes", "patches 2x2, 12 nodes", "rnnpool"]
     assert all(s["targets"]["host"]["exact_match"] == 1.0 for s in schedules.values())
-    layers, tiled = schedules["layers"], schedules["patches 1x1"]
+    layers, tiled = schedules["layers"], schedules["patches 1x1, 9 nodes"]
     assert tiled["first_stages_bytes"] < layers["first_stages_bytes"]
-    assert tiled["macs"] > schedules["patches 2x2"]["macs"] > layers["macs"]
+    assert tiled["macs"] > schedules["patches 2x2, 9 nodes"]["macs"] > layers["macs"]
     assert tiled["weight_flash_bytes"] == layers["weight_flash_bytes"]
     assert "| schedule | first stages' RAM |" in done.stdout
