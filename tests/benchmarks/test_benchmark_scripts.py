@@ -433,3 +433,24 @@ def test_stream_eval_groups_seeds(tmp_path):
     row = next(line for line in done.stdout.splitlines() if line.startswith("| fg |"))
     assert row.startswith("| fg | 2 | 4 | ") and " ± " in row
     assert sum(line.startswith(("fg-0:", "fg-1:")) for line in done.stdout.splitlines()) == 2
+
+
+def test_image_schedules_small(tmp_path, require_gcc):
+    """32x32 images on the host: every schedule's C equals the simulator, the patch schedules
+    give the layer-by-layer integers, and tiling lowers the first stages' RAM while adding
+    MACs."""
+    out = tmp_path / "schedules.json"
+    done = run_script("image_schedules.py", "--size", "32", "--patches", "1", "2",
+                      "--inputs", "1", "--targets", "host", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    schedules = report["schedules"]
+    assert report["patches_equal_layers"] is True
+    assert list(schedules) == ["layers", "patches 1x1, 9 nodes", "patches 2x2, 9 nodes",
+                              "patches 1x1, 12 nodes", "patches 2x2, 12 nodes", "rnnpool"]
+    assert all(s["targets"]["host"]["exact_match"] == 1.0 for s in schedules.values())
+    layers, tiled = schedules["layers"], schedules["patches 1x1, 9 nodes"]
+    assert tiled["first_stages_bytes"] < layers["first_stages_bytes"]
+    assert tiled["macs"] > schedules["patches 2x2, 9 nodes"]["macs"] > layers["macs"]
+    assert tiled["weight_flash_bytes"] == layers["weight_flash_bytes"]
+    assert "| schedule | first stages' RAM |" in done.stdout

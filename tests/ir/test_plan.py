@@ -85,3 +85,18 @@ def test_random_lifetimes_are_packed_without_overlap():
     for _ in range(30):
         sizes = [int(s) for s in rng.integers(1, 40, size=rng.integers(2, 9))]
         _assert_valid(_chain(sizes))
+
+
+def test_a_residual_blocks_input_is_packed_below_its_maps():
+    """A block's input x (4 B) lives across the block: stem s → x, expansion e (12 B),
+    depthwise d (12 B), projection p (4 B) adding x, then q (12 B). The largest set alive
+    together is x + e + d = 28 B. Largest-first puts e and d at 0 and 12, so x (placed
+    after) goes to 24 and p to 28, a 32 B arena. The longest-lived-first order puts x at 0
+    and packs the block in 28 B."""
+    from kiloml.ir.plan import Block, plan_blocks
+
+    blocks = [Block("s", "", 4, 1, 0, 1), Block("x", "", 4, 1, 1, 4),
+              Block("e", "", 12, 1, 2, 3), Block("d", "", 12, 1, 3, 4),
+              Block("p", "", 4, 1, 4, 5), Block("q", "", 12, 1, 5, 6)]
+    plan = plan_blocks(blocks)
+    assert plan.peak == 28 and plan.offsets[("x", "")] == 0

@@ -150,6 +150,11 @@ def generate_model(graph: Graph, description: str, stack_bytes: int | None = Non
                 b.name: b.dtype for b in get_op(node.op).buffers(
                     node, *graph.node_values(node))}[name]))
         stream_bytes = state_bytes(graph, plan.peak)
+    schedule = graph.meta.get("schedule")
+    if schedule and schedule.get("kind") != "layers":
+        tiles = (f", first {schedule['nodes']} nodes on {schedule['patch'][0]}x"
+                 f"{schedule['patch'][1]}-pixel tiles" if "patch" in schedule else "")
+        description += f" (schedule: {schedule['kind']}{tiles})"
     header = fill_template("model.h.in", {
         "DESCRIPTION": description, "KIND": graph.meta.get("kind", "graph"),
         "INPUT_SIZE": features, "STEPS": steps,

@@ -58,11 +58,13 @@ class Graph:
         return returns[0] if returns else None
 
     def ops(self) -> list[str]:
-        """The ops the graph uses, in first-use order."""
+        """The ops the graph uses, in first-use order (with those of the nodes a ``tiled``
+        node holds, after it)."""
         seen: list[str] = []
         for node in self.nodes:
-            if node.op not in seen:
-                seen.append(node.op)
+            for op in [node.op, *(inner.op for inner in node.attrs.get("nodes", ()))]:
+                if op not in seen:
+                    seen.append(op)
         return seen
 
     def flash_bytes(self) -> int:

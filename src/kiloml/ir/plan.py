@@ -5,8 +5,9 @@ A value lives from the node that writes it to the last node that reads it; an op
 lives during its node only. Two blocks may share bytes when their lifetimes do not overlap.
 Blocks are placed greedily (TensorFlow Lite Micro's greedy planner: the largest first, each at
 the lowest offset aligned to its element size that overlaps no live block); a second pass
-orders by alignment first and the smaller peak is kept. The arena's size, the planner's peak,
-is rounded up to four bytes.
+orders by alignment first, a third by lifetime (the longest-lived first: a residual block's
+input, alive across the block, goes below its maps), and the smallest peak is kept. The
+arena's size, the planner's peak, is rounded up to four bytes.
 """
 
 from dataclasses import dataclass
@@ -81,8 +82,14 @@ def _place(blocks: list[Block]) -> tuple[dict[tuple[str, str], int], int]:
 
 def plan_arena(graph: Graph) -> ArenaPlan:
     """Offsets for every block of ``graph`` and the arena size (a multiple of 4 bytes)."""
-    blocks = arena_blocks(graph)
+    return plan_blocks(arena_blocks(graph))
+
+
+def plan_blocks(blocks: list[Block]) -> ArenaPlan:
+    """Offsets for ``blocks`` (the three greedy orders, the smallest peak kept) and the arena
+    size (a multiple of 4 bytes)."""
     orders = (sorted(blocks, key=lambda b: (-b.nbytes, b.first)),
-              sorted(blocks, key=lambda b: (-b.align, -b.nbytes, b.first)))
+              sorted(blocks, key=lambda b: (-b.align, -b.nbytes, b.first)),
+              sorted(blocks, key=lambda b: (b.first - b.last, -b.nbytes, b.first)))
     best = min((_place(order) for order in orders), key=lambda result: result[1])
     return ArenaPlan(best[0], blocks, max(4, (best[1] + 3) // 4 * 4))

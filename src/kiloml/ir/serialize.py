@@ -16,7 +16,11 @@ VERSION = 1
 
 
 def save_graph(graph: Graph, path: Path) -> None:
-    """Write the quantized ``graph`` (integer tensors only; float weights are not kept)."""
+    """Write the quantized ``graph`` (integer tensors only; float weights are not kept). A
+    graph under a patch schedule is saved layer by layer: apply the schedule after loading."""
+    if any(node.op == "tiled" for node in graph.nodes):
+        raise KilomlError("a graph with a tiled stage cannot be saved; save the layer-by-layer "
+                          "graph and apply the schedule after loading")
     arrays = {}
     nodes = []
     for i, node in enumerate(graph.nodes):
