@@ -788,8 +788,8 @@ def _sharnn_config(args, data, recipe, w_rank, u_rank):
     from kiloml.nn.sharnn import ShaRNNConfig
 
     d = SHARNN_DEFAULTS
-    options = {name: _option(getattr(args, name), d[name]) for _, name in SHARNN_OPTIONS
-               if name in d}
+    options = {name: _option(getattr(args, name), d[name])
+               for _, name in SHARNN_OPTIONS + UPPER_OPTIONS if name in d}
     fast = _sharnn_fast(args)
     nonlinearities = {"gate_nonlinearity": _option(args.gate_nonlinearity,
                                                    DEFAULTS["gate_nonlinearity"]),
