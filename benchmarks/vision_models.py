@@ -19,6 +19,7 @@ schedule, where the stem and RNNPool run one patch at a time (input image, one p
 stem's map, the RNN summaries at int16, RNNPool's output map; the stem recomputed on
 overlapping patches, which its MACs include). Results go to ``OUT/vision_models.json`` and
 ``.md`` (default ``docs/benchmarks``); a rerun skips the models already there.
+``--shapes-only`` prints parameters, MACs and peak RAM of both models without data or training.
 """
 
 import argparse
@@ -31,10 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kiloml.compress.size import count_parameters
 from kiloml.data import load_dataset
 from kiloml.data.resized_images import UpsampledImages
 from kiloml.data.splits import DatasetSplits, Split
-from kiloml.models import get_family
+from kiloml.models import build_model, get_family
 from kiloml.train.fit import fit
 from kiloml.train.recipes import vision_recipe
 from kiloml.train.trainer import TrainConfig
@@ -97,6 +99,27 @@ def run(data: DatasetSplits, kind: str, args) -> dict:
     return row
 
 
+def shapes_table(width_mult: float, size: int = 96) -> str:
+    """Parameters, MACs and peak RAM of both models at ``size``×``size`` (untrained: these
+    depend on the shapes only)."""
+    lines = ["| model | width | parameters | MACs | peak RAM int8, layer by layer | peak RAM "
+             "int8, RNNPool patch by patch |", "|---|---|---|---|---|---|"]
+    for kind in MODELS:
+        config = get_family(kind).config(kind=kind, input_size=3 * size, num_classes=2,
+                                         height=size, width=size, width_mult=width_mult)
+        torch.manual_seed(0)
+        model = build_model(config.validate())
+        peak, where = model.peak_activation_bytes()
+        patch = "—"
+        if hasattr(model, "patch_schedule"):
+            patch_peak, patch_where = model.patch_peak_activation_bytes()
+            patch = (f"{patch_peak:,} B ({patch_where}); "
+                     f"{sum(layer.macs for layer in model.patch_schedule()):,} MACs")
+        lines.append(f"| {kind} | {width_mult:g} | {count_parameters(model)[0]:,} | "
+                     f"{model.macs():,} | {peak:,} B ({where}) | {patch} |")
+    return "\n".join(lines) + "\n"
+
+
 def table(results: dict) -> str:
     lines = ["| model | width | parameters | MACs | peak RAM int8, layer by layer | peak RAM "
              "int8, RNNPool patch by patch | val acc. | test acc. |",
@@ -150,10 +173,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_IMAGES} images per split, 1 epoch, width 0.25 (a smoke run)")
+    parser.add_argument("--shapes-only", action="store_true",
+                        help="print parameters, MACs and peak RAM without data or training")
     parser.add_argument("--report", action="store_true",
                         help="only write the table of the runs already saved")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.shapes_only:
+        print(shapes_table(args.width_mult))
+        return 0
     if args.quick:
         args.epochs, args.width_mult = 1, 0.25
         args.train_images = args.val_images = args.test_images = QUICK_IMAGES

@@ -337,6 +337,15 @@ def test_vision_models_quick(tmp_path, shared_cache):
     assert "| mobilenetv2 | 0.25 |" in report and "One run each" in report
 
 
+def test_vision_models_shapes_only():
+    done = run_script("vision_models.py", "--shapes-only", "--width-mult", "0.35")
+    assert done.returncode == 0, done.stderr[-2000:]
+    # 96x96 at width 0.35: block 1's depthwise 48x48x48 in, 24x24x48 out, as int8 bytes
+    assert "| mobilenetv2 | 0.35 | 295,970 | 9,820,400 | 138,240 B (blocks.1.depthwise) |" in \
+        done.stdout
+    assert "34,560 B (blocks.0.depthwise)" in done.stdout
+
+
 def test_str_rank_quick(tmp_path):
     out = tmp_path / "out"
     done = run_script("str_rank.py", "--quick", "--configurations", "learned 0.75",
