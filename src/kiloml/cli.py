@@ -67,7 +67,14 @@ PROTONN_DEFAULTS = {"projection_dim": 10, "prototypes": 20, "gamma": None, "scal
 #: node predictors W and V (--sparsity-head).
 BONSAI_DEFAULTS = {"projection_dim": 10, "depth": 2, "sigma": 1.0, "scale": "common",
                    "sparsity_w": 0.2, "sparsity_u": 1.0, "sparsity_head": 1.0}
-RECIPES = ("auto", "imu", "audio", "image", "series", "vector")
+RECIPES = ("auto", "imu", "audio", "image", "series", "vector", "vision")
+#: The vision families (images [N, C, H, W]) and their options.
+VISION_FAMILIES = ("mobilenetv2", "rnnpool-mobilenetv2")
+VISION_OPTIONS = (("--width-mult", "width_mult"),)
+RNNPOOL_OPTIONS = (("--rnnpool-patch", "rnnpool_patch"), ("--rnnpool-stride", "rnnpool_stride"),
+                   ("--rnnpool-hidden", "rnnpool_hidden"))
+VISION_DEFAULTS = {"width_mult": 1.0, "rnnpool_patch": 6, "rnnpool_stride": 4,
+                   "rnnpool_hidden": None}
 #: Options of the recurrent families that a DS-CNN has no use for.
 RECURRENT_ONLY = (("--hidden-size", "hidden_size"), ("--frame-stack", "frame_stack"),
                   ("--readout", "readout"), ("--bidirectional", "bidirectional"))
@@ -216,8 +223,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=d["model"], choices=list(FAMILIES),
                    help="model family: a recurrent cell, sharnn (two levels of RNN over "
                         "bricks), emi-fastgrnn (multi-instance with early exit; not exported "
-                        "yet), dscnn (a 1-D depthwise-separable CNN), or protonn or bonsai "
-                        "(for feature vectors) (default: %(default)s)")
+                        "yet), dscnn (a 1-D depthwise-separable CNN), protonn or bonsai "
+                        "(for feature vectors), or mobilenetv2 or rnnpool-mobilenetv2 (for "
+                        "images; not exported yet) (default: %(default)s)")
     g.add_argument("--hidden-size", type=_positive_int, default=None,
                    help=f"recurrent models: hidden units (default: {d['hidden_size']})")
     g.add_argument("--w-rank", type=_rank, default=None,
@@ -307,6 +315,33 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"cell of the lower RNN (default: {sd['cell']})")
     g.add_argument("--upper-cell", choices=["fastgrnn", "fastrnn", "gru", "lstm"],
                    default=None, help=f"cell of the upper RNN (default: {sd['upper_cell']})")
+    vd = VISION_DEFAULTS
+    g = p.add_argument_group(
+        "vision (--model mobilenetv2, rnnpool-mobilenetv2)",
+        "images [N, C, H, W] (dataset cifar10 or cifar10-animals-vs-vehicles-96). mobilenetv2: "
+        "stem conv 3x3, the inverted residual stages of MobileNetV2 (expand 1x1, depthwise "
+        "3x3, project 1x1, residual when the shapes match; BatchNorm, ReLU6), conv 1x1, mean, "
+        "linear; the earliest stride-2 layers become stride 1 until the last map is at least "
+        "3x3 (32x32: 4x4 at the end; 96x96: 3x3). rnnpool-mobilenetv2: the stem, then one "
+        "RNNPool layer over patches of its map in place of the 16-, 24- and 32-channel "
+        "stages, then the rest. Both train with the vision recipe (random crop after zero "
+        "padding by 1/8 of the side, horizontal flip; --no-augment) and the learning rate "
+        "cosine-decayed over all steps; they are not exported yet")
+    g.add_argument("--width-mult", type=_positive_number, default=None, metavar="W",
+                   help="width multiplier: every layer's channels times W, rounded to a "
+                        f"multiple of 8 (the last conv's 1280 too) (default: {vd['width_mult']})")
+    g.add_argument("--rnnpool-patch", type=_positive_int, default=None, metavar="PIXELS",
+                   help="rnnpool-mobilenetv2: side of RNNPool's square patches on the stem's "
+                        "map, at most the map's side and at least the stride (default: "
+                        f"{vd['rnnpool_patch']})")
+    g.add_argument("--rnnpool-stride", type=_positive_int, default=None, metavar="PIXELS",
+                   help="rnnpool-mobilenetv2: pixels between patch starts; the map is "
+                        "zero-padded so that RNNPool's output has ceil(side / stride) rows and "
+                        f"columns (default: {vd['rnnpool_stride']})")
+    g.add_argument("--rnnpool-hidden", type=_positive_int, default=None, metavar="H",
+                   help="rnnpool-mobilenetv2: hidden units of both RNNs (h1 = h2; 4H output "
+                        "channels) (default: half the width-scaled 32-channel stage's channels: "
+                        "16 at --width-mult 1)")
     ed = EMI_DEFAULTS
     g = p.add_argument_group(
         "EMI-FastGRNN (--model emi-fastgrnn)",
@@ -390,8 +425,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="defaults for a kind of data: imu (3-axis sensor channels: rotation, "
                         "gain, noise), audio (log-mel: mean readout, tanh), image (rows as "
                         "steps), series (anything else: noise; long series read in frames), "
-                        "vector (feature vectors: no augmentation); "
-                        "auto picks from what the data declares and prints why "
+                        "vector (feature vectors: no augmentation), vision (images for "
+                        "mobilenetv2/rnnpool-mobilenetv2: random crop after padding, "
+                        "horizontal flip); "
+                        "auto picks from the data and the model and prints why "
                         "(default: %(default)s)")
     g.add_argument("--epochs", type=_positive_int, default=None,
                    help="total epochs over all phases: 40%% dense, 20%% IHT, 40%% sparse "
@@ -418,6 +455,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="training augmentation: random 3-D rotation (degrees, standard "
                         "deviation) of the dataset's 3-axis sensor channels; ignored for data "
                         f"without them (default: {_per_recipe('augment_rotation')})")
+    g.add_argument("--augment-crop", type=_non_negative_int, default=None, metavar="PIXELS",
+                   help="training augmentation of images: pad with this many black pixels on "
+                        "every side, then crop back to the image size at a random offset; "
+                        "with a random horizontal flip (default: vision recipe 1/8 of the "
+                        "image side, 4 at 32x32 and 12 at 96x96; others 0)")
+    g.add_argument("--no-augment", action="store_true", default=None,
+                   help="train without any augmentation (no crop, flip, gain, noise or "
+                        "rotation)")
     g.add_argument("--patience", type=_positive_int, default=None,
                    help="stop after this many epochs without validation improvement in the "
                         "final phase; not used with cross-validation (default: never)")
@@ -661,8 +706,12 @@ def _check_family_options(args) -> None:
               "protonn and bonsai": VECTOR_OPTIONS, "protonn": PROTONN_OPTIONS,
               "bonsai": BONSAI_OPTIONS, "sharnn": SHARNN_OPTIONS,
               "emi-fastgrnn": EMI_OPTIONS, "sharnn and cascade": UPPER_OPTIONS,
-              "cascade": CASCADE_OPTIONS}
+              "cascade": CASCADE_OPTIONS,
+              "mobilenetv2 and rnnpool-mobilenetv2": VISION_OPTIONS,
+              "rnnpool-mobilenetv2": RNNPOOL_OPTIONS}
     own = {"dscnn": ("dscnn",), "protonn": ("protonn", "protonn and bonsai"),
+           "mobilenetv2": ("mobilenetv2 and rnnpool-mobilenetv2",),
+           "rnnpool-mobilenetv2": ("mobilenetv2 and rnnpool-mobilenetv2", "rnnpool-mobilenetv2"),
            "bonsai": ("bonsai", "protonn and bonsai"),
            "sharnn": ("sharnn", "recurrent models", "sharnn and cascade"),
            "cascade": ("cascade", "sharnn and cascade", "recurrent models"),
@@ -699,8 +748,27 @@ def _dscnn_config(args, data):
                           for _, name in DSCNN_OPTIONS}).validate()
 
 
+def _vision_config(args, data):
+    from kiloml.models import get_family
+    from kiloml.train.fit import check_input_kind
+
+    check_input_kind(args.model, data)
+    c, h, w = data.info["image_shape"]
+    options = {name: _option(getattr(args, name), VISION_DEFAULTS[name])
+               for _, name in VISION_OPTIONS + (RNNPOOL_OPTIONS if args.model ==
+                                                 "rnnpool-mobilenetv2" else ())}
+    return get_family(args.model).config(kind=args.model, input_size=w * c,
+                                         num_classes=data.num_classes, in_channels=c, height=h,
+                                         width=w, **options).validate()
+
+
 def describe_model(config) -> str:
     """A few words on a model's size for progress lines and plot titles."""
+    if config.kind == "mobilenetv2":
+        return f"mobilenetv2 w={config.width_mult:g} {config.height}x{config.width}"
+    if config.kind == "rnnpool-mobilenetv2":
+        return (f"rnnpool-mobilenetv2 w={config.width_mult:g} {config.height}x{config.width} "
+                f"patch {config.rnnpool_patch}/{config.rnnpool_stride} h={config.rnnpool_hidden}")
     if config.kind == "dscnn":
         return f"dscnn c={config.channels} blocks={config.blocks}"
     if config.kind == "protonn":
@@ -725,6 +793,8 @@ def _model_config(args, data, recipe):
     _check_family_options(args)
     if args.model == "dscnn":
         return _dscnn_config(args, data)
+    if args.model in VISION_FAMILIES:
+        return _vision_config(args, data)
     if args.model == "protonn":
         from kiloml.nn.protonn import ProtoNNConfig
 
@@ -837,6 +907,18 @@ def _train_config(args, budget, recipe):
     sparse = args.model in SPARSE_FAMILIES or _sharnn_fast(args)
     iht = sparse and args.compress != "str"
     d = {"protonn": PROTONN_DEFAULTS, "bonsai": BONSAI_DEFAULTS}.get(args.model, DEFAULTS)
+    augment = {"augment_scale": _option(args.augment_scale, recipe.augment_scale),
+               "augment_noise": _option(args.augment_noise, recipe.augment_noise),
+               "augment_rotation": _option(args.augment_rotation, recipe.augment_rotation),
+               "augment_crop": _option(args.augment_crop, recipe.augment_crop),
+               "augment_flip": recipe.augment_flip}
+    if args.no_augment:
+        given = [f"--{name.replace('_', '-')}" for name in augment
+                 if getattr(args, name, None) is not None]
+        if given:
+            raise KilomlError(f"--no-augment turns every augmentation off; drop "
+                              f"{', '.join(given)}")
+        augment = {name: type(value)(0) for name, value in augment.items()}
     return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, lr=args.lr,
                        keep_w=_option(args.sparsity_w, d["sparsity_w"]) if iht else 1.0,
                        keep_u=_option(args.sparsity_u, d["sparsity_u"]) if iht else 1.0,
@@ -846,10 +928,7 @@ def _train_config(args, budget, recipe):
                        compress=args.compress or "iht",
                        target_sparsity=_target_sparsity(args.target_sparsity),
                        learn_rank=bool(args.learn_rank),
-                       augment_scale=_option(args.augment_scale, recipe.augment_scale),
-                       augment_noise=_option(args.augment_noise, recipe.augment_noise),
-                       augment_rotation=_option(args.augment_rotation, recipe.augment_rotation),
-                       patience=args.patience, seed=args.seed).validate()
+                       **augment, patience=args.patience, seed=args.seed).validate()
 
 
 def _training_defaults(args, data) -> dict:
@@ -858,14 +937,16 @@ def _training_defaults(args, data) -> dict:
     frames are stacked for recurrent models only."""
     from dataclasses import replace
 
+    from kiloml.models import get_family
     from kiloml.train.budget import training_budget
     from kiloml.train.cross_validation import needs_cross_validation
     from kiloml.train.fit import check_input_kind
     from kiloml.train.recipes import choose_recipe
 
     check_input_kind(args.model, data)
-    recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe)
-    if args.model in ("dscnn", "protonn", "bonsai", "sharnn", "emi-fastgrnn"):
+    recipe = choose_recipe(data, None if args.recipe == "auto" else args.recipe,
+                           get_family(args.model).input_kind)
+    if args.model in ("dscnn", "protonn", "bonsai", "sharnn", "emi-fastgrnn", *VISION_FAMILIES):
         recipe = replace(recipe, frame_stack=1, pad_front=0, frame_stack_reason="")
     staged = args.model in ("emi-fastgrnn", "cascade")
     folds = args.folds if args.folds is not None else (
@@ -930,7 +1011,8 @@ def _recorded_options(config: dict) -> dict:
                                      "depth", "sigma", "brick_size", "upper_hidden_size",
                                      "cell", "upper_cell", "instance_width",
                                      "instance_stride", "keep_instances", "rounds",
-                                     "exit_threshold")},
+                                     "exit_threshold", "width_mult", "rnnpool_patch",
+                                     "rnnpool_stride", "rnnpool_hidden")},
         "sparsity_w": train.get("keep_w"), "sparsity_u": train.get("keep_u"),
         "sparsity_head": train.get("keep_head"),
         "sparsity_block": train.get("sparsity_block", 1),
@@ -939,6 +1021,10 @@ def _recorded_options(config: dict) -> dict:
         "learn_rank": train.get("learn_rank", False),
         **{k: train.get(k) for k in ("epochs", "batch_size", "lr", "augment_scale",
                                      "augment_noise", "augment_rotation", "patience", "seed")},
+        "augment_crop": train.get("augment_crop", 0),
+        "no_augment": not any(train.get(k) for k in ("augment_scale", "augment_noise",
+                                                     "augment_rotation", "augment_crop",
+                                                     "augment_flip")),
         "recipe": config.get("defaults", {}).get("recipe", {}).get("kind"),
         "folds": config.get("defaults", {}).get("selection", {}).get("folds"),
     }
@@ -978,7 +1064,13 @@ def _check_resume_options(args, config: dict, run_dir: Path) -> None:
 
 
 def _check_data_fits(data, model_config, where: str) -> None:
-    """One-line error unless ``data`` has the features and classes the model was built for."""
+    """One-line error unless ``data`` has the features and classes the model was built for
+    (a vision model: images of its channels and size)."""
+    if getattr(model_config, "image_shape", None) is not None:
+        from kiloml.train.fit import check_image_shape, check_input_kind
+
+        check_input_kind(model_config.kind, data)
+        check_image_shape(model_config, data)
     if (data.num_features != model_config.input_size
             or data.num_classes != model_config.num_classes):
         raise KilomlError(f"{where}: {data.num_features} features / {data.num_classes} classes, "
@@ -1105,9 +1197,11 @@ def _train(args, stack: ExitStack, reporter=None, test_split: bool = True) -> in
     run_dir = _run_dir(args)
     start = _resume if args.resume else _start
     data, model_config, train_config, model, defaults = start(args, run_dir, stack)
+    shape = data.info.get("image_shape")
+    held = (f"images {shape[0]}×{shape[1]}×{shape[2]}" if shape and model_config.kind in
+            VISION_FAMILIES else f"sequences of {data.steps} steps × {data.num_features} features")
     console.print(f"[bold]{escape(data.name)}[/]: {len(data.train)} train / {len(data.val)} val / "
-                  f"{len(data.test)} test sequences of {data.steps} steps × "
-                  f"{data.num_features} features, {data.num_classes} classes")
+                  f"{len(data.test)} test {held}, {data.num_classes} classes")
     if defaults is not None:
         _print_defaults(defaults, model_config)
     folds = defaults["selection"]["folds"] if defaults is not None else 0
@@ -1343,6 +1437,22 @@ def command_eval(args) -> int:
                   f"on {len(data.test)} {escape(data.name)} sequences; model size "
                   f"{metrics['model_size_bytes']:,} B (float32)")
     return 0
+
+
+def command_export(args) -> int:
+    """``kiloml export``; a run of a vision family is refused in one line (no integer conv
+    lowering yet)."""
+    from kiloml.models import FAMILIES
+    from kiloml.runs import read_run_config
+
+    try:
+        kind = read_run_config(args.run).get("model", {}).get("kind")
+    except KilomlError:  # reported by the export itself, in its order of checks
+        return run_export(args)
+    if kind in FAMILIES and FAMILIES[kind].input_kind == "image":
+        raise KilomlError(f"{args.run}: {kind} is an image model, and image models cannot be "
+                          "exported yet (kiloml export handles sequence and vector models)")
+    return run_export(args)
 
 
 def _metric(metrics, key: str) -> float | None:
@@ -1590,7 +1700,7 @@ def _print_sweep(rows: list[dict], front: list[dict], space, out: Path) -> None:
 
 
 COMMANDS = {"train": command_train, "demo": command_demo, "eval": command_eval,
-            "info": command_info, "export": run_export, "verify": run_verify,
+            "info": command_info, "export": command_export, "verify": run_verify,
             "datasets": command_datasets, "sweep": command_sweep}
 
 

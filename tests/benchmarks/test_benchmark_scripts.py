@@ -319,6 +319,35 @@ def test_rnnpool_pooling_quick(tmp_path, shared_cache):
     assert "| RNNPool h1=h2=32 | 4,590 |" in report and "one run" in report
 
 
+def test_vision_models_quick(tmp_path, shared_cache):
+    if not (SHARED_DATA / "cifar10").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real data not present: {SHARED_DATA / 'cifar10'}")
+        pytest.skip("CIFAR-10 not present")
+    done = run_script("vision_models.py", "--quick", "--out", str(tmp_path),
+                      env={"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((tmp_path / "vision_models_quick.json").read_text())
+    assert list(saved) == ["mobilenetv2", "rnnpool-mobilenetv2"]
+    base, pool = saved["mobilenetv2"], saved["rnnpool-mobilenetv2"]
+    assert base["train_images"] == pool["test_images"] == 200 and base["epochs"] == 1
+    # width 0.25 at 96x96: block 1's depthwise, 48 channels 48x48 in, 24x24 out (stride 2)
+    assert base["peak_bytes_layer_by_layer"] == 48 * 48 * 48 + 48 * 24 * 24
+    assert pool["peak_bytes_patch_by_patch"] < pool["peak_bytes_layer_by_layer"]
+    assert 0 <= pool["test_accuracy"] <= 1 and pool["config"]["rnnpool_hidden"] == 4
+    report = (tmp_path / "vision_models_quick.md").read_text()
+    assert "| mobilenetv2 | 0.25 |" in report and "One run each" in report
+
+
+def test_vision_models_shapes_only():
+    done = run_script("vision_models.py", "--shapes-only", "--width-mult", "0.35")
+    assert done.returncode == 0, done.stderr[-2000:]
+    # 96x96 at width 0.35: block 1's depthwise 48x48x48 in, 24x24x48 out, as int8 bytes
+    assert "| mobilenetv2 | 0.35 | 295,970 | 9,820,400 | 138,240 B (blocks.1.depthwise) |" in \
+        done.stdout
+    assert "34,560 B (blocks.0.depthwise)" in done.stdout
+
+
 def test_str_rank_quick(tmp_path):
     out = tmp_path / "out"
     done = run_script("str_rank.py", "--quick", "--configurations", "learned 0.75",

@@ -31,3 +31,10 @@ def test_below_chance_warns_and_nan_does_not():
     labels = np.array([0, 1] * 5)
     assert chance_warning(0.1, labels, 2)["warning"] is not None
     assert chance_warning(math.nan, labels, 2)["warning"] is None
+
+
+def test_the_warning_of_a_vision_model_suggests_its_own_options():
+    labels = np.array([0, 1] * 10)
+    text = chance_warning(0.5, labels, 2, images=True)["warning"]
+    assert "--width-mult" in text and "--hidden-size" not in text
+    assert "--hidden-size" in chance_warning(0.5, labels, 2)["warning"]

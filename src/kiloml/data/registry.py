@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kiloml.data import cifar10, fsdd, mnist, speech_commands, uea
+from kiloml.data.animals_vehicles import load_cifar10_animals_vs_vehicles_96
 from kiloml.data.cifar10 import load_cifar10
 from kiloml.data.fsdd import load_fsdd
 from kiloml.data.mnist import (
@@ -39,6 +40,10 @@ DATASETS: dict[str, tuple[Callable[..., DatasetSplits], str]] = {
     "basic-motions": (load_basic_motions, "UEA BasicMotions IMU, 6 x 100, 4 activities"),
     "japanese-vowels": (load_japanese_vowels, "UEA JapaneseVowels LPC, 12 x 29, 9 speakers"),
     "cifar10": (load_cifar10, "CIFAR-10 (JPEG), 32 rows x 96 (32 RGB pixels), 10 classes"),
+    "cifar10-animals-vs-vehicles-96": (
+        load_cifar10_animals_vs_vehicles_96,
+        "CIFAR-10 animals vs vehicles enlarged to 96x96 images, a stand-in for person "
+        "detection (not Visual Wake Words); vision models only"),
 }
 
 #: datasets read from many files, whose loaders accept ``skip_bad_files``
@@ -118,7 +123,7 @@ def dataset_location(name: str) -> str | None:
         path = mnist.default_path()
     elif name in ("fashion-mnist-rows", "fashion-mnist"):
         path = mnist.FASHION_MNIST_DEBIAN
-    elif name == "cifar10":
+    elif name in ("cifar10", "cifar10-animals-vs-vehicles-96"):
         path = cifar10.default_path() / cifar10.ARCHIVE
     elif name in uea.BUNDLED:
         path = uea.default_path(name)

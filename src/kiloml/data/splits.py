@@ -9,7 +9,9 @@ from kiloml.errors import KilomlError
 
 @dataclass
 class Split:
-    """One split: ``x`` ``[N, T, F]`` float32 features and ``y`` ``[N]`` int64 labels."""
+    """One split: ``x`` ``[N, T, F]`` float32 features and ``y`` ``[N]`` int64 labels. ``x`` may
+    be an array-like with ``is_lazy = True`` (``data.resized_images``) that computes the rows it
+    is indexed with."""
 
     x: np.ndarray
     y: np.ndarray
@@ -68,7 +70,8 @@ class DatasetSplits:
         for split_name in ("train", "val", "test"):
             split = getattr(self, split_name)
             where = f"{self.name} {split_name} split"
-            x, y = np.asarray(split.x), np.asarray(split.y)
+            lazy = getattr(split.x, "is_lazy", False)  # images computed when indexed
+            x, y = split.x if lazy else np.asarray(split.x), np.asarray(split.y)
             if x.ndim != 3:
                 raise KilomlError(f"{where}: features must be [N, T, F], got shape {list(x.shape)}")
             if y.ndim != 1 or len(y) != len(x):
@@ -82,13 +85,15 @@ class DatasetSplits:
             if x.shape[1:] != self.train.x.shape[1:]:
                 raise KilomlError(f"{where}: sequences are {list(x.shape[1:])} but train's are "
                                   f"{list(self.train.x.shape[1:])}")
-            x = _real_features(x, where)
+            if not lazy:  # a lazy array's source was checked by its loader
+                x = _real_features(x, where)
             if y.dtype.kind not in "biu":
                 if y.dtype.kind != "f":
                     raise KilomlError(f"{where}: labels must be integers, not {y.dtype}")
                 if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
                     raise KilomlError(f"{where}: labels must be integers")
-            _check_finite(x, where)
+            if not lazy:
+                _check_finite(x, where)
             if y.min() < 0 or y.max() >= self.num_classes:
                 raise KilomlError(f"{where}: labels must be in 0..{self.num_classes - 1}, "
                                   f"found {int(y.min())}..{int(y.max())}")

@@ -5,8 +5,9 @@ A family is its torch module, the config that rebuilds it (stored in ``config.js
 Every module of a family follows one contract: ``config``, ``input_mean``/``input_std``
 buffers and ``set_normalization(mean, std)``, ``forward(x [B, T, F]) -> logits [B, C]`` (a
 ``vector`` family takes ``[B, F]``, which kiloml's splits hold as ``[B, 1, F]``), and
-``sparsity_groups()`` naming the matrices the compression phases act on. Its integer lowering
-lives in :mod:`kiloml.ir.lower` (families know nothing of the integer graph).
+``sparsity_groups()`` naming the matrices the compression phases act on; an ``image`` family
+takes images (kiloml's rows ``[B, H, W·C]`` or ``[B, C, H, W]``) of the size in its config.
+Its integer lowering lives in :mod:`kiloml.ir.lower` (families know nothing of the integer graph).
 """
 
 from collections.abc import Callable
@@ -20,7 +21,9 @@ from kiloml.nn.cascade import CascadeConfig, build_cascade
 from kiloml.nn.classifier import ModelConfig, SequenceClassifier
 from kiloml.nn.dscnn import DSCNNConfig, build_dscnn
 from kiloml.nn.emi import EMIConfig, build_emi_fastgrnn
+from kiloml.nn.mobilenetv2 import MobileNetV2Config, build_mobilenetv2
 from kiloml.nn.protonn import ProtoNNConfig, build_protonn
+from kiloml.nn.rnnpool_mobilenetv2 import RNNPoolMobileNetV2Config, build_rnnpool_mobilenetv2
 from kiloml.nn.sharnn import ShaRNNConfig, build_sharnn
 
 
@@ -32,7 +35,7 @@ class Family:
     description: str
     config: type
     build: Callable[..., nn.Module]
-    input_kind: str = "sequence"  # [N, T, F] frames, or "vector": [N, F] features
+    input_kind: str = "sequence"  # [N, T, F] frames, "vector": [N, F] features, or "image"
     deploys: bool = True  # has an integer lowering (kiloml export)
 
 
@@ -65,8 +68,15 @@ register(Family("protonn", "ProtoNN (Gupta et al. 2017): sparse projection, prot
                            "and label vectors", ProtoNNConfig, build_protonn, "vector"))
 register(Family("bonsai", "Bonsai (Kumar et al. 2017): sparse projection and a shallow tree of "
                           "non-linear node predictors", BonsaiConfig, build_bonsai, "vector"))
+register(Family("mobilenetv2", "MobileNetV2 (Sandler et al. 2018): inverted residual blocks, "
+                               "ReLU6, a width multiplier; images", MobileNetV2Config,
+                build_mobilenetv2, "image", deploys=False))
+register(Family("rnnpool-mobilenetv2", "RNNPool-MobileNetV2 (Saha et al. 2020): the stem, one "
+                                       "RNNPool layer, then MobileNetV2's later stages; images",
+                RNNPoolMobileNetV2Config, build_rnnpool_mobilenetv2, "image", deploys=False))
 
-INPUT_SHAPES = {"sequence": "sequences [N, T, F]", "vector": "feature vectors [N, F]"}
+INPUT_SHAPES = {"sequence": "sequences [N, T, F]", "vector": "feature vectors [N, F]",
+                "image": "images [N, C, H, W]"}
 
 
 def get_family(name: str) -> Family:

@@ -18,6 +18,10 @@ SUGGESTIONS = ("more optimizer steps (--epochs) or smaller batches (--batch-size
                "(--update-nonlinearity tanh)",
                "for long sequences, more samples per step (--frame-stack K)",
                "checking that the labels belong to the sequences")
+#: for the vision families (images), whose options differ
+IMAGE_SUGGESTIONS = ("more optimizer steps (--epochs) or smaller batches (--batch-size)",
+                     "a wider model (--width-mult)", "a lower or higher --lr",
+                     "checking that the labels belong to the images")
 
 
 def chance_levels(labels: np.ndarray, num_classes: int) -> tuple[float, float]:
@@ -27,9 +31,10 @@ def chance_levels(labels: np.ndarray, num_classes: int) -> tuple[float, float]:
 
 
 def chance_warning(accuracy: float, labels: np.ndarray, num_classes: int,
-                   margin: float = MARGIN) -> dict:
+                   margin: float = MARGIN, images: bool = False) -> dict:
     """``metrics.json`` fields: both chance levels, and ``warning`` (text, or ``None``) when
-    ``accuracy`` on the held-out ``labels`` is less than ``margin`` above the better one."""
+    ``accuracy`` on the held-out ``labels`` is less than ``margin`` above the better one (the
+    suggestions of a vision model's options with ``images``)."""
     uniform, majority = chance_levels(labels, num_classes)
     fields = {"chance_accuracy": uniform, "majority_accuracy": majority, "warning": None}
     if not math.isfinite(accuracy):
@@ -40,5 +45,5 @@ def chance_warning(accuracy: float, labels: np.ndarray, num_classes: int,
         fields["warning"] = (
             f"validation accuracy {100 * accuracy:.1f}% is within {100 * margin:.0f} points of "
             f"{name} ({100 * baseline:.1f}%): the model has learned little or nothing. "
-            "Try: " + "; ".join(SUGGESTIONS) + ".")
+            "Try: " + "; ".join(IMAGE_SUGGESTIONS if images else SUGGESTIONS) + ".")
     return fields

@@ -50,12 +50,53 @@ def check_frame_stack(model_config: ModelConfig, data: DatasetSplits) -> None:
         model_config.check_steps(data.steps)
 
 
+def fit_image_normalization(x, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std ``[C]`` over every pixel of image rows ``x`` ``[N, H, W·C]``
+    (an array or a lazy array, read 1,000 images at a time); constant channels get std 1."""
+    total = np.zeros(channels)
+    squares = np.zeros(channels)
+    count = 0
+    for start in range(0, len(x), 1000):
+        pixels = np.asarray(x[start:start + 1000], dtype=np.float64).reshape(-1, channels)
+        total += pixels.sum(axis=0)
+        squares += (pixels ** 2).sum(axis=0)
+        count += len(pixels)
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
+    return mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
+
+
+def _image_shape(data: DatasetSplits) -> list[int] | None:
+    shape = data.info.get("image_shape")
+    return [int(v) for v in shape] if shape else None
+
+
 def check_input_kind(kind: str, data: DatasetSplits) -> None:
     """One-line error unless family ``kind`` takes what ``data`` holds: sequences
     ``[N, T, F]`` for the sequence families, feature vectors ``[N, F]`` (one step) for
-    ProtoNN and Bonsai."""
+    ProtoNN and Bonsai, images (``info["image_shape"]``) for the vision families; datasets of
+    images only (``info["input"] == "image"``) are refused by the others."""
     vectors = data.info.get("input") == "vector"
-    if get_family(kind).input_kind == "vector":
+    input_kind = get_family(kind).input_kind
+    shape = _image_shape(data)
+    if input_kind == "image":
+        if shape is None:
+            held = (f"feature vectors [N, {data.num_features}]" if vectors else
+                    f"sequences [N, {data.steps}, {data.num_features}]")
+            raise KilomlError(f"{kind} takes images [N, C, H, W]; {data.name} holds {held}: "
+                              "use an image dataset (cifar10, cifar10-animals-vs-vehicles-96)")
+        c, h, w = shape
+        if (data.steps, data.num_features) != (h, w * c):
+            raise KilomlError(f"{data.name}: images declared {c}x{h}x{w} but held as rows "
+                              f"[N, {data.steps}, {data.num_features}], expected "
+                              f"[N, {h}, {w * c}]")
+        return
+    if data.info.get("input") == "image":
+        raise KilomlError(f"{kind} takes sequences [N, T, F]; {data.name} holds images "
+                          f"[N, {', '.join(map(str, shape))}] for the vision models: use --model "
+                          "mobilenetv2 or rnnpool-mobilenetv2 (or dataset cifar10, whose rows a "
+                          "sequence model reads as steps)")
+    if input_kind == "vector":
         if data.steps != 1:
             raise KilomlError(f"{kind} takes feature vectors [N, F]; {data.name} holds sequences "
                               f"[N, {data.steps}, {data.num_features}]: flatten each into one "
@@ -67,14 +108,31 @@ def check_input_kind(kind: str, data: DatasetSplits) -> None:
                           "sequences (e.g. dataset mnist-rows, or a .npz with 3-D X)")
 
 
+def check_image_shape(model_config, data: DatasetSplits) -> None:
+    """One-line error unless ``data`` holds images of the size and channels a vision model was
+    built for."""
+    expected = list(model_config.image_shape)
+    shape = _image_shape(data)
+    if shape != expected:
+        held = "no images" if shape is None else "images [N, " + ", ".join(map(str, shape)) + "]"
+        raise KilomlError(f"{data.name} holds {held}, but the {model_config.kind} model takes "
+                          f"[N, {', '.join(map(str, expected))}] ({expected[0]} channels, "
+                          f"{expected[1]}x{expected[2]} pixels)")
+
+
 def new_model(model_config: ModelConfig, data: DatasetSplits, seed: int) -> SequenceClassifier:
     """A model initialised from ``seed`` with normalisation fitted on the training split (and,
     for a family with ``init_from_data`` such as ProtoNN, initialised from it)."""
     check_input_kind(model_config.kind, data)
     check_frame_stack(model_config, data)
+    image_shape = getattr(model_config, "image_shape", None)
+    if image_shape is not None:
+        check_image_shape(model_config, data)
     torch.manual_seed(seed)
     model = build_model(model_config)
-    model.set_normalization(*map(torch.from_numpy, fit_normalization(data.train.x)))
+    normalization = (fit_image_normalization(data.train.x, image_shape[0]) if image_shape
+                     else fit_normalization(data.train.x))
+    model.set_normalization(*map(torch.from_numpy, normalization))
     if hasattr(model, "init_from_data"):
         model.init_from_data(data.train.x, data.train.y, seed)
     return model
@@ -168,7 +226,8 @@ def fit(data: DatasetSplits, model_config: ModelConfig, train_config: TrainConfi
     })
     if result.compression:  # STR: target, sparsity reached, learned budget of every matrix
         metrics["str"] = result.compression
-    metrics.update(chance_warning(result.best_val_accuracy, held_out_labels, data.num_classes))
+    metrics.update(chance_warning(result.best_val_accuracy, held_out_labels, data.num_classes,
+                                  images=get_family(model_config.kind).input_kind == "image"))
     return FitOutcome(model, result, metrics, pred, cv)
 
 

@@ -10,8 +10,11 @@ The kind comes from what the loader knows about the data:
 - ``audio``: log-mel frames from a WAV loader (``info["sample_rate"]``). FastGRNN/FastRNN read out
   the mean state over time with a tanh candidate, which beat the last state with relu by 3-7
   points on speech and spoken digits (docs/benchmarks.md#choosing-the-audio-recipe).
-- ``image``: images read row by row or pixel by pixel (``info["kind"] == "image"``); the rows are
-  read as they are, one per step.
+- ``image``: images read row by row or pixel by pixel (``info["kind"] == "image"``) by a
+  sequence model; the rows are read as they are, one per step.
+- ``vision``: images (``info["image_shape"]``) for a vision model (``mobilenetv2``,
+  ``rnnpool-mobilenetv2``): a random crop after zero padding by an eighth of the side (4 pixels
+  at 32×32, 12 at 96×96) and a random horizontal flip, the usual CIFAR recipe; no gain or noise.
 - ``vector``: feature vectors (``info["input"] == "vector"``: ``mnist``, ``mnist-2``,
   ``fashion-mnist``, a ``.npz`` with 2-D ``X``), for ProtoNN: no augmentation, as in the
   ProtoNN paper.
@@ -50,6 +53,8 @@ class Recipe:
     update_nonlinearity: str = "relu"
     frame_stack: int = 1
     pad_front: int = 0
+    augment_crop: int = 0
+    augment_flip: bool = False
     frame_stack_reason: str = ""
 
     def describe(self) -> str:
@@ -65,6 +70,8 @@ AUDIO = Recipe("audio", "", augment_scale=0.1, augment_noise=0.05, augment_rotat
 IMAGE = Recipe("image", "", augment_scale=0.1, augment_noise=0.05, augment_rotation=0.0)
 SERIES = Recipe("series", "", augment_scale=0.0, augment_noise=0.05, augment_rotation=0.0)
 VECTOR = Recipe("vector", "", augment_scale=0.0, augment_noise=0.0, augment_rotation=0.0)
+VISION = Recipe("vision", "", augment_scale=0.0, augment_noise=0.0, augment_rotation=0.0,
+                augment_flip=True)
 
 
 def frame_stack_for(steps: int, max_steps: int) -> tuple[int, int, str]:
@@ -81,13 +88,26 @@ def frame_stack_for(steps: int, max_steps: int) -> tuple[int, int, str]:
                     f"{k}: at most {max_steps} recurrent steps){padded}")
 
 
-RECIPES = {r.kind: r for r in (IMU, AUDIO, IMAGE, SERIES, VECTOR)}
+RECIPES = {r.kind: r for r in (IMU, AUDIO, IMAGE, SERIES, VECTOR, VISION)}
 
 
-def choose_recipe(data: DatasetSplits, kind: str | None = None) -> Recipe:
-    """The recipe for ``data`` (or the one named ``kind``), with the reason in words."""
+def vision_recipe(data: DatasetSplits, reason: str = "") -> Recipe:
+    """Crop padding of an eighth of the image's smaller side, and flips."""
+    shape = data.info.get("image_shape") or [0, 0, 0]
+    pad = min(shape[1:]) // 8
+    return replace(VISION, augment_crop=pad, reason=reason or (
+        f"{shape[1]}x{shape[2]} images for a CNN: random crop after padding by {pad} black "
+        "pixels, random horizontal flip, no gain or noise"))
+
+
+def choose_recipe(data: DatasetSplits, kind: str | None = None,
+                  model_input: str = "sequence") -> Recipe:
+    """The recipe for ``data`` read by a model taking ``model_input`` (a family's
+    ``input_kind``), or the one named ``kind``, with the reason in words."""
     info = data.info
     groups = info.get("vector_channels") or []
+    if kind == "vision" or (kind is None and model_input == "image"):
+        return vision_recipe(data, "chosen with --recipe" if kind else "")
     if kind is not None:
         recipe = replace(RECIPES[kind], reason="chosen with --recipe")
         if kind in ("audio", "image", "vector"):

@@ -23,6 +23,7 @@ from kiloml.errors import KilomlError
 from kiloml.nn.classifier import SequenceClassifier
 from kiloml.train.checkpoint import load_checkpoint, save_checkpoint
 from kiloml.train.guards import TrainingDiverged, check_finite_step
+from kiloml.train.image_augment import random_crop_flip
 from kiloml.train.phases import Phase, Sparsity, compression_schedule
 
 #: Largest seed: torch and numpy generators take it (and ``seed * 100_003 + epoch``) exactly.
@@ -65,6 +66,8 @@ class TrainConfig:
     augment_scale: float = 0.0
     augment_noise: float = 0.0
     augment_rotation: float = 0.0
+    augment_crop: int = 0
+    augment_flip: bool = False
     seed: int = 0
 
     def validate(self) -> "TrainConfig":
@@ -86,6 +89,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise KilomlError(f"--{name.replace('_', '-')} must be 0 or positive; got {value}")
+        if isinstance(self.augment_crop, bool) or not (isinstance(self.augment_crop, int)
+                                                       and self.augment_crop >= 0):
+            raise KilomlError(f"--augment-crop is a number of pixels, 0 or more; got "
+                              f"{self.augment_crop!r}")
         if not 0.0 <= self.iht_ramp <= 1.0:
             raise KilomlError(f"iht_ramp must be in [0, 1]; got {self.iht_ramp}")
         if not (isinstance(self.sparsity_block, int) and self.sparsity_block >= 1):
@@ -267,6 +274,9 @@ class Trainer:
         self.reporter = reporter or Reporter()
         self.stop_after_epoch = stop_after_epoch  # for tests: simulate an interruption
         self.phases = config.phases()
+        if (config.augment_crop or config.augment_flip) and not data.info.get("image_shape"):
+            raise KilomlError(f"--augment-crop and flipping apply to images; {data.name} holds "
+                              "no images")
         self.sparse_params = sparsifiable_parameters(model)
         if config.sparse and not self.sparse_params:
             kind = model.config.kind
@@ -324,6 +334,9 @@ class Trainer:
         for start in range(0, len(order), self.config.batch_size):
             idx = order[start:start + self.config.batch_size]
             x = torch.from_numpy(x_all[idx])
+            if self.config.augment_crop > 0 or self.config.augment_flip:
+                x = random_crop_flip(x, tuple(self.data.info["image_shape"]),
+                                     self.config.augment_crop, self.config.augment_flip, gen)
             if self.config.augment_rotation > 0:
                 x = self._rotate(x, gen)
             if self.config.augment_scale > 0 or self.config.augment_noise > 0:

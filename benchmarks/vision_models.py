@@ -1,0 +1,206 @@
+"""MobileNetV2 against RNNPool-MobileNetV2 on the 96×96 person-detection stand-in: accuracy,
+parameters, MACs and peak activation RAM.
+
+    OMP_NUM_THREADS=2 KILOML_DATA=../shared/data nice python benchmarks/vision_models.py \\
+        --width-mult 0.35 --epochs 3 --train-images 6000 --val-images 2000 --threads 2
+    KILOML_DATA=../shared/data python benchmarks/vision_models.py --quick  # smoke run
+
+Both models train with kiloml's Trainer as ``kiloml train --model mobilenetv2|rnnpool-mobilenetv2``
+does (Adam, learning rate cosine-decayed over all steps, the vision recipe: random crop after
+12 black pixels of padding and horizontal flips), on the first ``--train-images`` of a fixed
+random order (seed 0) of the training split, for ``--epochs`` epochs; the epoch kept is the best
+on the first ``--val-images`` of the validation split among the last 40 % of epochs; the test
+split (all of it) is looked at once, at the end. Nothing is chosen on the test split.
+
+Peak RAM is an estimate from the layer shapes for one image at one byte per map value (int8):
+layer by layer, the largest over the layers of input + output map (plus a residual block's
+input while its inner layers run); for RNNPool-MobileNetV2 also RNNPool's patch-by-patch
+schedule, where the stem and RNNPool run one patch at a time (input image, one patch of the
+stem's map, the RNN summaries at int16, RNNPool's output map; the stem recomputed on
+overlapping patches, which its MACs include). Results go to ``OUT/vision_models.json`` and
+``.md`` (default ``docs/benchmarks``); a rerun skips the models already there.
+``--shapes-only`` prints parameters, MACs and peak RAM of both models without data or training.
+"""
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kiloml.compress.size import count_parameters
+from kiloml.data import load_dataset
+from kiloml.data.resized_images import UpsampledImages
+from kiloml.data.splits import DatasetSplits, Split
+from kiloml.models import build_model, get_family
+from kiloml.train.fit import fit
+from kiloml.train.recipes import vision_recipe
+from kiloml.train.trainer import TrainConfig
+from machine_info import describe
+
+MODELS = ("mobilenetv2", "rnnpool-mobilenetv2")
+QUICK_IMAGES = 200
+#: the issue's target: RNNPool within this many points at this many times less peak RAM
+TARGET_POINTS, TARGET_RATIO = 1.5, 4.0
+
+
+def subset(split: Split, indices: np.ndarray) -> Split:
+    """The images ``indices`` of ``split`` (a lazy split stays lazy)."""
+    x = split.x
+    if getattr(x, "is_lazy", False):
+        return Split(UpsampledImages(x.images[indices], x.factor), split.y[indices])
+    return Split(x[indices], split.y[indices])
+
+
+def reduced(data: DatasetSplits, train: int | None, val: int | None,
+            test: int | None) -> DatasetSplits:
+    """The first ``train`` / ``val`` / ``test`` images of a fixed random order (seed 0) of each
+    split (kept in their original order); ``None`` keeps a split whole."""
+    rng = np.random.default_rng(0)
+    parts = {}
+    for name, count in (("train", train), ("val", val), ("test", test)):
+        split = getattr(data, name)
+        order = rng.permutation(len(split))
+        parts[name] = (split if count is None or count >= len(split)
+                       else subset(split, np.sort(order[:count])))
+    return replace(data, **parts)
+
+
+def run(data: DatasetSplits, kind: str, args) -> dict:
+    c, h, w = data.info["image_shape"]
+    config = get_family(kind).config(kind=kind, input_size=w * c, num_classes=data.num_classes,
+                                     in_channels=c, height=h, width=w,
+                                     width_mult=args.width_mult).validate()
+    recipe = vision_recipe(data)
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, seed=args.seed,
+                        augment_crop=recipe.augment_crop, augment_flip=recipe.augment_flip)
+    started, wall = time.process_time(), time.perf_counter()
+    outcome = fit(data, config, train)
+    seconds, wall = time.process_time() - started, time.perf_counter() - wall
+    model = outcome.model
+    peak, where = model.peak_activation_bytes()
+    row = {"config": config.to_dict(), "test_accuracy": outcome.metrics["test_accuracy"],
+           "val_accuracy": outcome.result.best_val_accuracy,
+           "best_epoch": outcome.result.best_epoch, "epochs": args.epochs,
+           "parameters": outcome.metrics["params_total"], "macs": model.macs(),
+           "peak_bytes_layer_by_layer": peak, "peak_layer": where,
+           "train_images": len(data.train), "val_images": len(data.val),
+           "test_images": len(data.test), "batch": args.batch, "lr": args.lr, "seed": args.seed,
+           "augment_crop": recipe.augment_crop, "cpu_seconds": round(seconds, 1),
+           "wall_seconds": round(wall, 1), "machine": describe()}
+    if hasattr(model, "patch_schedule"):
+        patch_peak, patch_where = model.patch_peak_activation_bytes()
+        row.update({"peak_bytes_patch_by_patch": patch_peak, "patch_peak_layer": patch_where,
+                    "macs_patch_by_patch": sum(layer.macs for layer in model.patch_schedule())})
+    return row
+
+
+def shapes_table(width_mult: float, size: int = 96) -> str:
+    """Parameters, MACs and peak RAM of both models at ``size``×``size`` (untrained: these
+    depend on the shapes only)."""
+    lines = ["| model | width | parameters | MACs | peak RAM int8, layer by layer | peak RAM "
+             "int8, RNNPool patch by patch |", "|---|---|---|---|---|---|"]
+    for kind in MODELS:
+        config = get_family(kind).config(kind=kind, input_size=3 * size, num_classes=2,
+                                         height=size, width=size, width_mult=width_mult)
+        torch.manual_seed(0)
+        model = build_model(config.validate())
+        peak, where = model.peak_activation_bytes()
+        patch = "—"
+        if hasattr(model, "patch_schedule"):
+            patch_peak, patch_where = model.patch_peak_activation_bytes()
+            patch = (f"{patch_peak:,} B ({patch_where}); "
+                     f"{sum(layer.macs for layer in model.patch_schedule()):,} MACs")
+        lines.append(f"| {kind} | {width_mult:g} | {count_parameters(model)[0]:,} | "
+                     f"{model.macs():,} | {peak:,} B ({where}) | {patch} |")
+    return "\n".join(lines) + "\n"
+
+
+def table(results: dict) -> str:
+    lines = ["| model | width | parameters | MACs | peak RAM int8, layer by layer | peak RAM "
+             "int8, RNNPool patch by patch | val acc. | test acc. |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kind in MODELS:
+        r = results.get(kind)
+        if r is None:
+            continue
+        patch = "—"
+        if "peak_bytes_patch_by_patch" in r:
+            patch = (f"{r['peak_bytes_patch_by_patch']:,} B ({r['patch_peak_layer']}); "
+                     f"{r['macs_patch_by_patch']:,} MACs")
+        lines.append(f"| {kind} | {r['config']['width_mult']:g} | {r['parameters']:,} | "
+                     f"{r['macs']:,} | {r['peak_bytes_layer_by_layer']:,} B ({r['peak_layer']}) | "
+                     f"{patch} | {100 * r['val_accuracy']:.2f} % | "
+                     f"{100 * r['test_accuracy']:.2f} % |")
+    first = next(iter(results.values()), None)
+    if first is not None:
+        lines.append(f"\nOne run each (seed {first['seed']}): {first['epochs']} epochs "
+                     f"on {first['train_images']:,} training images, epoch chosen on "
+                     f"{first['val_images']:,} validation images, tested on "
+                     f"{first['test_images']:,}; batch {first['batch']}, Adam lr "
+                     f"{first['lr']:g} cosine-decayed, crop padding {first['augment_crop']} "
+                     "and flips.")
+    if all(kind in results for kind in MODELS):
+        base, pool = results["mobilenetv2"], results["rnnpool-mobilenetv2"]
+        points = 100 * (base["test_accuracy"] - pool["test_accuracy"])
+        ratio = base["peak_bytes_layer_by_layer"] / pool["peak_bytes_patch_by_patch"]
+        met = points <= TARGET_POINTS and ratio >= TARGET_RATIO
+        lines.append(f"\nRNNPool-MobileNetV2 is {points:+.2f} points below MobileNetV2 on the "
+                     f"test split (negative: above) at {ratio:.2f}x less peak RAM (patch by "
+                     f"patch against layer by layer). The target (within {TARGET_POINTS} "
+                     f"points at >= {TARGET_RATIO:g}x less peak RAM) is "
+                     f"{'met' if met else 'not met'} in this one run.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="cifar10-animals-vs-vehicles-96")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--width-mult", type=float, default=0.35)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-images", type=int, default=None)
+    parser.add_argument("--val-images", type=int, default=None)
+    parser.add_argument("--test-images", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_IMAGES} images per split, 1 epoch, width 0.25 (a smoke run)")
+    parser.add_argument("--shapes-only", action="store_true",
+                        help="print parameters, MACs and peak RAM without data or training")
+    parser.add_argument("--report", action="store_true",
+                        help="only write the table of the runs already saved")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.shapes_only:
+        print(shapes_table(args.width_mult))
+        return 0
+    if args.quick:
+        args.epochs, args.width_mult = 1, 0.25
+        args.train_images = args.val_images = args.test_images = QUICK_IMAGES
+    args.out.mkdir(parents=True, exist_ok=True)
+    saved = args.out / ("vision_models_quick.json" if args.quick else "vision_models.json")
+    results = json.loads(saved.read_text()) if saved.exists() else {}
+    todo = [] if args.report else [kind for kind in args.models if kind not in results]
+    if todo:
+        data = reduced(load_dataset(args.dataset), args.train_images, args.val_images,
+                       args.test_images)
+        for kind in todo:
+            results[kind] = run(data, kind, args)
+            print(kind, {k: v for k, v in results[kind].items() if k != "machine"}, flush=True)
+            saved.write_text(json.dumps(results, indent=1))
+    report = table(results)
+    saved.with_suffix(".md").write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
