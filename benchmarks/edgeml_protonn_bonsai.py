@@ -289,9 +289,10 @@ def table(results: dict) -> str:
             int8 = (f"{r['int8_bytes']:,} ({100 * r['int8_accuracy']:.2f} %)"
                     if "int8_bytes" in r else "-")
             theirs = entry.get("EdgeML 0.3.0", {})
+            same_run = ours and theirs.get("measured") == ours.get("measured")
             ratio = (f"{r['wall_seconds'] / ours['wall_seconds']:.2f}x "
                      f"({r['cpu_seconds'] / ours['cpu_seconds']:.2f}x)"
-                     if ours and "cpu_seconds" in theirs else "-")
+                     if same_run and "cpu_seconds" in theirs else "-")  # one run's times only
             rows.append(f"| {kind} | {dataset} | {trainer} | {100 * r['test_accuracy']:.2f} % "
                         f"| {r['nonzeros']:,} | {r['edgeml_rule_bytes']:,} | {int8} "
                         f"| {r['epochs']} ({r['epoch_kept']}) | {r['batch_size']} | {ratio} |")

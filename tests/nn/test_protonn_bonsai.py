@@ -18,7 +18,8 @@ from kiloml.ir import (
 )
 from kiloml.nn.bonsai import L2, SIGMA_I_END, Bonsai, BonsaiConfig
 from kiloml.nn.protonn import ProtoNN, ProtoNNConfig, prototypes_per_class
-from kiloml.train.trainer import TrainConfig, Trainer
+from kiloml.train.phases import Sparsity
+from kiloml.train.trainer import TrainConfig, Trainer, sparsifiable_parameters
 
 
 def _blobs(n: int = 300, features: int = 20, classes: int = 3, seed: int = 0):
@@ -151,3 +152,20 @@ def test_bonsai_trains_under_the_l2_penalty():
     assert result.history[0].train_loss == pytest.approx(np.log(3) + expected, rel=1e-3)
     for name, old in before.items():
         assert (getattr(model, name).detach().abs() < old.abs()).all(), name
+
+
+def test_bonsai_hard_thresholding_keeps_every_nodes_theta_row():
+    """theta is thresholded row by row: a node whose branching weights are all small still keeps
+    its share (global thresholding emptied the root's row, and the deployed tree then sent every
+    input right), while the other matrices keep their global top fraction."""
+    torch.manual_seed(0)
+    model = Bonsai(BonsaiConfig("bonsai", 20, 3, projection_dim=10, depth=2))
+    with torch.no_grad():
+        model.theta[0] *= 1e-3  # the root's row: far below the others
+        model.Z[0] *= 1e-3
+    sparsity = Sparsity(sparsifiable_parameters(model), {"W": 0.2, "U": 0.2, "head": 1.0},
+                        model=model)
+    masks = sparsity.hard_threshold()
+    assert masks["theta"].shape == (3, 10) and masks["theta"].sum(1).tolist() == [2, 2, 2]
+    assert (model.theta != 0).sum(1).tolist() == [2, 2, 2]
+    assert masks["Z"].sum() == 40 and masks["Z"][0].sum() == 0  # Z: global, its row 0 emptied
