@@ -18,8 +18,15 @@ used once, on the model kept. EdgeML's ProtoNN trainer keeps its last epoch.
 Model size: "EdgeML's rule" (what EdgeML's trainers report: 4 B per value of a dense matrix,
 8 B per nonzero of a matrix with sparsity below 0.5) on the actual nonzeros, for both trainers;
 and, for kiloml's model, the int8 integer graph's stored bytes (weights, indices, scales), with
-the int8 accuracy of the simulator (which the C equals bit for bit). Results go to
-``OUT/edgeml_protonn_bonsai.json`` and ``.md`` (default ``docs/benchmarks``).
+the int8 accuracy of the simulator (which the C equals bit for bit).
+
+Seeds: ``--seeds 0 1 2`` runs every row once per seed (seeding numpy and torch before each
+trainer). Each seed's results go to ``OUT/edgeml_protonn_bonsai_seed{N}.json`` (default OUT
+``docs/benchmarks``); a run replaces only the rows and trainers it ran in that file (so
+``--no-edgeml --models bonsai`` re-measures kiloml's Bonsai rows and keeps EdgeML's), and every
+result records when it was measured. ``OUT/edgeml_protonn_bonsai.md`` gets the mean ± standard
+deviation (sample, n - 1) over all the seed files in OUT, then each seed's table; ``--report``
+rewrites it from the saved files.
 """
 
 import argparse
@@ -27,6 +34,7 @@ import contextlib
 import io
 import json
 import math
+import statistics
 import sys
 import tempfile
 import time
@@ -253,6 +261,7 @@ def kiloml_run(kind: str, data, edgeml_like: dict, epochs: int, seed: int) -> di
     graph = quantize_model(model, data.train.x[:2000], 8)
     integer = simulate(graph, quantize_input(graph, data.test.x)).argmax(1)
     return {"test_accuracy": outcome.metrics["test_accuracy"],
+            "val_accuracy": outcome.result.best_val_accuracy,
             "int8_accuracy": float(np.mean(integer == data.test.y)),
             "int8_bytes": graph.flash_bytes(),
             "nonzeros": int(sum(np.count_nonzero(m) for m in matrices.values())),
@@ -280,14 +289,73 @@ def table(results: dict) -> str:
             int8 = (f"{r['int8_bytes']:,} ({100 * r['int8_accuracy']:.2f} %)"
                     if "int8_bytes" in r else "-")
             theirs = entry.get("EdgeML 0.3.0", {})
+            same_run = ours and theirs.get("measured") == ours.get("measured")
             ratio = (f"{r['wall_seconds'] / ours['wall_seconds']:.2f}x "
                      f"({r['cpu_seconds'] / ours['cpu_seconds']:.2f}x)"
-                     if ours and "cpu_seconds" in theirs else "-")
+                     if same_run and "cpu_seconds" in theirs else "-")  # one run's times only
             rows.append(f"| {kind} | {dataset} | {trainer} | {100 * r['test_accuracy']:.2f} % "
                         f"| {r['nonzeros']:,} | {r['edgeml_rule_bytes']:,} | {int8} "
                         f"| {r['epochs']} ({r['epoch_kept']}) | {r['batch_size']} | {ratio} |")
     notes = [f"EdgeML: {results['edgeml']}"] + [f"patch: {p}" for p in results["patches"]]
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+
+def seed_files(out: Path, stem: str) -> dict[int, dict]:
+    """The saved results per seed in ``out``."""
+    found = {}
+    for path in out.glob(f"{stem}_seed*.json"):
+        suffix = path.stem.removeprefix(f"{stem}_seed")
+        if suffix.isdigit():
+            found[int(suffix)] = json.loads(path.read_text())
+    return dict(sorted(found.items()))
+
+
+def mean_std(values: list[float]) -> str:
+    """``mean ± std`` in percent (sample standard deviation; just the value for one seed)."""
+    mean = 100 * statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.2f} %"
+    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f} %"
+
+
+def summary(runs: dict[int, dict]) -> str:
+    """Mean ± std over the seeds of every row and trainer that has results, then each seed's
+    table."""
+    rows = ["| model | dataset | trainer | seeds | test acc. | int8 acc. | bytes, EdgeML's rule "
+            "(mean) | int8 bytes (mean) |", "|---|---|---|---|---|---|---|---|"]
+    keys = list(dict.fromkeys(key for r in runs.values() for key in r["rows"]))
+    for key in keys:
+        kind, dataset = key.split(" ", 1)
+        for trainer in ("EdgeML 0.3.0", "kiloml"):
+            done = {seed: r["rows"][key][trainer] for seed, r in runs.items()
+                    if key in r["rows"] and "test_accuracy" in r["rows"][key].get(trainer, {})}
+            if not done:
+                continue
+            got = list(done.values())
+            int8 = (mean_std([g["int8_accuracy"] for g in got]) if "int8_accuracy" in got[0]
+                    else "-")
+            size = (f"{statistics.fmean(g['int8_bytes'] for g in got):,.0f}"
+                    if "int8_bytes" in got[0] else "-")
+            rows.append(f"| {kind} | {dataset} | {trainer} | {', '.join(map(str, done))} "
+                        f"| {mean_std([g['test_accuracy'] for g in got])} | {int8} "
+                        f"| {statistics.fmean(g['edgeml_rule_bytes'] for g in got):,.0f} "
+                        f"| {size} |")
+    parts = ["\n".join(rows)] + [f"### Seed {seed}\n\n{table(r)}" for seed, r in runs.items()]
+    return "\n\n".join(parts) + "\n"
+
+
+def merge(saved: dict | None, results: dict) -> dict:
+    """``results`` over ``saved`` (one seed): the rows and trainers just run replace theirs."""
+    if saved is None:
+        return results
+    rows = saved["rows"]
+    for key, entry in results["rows"].items():
+        rows.setdefault(key, {}).update(entry)
+    if results["edgeml"] != "skipped (not run (--no-edgeml))":
+        saved["edgeml"], saved["patches"] = results["edgeml"], results["patches"]
+    saved.update({k: results[k] for k in ("machine", "torch", "numpy")})
+    return saved
 
 
 def main() -> int:
@@ -297,7 +365,8 @@ def main() -> int:
                         choices=["protonn", "bonsai"])
     parser.add_argument("--epochs-protonn", type=int, default=EPOCHS["protonn"])
     parser.add_argument("--epochs-bonsai", type=int, default=EPOCHS["bonsai"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="run every row once per seed (default: 0)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK[0]} training images, {QUICK[1]} validation "
@@ -308,18 +377,42 @@ def main() -> int:
     args = parser.parse_args()
     stem = "edgeml_protonn_bonsai_quick" if args.quick else "edgeml_protonn_bonsai"
     if args.report:
-        report = table(json.loads((args.out / f"{stem}.json").read_text()))
-        (args.out / f"{stem}.md").write_text(report)
-        print(report)
-        return 0
+        return write_summary(args.out, stem)
     torch.set_num_threads(1)  # both trainers alike; threads of a shared machine only wait
     edgeml, reason, patches = (None, "not run (--no-edgeml)", []) if args.no_edgeml \
         else import_edgeml()
     if edgeml is None:
         print(f"EdgeML skipped: edgeml-pytorch is not importable here ({reason}); it is in the "
               "benchmarks' environment (make bench-env)", file=sys.stderr)
+    for seed in args.seeds:
+        results = run_seed(args, edgeml, reason, patches, seed)
+        path = args.out / f"{stem}_seed{seed}.json"
+        saved = json.loads(path.read_text()) if path.is_file() else None
+        args.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(merge(saved, results), indent=1))
+    return write_summary(args.out, stem)
+
+
+def write_summary(out: Path, stem: str) -> int:
+    """Rewrite ``OUT/STEM.md`` from the seed files; print it."""
+    runs = seed_files(out, stem)
+    if not runs:
+        print(f"no results saved in {out} ({stem}_seed*.json); run without --report first",
+              file=sys.stderr)
+        return 1
+    report = summary(runs)
+    (out / f"{stem}.md").write_text(report)
+    print(report)
+    return 0
+
+
+def run_seed(args: argparse.Namespace, edgeml: dict | None, reason: str, patches: list[str],
+             seed: int) -> dict:
+    """Every requested row with ``seed``: ``{"rows": {"KIND DATASET": {trainer: result}}}``
+    and what ran."""
     epochs = {"protonn": args.epochs_protonn, "bonsai": args.epochs_bonsai}
-    results = {"quick": args.quick, "seed": args.seed, "machine": describe(),
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = {"quick": args.quick, "seed": seed, "machine": describe(),
                "torch": torch.__version__, "numpy": np.__version__,
                "edgeml": "edgeml-pytorch 0.3.0" if edgeml else f"skipped ({reason})",
                "patches": patches, "rows": {}}
@@ -340,18 +433,14 @@ def main() -> int:
                 try:
                     with contextlib.redirect_stdout(log):
                         run = edgeml_protonn if kind == "protonn" else edgeml_bonsai
-                        entry["EdgeML 0.3.0"] = run(edgeml, x, data, n, args.seed, log)
+                        entry["EdgeML 0.3.0"] = run(edgeml, x, data, n, seed, log)
                 except Exception as e:  # noqa: BLE001 - the failure is the finding to report
                     entry["EdgeML 0.3.0"] = {"error": f"{type(e).__name__}: {e}"}
-                print(kind, dataset, "EdgeML", entry["EdgeML 0.3.0"], flush=True)
-            entry["kiloml"] = kiloml_run(kind, data, batch, n, args.seed)
-            print(kind, dataset, "kiloml", entry["kiloml"], flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
-    report = table(results)
-    (args.out / f"{stem}.md").write_text(report)
-    print(report)
-    return 0
+                entry["EdgeML 0.3.0"]["measured"] = when
+                print(seed, kind, dataset, "EdgeML", entry["EdgeML 0.3.0"], flush=True)
+            entry["kiloml"] = {**kiloml_run(kind, data, batch, n, seed), "measured": when}
+            print(seed, kind, dataset, "kiloml", entry["kiloml"], flush=True)
+    return results
 
 
 if __name__ == "__main__":

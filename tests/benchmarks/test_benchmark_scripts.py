@@ -4,6 +4,7 @@ output (the target numbers are for the full runs, documented in docs/benchmarks.
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -424,13 +425,16 @@ def test_edgeml_protonn_bonsai_help_and_quick_without_edgeml(tmp_path):
         pytest.skip("MNIST not present")
     installed = importlib.util.find_spec("edgeml_pytorch") is not None
     done = run_script("edgeml_protonn_bonsai.py", "--quick", "--datasets", "mnist-2",
-                      "--out", str(tmp_path), *(["--no-edgeml"] if installed else []),
+                      "--seeds", "0", "1", "--out", str(tmp_path),
+                      *(["--no-edgeml"] if installed else []),
                       env={"KILOML_DATA": str(SHARED_DATA)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "EdgeML skipped: edgeml-pytorch is not importable here (" + (
         "not run (--no-edgeml)" if installed else "ModuleNotFoundError") in done.stderr
-    saved = json.loads((tmp_path / "edgeml_protonn_bonsai_quick.json").read_text())
+    saved = json.loads((tmp_path / "edgeml_protonn_bonsai_quick_seed0.json").read_text())
+    other = json.loads((tmp_path / "edgeml_protonn_bonsai_quick_seed1.json").read_text())
     assert saved["edgeml"].startswith("skipped") and saved["patches"] == []
+    assert (saved["seed"], other["seed"]) == (0, 1)
     protonn, bonsai = saved["rows"]["protonn mnist-2"], saved["rows"]["bonsai mnist-2"]
     assert list(protonn) == list(bonsai) == ["kiloml"]
     # the examples' shapes: ProtoNN d=10, m=20 dense (784·10 + 10·20 + 2·20 values, 4 B each);
@@ -442,6 +446,20 @@ def test_edgeml_protonn_bonsai_help_and_quick_without_edgeml(tmp_path):
         assert 0.6 < row["kiloml"]["test_accuracy"] <= 1 and row["kiloml"]["epochs"] == 3
     report = (tmp_path / "edgeml_protonn_bonsai_quick.md").read_text()
     assert "| protonn | mnist-2 | kiloml |" in report and "EdgeML: skipped" in report
+    # the two seeds' mean and sample standard deviation, then each seed's table
+    accuracies = [r["rows"]["bonsai mnist-2"]["kiloml"]["test_accuracy"] for r in (saved, other)]
+    mean, std = 100 * statistics.fmean(accuracies), 100 * statistics.stdev(accuracies)
+    assert f"| bonsai | mnist-2 | kiloml | 0, 1 | {mean:.2f} ± {std:.2f} % |" in report
+    assert "### Seed 0" in report and "### Seed 1" in report
+    # a later run of one trainer replaces only its rows in the seed file
+    again = run_script("edgeml_protonn_bonsai.py", "--quick", "--datasets", "mnist-2",
+                       "--models", "bonsai", "--no-edgeml", "--out", str(tmp_path),
+                       env={"KILOML_DATA": str(SHARED_DATA)})
+    assert again.returncode == 0, again.stderr[-2000:]
+    merged = json.loads((tmp_path / "edgeml_protonn_bonsai_quick_seed0.json").read_text())
+    assert merged["rows"]["protonn mnist-2"] == saved["rows"]["protonn mnist-2"]
+    assert merged["rows"]["bonsai mnist-2"]["kiloml"]["measured"] >= \
+        saved["rows"]["bonsai mnist-2"]["kiloml"]["measured"]
 
 
 def test_stream_eval_groups_seeds(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from kiloml.data.splits import DatasetSplits, Split
 from kiloml.errors import KilomlError
 from kiloml.ir import (
     dequantize_output,
@@ -15,8 +16,10 @@ from kiloml.ir import (
     quantize_model,
     simulate,
 )
-from kiloml.nn.bonsai import SIGMA_I_END, Bonsai, BonsaiConfig
+from kiloml.nn.bonsai import L2, SIGMA_I_END, Bonsai, BonsaiConfig
 from kiloml.nn.protonn import ProtoNN, ProtoNNConfig, prototypes_per_class
+from kiloml.train.phases import Sparsity
+from kiloml.train.trainer import TrainConfig, Trainer, sparsifiable_parameters
 
 
 def _blobs(n: int = 300, features: int = 20, classes: int = 3, seed: int = 0):
@@ -128,3 +131,41 @@ def test_block_sparse_projections_are_accounted_as_exported_never_blocked():
     assert storage["W"].format == "csr" and storage["W"].bytes == 40 * 2 + 6 * 2 + 1
     graph = quantize_model(model, _blobs()[0][:64, None, :], bits=8)
     assert graph.flash_bytes() == model_size_bytes(model, 1)
+
+
+def test_bonsai_trains_under_the_l2_penalty():
+    """The penalty is sum lambda/2 ||M||^2 over Z, W, V, theta, and the Trainer adds it: on
+    all-zero inputs the data loss has no gradient, so only the penalty moves (shrinks) weights."""
+    torch.manual_seed(0)
+    model = Bonsai(BonsaiConfig("bonsai", 20, 3, projection_dim=4, depth=2))
+    expected = sum(L2[n] / 2 * float((getattr(model, n).detach().double() ** 2).sum()) for n in L2)
+    assert float(model.penalty()) == pytest.approx(expected, rel=1e-5)
+    assert L2["Z"] == 1e-5 and L2["W"] == L2["V"] == L2["theta"] == 1e-4
+    model.penalty().backward()
+    np.testing.assert_allclose(model.Z.grad.numpy(), 1e-5 * model.Z.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(model.W.grad.numpy(), 1e-4 * model.W.detach().numpy(), rtol=1e-5)
+    before = {n: getattr(model, n).detach().clone() for n in L2}
+    zeros = Split(np.zeros((100, 1, 20), np.float32), np.arange(100) % 3)
+    data = DatasetSplits("zeros", zeros, zeros, zeros, ["a", "b", "c"]).validate()
+    result = Trainer(model, data, TrainConfig(epochs=1, batch_size=25, lr=1e-3)).fit()
+    # the data loss is ln 3 (all scores 0); the penalty adds its few thousandths on top
+    assert result.history[0].train_loss == pytest.approx(np.log(3) + expected, rel=1e-3)
+    for name, old in before.items():
+        assert (getattr(model, name).detach().abs() < old.abs()).all(), name
+
+
+def test_bonsai_hard_thresholding_keeps_every_nodes_theta_row():
+    """theta is thresholded row by row: a node whose branching weights are all small still keeps
+    its share (global thresholding emptied the root's row, and the deployed tree then sent every
+    input right), while the other matrices keep their global top fraction."""
+    torch.manual_seed(0)
+    model = Bonsai(BonsaiConfig("bonsai", 20, 3, projection_dim=10, depth=2))
+    with torch.no_grad():
+        model.theta[0] *= 1e-3  # the root's row: far below the others
+        model.Z[0] *= 1e-3
+    sparsity = Sparsity(sparsifiable_parameters(model), {"W": 0.2, "U": 0.2, "head": 1.0},
+                        model=model)
+    masks = sparsity.hard_threshold()
+    assert masks["theta"].shape == (3, 10) and masks["theta"].sum(1).tolist() == [2, 2, 2]
+    assert (model.theta != 0).sum(1).tolist() == [2, 2, 2]
+    assert masks["Z"].sum() == 40 and masks["Z"][0].sum() == 0  # Z: global, its row 0 emptied

@@ -104,8 +104,13 @@ class Sparsity:
 
     def hard_threshold(self, scale: Callable[[float], float] = float) -> dict[str, torch.Tensor]:
         """Zero all but the largest ``scale(keep[group])`` fraction of every matrix in place
-        (in blocks of ``block`` row entries); returns the boolean masks of what was kept."""
-        return {name: hard_threshold_(param, scale(self.keep[group]), self.block)
+        (in blocks of ``block`` row entries); returns the boolean masks of what was kept. The
+        matrices the model names in ``rowwise_sparsity`` (Bonsai's ``theta``: one branching
+        vector per node) keep that fraction of every row, so that no row is emptied."""
+        rowwise = getattr(self.model, "rowwise_sparsity", ())
+        return {name: (torch.stack([hard_threshold_(row, scale(self.keep[group]), self.block)
+                                    for row in param]) if name in rowwise else
+                       hard_threshold_(param, scale(self.keep[group]), self.block))
                 for name, (param, group) in self.params.items()}
 
     @torch.no_grad()

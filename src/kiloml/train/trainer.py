@@ -390,6 +390,8 @@ class Trainer:
             else:
                 logits = self.model(x)
                 loss = nn.functional.cross_entropy(logits, y)
+            if hasattr(self.model, "penalty"):  # Bonsai: the paper's L2 penalty
+                loss = loss + self.model.penalty()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.grad_clip:
