@@ -139,7 +139,7 @@ def test_bonsai_trains_under_the_l2_penalty():
     torch.manual_seed(0)
     model = Bonsai(BonsaiConfig("bonsai", 20, 3, projection_dim=4, depth=2))
     expected = sum(L2[n] / 2 * float((getattr(model, n).detach().double() ** 2).sum()) for n in L2)
-    assert float(model.penalty()) == pytest.approx(expected, rel=1e-5)
+    assert model.penalty().item() == pytest.approx(expected, rel=1e-5)
     assert L2["Z"] == 1e-5 and L2["W"] == L2["V"] == L2["theta"] == 1e-4
     model.penalty().backward()
     np.testing.assert_allclose(model.Z.grad.numpy(), 1e-5 * model.Z.detach().numpy(), rtol=1e-5)
