@@ -48,9 +48,6 @@ class ActivationOp(Op):
         return [apply_integer(node.attrs["function"], np.asarray(inputs[0], dtype=np.int64),
                               node.consts["input_frac_bits"])]
 
-    def flash_bytes(self, node):
-        return 0
-
     def macs(self, node, inputs, outputs):
         return 0
 

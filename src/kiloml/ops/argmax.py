@@ -25,9 +25,6 @@ class ArgmaxOp(Op):
     def simulate(self, node, inputs, in_values, out_values):
         return [np.argmax(np.asarray(inputs[0]), axis=-1).astype(np.int64)]
 
-    def flash_bytes(self, node):
-        return 0
-
     def macs(self, node, inputs, outputs):
         return 0
 

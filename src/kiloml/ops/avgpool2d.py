@@ -55,9 +55,6 @@ class AvgPool2dOp(Op):
         scaled = shift_round(sums * np.int64(node.consts["inv"]), INV_STEPS_FRAC_BITS)
         return [saturate(scaled, 8)]
 
-    def flash_bytes(self, node):
-        return 0
-
     def macs(self, node, inputs, outputs):
         kh, kw = node.attrs["kernel"]
         return outputs[0].count * kh * kw

@@ -141,7 +141,8 @@ class Op:
         return []
 
     def flash_bytes(self, node: Node) -> int:
-        raise NotImplementedError
+        """Bytes of constants in flash: the sum over :meth:`storage`."""
+        return sum(entry["bytes"] for entry in self.storage(node).values())
 
     def storage(self, node: Node) -> dict[str, dict]:
         """Per stored tensor: format, bytes, bits (and nonzeros for matrices)."""

@@ -132,9 +132,6 @@ class Conv1dOp(Op):
                 "bias": {"format": "dense", "bytes": vector_bytes(node.q["bias"]),
                          "bits": node.q["bias"].bits}}
 
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
-
     def macs(self, node, inputs, outputs):
         return outputs[0].shape[0] * int(np.count_nonzero(node.q["weight"].values))
 

@@ -27,11 +27,11 @@ from kiloml.ops.requantize import (
     FLOAT_ACTIVATIONS,
     REQUANTIZE_FILES,
     clamp,
+    conv_storage,
     emit_stage,
     int8_format,
     quantize_conv,
     requantize,
-    stage_bytes,
 )
 
 #: Kernel sides, strides the image kernels support.
@@ -145,13 +145,7 @@ class Conv2dOp(Op):
         return [clamp(requantize(sums, node), node)]
 
     def storage(self, node):
-        weight = node.q["weight"]
-        return {"weight": {"format": "dense", "bytes": weight.nbytes, "bits": 8,
-                           "scales": "per channel"},
-                "requantize": {"format": "dense", "bytes": stage_bytes(node), "bits": 32}}
-
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
+        return conv_storage(node)
 
     def macs(self, node, inputs, outputs):
         _, out_h, out_w = outputs[0].shape

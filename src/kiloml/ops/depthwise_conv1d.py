@@ -98,9 +98,6 @@ class DepthwiseConv1dOp(Op):
                 "bias": {"format": "dense", "bytes": vector_bytes(node.q["bias"]),
                          "bits": node.q["bias"].bits}}
 
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
-
     def macs(self, node, inputs, outputs):
         return outputs[0].count * node.attrs["kernel"]
 

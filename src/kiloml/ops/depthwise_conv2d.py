@@ -24,11 +24,11 @@ from kiloml.ops.requantize import (
     FLOAT_ACTIVATIONS,
     REQUANTIZE_FILES,
     clamp,
+    conv_storage,
     emit_stage,
     int8_format,
     quantize_conv,
     requantize,
-    stage_bytes,
 )
 
 
@@ -71,12 +71,7 @@ class DepthwiseConv2dOp(Op):
         return [clamp(requantize(sums, node), node)]
 
     def storage(self, node):
-        return {"weight": {"format": "dense", "bytes": node.q["weight"].nbytes, "bits": 8,
-                           "scales": "per channel"},
-                "requantize": {"format": "dense", "bytes": stage_bytes(node), "bits": 32}}
-
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
+        return conv_storage(node)
 
     def macs(self, node, inputs, outputs):
         kh, kw = node.attrs["kernel"]

@@ -245,9 +245,6 @@ class FastRNNOp(Op):
         out["coefficients"] = {"format": "scalar", "bytes": 4, "bits": 16}
         return out
 
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
-
     def macs(self, node, inputs, outputs):
         steps, features = inputs[0].shape
         hidden = outputs[0].shape[0]

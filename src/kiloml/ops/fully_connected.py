@@ -66,9 +66,6 @@ class FullyConnectedOp(Op):
                 "bias": {"format": "dense", "bytes": vector_bytes(node.q["bias"]),
                          "bits": node.q["bias"].bits}}
 
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
-
     def macs(self, node, inputs, outputs):
         return int(np.count_nonzero(node.q["weight"].values))
 

@@ -50,9 +50,6 @@ class GlobalAvgPoolOp(Op):
         scaled = shift_round(total * np.int64(node.consts["inv_steps"]), node.consts["shift"])
         return [saturate(scaled, 16)]
 
-    def flash_bytes(self, node):
-        return 0
-
     def macs(self, node, inputs, outputs):
         return inputs[0].count
 

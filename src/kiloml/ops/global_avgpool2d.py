@@ -52,9 +52,6 @@ class GlobalAvgPool2dOp(Op):
         return [saturate(shift_round(total * np.int64(node.consts["inv"]),
                                      node.consts["shift"]), 16)]
 
-    def flash_bytes(self, node):
-        return 0
-
     def macs(self, node, inputs, outputs):
         return inputs[0].count
 

@@ -47,9 +47,6 @@ class MaxPool2dOp(Op):
         x = np.asarray(inputs[0], dtype=np.int64)
         return [windows(x, node, fill=np.iinfo(np.int64).min).max(axis=(-2, -1))]
 
-    def flash_bytes(self, node):
-        return 0
-
     def macs(self, node, inputs, outputs):
         return 0
 

@@ -76,9 +76,6 @@ class NormalizeOp(Op):
                 "inv_std": {"format": "dense", "bytes": vector_bytes(node.q["inv_std"]),
                             "bits": 16}}
 
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
-
     def macs(self, node, inputs, outputs):
         return inputs[0].count
 

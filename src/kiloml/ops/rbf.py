@@ -117,9 +117,6 @@ class RBFOp(Op):
                                "bits": prototypes.bits},
                 "gamma2": {"format": "scalar", "bytes": 2, "bits": 16}}
 
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
-
     def macs(self, node, inputs, outputs):
         count, dims = node.q["prototypes"].values.shape
         return count * (dims + 1)

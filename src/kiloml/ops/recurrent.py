@@ -192,9 +192,6 @@ class GatedRecurrentOp(Op):
                                 "bits": q[f"bias_{b}"].bits}
         return out
 
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
-
     def macs(self, node, inputs, outputs):
         steps, features = inputs[0].shape
         hidden = outputs[0].shape[0]

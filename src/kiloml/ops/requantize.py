@@ -127,9 +127,13 @@ def clamp(values: np.ndarray, node) -> np.ndarray:
     return np.clip(values, node.consts["act_min"], node.consts["act_max"])
 
 
-def stage_bytes(node) -> int:
-    """Flash of the stage's per-channel constants: bias and mult int32, shift int8."""
-    return 9 * len(node.q["shift"].values)
+def conv_storage(node) -> dict[str, dict]:
+    """The stored tensors of an image conv node: its int8 weights (one scale per output
+    channel) and the stage's per-channel constants (bias and mult int32, shift int8)."""
+    return {"weight": {"format": "dense", "bytes": node.q["weight"].nbytes, "bits": 8,
+                       "scales": "per channel"},
+            "requantize": {"format": "dense", "bytes": 9 * len(node.q["shift"].values),
+                           "bits": 32}}
 
 
 def emit_stage(node, symbol) -> tuple[str, dict[str, object]]:

@@ -168,9 +168,6 @@ class RNNPoolOp(Op):
         return {f"{cell}.{key}": entry for cell in CELLS
                 for key, entry in _CELL_OP.storage(cell_node(node, cell)).items()}
 
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
-
     def macs(self, node, inputs, outputs):
         channels = inputs[0].shape[0]
         r, c, _, _, out_h, out_w = _geometry(node, inputs[0].shape)

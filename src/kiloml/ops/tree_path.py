@@ -123,9 +123,6 @@ class TreePathOp(Op):
         # theta is read one row at a time (kl_matrix_row_dot): no matrix of the op is blocked
         return {name: matrix_storage(q, blocked=False) for name, q in node.q.items()}
 
-    def flash_bytes(self, node):
-        return sum(entry["bytes"] for entry in self.storage(node).values())
-
     def macs(self, node, inputs, outputs):
         n, depth = self._nodes(node), node.attrs["depth"]
         classes = outputs[0].shape[0]
