@@ -161,11 +161,8 @@ def test_local_sweep_killed_and_resumed(tmp_path, sweep_space, sessions):
     sessions.append(first)
     deadline = time.monotonic() + 240
     finished = []
-    # a trial has finished once its instructions are counted (the export's verify.json is
-    # written just before the trial reports): a trained run not yet counted is still running
-    counted = "*/c/verify.json"
     while time.monotonic() < deadline and first.poll() is None:
-        finished = sorted((out / "runs").glob(counted)) if out.exists() else []
+        finished = sorted((out / "runs").glob("*/model.safetensors")) if out.exists() else []
         if finished:
             break
         time.sleep(0.5)
@@ -174,8 +171,11 @@ def test_local_sweep_killed_and_resumed(tmp_path, sweep_space, sessions):
     kill_session(first.pid)  # kill -9 the sweep, Ray and every trial
     first.wait()
     assert not (out / "results.csv").exists()
+    # a trial has finished once its instructions are counted (the export's verify.json is
+    # written just before the trial reports); one killed while being counted was trained but
+    # may be missing from Ray Tune's saved state (docs/sweep.md)
     finished = [path.parent.parent / "model.safetensors"
-                for path in sorted((out / "runs").glob(counted))]
+                for path in sorted((out / "runs").glob("*/c/verify.json"))]
     before = {path: path.stat().st_mtime_ns for path in finished}
     resumed = subprocess.run([KILOML, "sweep", str(space), "--out", str(out), "--resume"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
