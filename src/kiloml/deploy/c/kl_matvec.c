@@ -10,7 +10,8 @@
  *   - int8 weights accumulate in int32 when a row has at most 511 entries
  *     (|w x| <= 127 * 32768, so 511 products stay below 2^31 - 1 in every partial sum);
  *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense and
- *     blocked rows use SMLALD: two 16x16 products into a 64-bit sum per instruction).
+ *     blocked rows use SMLALD: two 16x16 products into a 64-bit sum per instruction, and CSR
+ *     rows take their nonzeros in pairs, each pair's gathered x packed for one SMLALD).
  * The kernels run when 1 <= shift <= 31 (the usual case) and rescale a row sum with 32-bit
  * operations when it fits int32, else by the exact int64 kl_shift_round_s64; other shifts take
  * kl_kernel_rows, the plain reference loop (blocked matrices: their kernel's own loop).
@@ -217,6 +218,89 @@ KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int i
     return index_bits == 8 ? KL_READ_U8(&p8[i]) : KL_READ_U16(&p16[i]);
 }
 
+#if KL_USE_DSP
+/* CSR rows of int16 weights with the DSP extension, each row's int64 sum started from the
+ * rounding term 2^(shift-1): an odd row's first nonzero by SMLALBB, then two nonzeros per
+ * SMLALD (both gathered x values packed by PKHBT, both weights one unaligned word), weights and
+ * indices read through walking pointers. The pair loop is inline assembly: GCC 12 spilled the
+ * row sum and the loop's end pointers around its own version. mode and index_bits are
+ * constants after inlining (a mode tested per row made GCC spill as well). */
+KL_ALWAYS_INLINE void kl_csr_s16_dsp(const int16_t *w, const uint8_t *c8, const uint16_t *c16,
+                                     int index_bits, const uint16_t *row_ptr, uint32_t rows,
+                                     const int16_t *x, void *y, int shift, int mode)
+{
+    const uint32_t half = (uint32_t)1 << (shift - 1);
+    const uint16_t *const last = row_ptr + rows;
+    uint32_t start = KL_READ_U16(&row_ptr[0]);
+    uint32_t r = 0;
+    while (row_ptr != last) {
+        const uint32_t end = KL_READ_U16(&row_ptr[1]);
+        uint32_t n = end - start;
+        uint32_t lo = half;
+        uint32_t hi = 0;
+        uint32_t t0;
+        uint32_t t1;
+        int64_t sum;
+        row_ptr++;
+        start = end;
+        /* n >>= 1 (the carry: an odd count, whose first nonzero is one SMLALBB), then the
+         * pairs: both indices, both x values packed by PKHBT, both weights one word, SMLALD */
+        if (index_bits == 8) {
+            __asm__("lsrs %[n], %[n], #1\n\t"
+                    "bcc 1f\n\t"
+                    "ldrb %[t0], [%[c]], #1\n\t"
+                    "ldrsh %[t1], [%[w]], #2\n\t"
+                    "ldrh %[t0], [%[x], %[t0], lsl #1]\n\t"
+                    "smlalbb %[lo], %[hi], %[t1], %[t0]\n"
+                    "1:\n\t"
+                    "beq 3f\n"
+                    "2:\n\t"
+                    "ldrb %[t1], [%[c], #1]\n\t"
+                    "ldrb %[t0], [%[c]], #2\n\t"
+                    "ldrh %[t1], [%[x], %[t1], lsl #1]\n\t"
+                    "ldrh %[t0], [%[x], %[t0], lsl #1]\n\t"
+                    "pkhbt %[t0], %[t0], %[t1], lsl #16\n\t"
+                    "ldr %[t1], [%[w]], #4\n\t"
+                    "subs %[n], %[n], #1\n\t"
+                    "smlald %[lo], %[hi], %[t1], %[t0]\n\t"
+                    "bne 2b\n"
+                    "3:"
+                    : [n] "+r"(n), [c] "+r"(c8), [w] "+r"(w), [lo] "+r"(lo), [hi] "+r"(hi),
+                      [t0] "=&r"(t0), [t1] "=&r"(t1)
+                    : [x] "r"(x)
+                    : "cc", "memory");
+        } else {
+            __asm__("lsrs %[n], %[n], #1\n\t"
+                    "bcc 1f\n\t"
+                    "ldrh %[t0], [%[c]], #2\n\t"
+                    "ldrsh %[t1], [%[w]], #2\n\t"
+                    "ldrh %[t0], [%[x], %[t0], lsl #1]\n\t"
+                    "smlalbb %[lo], %[hi], %[t1], %[t0]\n"
+                    "1:\n\t"
+                    "beq 3f\n"
+                    "2:\n\t"
+                    "ldrh %[t1], [%[c], #2]\n\t"
+                    "ldrh %[t0], [%[c]], #4\n\t"
+                    "ldrh %[t1], [%[x], %[t1], lsl #1]\n\t"
+                    "ldrh %[t0], [%[x], %[t0], lsl #1]\n\t"
+                    "pkhbt %[t0], %[t0], %[t1], lsl #16\n\t"
+                    "ldr %[t1], [%[w]], #4\n\t"
+                    "subs %[n], %[n], #1\n\t"
+                    "smlald %[lo], %[hi], %[t1], %[t0]\n\t"
+                    "bne 2b\n"
+                    "3:"
+                    : [n] "+r"(n), [c] "+r"(c16), [w] "+r"(w), [lo] "+r"(lo), [hi] "+r"(hi),
+                      [t0] "=&r"(t0), [t1] "=&r"(t1)
+                    : [x] "r"(x)
+                    : "cc", "memory");
+        }
+        sum = (int64_t)(((uint64_t)hi << 32) | lo);
+        kl_emit_rounded(sum, y, r, shift, mode);
+        r++;
+    }
+}
+#endif
+
 /* CSR rows of int16 weights, int64 sums (SMLAL) started from the rounding term as in the dense
  * kernels; index_bits is a constant after inlining. */
 KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
@@ -233,6 +317,21 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
     const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
     uint32_t k = KL_READ_U16(&row_ptr[0]);
     uint32_t r;
+#if KL_USE_DSP
+    /* the row loop once per output mode */
+    values += k;
+    c8 += index_bits == 8 ? k : 0;
+    c16 += index_bits == 8 ? 0 : k;
+    if (mode == KL_OUT_S16) {
+        kl_csr_s16_dsp(values, c8, c16, index_bits, row_ptr, rows, x, y, shift, KL_OUT_S16);
+    } else if (mode == KL_OUT_S32_ACCUMULATE) {
+        kl_csr_s16_dsp(values, c8, c16, index_bits, row_ptr, rows, x, y, shift,
+                       KL_OUT_S32_ACCUMULATE);
+    } else {
+        kl_csr_s16_dsp(values, c8, c16, index_bits, row_ptr, rows, x, y, shift, KL_OUT_S32);
+    }
+    return;
+#endif
     for (r = 0; r < rows; r++) {
         const uint32_t end = KL_READ_U16(&row_ptr[r + 1]);
         int64_t sum = half;
