@@ -4,9 +4,10 @@
  * One kernel per storage format (dense / CSR / blocks of 4 columns, int8 / int16 values,
  * uint8 / uint16 indices; dense int8 matrices of at most 8 columns and int16 ones of 5 to 8,
  * such as low-rank factors, have their own, wider int8 ones are stored interleaved for SXTB16,
- * and wider dense rows are taken two at a time, sharing the loads of x), named by the exported matrix itself
- * (kl_matrix_t.kernel), so no format test sits inside a loop and a firmware links only the
- * kernels its model uses. Sums are exact:
+ * and wider dense rows are taken two at a time, int8 ones four at a time with the DSP
+ * extension, sharing the loads of x), named by the exported matrix itself (kl_matrix_t.kernel),
+ * so no format test sits inside a loop and a firmware links only the kernels its model uses.
+ * Sums are exact:
  *   - int8 weights accumulate in int32 when a row has at most 511 entries
  *     (|w x| <= 127 * 32768, so 511 products stay below 2^31 - 1 in every partial sum);
  *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense and
@@ -773,8 +774,66 @@ KL_ALWAYS_INLINE void kl_dot2_s8_interleaved(const int8_t *w0, const int8_t *w1,
     *sum1 = s1;
 }
 
+#if KL_USE_DSP
+/* The sums of the first `grouped` (a multiple of 4) interleaved columns of four int8 rows
+ * (w, w + cols, w + 2 cols, w + 3 cols) with x: per group of four columns, x's two pairs loaded
+ * once for the four rows, one word and two SXTB16 + SMLAD per row. Inline assembly, because
+ * GCC 12 does not keep the four sums, two pairs and row pointers in registers. */
+KL_ALWAYS_INLINE void kl_dot4_s8_interleaved(const int8_t *w, uint32_t cols, const int16_t *x,
+                                             uint32_t grouped, int32_t *s)
+{
+    const int8_t *w2 = w + 2 * cols;
+    const int16_t *const end = x + grouped;
+    int32_t a0 = 0;
+    int32_t a1 = 0;
+    int32_t a2 = 0;
+    int32_t a3 = 0;
+    uint32_t xa;
+    uint32_t xb;
+    uint32_t t;
+    uint32_t u;
+    __asm__("cmp %[x], %[end]\n\t"
+            "beq 2f\n"
+            "1:\n\t"
+            "ldr %[xb], [%[x], #4]\n\t"
+            "ldr %[xa], [%[x]], #8\n\t"
+            "ldr %[t], [%[w0], %[cols]]\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad %[a1], %[u], %[xa], %[a1]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad %[a1], %[u], %[xb], %[a1]\n\t"
+            "ldr %[t], [%[w0]], #4\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad %[a0], %[u], %[xa], %[a0]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad %[a0], %[u], %[xb], %[a0]\n\t"
+            "ldr %[t], [%[w2], %[cols]]\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad %[a3], %[u], %[xa], %[a3]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad %[a3], %[u], %[xb], %[a3]\n\t"
+            "ldr %[t], [%[w2]], #4\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad %[a2], %[u], %[xa], %[a2]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad %[a2], %[u], %[xb], %[a2]\n\t"
+            "cmp %[x], %[end]\n\t"
+            "bne 1b\n"
+            "2:"
+            : [x] "+r"(x), [w0] "+r"(w), [w2] "+r"(w2), [a0] "+r"(a0), [a1] "+r"(a1),
+              [a2] "+r"(a2), [a3] "+r"(a3), [xa] "=&r"(xa), [xb] "=&r"(xb), [t] "=&r"(t),
+              [u] "=&r"(u)
+            : [cols] "r"(cols), [end] "r"(end)
+            : "cc", "memory");
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+}
+#endif
+
 /* Dense int8 rows stored interleaved, int32 sums, two rows per pass (the last one alone as
- * in kl_kernel_dense_s16). */
+ * in kl_kernel_dense_s16); with the DSP extension four rows per pass. */
 void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     const int8_t *w = (const int8_t *)m->values;
@@ -791,7 +850,36 @@ void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, cons
     }
     return;
 #endif
-    for (r = 0; r + 1 < rows; r += 2, w += 2 * cols) {
+    r = 0;
+#if KL_USE_DSP
+    /* four rows per pass (x's pairs loaded once for all four) */
+    for (; r + 3 < rows; r += 4, w += 4 * cols) {
+        int32_t s[4];
+        uint32_t c;
+        kl_dot4_s8_interleaved(w, cols, x, cols & ~3u, s);
+        for (c = cols & ~3u; c < cols; c++) {
+            /* the columns after the last group of four, stored in order */
+            const int32_t xc = x[c];
+            s[0] += (int32_t)w[c] * xc;
+            s[1] += (int32_t)w[cols + c] * xc;
+            s[2] += (int32_t)w[2 * cols + c] * xc;
+            s[3] += (int32_t)w[3 * cols + c] * xc;
+        }
+        kl_emit_kernel(s[0], y, r, shift, mode);
+        kl_emit_kernel(s[1], y, r + 1, shift, mode);
+        kl_emit_kernel(s[2], y, r + 2, shift, mode);
+        kl_emit_kernel(s[3], y, r + 3, shift, mode);
+    }
+    for (; r < rows; r++, w += cols) {
+        /* the last rows one at a time */
+        int32_t s0;
+        int32_t s1;
+        kl_dot2_s8_interleaved(w, w, x, cols, &s0, &s1);
+        kl_emit_kernel(s0, y, r, shift, mode);
+    }
+    return;
+#endif
+    for (; r + 1 < rows; r += 2, w += 2 * cols) {
         int32_t s0;
         int32_t s1;
         kl_dot2_s8_interleaved(w, w + cols, x, cols, &s0, &s1);
