@@ -106,9 +106,14 @@ ENTRIES = [
     (8, 3, 9, 1, 1, 12), (8, 2, 11, 1, 12, 1), (8, 3, 12, 1, 2, 12), (8, 2, 13, 1, 12, 1),
     (8, 2, 16, 1, 1, 13), (8, 2, 17, 1, 13, 2), (8, 2, 100, 1, 14, 1),
     (8, 2, INT8_ROW_LIMIT, 1, 1, 17),
+    # on M4 four rows per pass, then the last rows one at a time: 4 + 2 rows and a column after
+    # the groups, 8 + 1 rows, and 4 + 1 rows of 511 columns (sums near the int32 limits)
+    (8, 6, 13, 1, 1, 12), (8, 9, 16, 1, 12, 1), (8, 5, INT8_ROW_LIMIT, 1, 2, 17),
     # CSR: uint8 indices up to 256 columns, uint16 beyond
     (8, 6, 40, 0.2, 1, 12), (8, 4, 256, 0.1, 12, 1), (8, 4, 300, 0.1, 1, 14),
     (16, 6, 40, 0.2, 1, 18), (16, 4, 300, 0.1, 20, 1),
+    # CSR int16 rows of 0..5 nonzeros (on M4: the odd first one, then pairs), uint8 and uint16
+    (16, 9, 6, 0.4, 1, 17), (16, 7, 300, 0.01, 18, 1),
     # int8 rows longer than 511: the row-by-row kernel with 1 <= shift <= 31
     (8, 3, INT8_ROW_LIMIT + 9, 1, 1, 18), (8, 3, INT8_ROW_LIMIT + 9, 0.2, 2, 16),
     # shifts outside 1..31: every storage row by row

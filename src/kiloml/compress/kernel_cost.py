@@ -9,10 +9,10 @@ QEMU (``mps2-an386``), measured with
 
 which prints this table (one call of ``kl_matvec_s16_s32`` per matrix, 178 matrices of the
 shapes of kiloml's models and squares up to 128 x 128, at several densities). The fit's median
-relative error is 1.7 %, 89 % of the matrices are within 10 %, the largest error 33 % (CSR
-matrices of 5 to 8 columns with rows of zero or one nonzero, over-predicted). Dense matrices of
-5 to 8 columns (int8: at most 8) take the narrow kernels, which read 8 weights per row whatever
-the width: their entry has a cost per row and none per weight.
+relative error is 1.0 %, 92 % of the matrices are within 10 %, the largest error 33 % (a
+blocked int8 matrix of 8 columns whose rows hold zero or one block, over-predicted). Dense
+matrices of 5 to 8 columns (int8: at most 8) take the narrow kernels, which read 8 weights per
+row whatever the width: their entry has a cost per row and none per weight.
 """
 
 #: ``(format, bits) -> (per_call, per_row, per_weight)`` in instructions.
@@ -20,8 +20,8 @@ COSTS: dict[tuple[str, int], tuple[float, float, float]] = {
     ("blocked", 8): (37.1, 26.56, 2.79),
     ("blocked", 16): (47.59, 28.74, 2.77),
     ("csr", 8): (19.76, 27.03, 6.03),
-    ("csr", 16): (29.49, 28.27, 6.03),
-    ("dense", 8): (74.46, 20.37, 1.88),
+    ("csr", 16): (50.48, 14.76, 4.5),
+    ("dense", 8): (112.3, 15.4, 1.5),
     ("dense", 16): (83.45, 21.41, 1.56),
     ("dense_narrow", 8): (160.0, 26.78, 0.0),
     ("dense_narrow", 16): (260.67, 17.89, 0.0),

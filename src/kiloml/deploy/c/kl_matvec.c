@@ -4,13 +4,15 @@
  * One kernel per storage format (dense / CSR / blocks of 4 columns, int8 / int16 values,
  * uint8 / uint16 indices; dense int8 matrices of at most 8 columns and int16 ones of 5 to 8,
  * such as low-rank factors, have their own, wider int8 ones are stored interleaved for SXTB16,
- * and wider dense rows are taken two at a time, sharing the loads of x), named by the exported matrix itself
- * (kl_matrix_t.kernel), so no format test sits inside a loop and a firmware links only the
- * kernels its model uses. Sums are exact:
+ * and wider dense rows are taken two at a time, int8 ones four at a time with the DSP
+ * extension, sharing the loads of x), named by the exported matrix itself (kl_matrix_t.kernel),
+ * so no format test sits inside a loop and a firmware links only the kernels its model uses.
+ * Sums are exact:
  *   - int8 weights accumulate in int32 when a row has at most 511 entries
  *     (|w x| <= 127 * 32768, so 511 products stay below 2^31 - 1 in every partial sum);
  *   - int16 weights accumulate in int64 (SMLAL; on cores with the DSP extension, dense and
- *     blocked rows use SMLALD: two 16x16 products into a 64-bit sum per instruction).
+ *     blocked rows use SMLALD: two 16x16 products into a 64-bit sum per instruction, and CSR
+ *     rows take their nonzeros in pairs, each pair's gathered x packed for one SMLALD).
  * The kernels run when 1 <= shift <= 31 (the usual case) and rescale a row sum with 32-bit
  * operations when it fits int32, else by the exact int64 kl_shift_round_s64; other shifts take
  * kl_kernel_rows, the plain reference loop (blocked matrices: their kernel's own loop).
@@ -217,6 +219,89 @@ KL_ALWAYS_INLINE uint32_t kl_index(const uint8_t *p8, const uint16_t *p16, int i
     return index_bits == 8 ? KL_READ_U8(&p8[i]) : KL_READ_U16(&p16[i]);
 }
 
+#if KL_USE_DSP
+/* CSR rows of int16 weights with the DSP extension, each row's int64 sum started from the
+ * rounding term 2^(shift-1): an odd row's first nonzero by SMLALBB, then two nonzeros per
+ * SMLALD (both gathered x values packed by PKHBT, both weights one unaligned word), weights and
+ * indices read through walking pointers. The pair loop is inline assembly: GCC 12 spilled the
+ * row sum and the loop's end pointers around its own version. mode and index_bits are
+ * constants after inlining (a mode tested per row made GCC spill as well). */
+KL_ALWAYS_INLINE void kl_csr_s16_dsp(const int16_t *w, const uint8_t *c8, const uint16_t *c16,
+                                     int index_bits, const uint16_t *row_ptr, uint32_t rows,
+                                     const int16_t *x, void *y, int shift, int mode)
+{
+    const uint32_t half = (uint32_t)1 << (shift - 1);
+    const uint16_t *const last = row_ptr + rows;
+    uint32_t start = KL_READ_U16(&row_ptr[0]);
+    uint32_t r = 0;
+    while (row_ptr != last) {
+        const uint32_t end = KL_READ_U16(&row_ptr[1]);
+        uint32_t n = end - start;
+        uint32_t lo = half;
+        uint32_t hi = 0;
+        uint32_t t0;
+        uint32_t t1;
+        int64_t sum;
+        row_ptr++;
+        start = end;
+        /* n >>= 1 (the carry: an odd count, whose first nonzero is one SMLALBB), then the
+         * pairs: both indices, both x values packed by PKHBT, both weights one word, SMLALD */
+        if (index_bits == 8) {
+            __asm__("lsrs %[n], %[n], #1\n\t"
+                    "bcc 1f\n\t"
+                    "ldrb %[t0], [%[c]], #1\n\t"
+                    "ldrsh %[t1], [%[w]], #2\n\t"
+                    "ldrh %[t0], [%[x], %[t0], lsl #1]\n\t"
+                    "smlalbb %[lo], %[hi], %[t1], %[t0]\n"
+                    "1:\n\t"
+                    "beq 3f\n"
+                    "2:\n\t"
+                    "ldrb %[t1], [%[c], #1]\n\t"
+                    "ldrb %[t0], [%[c]], #2\n\t"
+                    "ldrh %[t1], [%[x], %[t1], lsl #1]\n\t"
+                    "ldrh %[t0], [%[x], %[t0], lsl #1]\n\t"
+                    "pkhbt %[t0], %[t0], %[t1], lsl #16\n\t"
+                    "ldr %[t1], [%[w]], #4\n\t"
+                    "subs %[n], %[n], #1\n\t"
+                    "smlald %[lo], %[hi], %[t1], %[t0]\n\t"
+                    "bne 2b\n"
+                    "3:"
+                    : [n] "+r"(n), [c] "+r"(c8), [w] "+r"(w), [lo] "+r"(lo), [hi] "+r"(hi),
+                      [t0] "=&r"(t0), [t1] "=&r"(t1)
+                    : [x] "r"(x)
+                    : "cc", "memory");
+        } else {
+            __asm__("lsrs %[n], %[n], #1\n\t"
+                    "bcc 1f\n\t"
+                    "ldrh %[t0], [%[c]], #2\n\t"
+                    "ldrsh %[t1], [%[w]], #2\n\t"
+                    "ldrh %[t0], [%[x], %[t0], lsl #1]\n\t"
+                    "smlalbb %[lo], %[hi], %[t1], %[t0]\n"
+                    "1:\n\t"
+                    "beq 3f\n"
+                    "2:\n\t"
+                    "ldrh %[t1], [%[c], #2]\n\t"
+                    "ldrh %[t0], [%[c]], #4\n\t"
+                    "ldrh %[t1], [%[x], %[t1], lsl #1]\n\t"
+                    "ldrh %[t0], [%[x], %[t0], lsl #1]\n\t"
+                    "pkhbt %[t0], %[t0], %[t1], lsl #16\n\t"
+                    "ldr %[t1], [%[w]], #4\n\t"
+                    "subs %[n], %[n], #1\n\t"
+                    "smlald %[lo], %[hi], %[t1], %[t0]\n\t"
+                    "bne 2b\n"
+                    "3:"
+                    : [n] "+r"(n), [c] "+r"(c16), [w] "+r"(w), [lo] "+r"(lo), [hi] "+r"(hi),
+                      [t0] "=&r"(t0), [t1] "=&r"(t1)
+                    : [x] "r"(x)
+                    : "cc", "memory");
+        }
+        sum = (int64_t)(((uint64_t)hi << 32) | lo);
+        kl_emit_rounded(sum, y, r, shift, mode);
+        r++;
+    }
+}
+#endif
+
 /* CSR rows of int16 weights, int64 sums (SMLAL) started from the rounding term as in the dense
  * kernels; index_bits is a constant after inlining. */
 KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out,
@@ -233,6 +318,21 @@ KL_ALWAYS_INLINE void kl_csr_s16(const kl_matrix_t *m, const int16_t *x, const k
     const int64_t half = (int64_t)((int32_t)1 << (shift - 1));
     uint32_t k = KL_READ_U16(&row_ptr[0]);
     uint32_t r;
+#if KL_USE_DSP
+    /* the row loop once per output mode */
+    values += k;
+    c8 += index_bits == 8 ? k : 0;
+    c16 += index_bits == 8 ? 0 : k;
+    if (mode == KL_OUT_S16) {
+        kl_csr_s16_dsp(values, c8, c16, index_bits, row_ptr, rows, x, y, shift, KL_OUT_S16);
+    } else if (mode == KL_OUT_S32_ACCUMULATE) {
+        kl_csr_s16_dsp(values, c8, c16, index_bits, row_ptr, rows, x, y, shift,
+                       KL_OUT_S32_ACCUMULATE);
+    } else {
+        kl_csr_s16_dsp(values, c8, c16, index_bits, row_ptr, rows, x, y, shift, KL_OUT_S32);
+    }
+    return;
+#endif
     for (r = 0; r < rows; r++) {
         const uint32_t end = KL_READ_U16(&row_ptr[r + 1]);
         int64_t sum = half;
@@ -674,8 +774,66 @@ KL_ALWAYS_INLINE void kl_dot2_s8_interleaved(const int8_t *w0, const int8_t *w1,
     *sum1 = s1;
 }
 
+#if KL_USE_DSP
+/* The sums of the first `grouped` (a multiple of 4) interleaved columns of four int8 rows
+ * (w, w + cols, w + 2 cols, w + 3 cols) with x: per group of four columns, x's two pairs loaded
+ * once for the four rows, one word and two SXTB16 + SMLAD per row. Inline assembly, because
+ * GCC 12 does not keep the four sums, two pairs and row pointers in registers. */
+KL_ALWAYS_INLINE void kl_dot4_s8_interleaved(const int8_t *w, uint32_t cols, const int16_t *x,
+                                             uint32_t grouped, int32_t *s)
+{
+    const int8_t *w2 = w + 2 * cols;
+    const int16_t *const end = x + grouped;
+    int32_t a0 = 0;
+    int32_t a1 = 0;
+    int32_t a2 = 0;
+    int32_t a3 = 0;
+    uint32_t xa;
+    uint32_t xb;
+    uint32_t t;
+    uint32_t u;
+    __asm__("cmp %[x], %[end]\n\t"
+            "beq 2f\n"
+            "1:\n\t"
+            "ldr %[xb], [%[x], #4]\n\t"
+            "ldr %[xa], [%[x]], #8\n\t"
+            "ldr %[t], [%[w0], %[cols]]\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad %[a1], %[u], %[xa], %[a1]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad %[a1], %[u], %[xb], %[a1]\n\t"
+            "ldr %[t], [%[w0]], #4\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad %[a0], %[u], %[xa], %[a0]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad %[a0], %[u], %[xb], %[a0]\n\t"
+            "ldr %[t], [%[w2], %[cols]]\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad %[a3], %[u], %[xa], %[a3]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad %[a3], %[u], %[xb], %[a3]\n\t"
+            "ldr %[t], [%[w2]], #4\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad %[a2], %[u], %[xa], %[a2]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad %[a2], %[u], %[xb], %[a2]\n\t"
+            "cmp %[x], %[end]\n\t"
+            "bne 1b\n"
+            "2:"
+            : [x] "+r"(x), [w0] "+r"(w), [w2] "+r"(w2), [a0] "+r"(a0), [a1] "+r"(a1),
+              [a2] "+r"(a2), [a3] "+r"(a3), [xa] "=&r"(xa), [xb] "=&r"(xb), [t] "=&r"(t),
+              [u] "=&r"(u)
+            : [cols] "r"(cols), [end] "r"(end)
+            : "cc", "memory");
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+}
+#endif
+
 /* Dense int8 rows stored interleaved, int32 sums, two rows per pass (the last one alone as
- * in kl_kernel_dense_s16). */
+ * in kl_kernel_dense_s16); with the DSP extension four rows per pass. */
 void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, const kl_out_t *out)
 {
     const int8_t *w = (const int8_t *)m->values;
@@ -692,7 +850,36 @@ void kl_kernel_dense_s8_interleaved(const kl_matrix_t *m, const int16_t *x, cons
     }
     return;
 #endif
-    for (r = 0; r + 1 < rows; r += 2, w += 2 * cols) {
+    r = 0;
+#if KL_USE_DSP
+    /* four rows per pass (x's pairs loaded once for all four) */
+    for (; r + 3 < rows; r += 4, w += 4 * cols) {
+        int32_t s[4];
+        uint32_t c;
+        kl_dot4_s8_interleaved(w, cols, x, cols & ~3u, s);
+        for (c = cols & ~3u; c < cols; c++) {
+            /* the columns after the last group of four, stored in order */
+            const int32_t xc = x[c];
+            s[0] += (int32_t)w[c] * xc;
+            s[1] += (int32_t)w[cols + c] * xc;
+            s[2] += (int32_t)w[2 * cols + c] * xc;
+            s[3] += (int32_t)w[3 * cols + c] * xc;
+        }
+        kl_emit_kernel(s[0], y, r, shift, mode);
+        kl_emit_kernel(s[1], y, r + 1, shift, mode);
+        kl_emit_kernel(s[2], y, r + 2, shift, mode);
+        kl_emit_kernel(s[3], y, r + 3, shift, mode);
+    }
+    for (; r < rows; r++, w += cols) {
+        /* the last rows one at a time */
+        int32_t s0;
+        int32_t s1;
+        kl_dot2_s8_interleaved(w, w, x, cols, &s0, &s1);
+        kl_emit_kernel(s0, y, r, shift, mode);
+    }
+    return;
+#endif
+    for (; r + 1 < rows; r += 2, w += 2 * cols) {
         int32_t s0;
         int32_t s1;
         kl_dot2_s8_interleaved(w, w + cols, x, cols, &s0, &s1);
