@@ -18,8 +18,8 @@ from kiloml.ir.serialize import load_graph, save_graph
 from kiloml.ir.simulate import simulate
 from kiloml.nn.rnnpool import RNNPool, RNNPoolLayer
 from kiloml.ops import get_op
-from kiloml.ops.fastgrnn import FastRNNOp
 from kiloml.ops.base import Node
+from kiloml.ops.fastgrnn import FastRNNOp
 from kiloml.ops.rnnpool import cell_node
 
 from .kernel_coverage import branch_coverage, summary

@@ -62,7 +62,7 @@ from kiloml.runs import (
 CALIBRATION_SAMPLES = 512
 #: Test images an image model's export stores for kiloml verify (the first ones, in split
 #: order): a 96x96 image is 55 KB of int16 input and millions of emulated instructions.
-IMAGE_TEST_INPUTS = 16
+IMAGE_TEST_INPUTS = 8
 #: Raw test clips whose PCM an audio export stores (the first ones, in split order).
 PCM_TEST_CLIPS = 16
 #: An export directory as an output of kiloml (:mod:`kiloml.outputs`); ``verify`` adds its
@@ -79,7 +79,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, help="run directory written by kiloml train")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--bits", type=int, choices=(8, 16), default=16,
-                        help="weight width (activations are always int16); default 16")
+                        help="weight width (activations are always int16); default 16; image "
+                             "models: int8 weights and activations only, their default")
     parser.add_argument("--target", choices=EXPORT_TARGETS, default="c",
                         help="c: sources and Makefile; arduino: also an Arduino library zip")
     parser.add_argument("--name", default="kiloml_model",
@@ -226,9 +227,13 @@ def run_export(args: argparse.Namespace) -> int:
     X_calib, X_test, y_test = load_export_data(args.run, args.data, args.data_dir)
     _check_export_data(model, X_calib, X_test, str(args.data or args.run))
     pcm_test, pcm_labels = load_export_pcm(args.run, args.data, args.data_dir)
+    bits = args.bits
+    if _is_image_run(read_run_config(args.run)) and "bits" not in getattr(args, "given",
+                                                                           {"bits"}):
+        bits = 8  # the only width of the image ops
     with staged_output_dir(out, EXPORT_OUTPUT, replace=overwrite,
                            others=(RUN_OUTPUT,)) as staging:
-        info = export_run(args.run, staging, bits=args.bits, target=args.target,
+        info = export_run(args.run, staging, bits=bits, target=args.target,
                           X_calib=X_calib, X_test=X_test, y_test=y_test, name=args.name,
                           pcm_test=pcm_test, pcm_labels=pcm_labels,
                           max_ram=getattr(args, "max_ram", None),

@@ -15,7 +15,6 @@ from kiloml.ir.quantize import dequantize_output, image_input, quantize_graph, q
 from kiloml.ir.simulate import simulate, simulate_values
 from kiloml.nn.classifier import stack_frames
 
-
 #: Images run through the float graph at once during calibration.
 IMAGE_CALIBRATION_BATCH = 32
 
@@ -46,6 +45,6 @@ def float_graph_logits(graph: Graph, X: np.ndarray) -> np.ndarray:
     return run_float(graph, X)[graph.output]
 
 
-__all__ = ["Graph", "calibrate", "dequantize_output", "float_graph_logits", "lower_model",
-           "image_input", "quantize_graph", "quantize_input", "quantize_model", "run_float", "simulate",
-           "simulate_values"]
+__all__ = ["Graph", "calibrate", "dequantize_output", "float_graph_logits", "image_input",
+           "lower_model", "quantize_graph", "quantize_input", "quantize_model", "run_float",
+           "simulate", "simulate_values"]

@@ -89,7 +89,7 @@ def tile_stages(graph: Graph, stages: list[Stage], kind: str) -> Graph:
     return scheduled
 
 
-def _chain_ends(graph: Graph, start: int) -> list[int]:
+def chain_ends(graph: Graph, start: int) -> list[int]:
     """Node counts ``k`` such that nodes ``start .. start + k - 1`` can form one tiled stage
     (a chain whose inner maps are not read later, ending on a ``[C, H, W]`` map)."""
     ends = []
@@ -119,7 +119,7 @@ def candidates(graph: Graph, kind: str) -> list[list[Stage]]:
         return [[]]
     if kind == "patches":
         out = []
-        for count in _chain_ends(graph, 0):
+        for count in chain_ends(graph, 0):
             rows, cols = _side(graph, 0, count)
             firsts = [Stage(0, count, (-(-rows // grid), -(-cols // grid)))
                       for grid in PATCH_GRIDS if rows >= 2 * grid and cols >= 2 * grid]
@@ -137,7 +137,7 @@ def _with_next_block(graph: Graph, firsts: list[Stage]) -> list[list[Stage]]:
     if not firsts:
         return []
     start = firsts[0].first + firsts[0].count
-    block = [c for c in _chain_ends(graph, start) if c <= BLOCK_NODES] if start < len(
+    block = [c for c in chain_ends(graph, start) if c <= BLOCK_NODES] if start < len(
         graph.nodes) else []
     out = []
     for count in block[-1:]:

@@ -94,7 +94,8 @@ def _pool(x: np.ndarray, node: Node, run) -> np.ndarray:
 @register
 class RNNPoolOp(Op):
     """``attrs``: ``patch`` ``[r, c]``, ``stride`` ``[s_r, s_c]``, ``padding`` ``[top, bottom,
-    left, right]`` (optional), ``gate``, ``update`` (both cells), ``flat`` (the output as one vector ``[4·h2·OH·OW]``, the same memory);
+    left, right]`` (optional), ``gate``, ``update`` (both cells), ``flat`` (the output as one
+    vector ``[4·h2·OH·OW]``, the same memory);
     ``weights``: each cell's ``fastrnn`` weights under ``rnn1.``/``rnn2.`` (``W`` or
     ``W1``/``W2``, ``U`` or ``U1``/``U2``, ``bias_gate``, ``bias_update``, ``zeta``, ``nu``,
     and the identity ``input_mean``/``input_std``)."""
@@ -235,7 +236,8 @@ class RNNPoolOp(Op):
                 params[f"{cell}_{sweep}"] = f"&{symbol}"
         top, _, left, _ = padding(node)
         fields = {**params, "channels": channels, "height": height, "width": width,
-                  "pad_top": top, "pad_left": left, "patch_rows": r, "patch_columns": cols, "stride_rows": sr,
+                  "pad_top": top, "pad_left": left, "patch_rows": r, "patch_columns": cols,
+                  "stride_rows": sr,
                   "stride_columns": sc, "out_rows": out_h, "out_columns": out_w,
                   "hidden1": hidden1, "hidden2": hidden2,
                   "out_shift": node.consts.get("out_shift", 0)}
