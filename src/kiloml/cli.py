@@ -225,7 +225,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "bricks), emi-fastgrnn (multi-instance with early exit; not exported "
                         "yet), dscnn (a 1-D depthwise-separable CNN), protonn or bonsai "
                         "(for feature vectors), or mobilenetv2 or rnnpool-mobilenetv2 (for "
-                        "images; not exported yet) (default: %(default)s)")
+                        "images; exported at int8) (default: %(default)s)")
     g.add_argument("--hidden-size", type=_positive_int, default=None,
                    help=f"recurrent models: hidden units (default: {d['hidden_size']})")
     g.add_argument("--w-rank", type=_rank, default=None,
@@ -327,7 +327,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "RNNPool layer over patches of its map in place of the 16-, 24- and 32-channel "
         "stages, then the rest. Both train with the vision recipe (random crop after zero "
         "padding by 1/8 of the side, horizontal flip; --no-augment) and the learning rate "
-        "cosine-decayed over all steps; they are not exported yet")
+        "cosine-decayed over all steps; kiloml export writes them as int8 C under a schedule "
+        "(--schedule layers|patches|rnnpool)")
     g.add_argument("--width-mult", type=_positive_number, default=None, metavar="W",
                    help="width multiplier: every layer's channels times W, rounded to a "
                         f"multiple of 8 (the last conv's 1280 too) (default: {vd['width_mult']})")
