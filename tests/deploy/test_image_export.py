@@ -162,3 +162,14 @@ def test_bad_export_options_are_one_line_errors(family, argv, message, runs, tmp
     else:
         assert main(words) == 1 and error_line(capsys) == message
     assert not (tmp_path / "c").exists()
+
+
+def test_a_schedule_given_for_a_sequence_model_is_a_one_line_error(tmp_path, capsys):
+    from ..cli.cli_helpers import train, write_npz
+
+    run = tmp_path / "run"
+    assert train(write_npz(tmp_path / "seq.npz"), run) == 0
+    capsys.readouterr()
+    assert main(["export", str(run), "--schedule", "patches", "--out",
+                 str(tmp_path / "c")]) == 1
+    assert error_line(capsys) == "error: --schedule applies to image models, not fastgrnn"
