@@ -225,7 +225,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "bricks), emi-fastgrnn (multi-instance with early exit; not exported "
                         "yet), dscnn (a 1-D depthwise-separable CNN), protonn or bonsai "
                         "(for feature vectors), or mobilenetv2 or rnnpool-mobilenetv2 (for "
-                        "images; not exported yet) (default: %(default)s)")
+                        "images; exported at int8) (default: %(default)s)")
     g.add_argument("--hidden-size", type=_positive_int, default=None,
                    help=f"recurrent models: hidden units (default: {d['hidden_size']})")
     g.add_argument("--w-rank", type=_rank, default=None,
@@ -327,7 +327,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "RNNPool layer over patches of its map in place of the 16-, 24- and 32-channel "
         "stages, then the rest. Both train with the vision recipe (random crop after zero "
         "padding by 1/8 of the side, horizontal flip; --no-augment) and the learning rate "
-        "cosine-decayed over all steps; they are not exported yet")
+        "cosine-decayed over all steps; kiloml export writes them as int8 C under a schedule "
+        "(--schedule layers|patches|rnnpool)")
     g.add_argument("--width-mult", type=_positive_number, default=None, metavar="W",
                    help="width multiplier: every layer's channels times W, rounded to a "
                         f"multiple of 8 (the last conv's 1280 too) (default: {vd['width_mult']})")
@@ -1441,18 +1442,7 @@ def command_eval(args) -> int:
 
 
 def command_export(args) -> int:
-    """``kiloml export``; a run of a vision family is refused in one line (no integer conv
-    lowering yet)."""
-    from kiloml.models import FAMILIES
-    from kiloml.runs import read_run_config
-
-    try:
-        kind = read_run_config(args.run).get("model", {}).get("kind")
-    except KilomlError:  # reported by the export itself, in its order of checks
-        return run_export(args)
-    if kind in FAMILIES and FAMILIES[kind].input_kind == "image":
-        raise KilomlError(f"{args.run}: {kind} is an image model, and image models cannot be "
-                          "exported yet (kiloml export handles sequence and vector models)")
+    """``kiloml export`` (:func:`kiloml.deploy.commands.run_export`)."""
     return run_export(args)
 
 
@@ -1496,10 +1486,37 @@ def command_info(args) -> int:
                       f"{t.bytes:,}")
     table.add_row("total", "", "", "", f"{sum(t.bytes for t in storage):,}")
     console.print(table)
+    if hasattr(model.config, "image_shape"):
+        _print_schedules(model)
     if invalid:
         raise KilomlError(f"{metrics_path}: {', '.join(invalid)} missing or not a number "
                           "(the rest is shown above)")
     return 0
+
+
+def _print_schedules(model) -> None:
+    """The planned peak RAM (arena), MACs and stored constants of an image model's int8
+    export under each applicable schedule (``kiloml info``); shapes and weights only, so no
+    data is read."""
+    from kiloml.ir.lower import lower_model
+    from kiloml.ir.quantize import quantize_graph
+    from kiloml.ir.schedule_choice import default_schedule, plan_schedules
+
+    graph = quantize_graph(lower_model(model, model.config.height), {}, 8)
+    planned = plan_schedules(graph)
+    default = default_schedule(planned)
+    table = Table(title="int8 export schedules (kiloml export --schedule; planned by the arena "
+                        "planner: the logits and the stack come on top)")
+    for col in ("schedule", "planned peak RAM B", "MACs", "constants B", "tiled stages"):
+        table.add_column(col, justify="left" if col in ("schedule", "tiled stages") else "right")
+    for kind, (scheduled, arena) in planned.items():
+        stages = scheduled.meta.get("schedule", {}).get("stages", [])
+        table.add_row(kind + (" (default)" if kind == default else ""), f"{arena:,}",
+                      f"{scheduled.macs():,}", f"{scheduled.flash_bytes():,}",
+                      "; ".join(f"nodes {st['first']}-{st['first'] + st['nodes'] - 1} on "
+                                f"{st['patch'][0]}x{st['patch'][1]} tiles" for st in stages)
+                      or "-")
+    console.print(table)
 
 
 def _print_learned_budgets(record) -> None:

@@ -502,3 +502,31 @@ def test_image_schedules_small(tmp_path, require_gcc):
     assert tiled["macs"] > schedules["patches 2x2, 9 nodes"]["macs"] > layers["macs"]
     assert tiled["weight_flash_bytes"] == layers["weight_flash_bytes"]
     assert "| schedule | first stages' RAM |" in done.stdout
+
+
+def test_image_export_small(tmp_path, require_gcc):
+    """A tiny trained mobilenetv2 run (32x32, width 0.25): both schedules exported and bit-exact
+    on the host, the patch schedule's planned arena below layer by layer, the best two-stage
+    tiling at most the best one-stage one."""
+    from tests.data.test_cifar10 import tiny_cifar
+
+    cifar = tiny_cifar(tmp_path / "cifar", train_per_class=10, test_per_class=2)
+    env = {"KILOML_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    trained = subprocess.run([sys.executable, "-m", "kiloml.cli", "train", "--dataset", "cifar10",
+                              "--data-dir", str(cifar), "--model", "mobilenetv2",
+                              "--width-mult", "0.25", "--epochs", "1", "--batch-size", "16",
+                              "--folds", "0", "--out", str(run)], capture_output=True, text=True,
+                             env={**os.environ, **env}, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    done = run_script("image_export.py", str(run), "--out", str(tmp_path / "out"),
+                      "--targets", "host", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "image_export.json").read_text())["run"]
+    rows = report["schedules"]
+    assert list(rows) == ["layers", "patches"]
+    assert all(r["exact"] == {"host": 1.0} for r in rows.values())
+    assert rows["patches"]["planned_arena_bytes"] < rows["layers"]["planned_arena_bytes"]
+    tilings = report["tilings"]["patches"]
+    assert tilings["2 stages"]["arena_bytes"] <= tilings["1 stage"]["arena_bytes"]
+    assert "| mobilenetv2 | patches |" in done.stdout

@@ -41,8 +41,10 @@ def test_a_tiny_run_trains_with_the_vision_recipe(model, cifar, tmp_path, capsys
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["macs_per_inference"] > 0
     if model == "rnnpool-mobilenetv2":
         assert config["model"]["rnnpool_hidden"] == 4  # half of the 8-channel stage at w=0.25
-    assert main(["export", str(run), "--out", str(tmp_path / "c")]) == 1
-    assert "image models cannot be exported yet" in error_line(capsys)
+    assert main(["export", str(run), "--bits", "16", "--out", str(tmp_path / "c")]) == 1
+    assert "image models are exported with int8 weights and activations" in error_line(capsys)
+    assert main(["export", str(run), "--out", str(tmp_path / "c")]) == 0  # int8 by default
+    assert json.loads((tmp_path / "c" / "export.json").read_text())["bits"] == 8
     assert main(["eval", str(run)]) == 0
 
 

@@ -149,7 +149,7 @@ def test_measured_m4_ram_is_within_the_statement(cnn, tmp_path, require_cortex_m
     stack = cortex_m4_stack(generate_model(tiled, "tiled"), tmp_path / "stack")
     generated = generate_model(tiled, "tiled", stack)
     assert f"#define KILOML_RAM_BYTES {generated.ram_bytes}" in generated.header
-    assert "(schedule: patches, first 3 nodes on 3x3-pixel tiles)" in generated.header
+    assert "(schedule: patches, nodes 0-2 on 3x3-pixel tiles)" in generated.header
     assert generated.ram_bytes == 840 + 2 * 4 + stack  # arena, int32 logits [2], stack
     files = write_sources(generated, tmp_path / "src")
     build = Build(TARGETS["cortex-m4"], [tmp_path / "src" / "model.c",
@@ -170,7 +170,7 @@ def test_measured_m4_ram_is_within_the_statement(cnn, tmp_path, require_cortex_m
     ("rnnpool", None, None, r"^the rnnpool schedule does not apply: the graph's first node is "
                             r"conv2d"),
     ("tiles", None, None, r"^unknown schedule 'tiles'"),
-    ("patches", 0, (1, 1), r"^a tiled stage holds 1 to 7 nodes of the graph, got 0"),
+    ("patches", 0, (1, 1), r"^a tiled stage holds 1 to 7 nodes of the graph from node 0, got 0"),
 ])
 def test_bad_schedules_are_one_line_errors(cnn, schedule, stage, patch, message):
     q, _ = cnn

@@ -18,6 +18,7 @@ from kiloml.ir.serialize import load_graph, save_graph
 from kiloml.ir.simulate import simulate
 from kiloml.nn.rnnpool import RNNPool, RNNPoolLayer
 from kiloml.ops import get_op
+from kiloml.ops.base import Node
 from kiloml.ops.fastgrnn import FastRNNOp
 from kiloml.ops.rnnpool import cell_node
 
@@ -162,7 +163,8 @@ def test_c_equals_spec_on_one_patch_in_every_build(tmp_path, require_gcc, requir
 
 def test_c_equals_spec_over_patches_and_reaches_every_branch(tmp_path, require_gcc):
     """int8 weights on the map of rectangular patches, int16 on one 1-row patch (no reversal)
-    and on one 8×8 patch, in the shipped and instrumented host builds."""
+    and on one 8×8 patch, and an int8 map zero-padded into a saturating int8 output, in the
+    shipped and instrumented host builds."""
     library = LibraryObjects(tmp_path / "library")
     cases = [(_layer(), (3, 8, 9), 8), (_perturbed(RNNPool(2, 3, 2), 3), (2, 1, 5), 16),
              (_single_patch(), (3, 8, 8), 16)]
@@ -170,6 +172,9 @@ def test_c_equals_spec_over_patches_and_reaches_every_branch(tmp_path, require_g
         _, quantized, X, _ = _quantized(module, shape, bits, seed=i)
         assert_c_equals_spec(quantized, _c_inputs(quantized, X[:4]), tmp_path / str(i),
                              SWEEP_BUILDS, library=library)
+    _, _, quantized, X, _ = _int8_padded(out_range=0.02)  # an int8 map in, saturating out
+    x = quantize_input(quantized, X)
+    assert_c_equals_spec(quantized, x, tmp_path / "int8", SWEEP_BUILDS, library=library)
     files = branch_coverage(library.coverage_objects())
     assert not files["kl_rnnpool.c"].untaken(), summary(files, ("kl_rnnpool.c",))
 
@@ -178,3 +183,53 @@ def test_c_equals_spec_on_avr(tmp_path, require_gcc, require_avr):
     """Descriptors in program memory: the op's params and the four cell params it points to."""
     _, quantized, X, _ = _quantized(_perturbed(RNNPool(2, 3, 4), 3), (2, 4, 5), 16)
     assert_c_equals_spec(quantized, _c_inputs(quantized, X[:3]), tmp_path, (("avr", "fast"),))
+
+
+def _int8_padded(seed: int = 0, out_range: float | None = None):
+    """RNNPool over an int8 map (a stem's output), zero-padded by 1/2/1/1 rows and columns:
+    6×7 → patches 4×3 every 2×3 → 3×3 outputs, quantized with int8 weights (``out_range``:
+    the output's calibrated range replaced, so that the int8 output saturates)."""
+    module = _perturbed(RNNPoolLayer(3, (4, 3), (2, 3), 5, 6), 4)
+    graph = Graph(meta={"kind": "rnnpool", "num_classes": 0, "bits": 8, "frame_stack": 1})
+    graph.add_input("x", (3, 6, 7))
+    (stem,) = graph.add_node(Node("stem", "conv2d", ["x"], ["stem_out"],
+                                  {"kernel": [1, 1], "stride": [1, 1], "padding": [0] * 4,
+                                   "activation": "relu6"},
+                                  {"weight": np.eye(3)[:, :, None, None] * 0.8,
+                                   "bias": np.full(3, 0.1)}, "stem"))
+    (output,) = lower(module, "pool", graph, [stem], padding=(1, 2, 1, 1))
+    graph.set_output(output)
+    graph.meta["num_classes"] = graph.values[output].count
+    X = np.random.default_rng(seed).uniform(-1, 3, size=(20, 3, 6, 7))
+    ranges: dict[str, float] = {}
+    floats = run_float(graph, X[:16], ranges)
+    if out_range is not None:
+        ranges["pool_out"] = out_range
+    return module, graph, quantize_graph(graph, ranges, 8), X[16:], floats
+
+
+def test_an_int8_map_padded_is_read_as_the_torch_layer_reads_it_and_c_equals_spec(
+        tmp_path, require_gcc, require_cortex_m):
+    """The float op on the padded int8 map equals the torch layer on ``F.pad``; the output is
+    int8 in the format of its range; C == spec on the host (fast, reference, sanitized),
+    Cortex-M4 and Cortex-M3."""
+    module, graph, quantized, X, floats = _int8_padded()
+    assert graph.values["pool_out"].shape == (24, 3, 3)
+    with torch.no_grad():
+        stem = torch.clamp(torch.as_tensor(X[:0]).new_tensor(floats["stem_out"]), 0, 6)
+        expected = module(torch.nn.functional.pad(stem, (1, 1, 1, 2))).numpy()
+    np.testing.assert_allclose(floats["pool_out"], expected, atol=1e-9)
+    pool = next(n for n in quantized.nodes if n.op == "rnnpool")
+    assert quantized.values["pool_out"].dtype == "int8" and pool.consts["out_shift"] > 0
+    x = quantize_input(quantized, X)
+    spec = simulate(quantized, x)
+    assert np.abs(spec).max() <= 127
+    assert_c_equals_spec(quantized, x, tmp_path, BUILDS)
+
+
+def test_padding_of_a_patch_or_more_is_a_one_line_error():
+    module = _perturbed(RNNPoolLayer(3, (4, 3), (2, 3), 5, 6), 4)
+    graph = Graph(meta={"kind": "rnnpool", "num_classes": 0, "bits": 8, "frame_stack": 1})
+    graph.add_input("x", (3, 6, 7))
+    with pytest.raises(KilomlError, match=r"padding \[4, 0, 0, 0\] must be below the patch 4x3"):
+        lower(module, "pool", graph, ["x"], padding=(4, 0, 0, 0))

@@ -116,6 +116,38 @@ def ram_lines(scratch: int, outputs: int, stack: int | None) -> str:
             f"#define KILOML_RAM_BYTES {scratch + outputs + stack}")
 
 
+def schedule_text(schedule: dict) -> str:
+    """The tiled stages of a schedule in words (empty for none)."""
+    stages = schedule.get("stages")
+    if stages is None and "patch" in schedule:
+        stages = [{"first": 0, "nodes": schedule["nodes"], "patch": schedule["patch"]}]
+    return "".join(f", nodes {s['first']}-{s['first'] + s['nodes'] - 1} on {s['patch'][0]}x"
+                   f"{s['patch'][1]}-pixel tiles" for s in stages or [])
+
+
+def image_lines(graph: Graph, arena: int) -> str:
+    """``model.h``'s statement for an image family's graph (empty for others): the input's
+    layout and offset, the schedule and its planned peak RAM (the arena), and the other
+    schedules' planned peaks (``graph.meta["schedules_planned"]``, set by the export)."""
+    if not graph.meta.get("image_rows"):
+        return ""
+    channels, height, width = graph.values[graph.input].shape
+    offset = ", ".join(f"{v:.6g}" for v in graph.meta.get("input_offset", [0.0] * channels))
+    kind = graph.meta.get("schedule", {}).get("kind", "layers")
+    others = "; ".join(f"{k} {v:,} B" for k, v in graph.meta.get("schedules_planned", {}).items()
+                       if k != kind)
+    return (f"/* Image input: x[KILOML_IMAGE_CHANNELS][KILOML_IMAGE_HEIGHT][KILOML_IMAGE_WIDTH]"
+            f"\n * (channel-major) = clamp(round((pixel - mean[c]) * 2^KILOML_INPUT_FRAC_BITS),"
+            f"\n * -32768, 32767) with the per-channel means {{{offset}}} (the pixels as the"
+            f"\n * model was trained on them); 1/std is folded into the first convolution."
+            f"\n * Schedule {kind}: planned peak RAM (the arena) {arena:,} B"
+            + (f"; other schedules of this model: {others}" if others else "")
+            + ". */\n"
+            f"#define KILOML_IMAGE_CHANNELS {channels}\n#define KILOML_IMAGE_HEIGHT {height}\n"
+            f"#define KILOML_IMAGE_WIDTH {width}\n#define KILOML_SCHEDULE \"{kind}\"\n"
+            f"#define KILOML_PLANNED_PEAK_BYTES {arena}\n")
+
+
 def generate_model(graph: Graph, description: str, stack_bytes: int | None = None
                    ) -> GeneratedModel:
     """``model.h`` and ``model.c`` for the quantized ``graph``; ``stack_bytes`` is the stack of
@@ -152,9 +184,7 @@ def generate_model(graph: Graph, description: str, stack_bytes: int | None = Non
         stream_bytes = state_bytes(graph, plan.peak)
     schedule = graph.meta.get("schedule")
     if schedule and schedule.get("kind") != "layers":
-        tiles = (f", first {schedule['nodes']} nodes on {schedule['patch'][0]}x"
-                 f"{schedule['patch'][1]}-pixel tiles" if "patch" in schedule else "")
-        description += f" (schedule: {schedule['kind']}{tiles})"
+        description += f" (schedule: {schedule['kind']}{schedule_text(schedule)})"
     header = fill_template("model.h.in", {
         "DESCRIPTION": description, "KIND": graph.meta.get("kind", "graph"),
         "INPUT_SIZE": features, "STEPS": steps,
@@ -165,6 +195,7 @@ def generate_model(graph: Graph, description: str, stack_bytes: int | None = Non
         "OUTPUT_FRAC_BITS": y.frac_bits, "WEIGHT_FLASH_BYTES": flash,
         "SCRATCH_BYTES": plan.peak, "MACS": macs,
         "RAM": ram_lines(plan.peak, y.nbytes, stack_bytes),
+        "IMAGE": image_lines(graph, plan.peak),
         "ARENA_MEMBERS": "\n".join(
             f"    {C_TYPES[dtype]} {member}[{plan.peak // DTYPE_BYTES[dtype]}];"
             for dtype, member in ARENA_MEMBERS.items()),

@@ -40,6 +40,7 @@ from kiloml.deploy.export import (
 from kiloml.deploy.verify import BUILD_DIR, DEFAULT_TARGETS, VERIFY_FILE, verify_export
 from kiloml.deploy.verify import TARGETS as VERIFY_TARGETS
 from kiloml.errors import KilomlError
+from kiloml.ir.schedule import SCHEDULES
 from kiloml.outputs import (
     OutputKind,
     OutputLock,
@@ -59,6 +60,9 @@ from kiloml.runs import (
 
 #: Training sequences used for calibration at most (the first ones, in split order).
 CALIBRATION_SAMPLES = 512
+#: Test images an image model's export stores for kiloml verify (the first ones, in split
+#: order): a 96x96 image is 55 KB of int16 input and millions of emulated instructions.
+IMAGE_TEST_INPUTS = 8
 #: Raw test clips whose PCM an audio export stores (the first ones, in split order).
 PCM_TEST_CLIPS = 16
 #: An export directory as an output of kiloml (:mod:`kiloml.outputs`); ``verify`` adds its
@@ -75,7 +79,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, help="run directory written by kiloml train")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--bits", type=int, choices=(8, 16), default=16,
-                        help="weight width (activations are always int16); default 16")
+                        help="weight width (activations are always int16); default 16; image "
+                             "models: int8 weights and activations only, their default")
     parser.add_argument("--target", choices=EXPORT_TARGETS, default="c",
                         help="c: sources and Makefile; arduino: also an Arduino library zip")
     parser.add_argument("--name", default="kiloml_model",
@@ -102,6 +107,14 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                              "by the kernels' cost model (ties: the smaller); export.json "
                              "reports each choice and its predicted instructions "
                              "(default: bytes)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=None,
+                        help="image models (int8, --bits 8): how the first stages run. layers: "
+                             "whole maps one layer after another; patches (mobilenetv2): "
+                             "MCUNetV2-style, the first blocks on tiles with their receptive "
+                             "fields recomputed; rnnpool (rnnpool-mobilenetv2): stem and RNNPool "
+                             "patch by patch. Within patches/rnnpool the tiling with the smallest "
+                             "planned peak RAM is chosen (kiloml info lists them); default: the "
+                             "applicable schedule with the smallest planned peak RAM")
 
 
 def _bytes(text: str) -> int:
@@ -160,7 +173,16 @@ def load_export_data(run_dir: Path, data_file: Path | None, data_dir: Path | Non
         raise KilomlError(f"{run_dir}: config.json names no dataset; pass --data FILE.npz")
     splits = load_run_data(config, data_dir, hint="; pass --data FILE.npz to calibrate and test "
                                                   "on other data")
+    if _is_image_run(config):
+        return (np.asarray(splits.train.x[:CALIBRATION_SAMPLES]),
+                np.asarray(splits.test.x[:IMAGE_TEST_INPUTS]),
+                np.asarray(splits.test.y[:IMAGE_TEST_INPUTS]))
     return splits.train.x[:CALIBRATION_SAMPLES], splits.test.x, splits.test.y
+
+
+def _is_image_run(config: dict) -> bool:
+    """Whether the run's model is an image family (its config names an image size)."""
+    return {"height", "width", "in_channels"} <= set(config.get("model", {}))
 
 
 def load_export_pcm(run_dir: Path, data_file: Path | None, data_dir: Path | None = None
@@ -205,14 +227,19 @@ def run_export(args: argparse.Namespace) -> int:
     X_calib, X_test, y_test = load_export_data(args.run, args.data, args.data_dir)
     _check_export_data(model, X_calib, X_test, str(args.data or args.run))
     pcm_test, pcm_labels = load_export_pcm(args.run, args.data, args.data_dir)
+    bits = args.bits
+    if _is_image_run(read_run_config(args.run)) and "bits" not in getattr(args, "given",
+                                                                           {"bits"}):
+        bits = 8  # the only width of the image ops
     with staged_output_dir(out, EXPORT_OUTPUT, replace=overwrite,
                            others=(RUN_OUTPUT,)) as staging:
-        info = export_run(args.run, staging, bits=args.bits, target=args.target,
+        info = export_run(args.run, staging, bits=bits, target=args.target,
                           X_calib=X_calib, X_test=X_test, y_test=y_test, name=args.name,
                           pcm_test=pcm_test, pcm_labels=pcm_labels,
                           max_ram=getattr(args, "max_ram", None),
                           max_flash=getattr(args, "max_flash", None),
-                          storage_by=getattr(args, "storage_by", "bytes"))
+                          storage_by=getattr(args, "storage_by", "bytes"),
+                          schedule=getattr(args, "schedule", None))
     console = Console(highlight=False, emoji=False)
     ram = (f"{info['ram_bytes']} B RAM with the Cortex-M4 stack"
            if info["stack_bytes_cortex_m4"] is not None
@@ -220,6 +247,10 @@ def run_export(args: argparse.Namespace) -> int:
     console.print(f"exported {info['model_kind']} (int{info['bits']} weights) to "
                   f"{escape(str(out))}: {info['weight_flash_bytes']} B weights, {ram}, "
                   f"{info['macs_per_inference']} MACs per inference")
+    if "schedule" in info:
+        planned = ", ".join(f"{k} {v:,} B" for k, v in info["schedules_planned"].items())
+        console.print(f"schedule {info['schedule']['kind']}: planned peak RAM (arena) "
+                      f"{info['scratch_ram_bytes']:,} B; planned for each schedule: {planned}")
     if "simulated_accuracy" in info:
         console.print(f"integer accuracy {info['simulated_accuracy']:.4f}, float "
                       f"{info['float_accuracy']:.4f} on {info['test_count']} test inputs")
@@ -294,6 +325,7 @@ def run_verify(args: argparse.Namespace) -> int:
         if entry.get("instructions_note"):
             console.print(f"[yellow]{target}:[/yellow] {escape(entry['instructions_note'])}")
     console.print(table)
+    over = _check_stated_ram(report, console)
     if inexact:
         raise KilomlError(f"the C differs from the integer simulator on {', '.join(inexact)}; "
                           f"see {directory / VERIFY_FILE}")
@@ -304,4 +336,23 @@ def run_verify(args: argparse.Namespace) -> int:
     if not ran:
         raise KilomlError(f"nothing was verified: every target was skipped "
                           f"({', '.join(skipped)}); see the reasons above")
+    if over:
+        raise KilomlError(over)
     return 0
+
+
+def _check_stated_ram(report: dict, console: Console) -> str | None:
+    """Print the Cortex-M4 RAM measured (arena + logits + painted stack) against what
+    ``model.h`` states; the error text when the measurement exceeds the statement."""
+    entry = report["targets"].get("cortex-m4", {})
+    measured, stated = entry.get("ram_bytes_measured"), entry.get("ram_bytes_stated")
+    if entry.get("status") != "ok" or measured is None or stated is None:
+        return None
+    console.print(f"cortex-m4 RAM: {measured:,} B measured (arena {report['arena_bytes']:,} B, "
+                  f"logits {report['output_bytes']:,} B, painted stack "
+                  f"{entry['stack_bytes_measured']:,} B), {stated:,} B stated in model.h"
+                  + (f" (schedule {report['schedule']})" if report.get("schedule") else ""))
+    if measured > stated:
+        return (f"the Cortex-M4 measured {measured:,} B of RAM, more than the {stated:,} B "
+                "model.h states")
+    return None

@@ -44,6 +44,7 @@ from kiloml.ir import quantize_model
 from kiloml.ir.graph import Graph
 from kiloml.ir.pcm import check_compatible, input_shift, simulate_pcm_batch
 from kiloml.ir.quantize import quantize_input
+from kiloml.ir.schedule_choice import default_schedule, plan_schedules
 from kiloml.ir.serialize import save_graph
 from kiloml.ir.simulate import simulate_values
 from kiloml.ops.logmel import make_tables
@@ -99,6 +100,11 @@ def _check_weights(model: torch.nn.Module) -> None:
 def describe(config: dict, graph: Graph, bits: int) -> str:
     """One line on what the export is."""
     kind = config.get("kind", graph.meta.get("kind", "model"))
+    if graph.meta.get("image_rows"):
+        channels, height, width = graph.values[graph.input].shape
+        return (f"{kind} image classifier, {channels}x{height}x{width} images, width "
+                f"{config.get('width_mult', 1):g}, {graph.meta['num_classes']} classes, "
+                f"int{bits} weights and activations")
     steps, features = graph.values[graph.input].shape
     k = graph.meta.get("frame_stack", 1)
     stacking = f" ({k} frames per step)" if k > 1 else ""
@@ -150,6 +156,21 @@ def _pcm_info(graph: Graph, tables, scratch_bytes: int) -> dict:
         "ram_bytes": work + scratch_bytes + features
                      + graph.values[graph.output].nbytes,
     }
+
+
+def scheduled_graph(graph: Graph, schedule: str | None) -> tuple[Graph, dict[str, int]]:
+    """``(the quantized image graph under schedule, planned arena bytes of every applicable
+    schedule)``; ``None`` is the schedule with the smallest planned arena."""
+    planned = plan_schedules(graph)
+    arenas = {kind: arena for kind, (_, arena) in planned.items()}
+    if schedule is None:
+        schedule = default_schedule(planned)
+    if schedule not in planned:
+        raise KilomlError(f"--schedule {schedule} does not apply to this model; it takes "
+                          f"{' or '.join(planned)}")
+    scheduled = planned[schedule][0]
+    scheduled.meta["schedules_planned"] = arenas
+    return scheduled, arenas
 
 
 def cortex_m4_stack(generated: GeneratedModel, work: Path) -> int | None:
@@ -204,7 +225,8 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
                y_test: np.ndarray | None = None, name: str = "kiloml_model",
                pcm_test: np.ndarray | None = None, pcm_labels: np.ndarray | None = None,
                max_ram: int | None = None, max_flash: int | None = None,
-               measure_stack: bool = True, storage_by: str = "bytes") -> dict:
+               measure_stack: bool = True, storage_by: str = "bytes",
+               schedule: str | None = None) -> dict:
     """Quantize the run's model (Q-formats from ``X_calib`` ``[N, T, F]`` raw features, else
     ``X_test``) to ``bits``-bit weights and write the C sources to ``out_dir``.
 
@@ -223,6 +245,11 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     ``storage_by`` chooses each matrix's format (dense, CSR, blocked): ``"bytes"`` the smallest,
     ``"speed"`` the fewest Cortex-M4 instructions the cost model predicts
     (:func:`kiloml.compress.size.tensor_storage`).
+
+    An image family (``X_calib``/``X_test`` image rows ``[N, H, W·C]``) is exported at int8
+    under ``schedule`` (``layers``, ``patches`` or ``rnnpool``; default: the applicable one
+    with the smallest planned arena, :mod:`kiloml.ir.schedule_choice`); ``quantized_model.npz``
+    holds its layer-by-layer graph (the same integers).
     """
     if storage_by not in STORAGE_RULES:
         raise KilomlError(f"--storage-by must be one of {', '.join(STORAGE_RULES)}, got "
@@ -250,10 +277,19 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     if X_test is not None and X_test.shape[1] != X_calib.shape[1]:
         raise KilomlError(f"test sequences have {X_test.shape[1]} steps, calibration data "
                           f"{X_calib.shape[1]}; the deployed model runs a fixed length")
+    image = hasattr(model.config, "image_shape")
+    if schedule is not None and not image:
+        raise KilomlError(f"--schedule applies to image models, not {model.config.kind}")
+    if image and bits != 8:
+        raise KilomlError(f"image models are exported with int8 weights and activations; "
+                          f"--bits {bits} does not apply (use --bits 8)")
     graph = quantize_model(model, X_calib, bits)
     for node in graph.nodes:
         for tensor in node.q.values():
             tensor.storage = storage_by
+    layer_graph = graph
+    if image:
+        graph, planned = scheduled_graph(graph, schedule)
     sample_rate = config.get("data", {}).get("sample_rate")
     pcm_tables = make_tables(LogMelConfig(int(sample_rate))) if sample_rate else None
     pcm_skipped = None
@@ -297,7 +333,7 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         write_logmel_tables(out_dir, pcm_tables.config)  # the tables for the run's rate
     for stale in (TEST_PCM_FILE, TEST_INPUTS_FILE):  # from an earlier export
         (out_dir / stale).unlink(missing_ok=True)
-    save_graph(graph, out_dir / QUANTIZED_FILE)
+    save_graph(layer_graph, out_dir / QUANTIZED_FILE)
     if X_test is not None:
         float_out = float_logits(model, X_test)
         np.savez(out_dir / TEST_INPUTS_FILE, inputs=inputs, labels=labels,
@@ -338,6 +374,13 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         "logits_scale": f"logit = logit_int32 * 2**-{y_value.frac_bits}",
         "test_count": int(len(inputs)) if X_test is not None else 0,
     }
+    if image:
+        info.update(image_shape=list(x_value.shape), input_offset=graph.meta["input_offset"],
+                    schedule=graph.meta.get("schedule", {"kind": "layers"}),
+                    schedules_planned=planned)
+        info["input_quantization"] = (f"x_int16[c][h][w] = clamp(round((pixel - "
+                                      f"input_offset[c]) * 2**{x_value.frac_bits}), -32768, "
+                                      "32767)")
     if pcm_skipped is not None:
         info["pcm_skipped"] = pcm_skipped
     if pcm_tables is not None:

@@ -141,7 +141,9 @@ def verify_export(out_dir: Path, X_test: np.ndarray | None = None,
     report = {"inputs": int(len(inputs)), "bits": graph.meta.get("bits"),
               "model_kind": graph.meta.get("kind"),
               "simulated_accuracy": float(np.mean(expected.argmax(1) == labels)),
-              "float_accuracy": float_accuracy, "targets": {}}
+              "float_accuracy": float_accuracy, "arena_bytes": info["scratch_ram_bytes"],
+              "output_bytes": info["output_bytes"],
+              "schedule": info.get("schedule", {}).get("kind"), "targets": {}}
     for name in targets:
         target = TARGETS[name]
         entry = {"macs_per_inference": info["macs_per_inference"],

@@ -19,8 +19,10 @@ from kiloml.nn.bonsai import Bonsai
 from kiloml.nn.classifier import SequenceClassifier, torch_rnn_gates
 from kiloml.nn.dscnn import DSCNN, ConvBNReLU1d, DepthwiseSeparableBlock
 from kiloml.nn.fastrnn import FastGRNN, FastRNN
+from kiloml.nn.mobilenetv2 import ConvBN, InvertedResidual, MobileNetV2
 from kiloml.nn.protonn import ProtoNN
 from kiloml.nn.rnnpool import RNNPool, RNNPoolLayer
+from kiloml.nn.rnnpool_mobilenetv2 import RNNPoolMobileNetV2
 from kiloml.nn.sharnn import ShaRNN
 from kiloml.ops.base import Node
 
@@ -86,10 +88,11 @@ def lower_fast_rnn(module: FastRNN, path: str, graph: Graph, inputs: list[str],
 
 
 @lowering(RNNPool, RNNPoolLayer)
-def lower_rnnpool(module: RNNPool | RNNPoolLayer, path: str, graph: Graph, inputs: list[str]
-                  ) -> list[str]:
-    """One ``rnnpool`` node over the ``[C, H, W]`` map: ``RNNPoolLayer``'s patches and strides,
-    or for ``RNNPool`` one patch covering the map (output the vector ``[4·h2]``, as the module
+def lower_rnnpool(module: RNNPool | RNNPoolLayer, path: str, graph: Graph, inputs: list[str],
+                  padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> list[str]:
+    """One ``rnnpool`` node over the ``[C, H, W]`` map (int16 or int8) zero-padded by
+    ``padding`` ``(top, bottom, left, right)``: ``RNNPoolLayer``'s patches and strides, or for
+    ``RNNPool`` one patch covering the map (output the vector ``[4·h2]``, as the module
     returns). Both cells get an identity normalisation."""
     pool = module.pool if isinstance(module, RNNPoolLayer) else module
     shape = graph.values[inputs[0]].shape
@@ -97,7 +100,7 @@ def lower_rnnpool(module: RNNPool | RNNPoolLayer, path: str, graph: Graph, input
         raise KilomlError(f"cannot export {path or 'the model'} ({type(module).__name__}): it "
                           f"needs a [{pool.in_channels}, H, W] map, got {list(shape)}")
     if isinstance(module, RNNPoolLayer):
-        module.output_size(*shape[1:])
+        module.output_size(shape[1] + padding[0] + padding[1], shape[2] + padding[2] + padding[3])
         patch, stride = list(module.patch_size), list(module.stride)
     else:
         patch, stride = list(shape[1:]), [1, 1]
@@ -116,6 +119,8 @@ def lower_rnnpool(module: RNNPool | RNNPoolLayer, path: str, graph: Graph, input
                                            else value)
     attrs = {"patch": patch, "stride": stride, "gate": cells[0].gate_nonlinearity,
              "update": cells[0].update_nonlinearity, "flat": isinstance(module, RNNPool)}
+    if any(padding):
+        attrs["padding"] = [int(p) for p in padding]
     name = node_name(path)
     return graph.add_node(Node(name, "rnnpool", inputs, [f"{name}_out"], attrs, weights, path))
 
@@ -426,6 +431,55 @@ def lower_image_model(model: nn.Module, shape: tuple[int, int, int], num_classes
     return graph
 
 
+@lowering(ConvBN)
+def lower_conv_bn(module: ConvBN, path: str, graph: Graph, inputs: list[str],
+                  residual: str | None = None) -> list[str]:
+    """MobileNetV2's convolution with its BatchNorm folded and ReLU6 fused (one node named
+    after ``path``); ``residual`` is added by a block's projection."""
+    return lower_conv2d(module.conv, path, graph, inputs, module.bn,
+                        "relu6" if module.activation else "none", residual)
+
+
+@lowering(InvertedResidual)
+def lower_inverted_residual(block: InvertedResidual, path: str, graph: Graph,
+                            inputs: list[str]) -> list[str]:
+    """Expand (if any), depthwise, then the projection adding the block's input when the block
+    has its residual."""
+    x = inputs
+    for name, conv in block.convolutions():
+        x = lower_conv_bn(conv, f"{path}.{name}", graph, x,
+                          residual=inputs[0] if name == "project" and block.residual else None)
+    return x
+
+
+@lowering(MobileNetV2, RNNPoolMobileNetV2)
+def lower_mobilenetv2(model: MobileNetV2, path: str, graph: Graph, inputs: list[str]
+                      ) -> list[str]:
+    """The stem with the normalisation's ``1/std`` folded into its weights (the graph's input
+    is the image minus the per-channel mean, ``graph.meta["input_offset"]``: zero padding of
+    that map is zero padding of the normalised one, so the fold is exact), RNNPool on the
+    stem's map zero-padded as the module pads it (RNNPool-MobileNetV2: it reads the int8 map
+    as int16), the inverted residual blocks, the last 1×1 convolution, the mean over the map
+    (``global_avgpool2d``), the head (the logits, the graph's output) and the arg-max
+    ``kiloml_predict`` returns."""
+    std = array(model.input_std)
+    check_normalization(std)
+    graph.meta["input_offset"] = array(model.input_mean).tolist()
+    x = lower_conv_bn(model.stem, "stem", graph, inputs)
+    graph.nodes[-1].weights["weight"] = graph.nodes[-1].weights["weight"] / std[None, :, None,
+                                                                              None]
+    if isinstance(model, RNNPoolMobileNetV2):
+        left, right, top, bottom = model.padding()
+        x = lower_rnnpool(model.rnnpool, "rnnpool", graph, x, (top, bottom, left, right))
+    for i, block in enumerate(model.blocks):
+        x = lower(block, f"blocks.{i}", graph, x)
+    x = lower_conv_bn(model.last, "last", graph, x)
+    x = graph.add_node(Node("mean", "global_avgpool2d", x, ["pooled"], {}, {}, "mean"))
+    lower_linear(model.head, "head", graph, x, output="logits")
+    graph.set_output("logits")
+    return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
+
+
 def lower_projection(model: ProtoNN | Bonsai, graph: Graph, inputs: list[str], name: str
                      ) -> list[str]:
     """ProtoNN's and Bonsai's first layer: a ``normalize`` node unless the normalisation is
@@ -486,6 +540,8 @@ def lower_model(model: nn.Module, steps: int) -> Graph:
     memory as the raw ``[steps, features]``); ``graph.meta`` records the kind, ``k`` and the
     raw shape."""
     config = model.config
+    if hasattr(config, "image_shape"):
+        return lower_image_family(model)
     k = getattr(config, "frame_stack", 1)
     if steps % k:
         raise KilomlError(f"frame-stack {k} needs a number of steps divisible by {k}, "
@@ -494,5 +550,18 @@ def lower_model(model: nn.Module, steps: int) -> Graph:
                         "raw_input_shape": [steps, config.input_size],
                         "num_classes": config.num_classes})
     graph.add_input("x", (steps // k, k * config.input_size))
+    lower(model, "", graph, ["x"])
+    return graph
+
+
+def lower_image_family(model: nn.Module) -> Graph:
+    """The float graph of a trained image family (``config.image_shape`` ``(C, H, W)``) on
+    the caller's int16 ``[C, H, W]`` input, the image minus the per-channel mean
+    (:func:`kiloml.ir.quantize.image_input` converts kiloml's image rows)."""
+    config = model.config
+    graph = Graph(meta={"kind": config.kind, "frame_stack": 1, "image_rows": True,
+                        "raw_input_shape": [config.height, config.input_size],
+                        "num_classes": config.num_classes})
+    graph.add_input("x", tuple(config.image_shape))
     lower(model, "", graph, ["x"])
     return graph

@@ -37,10 +37,28 @@ def quantize_graph(graph: Graph, ranges: dict[str, float], bits: int = 16) -> Gr
     return q
 
 
+def image_input(graph: Graph, X: np.ndarray) -> np.ndarray:
+    """The float input of an image family's graph: kiloml's image rows ``[N, H, W·C]`` (or
+    ``[N, C, H, W]``) as ``[N, C, H, W]`` minus the per-channel mean
+    ``graph.meta["input_offset"]``; other graphs' inputs as they are."""
+    X = np.asarray(X, dtype=np.float64)
+    if not graph.meta.get("image_rows"):
+        return X
+    channels, height, width = graph.values[graph.input].shape
+    if X.ndim == 3 and X.shape[1:] == (height, width * channels):
+        X = X.reshape(len(X), height, width, channels).transpose(0, 3, 1, 2)
+    if X.shape[1:] != (channels, height, width):
+        raise KilomlError(f"the model takes images [N, {channels}, {height}, {width}] (or rows "
+                          f"[N, {height}, {width * channels}]), got {list(X.shape)}")
+    offset = np.asarray(graph.meta.get("input_offset", np.zeros(channels)), dtype=np.float64)
+    return X - offset[None, :, None, None]
+
+
 def quantize_input(graph: Graph, X: np.ndarray) -> np.ndarray:
     """Raw features ``X`` ``[..., T, F]`` → the graph's int16 input ``[..., T/k, k*F]`` in
-    its Q-format (frames stacked by the graph's ``frame_stack`` k): what the C takes."""
-    X = stack_frames(np.asarray(X, dtype=np.float64), graph.meta.get("frame_stack", 1))
+    its Q-format (frames stacked by the graph's ``frame_stack`` k): what the C takes. An image
+    family's rows become ``[N, C, H, W]`` minus the channel means first (:func:`image_input`)."""
+    X = stack_frames(image_input(graph, X), graph.meta.get("frame_stack", 1))
     scaled = np.round(X * 2.0 ** graph.values[graph.input].frac_bits)
     return saturate(scaled.astype(np.int64), 16).astype(np.int16)
 

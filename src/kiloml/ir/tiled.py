@@ -2,8 +2,9 @@
 patch-based inference), writing the stage's output map one tile at a time.
 
 The stage is a chain of windowed image nodes (``conv2d``, ``depthwise_conv2d``,
-``pointwise_conv2d`` without residual, ``avgpool2d``, ``maxpool2d``, ``rnnpool``) from the
-graph's int16 input ``[C, H, W]`` to the stage output ``[C_out, OH, OW]``. The output map is
+``pointwise_conv2d``, ``avgpool2d``, ``maxpool2d``, ``rnnpool``) from the graph's int16 input
+``[C, H, W]`` (or, for a later stage, from an int8/int16 map an earlier node wrote whole) to
+the stage output ``[C_out, OH, OW]``. The output map is
 cut into tiles of ``patch = [ph, pw]`` output pixels (the last row and column of tiles may be
 smaller). For each tile, walking the chain backwards, every node computes exactly the rows and
 columns its successor reads: output rows ``[a, b)`` of a node with kernel ``k``, stride ``s``
@@ -13,7 +14,7 @@ limits hold). Neighbouring tiles overlap by the receptive field: those inputs ar
 and :meth:`TiledOp.macs` counts them.
 
 Per tile: the input window is copied from the caller's buffer into the patch area
-(``kl_tile_read_s16``), every node runs on its tile-sized maps with its tile's geometry (its
+(``kl_tile_read_s16``/``_s8``), every node runs on its tile-sized maps with its tile's geometry (its
 own params struct; weights shared), and the last map is copied into the stage output
 (``kl_tile_write_s8``/``_s16``). Each output integer comes from the same window with the same
 weights as layer by layer, so the integers are equal. RAM: the stage output map (an arena
@@ -47,6 +48,8 @@ WINDOW_OPS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "avgpool2d", "ma
               "rnnpool")
 #: Nodes and residual crops of one stage at most (``KL_TILE_MAX_NODES`` in ``kl_tile.h``).
 MAX_STAGE_NODES = 16
+#: The input-window copy of a stage by the dtype of the map it reads.
+READERS = {"int8": "kl_tile_read_s8", "int16": "kl_tile_read_s16"}
 #: Arena members by element type (as codegen's).
 ARENA_MEMBERS = {"int8": "s8", "int16": "s16", "int32": "s32"}
 
@@ -63,7 +66,8 @@ def window(node: Node) -> tuple[list[int], list[int], list[int]]:
         if node.attrs.get("flat"):
             raise KilomlError(f"the patch schedule does not apply to node {node.name}: a "
                               "single-patch RNNPool has no spatial output to tile")
-        return list(node.attrs["patch"]), list(node.attrs["stride"]), [0, 0, 0, 0]
+        return (list(node.attrs["patch"]), list(node.attrs["stride"]),
+                list(node.attrs.get("padding", [0, 0, 0, 0])))
     a = node.attrs
     return list(a["kernel"]), list(a["stride"]), list(a["padding"])
 
@@ -214,19 +218,21 @@ def patch_plan(node: Node) -> tuple[Graph, ArenaPlan]:
     return graph, plan_blocks(blocks)
 
 
-def make_tiled(graph: Graph, count: int, patch: tuple[int, int], name: str = "tiled"
-               ) -> Graph:
-    """A copy of the quantized ``graph`` whose first ``count`` nodes run as one ``tiled`` node
-    with tiles of ``patch`` output pixels; one-line errors when the schedule does not apply."""
-    if not 1 <= count <= len(graph.nodes):
-        raise KilomlError(f"a tiled stage holds 1 to {len(graph.nodes)} nodes of the graph, "
-                          f"got {count}")
-    nodes = graph.nodes[:count]
+def make_tiled(graph: Graph, count: int, patch: tuple[int, int], name: str = "tiled",
+               first: int = 0) -> Graph:
+    """A copy of the quantized ``graph`` whose nodes ``first .. first + count - 1`` run as one
+    ``tiled`` node with tiles of ``patch`` output pixels; one-line errors when the schedule does
+    not apply. The chain reads the graph's int16 input (``first`` 0) or an int8/int16 map an
+    earlier node wrote (a later stage: that map stays whole, the stage's maps are tiled)."""
+    if not 0 <= first < len(graph.nodes) or not 1 <= count <= len(graph.nodes) - first:
+        raise KilomlError(f"a tiled stage holds 1 to {len(graph.nodes) - first} nodes of the "
+                          f"graph from node {first}, got {count}")
+    nodes = graph.nodes[first:first + count]
     slots = count + sum(len(n.inputs) > 1 for n in nodes)
     if slots > MAX_STAGE_NODES:
         raise KilomlError(f"a tiled stage holds at most {MAX_STAGE_NODES} nodes and residual "
                           f"crops, got {slots}")
-    previous = graph.input
+    source = previous = nodes[0].inputs[0]
     produced: list[str] = []
     for node in nodes:
         window(node)
@@ -237,14 +243,17 @@ def make_tiled(graph: Graph, count: int, patch: tuple[int, int], name: str = "ti
         produced.append(node.outputs[0])
         if node.inputs[0] != previous:
             raise KilomlError(f"the patch schedule does not apply to node {node.name}: a tiled "
-                              f"stage is a chain from the graph's input, and it reads "
-                              f"{node.inputs[0]}, not {previous}")
+                              f"stage is a chain from one map, and it reads {node.inputs[0]}, "
+                              f"not {previous}")
         previous = node.outputs[0]
-    if graph.values[graph.input].dtype != "int16":
+    if first == 0 and graph.values[source].dtype != "int16":
         raise KilomlError("the patch schedule needs the graph's int16 input map")
+    if graph.values[source].dtype not in READERS:
+        raise KilomlError(f"the patch schedule reads int8 or int16 maps, and {source} is "
+                          f"{graph.values[source].dtype}")
     inner = {n: graph.values[n] for node in nodes for n in (*node.inputs, node.outputs[0])}
-    later = [n for node in graph.nodes[count:] for n in node.inputs]
-    stray = [n for n in inner if n not in (graph.input, previous) and n in later]
+    later = [n for node in graph.nodes[first + count:] for n in node.inputs]
+    stray = [n for n in inner if n not in (source, previous) and n in later]
     if stray:
         raise KilomlError(f"the patch schedule does not apply: {stray[0]} inside the tiled "
                           "stage is read after it")
@@ -257,15 +266,18 @@ def make_tiled(graph: Graph, count: int, patch: tuple[int, int], name: str = "ti
     if not (1 <= ph <= out_h and 1 <= pw <= out_w):
         raise KilomlError(f"patch {ph}x{pw} does not fit the stage's {out_h}x{out_w} output "
                           f"map; each side must be 1 to the map's")
+    if name in {n.name for n in graph.nodes}:
+        raise KilomlError(f"the graph already has a node named {name}")
     tiled = copy.deepcopy(graph)
     stage = [copy.deepcopy(node) for node in nodes]
     values = {n: copy.deepcopy(v) for n, v in inner.items()}
     for n in inner:
-        if n not in (graph.input, previous):
+        if n not in (source, previous):
             del tiled.values[n]
-    tiled.nodes = [Node(name, "tiled", [graph.input], [previous],
+    tiled.nodes = [*tiled.nodes[:first],
+                   Node(name, "tiled", [source], [previous],
                         {"patch": [ph, pw], "nodes": stage, "values": values}, {},
-                        "tiled stage"), *tiled.nodes[count:]]
+                        "tiled stage"), *tiled.nodes[first + count:]]
     tiled.meta["schedule"] = {"kind": "patches", "nodes": count, "patch": [ph, pw]}
     return tiled
 
@@ -431,7 +443,7 @@ class TiledOp(Op):
         writer = {"int8": "kl_tile_write_s8", "int16": "kl_tile_write_s16"}[y.dtype]
         body = (f"    for (int t = 0; t < {len(rows)}; t++) {{\n"
                 f"        const kl_tile_t *tile = &{tiles_symbol}[t];\n"
-                f"        kl_tile_read_s16({c.pointer(node.inputs[0])}, {x.shape[0]}, "
+                f"        {READERS[x.dtype]}({c.pointer(node.inputs[0])}, {x.shape[0]}, "
                 f"{x.shape[1]}, {x.shape[2]}, tile, {pointer(first_in)});\n"
                 + "".join(calls)
                 + f"        {writer}({pointer(last_out)}, {y.shape[0]}, {y.shape[1]}, "

@@ -1,10 +1,15 @@
 """RNNPool (Saha et al., NeurIPS 2020) over a feature map as one op: every patch pooled by two
 FastGRNN cells, patch after patch, so the working memory is one patch's summaries.
 
-Input ``x`` int16 ``[C, H, W]`` in Q(in); output int16 ``[4·h2, OH, OW]`` in Q(RNN2 state) with
-``OH = (H - r)//s_r + 1``, ``OW = (W - c)//s_c + 1`` for patch ``r × c`` and stride
-``(s_r, s_c)`` (one patch covering the map is the single-patch ``RNNPool``, whose output is
-the vector ``[4·h2]``). Per patch:
+Input ``x`` int16 or int8 ``[C, H, W]`` in Q(in), zero-padded by ``padding`` ``[top, bottom,
+left, right]`` (default none; the zeros are never stored); output int16 ``[4·h2, OH, OW]`` in
+Q(RNN2 state) — or, for an int8 map (a conv stem's output inside an int8 CNN), an int8 map in
+Q(out) = the int8 format of its calibrated range (at most Q(RNN2 state)): ``y =
+sat8(shift_round(h, Q(state) - Q(out)))``; the cells read the int8 values as int16 of the same
+Q-format, so they see the same integers — with ``OH = (top + H + bottom - r)//s_r + 1``,
+``OW = (left + W + right - c)//s_c + 1`` for patch ``r × c`` and stride ``(s_r, s_c)`` (one
+patch covering the map is the single-patch ``RNNPool``, whose output is the vector
+``[4·h2]``). Per patch:
 
 1. RNN1 (input ``C``, hidden ``h1``) runs over each of the ``r`` rows (``c`` steps of ``[C]``)
    and each of the ``c`` columns (``r`` steps); its final states are the row and column
@@ -26,6 +31,8 @@ from kiloml.errors import KilomlError
 from kiloml.ops.base import Buffer, EmitContext, Emitted, Node, Op, Value, register
 from kiloml.ops.constants import MAX_STEPS
 from kiloml.ops.fastgrnn import FastRNNOp, cell_params, emit_cell_arrays
+from kiloml.ops.fixed import saturate, shift_round
+from kiloml.ops.requantize import int8_format
 
 CELLS = ("rnn1", "rnn2")
 _CELL_OP = FastRNNOp()
@@ -46,16 +53,26 @@ def cell_node(node: Node, cell: str) -> Node:
                 part(node.q), part(node.consts))
 
 
+def padding(node: Node) -> list[int]:
+    """``[top, bottom, left, right]`` zeros around the map (none by default)."""
+    return list(node.attrs.get("padding", [0, 0, 0, 0]))
+
+
 def _geometry(node: Node, shape: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
-    """``(r, c, s_r, s_c, OH, OW)`` of a ``[C, H, W]`` map."""
+    """``(r, c, s_r, s_c, OH, OW)`` of a ``[C, H, W]`` map (its padding included)."""
     (r, c), (sr, sc) = node.attrs["patch"], node.attrs["stride"]
+    top, bottom, left, right = padding(node)
     _, height, width = shape
-    return r, c, sr, sc, (height - r) // sr + 1, (width - c) // sc + 1
+    return (r, c, sr, sc, (top + height + bottom - r) // sr + 1,
+            (left + width + right - c) // sc + 1)
 
 
 def _patches(x: np.ndarray, node: Node) -> np.ndarray:
-    """``[B·OH·OW, C, r, c]`` patches of ``x`` ``[B, C, H, W]``, row-major over the patches."""
+    """``[B·OH·OW, C, r, c]`` patches of ``x`` ``[B, C, H, W]`` (zero-padded), row-major over
+    the patches."""
     r, c, sr, sc, out_h, out_w = _geometry(node, x.shape[1:])
+    top, bottom, left, right = padding(node)
+    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     patches = [x[:, :, i * sr:i * sr + r, j * sc:j * sc + c]
                for i in range(out_h) for j in range(out_w)]
     return np.stack(patches, axis=1).reshape(-1, x.shape[1], r, c)
@@ -76,8 +93,9 @@ def _pool(x: np.ndarray, node: Node, run) -> np.ndarray:
 
 @register
 class RNNPoolOp(Op):
-    """``attrs``: ``patch`` ``[r, c]``, ``stride`` ``[s_r, s_c]``, ``gate``, ``update`` (both
-    cells), ``flat`` (the output as one vector ``[4·h2·OH·OW]``, the same memory);
+    """``attrs``: ``patch`` ``[r, c]``, ``stride`` ``[s_r, s_c]``, ``padding`` ``[top, bottom,
+    left, right]`` (optional), ``gate``, ``update`` (both cells), ``flat`` (the output as one
+    vector ``[4·h2·OH·OW]``, the same memory);
     ``weights``: each cell's ``fastrnn`` weights under ``rnn1.``/``rnn2.`` (``W`` or
     ``W1``/``W2``, ``U`` or ``U1``/``U2``, ``bias_gate``, ``bias_update``, ``zeta``, ``nu``,
     and the identity ``input_mean``/``input_std``)."""
@@ -90,10 +108,18 @@ class RNNPoolOp(Op):
             raise KilomlError(f"{node.path}: RNNPool needs a [C, H, W] map, got "
                               f"{list(inputs[0].shape)}")
         channels, height, width = inputs[0].shape
+        if inputs[0].dtype not in ("int8", "int16"):
+            raise KilomlError(f"{node.path}: RNNPool reads int8 or int16 maps, got "
+                              f"{inputs[0].dtype}")
+        top, bottom, left, right = pads = padding(node)
         r, c, _, _, out_h, out_w = _geometry(node, inputs[0].shape)
-        if r > height or c > width:
+        if min(pads) < 0 or max(top, bottom) >= r or max(left, right) >= c:
+            raise KilomlError(f"{node.path}: RNNPool padding {pads} must be below the patch "
+                              f"{r}x{c} on each side")
+        if r > top + height + bottom or c > left + width + right:
             raise KilomlError(f"{node.path}: RNNPool patch {r}x{c} is larger than the "
-                              f"{height}x{width} map")
+                              f"{height}x{width} map" + (f" padded by {pads}" if any(pads)
+                                                          else ""))
         if max(r, c) > MAX_STEPS:
             raise KilomlError(f"{node.path}: RNNPool patch sides must be at most {MAX_STEPS} "
                               f"for deployment, got {r}x{c}")
@@ -105,7 +131,7 @@ class RNNPoolOp(Op):
         shape = (4 * hidden2, out_h, out_w)
         if node.attrs.get("flat"):
             shape = (int(np.prod(shape)),)
-        return [Value(node.outputs[0], shape, "int16")]
+        return [Value(node.outputs[0], shape, inputs[0].dtype)]
 
     def _hidden(self, node: Node) -> tuple[int, int]:
         source = node.q if "rnn1.bias_update" in node.q else node.weights
@@ -137,7 +163,11 @@ class RNNPoolOp(Op):
             node.q.update({f"{cell}.{key}": value for key, value in sub.q.items()})
             node.consts.update({f"{cell}.{key}": value for key, value in sub.consts.items()})
             frac_bits = state.frac_bits
-        outputs[0].frac_bits = frac_bits
+        node.consts["out_shift"] = 0
+        if outputs[0].dtype == "int8":
+            node.consts["out_shift"] = frac_bits - min(frac_bits,
+                                                       int8_format(ranges(node.outputs[0])))
+        outputs[0].frac_bits = frac_bits - node.consts["out_shift"]
 
     # -- integer spec ------------------------------------------------------------------------
     def simulate(self, node, inputs, in_values, out_values):
@@ -146,7 +176,10 @@ class RNNPoolOp(Op):
         def run(cell, sequences):
             return _CELL_OP.simulate(cells[cell], [sequences], [], [])[0]
 
-        return [_pool(np.asarray(inputs[0], dtype=np.int64), node, run)]
+        pooled = _pool(np.asarray(inputs[0], dtype=np.int64), node, run)
+        if out_values[0].dtype == "int8":
+            pooled = saturate(shift_round(pooled, node.consts["out_shift"]), 8)
+        return [pooled]
 
     # -- accounting --------------------------------------------------------------------------
     def buffers(self, node, inputs, outputs):
@@ -201,10 +234,13 @@ class RNNPoolOp(Op):
                 symbol = c.symbol(f"{cell}_{sweep}")
                 parts.append(cell_params(sub, symbol, count, features, hidden, references, 0))
                 params[f"{cell}_{sweep}"] = f"&{symbol}"
+        top, _, left, _ = padding(node)
         fields = {**params, "channels": channels, "height": height, "width": width,
-                  "patch_rows": r, "patch_columns": cols, "stride_rows": sr,
+                  "pad_top": top, "pad_left": left, "patch_rows": r, "patch_columns": cols,
+                  "stride_rows": sr,
                   "stride_columns": sc, "out_rows": out_h, "out_columns": out_w,
-                  "hidden1": hidden1, "hidden2": hidden2}
+                  "hidden1": hidden1, "hidden2": hidden2,
+                  "out_shift": node.consts.get("out_shift", 0)}
         members = ",\n".join(f"    .{key} = {value}" for key, value in fields.items())
         parts.append(f"static const kl_rnnpool_params_t {c.symbol('params')} KL_CONST = {{\n"
                      f"{members},\n}};\n")
@@ -217,6 +253,7 @@ class RNNPoolOp(Op):
                 f"        buffers.cell.low_rank = {buffers.get('low_rank', '0')};\n"
                 f"        buffers.cell.preact = {buffers['preact']};\n"
                 f"        buffers.cell.sum = 0;\n"
-                f"        kl_rnnpool_s16(&{c.symbol('params')}, {c.pointer(node.inputs[0])}, "
+                f"        kl_rnnpool_{'s8' if inputs[0].dtype == 'int8' else 's16'}"
+                f"(&{c.symbol('params')}, {c.pointer(node.inputs[0])}, "
                 f"&buffers, {c.pointer(node.outputs[0])});\n    }}\n")
         return Emitted("\n".join(parts), call)

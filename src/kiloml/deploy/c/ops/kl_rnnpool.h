@@ -1,8 +1,9 @@
 /*
  * kl_rnnpool.h - RNNPool (Saha et al. 2020) over a [C][H][W] map, patch after patch.
  *
- * For each patch of patch_rows x patch_columns starting at (oy stride_rows, ox stride_columns),
- * row-major over the out_rows x out_columns patches:
+ * For each patch of patch_rows x patch_columns starting at (oy stride_rows - pad_top,
+ * ox stride_columns - pad_left), row-major over the out_rows x out_columns patches (pixels
+ * outside the height x width map are zeros, never stored):
  *   RNN1 (rnn1_rows: patch_columns steps; rnn1_columns: patch_rows steps; C features, hidden1)
  *     runs over each row and each column of the patch (a frame is the C channels of one
  *     pixel) and keeps its final states: the row and column summaries, int16 [rows + columns]
@@ -30,6 +31,8 @@ typedef struct {
     uint16_t channels;        /* C */
     uint16_t height;          /* H */
     uint16_t width;           /* W */
+    uint16_t pad_top;         /* zero rows above the map, < patch_rows */
+    uint16_t pad_left;        /* zero columns left of the map, < patch_columns */
     uint16_t patch_rows;
     uint16_t patch_columns;
     uint16_t stride_rows;
@@ -38,6 +41,7 @@ typedef struct {
     uint16_t out_columns;
     uint16_t hidden1;
     uint16_t hidden2;
+    uint8_t out_shift;        /* kl_rnnpool_s8: y = sat8(shift_round(state, out_shift)) */
 } kl_rnnpool_params_t;
 
 /* Working memory (in the caller's arena): summaries [(patch_rows + patch_columns) hidden1],
@@ -50,8 +54,12 @@ typedef struct {
     kl_fastgrnn_buffers_t cell;
 } kl_rnnpool_buffers_t;
 
-/* y [4 hidden2][out_rows][out_columns] = RNNPool of x [channels][height][width]. */
+/* y [4 hidden2][out_rows][out_columns] = RNNPool of x [channels][height][width]: int16 to
+ * int16 (RNN2's states), or int8 to int8 (each input value read as the int16 of the same
+ * Q-format; each state written as sat8(shift_round(state, out_shift))). */
 void kl_rnnpool_s16(const kl_rnnpool_params_t *p, const int16_t *x,
                     const kl_rnnpool_buffers_t *buffers, int16_t *y);
+void kl_rnnpool_s8(const kl_rnnpool_params_t *p, const int8_t *x,
+                   const kl_rnnpool_buffers_t *buffers, int8_t *y);
 
 #endif /* KL_RNNPOOL_H */

@@ -17,6 +17,19 @@ void kl_tile_read_s16(const int16_t *map, int channels, int height, int width,
     }
 }
 
+void kl_tile_read_s8(const int8_t *map, int channels, int height, int width,
+                     const kl_tile_t *tile, int8_t *patch)
+{
+    for (int c = 0; c < channels; c++) {
+        const int8_t *src = map + ((long)c * height + tile->in_row0) * width + tile->in_col0;
+        for (int r = 0; r < tile->in_rows; r++) {
+            for (int j = 0; j < tile->in_cols; j++) patch[j] = src[j];
+            patch += tile->in_cols;
+            src += width;
+        }
+    }
+}
+
 void kl_tile_write_s8(const int8_t *patch, int channels, int height, int width,
                       const kl_tile_t *tile, int8_t *map)
 {

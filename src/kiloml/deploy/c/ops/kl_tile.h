@@ -47,6 +47,8 @@ void kl_tile_crop_s8(const void *crop, const int8_t *src, int8_t *dst);
 /* patch [channels][in_rows][in_cols] = the tile's window of map [channels][height][width]. */
 void kl_tile_read_s16(const int16_t *map, int channels, int height, int width,
                       const kl_tile_t *tile, int16_t *patch);
+void kl_tile_read_s8(const int8_t *map, int channels, int height, int width,
+                     const kl_tile_t *tile, int8_t *patch);
 
 /* The tile's region of map [channels][height][width] = patch [channels][out_rows][out_cols]. */
 void kl_tile_write_s8(const int8_t *patch, int channels, int height, int width,
