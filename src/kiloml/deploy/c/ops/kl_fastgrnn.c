@@ -478,6 +478,25 @@ static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, cons
     }
 }
 
+/* One step from the state h: normalise the frame x, project, update h in place. */
+KL_ALWAYS_INLINE void kl_fastgrnn_advance(const kl_fastgrnn_params_t *m,
+                                          const kl_normalize_params_t *norm,
+                                          const kl_update_plan_t *plan, int fast,
+                                          const int16_t *x, const kl_fastgrnn_buffers_t *buffers,
+                                          int16_t *h)
+{
+    kl_normalize_frame_s16(norm, x, buffers->xn);
+    kl_project(KL_P_PTR(m->w_first), KL_P_PTR(m->w_second), buffers->xn, buffers->low_rank,
+               0, buffers->preact);
+    kl_project(KL_P_PTR(m->u_first), KL_P_PTR(m->u_second), h, buffers->low_rank, 1,
+               buffers->preact);
+    if (fast) {
+        kl_update_state_fast(m, plan, buffers->preact, h);
+    } else {
+        kl_update_state_reference(m, buffers->preact, h);
+    }
+}
+
 void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
                      const kl_fastgrnn_buffers_t *buffers, int16_t *h)
 {
@@ -501,16 +520,7 @@ void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
         }
     }
     for (t = 0; t < KL_P_U16(m->steps); t++) {
-        kl_normalize_frame_s16(KL_NORM, x + (uint32_t)t * features, buffers->xn);
-        kl_project(KL_P_PTR(m->w_first), KL_P_PTR(m->w_second), buffers->xn, buffers->low_rank,
-                   0, buffers->preact);
-        kl_project(KL_P_PTR(m->u_first), KL_P_PTR(m->u_second), h, buffers->low_rank, 1,
-                   buffers->preact);
-        if (fast) {
-            kl_update_state_fast(m, &plan, buffers->preact, h);
-        } else {
-            kl_update_state_reference(m, buffers->preact, h);
-        }
+        kl_fastgrnn_advance(m, KL_NORM, &plan, fast, x + (uint32_t)t * features, buffers, h);
         if (KL_P_U8(m->readout) == KL_READOUT_MEAN) {
             for (j = 0; j < KL_P_U16(m->hidden_size); j++) {
                 buffers->sum[j] += h[j];
@@ -523,4 +533,25 @@ void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
                                                KL_INV_STEPS_FRAC_BITS));
         }
     }
+}
+
+void kl_fastgrnn_step_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
+                          const kl_fastgrnn_buffers_t *buffers, int16_t *h)
+{
+#if KL_FAST
+    kl_update_plan_t plan;
+    const int fast = kl_plan_update(m, &plan);
+#define KL_STEP_PLAN (&plan)
+#else
+    const int fast = 0; /* the reference update: no plan */
+#define KL_STEP_PLAN ((const kl_update_plan_t *)0)
+#endif
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_normalize_params_t norm;
+    kl_flash_copy(&norm, &m->norm, sizeof norm);
+    kl_fastgrnn_advance(m, &norm, KL_STEP_PLAN, fast, x, buffers, h);
+#else
+    kl_fastgrnn_advance(m, &m->norm, KL_STEP_PLAN, fast, x, buffers, h);
+#endif
+#undef KL_STEP_PLAN
 }

@@ -69,4 +69,11 @@ typedef struct {
 void kl_fastgrnn_s16(const kl_fastgrnn_params_t *p, const int16_t *x,
                      const kl_fastgrnn_buffers_t *buffers, int16_t *h);
 
+/* One step of the recurrence from the caller's state: h[0 .. hidden_size-1] becomes the state
+ * after the frame x [features] (normalised as above); steps and readout are not read. The
+ * state before the first step is the caller's (zero it to start a sequence). EMI-FastGRNN's
+ * early exit reads an instance step by step with it. */
+void kl_fastgrnn_step_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
+                          const kl_fastgrnn_buffers_t *buffers, int16_t *h);
+
 #endif /* KL_FASTGRNN_H */
