@@ -4,8 +4,9 @@ C form of :class:`kiloml.ir.early_exit.EMIStream`).
 
 ``kiloml_stream_t`` holds a ring of the last ``W`` frames (``int16 [W F]``), a ring of the
 last ``I`` instances' classes, five counters and the arena. Every ``s`` frames (once ``W``
-are in) a push zeroes the recurrent node's state in the arena and, oldest frame first, runs
-``kl_fastgrnn_step_s16`` and the head's call on one frame at a time, testing the logits after
+are in) a push zeroes the recurrent node's state in the arena, prepares the fast update once
+(``kl_fastgrnn_prepare``) and, oldest frame first, runs ``kl_fastgrnn_step_s16`` and the
+head's call on one frame at a time, testing the logits after
 each step against ``KILOML_STREAM_EXIT_MARGIN`` and stopping at the first step that passes;
 then the window's class is the longest run over the ring of classes. The rings' sizes and the
 margin are fixed at export (``KILOML_STREAM_STATE_BYTES``).
@@ -18,8 +19,10 @@ from kiloml.ops.base import C_TYPES, DTYPE_BYTES, EmitContext
 
 
 def has_early_exit(graph: Graph) -> bool:
-    """Whether ``graph`` is an EMI-FastGRNN graph (``meta["early_exit"]``)."""
-    return "early_exit" in graph.meta
+    """Whether ``graph`` is a whole EMI-FastGRNN graph (``meta["early_exit"]``; recurrent
+    node, head, arg-max), not one node of it alone."""
+    return ("early_exit" in graph.meta and len(graph.nodes) == 3
+            and graph.nodes[0].op == "fastrnn")
 
 
 def state_bytes(graph: Graph, scratch_bytes: int) -> int:
@@ -45,7 +48,7 @@ def stream_code(graph: Graph, scratch_bytes: int, calls: list[str], pointer, buf
     context = EmitContext(node, symbol=lambda suffix: f"kiloml_{node.name}_{suffix}",
                           pointer=pointer, buffer=lambda name: buffer(node, name))
     step = get_op(node.op).call(node, *graph.node_values(node), context,
-                                "kl_fastgrnn_step_s16", "x")
+                                "kl_fastgrnn_step_s16", "plan, x")
     header = fill_template("early_exit_stream.h.in", {
         "STRIDE": s["stride"], "INSTANCES": s["instances"], "NOISE": s["noise"],
         "MARGIN": s["margin"], "STATE_BYTES": state_bytes(graph, scratch_bytes),
@@ -54,6 +57,7 @@ def stream_code(graph: Graph, scratch_bytes: int, calls: list[str], pointer, buf
         "INPUT_TYPE": C_TYPES[x.dtype], "OUTPUT_TYPE": C_TYPES[y.dtype],
         "STATE_TYPE": C_TYPES[state.dtype], "STATE": pointer(node.outputs[0]),
         "FEATURES": x.shape[1], "HIDDEN": state.shape[0],
+        "PARAMS": f"kiloml_{node.name}_params",
         "STEP_CALL": indent(step), "HEAD_CALL": indent(calls[1])})
     return header, source
 

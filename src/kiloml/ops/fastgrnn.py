@@ -277,7 +277,8 @@ class FastRNNOp(Op):
 
     def call(self, node, inputs, outputs, c: EmitContext, function: str, x: str) -> str:
         """The C call of ``function`` (``kl_fastgrnn_s16``, or ``kl_fastgrnn_step_s16``: one
-        step from the state in the node's output) on the frames at ``x``, its buffers in the
+        step from the state in the node's output) with the arguments ``x`` between the params
+        and the buffers (the frames; for a step, the plan and the frame), its buffers in the
         arena."""
         buffers = {b.name: c.buffer(b.name) for b in self.buffers(node, inputs, outputs)}
         return (f"    {{\n        kl_fastgrnn_buffers_t buffers;\n"

@@ -64,13 +64,6 @@
 #define KL_P_PTR(field) (field)
 #endif
 
-/* shift_round(v, shift) as (v * mul + add) >> rshift for |v| <= 2^15, -14 <= shift <= 30. */
-typedef struct {
-    int32_t mul;
-    int32_t add;
-    kl_plan_shift_t rshift;
-} kl_affine_t;
-
 /* out = first x (or second sat16(first x)), stored or accumulated into int32 out. On AVR the
  * matrices are in program memory and are copied to RAM one at a time. */
 static KL_OWN_FRAME void kl_project(const kl_matrix_t *first, const kl_matrix_t *second,
@@ -127,18 +120,6 @@ static KL_OWN_FRAME void kl_update_state_reference(const kl_fastgrnn_params_t *m
         h[j] = kl_sat16(kl_shift_round_s64(sum, m->state_shift));
     }
 }
-
-/* Constants of the fast state update, computed once per inference. */
-typedef struct {
-    kl_activation_plan_t gate;
-    kl_activation_plan_t update;
-    kl_affine_t bias_gate;
-    kl_affine_t bias_update;
-    int32_t coef_total; /* FastGRNN: coef = (coef_total - coef_a z) >> 15 */
-    int32_t h_scale;    /* 2^(state_align + 32 - state_shift) */
-    int32_t c_scale;    /* 2^(update_align + 32 - state_shift) */
-    int sigmoid_gate;   /* kl_update_sigmoid_gate applies */
-} kl_update_plan_t;
 
 /* shift_round(v, shift) of an int8/int16 vector element as (v * mul + add) >> rshift. */
 static int kl_affine_prepare(kl_affine_t *a, int shift)
@@ -535,23 +516,19 @@ void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
     }
 }
 
-void kl_fastgrnn_step_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
-                          const kl_fastgrnn_buffers_t *buffers, int16_t *h)
+int kl_fastgrnn_prepare(const kl_fastgrnn_params_t *m, kl_update_plan_t *plan)
 {
-#if KL_FAST
-    kl_update_plan_t plan;
-    const int fast = kl_plan_update(m, &plan);
-#define KL_STEP_PLAN (&plan)
-#else
-    const int fast = 0; /* the reference update: no plan */
-#define KL_STEP_PLAN ((const kl_update_plan_t *)0)
-#endif
+    return KL_FAST && kl_plan_update(m, plan);
+}
+
+void kl_fastgrnn_step_s16(const kl_fastgrnn_params_t *m, const kl_update_plan_t *plan,
+                          const int16_t *x, const kl_fastgrnn_buffers_t *buffers, int16_t *h)
+{
 #if KL_DESCRIPTORS_IN_FLASH
     kl_normalize_params_t norm;
     kl_flash_copy(&norm, &m->norm, sizeof norm);
-    kl_fastgrnn_advance(m, &norm, KL_STEP_PLAN, fast, x, buffers, h);
+    kl_fastgrnn_advance(m, &norm, plan, plan != 0, x, buffers, h);
 #else
-    kl_fastgrnn_advance(m, &m->norm, KL_STEP_PLAN, fast, x, buffers, h);
+    kl_fastgrnn_advance(m, &m->norm, plan, plan != 0, x, buffers, h);
 #endif
-#undef KL_STEP_PLAN
 }
