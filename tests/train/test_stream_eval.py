@@ -216,3 +216,15 @@ def test_eval_stream_of_an_emi_run(tmp_path, capsys):
     assert "early exit: " in printed and "steps on average (float model)" in printed
     assert main(["eval", str(out), "--stream", "--hop", "4", "--target", "none"]) == 1
     assert "--hop must be its instance stride 3, got 4" in error_line(capsys)
+
+
+def test_an_emi_window_of_noise_is_scored_as_the_streams_noise_class():
+    model = _emi(0.6)
+    with torch.no_grad():  # every instance says noise (class 3)
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 5.0]))
+    frames = np.zeros((30, 3), dtype=np.float32)
+    quiet = evaluate_stream(model, from_segments([(frames, 0)], 0, 10.0, "r"), 14, 4)
+    assert (quiet["accuracy"], quiet["onsets"]) == (1.0, 0)  # noise 3 -> the stream's 0
+    none = evaluate_stream(model, from_segments([(frames, 0)], None, 10.0, "r"), 14, 4)
+    assert (none["accuracy"], none["false_alarms"]) == (0.0, 1)

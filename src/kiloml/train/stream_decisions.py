@@ -8,7 +8,9 @@ where the lower tier fires (its ``upper_calls`` count them). An EMI-FastGRNN dec
 instance stride as its streaming form does (:class:`kiloml.ir.early_exit.EMIStream`): every
 instance of ``W`` frames ending every ``s`` frames is read until its logit margin reaches
 ``ln(p / (1 - p))`` (:func:`kiloml.nn.emi.exit_steps`), and the window of its last ``I``
-instances (``(I - 1) s + W`` frames) gets the longest run of their classes.
+instances (``(I - 1) s + W`` frames) gets the longest run of their classes; a window whose
+instances all say noise is scored as the stream's noise class (e.g. ``_silence_``) when it has
+one, else as the EMI noise class (a wrong decision, and its onset a false alarm).
 """
 
 import numpy as np
@@ -127,6 +129,8 @@ def evaluate_stream(model: torch.nn.Module, stream: Stream, steps: int, hop: int
     stream.check(model.config.input_size, reads, window)
     if model.config.kind == "emi-fastgrnn":
         ends, classes, read = emi_stream_decisions(model, stream.frames, steps)
+        if stream.noise is not None:  # "every instance is noise": the stream's noise class
+            classes[classes == model.config.noise_class] = stream.noise
         fraction = None
     else:
         ends, classes, fraction = stream_decisions(model, stream.frames, steps, hop)
