@@ -1,7 +1,7 @@
 """EMI-FastGRNN's streaming form with early exit: the integer spec reads an instance step by
 step and stops exactly at the first step whose logits pass the exit margin (a constructed
 threshold); its last step equals ``kiloml_predict``; the C (``kiloml_stream_push``) equals the
-spec on whole streams, bit for bit, on the host and on Cortex-M4/M3; export and verify work
+spec on whole streams, bit for bit, on the host, Cortex-M4/M3 and the AVR; export and verify work
 on an EMI run."""
 
 import math
@@ -112,7 +112,7 @@ def test_the_c_stops_at_the_same_step(tmp_path):
 
 @pytest.mark.parametrize("target, variant, bits", [
     ("host", "sanitize", 16), ("host", "fast", 8), ("cortex-m4", "fast", 8),
-    ("cortex-m3", "fast", 16)])
+    ("cortex-m3", "fast", 16), ("avr", "fast", 8)])
 def test_c_streams_equal_the_streaming_spec(target, variant, bits, tmp_path):
     _, graph = _graph(bits, threshold=0.7)
     rng = np.random.default_rng(5)
