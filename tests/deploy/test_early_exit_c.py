@@ -19,9 +19,16 @@ from kiloml.deploy.targets import TARGETS, Build
 from kiloml.deploy.verify import verify_export
 from kiloml.errors import KilomlError
 from kiloml.ir import quantize_input, quantize_model, simulate
-from kiloml.ir.early_exit import EMIStream, exit_margin, instances, read_instances, step_logits
+from kiloml.ir.early_exit import (
+    EMIStream,
+    early_exit_settings,
+    exit_margin,
+    instances,
+    read_instances,
+    step_logits,
+)
 from kiloml.models import build_model
-from kiloml.nn.emi import EMIConfig
+from kiloml.nn.emi import EMIConfig, exit_steps
 
 STEPS, FEATURES, WIDTH, STRIDE, CLASSES = 14, 3, 6, 4, 3  # 3 instances per window
 
@@ -57,6 +64,12 @@ def test_the_graph_reads_one_instance_and_its_last_step_is_kiloml_predict():
                                         "threshold": 0.6, "noise": CLASSES}
     x = quantize_input(graph, np.random.default_rng(1).normal(size=(9, WIDTH, FEATURES)))
     assert np.array_equal(step_logits(graph, x)[:, -1], simulate(graph, x))
+    # read one step at a time, each instance stopping at its exit: as the test on every step
+    classes, steps, logits = read_instances(graph, x)
+    every = step_logits(graph, x)
+    expected = exit_steps(every, early_exit_settings(graph)["margin"])
+    assert np.array_equal(classes, expected[0]) and np.array_equal(steps, expected[1])
+    assert np.array_equal(logits, every[np.arange(len(x)), steps - 1]) and steps.min() < WIDTH
     assert instances(np.arange(14)[None, :, None], WIDTH, STRIDE)[:, :, 0].tolist() == [
         list(range(0, 6)), list(range(4, 10)), list(range(8, 14))]
 

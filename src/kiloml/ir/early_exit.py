@@ -23,7 +23,7 @@ import numpy as np
 
 from kiloml.errors import KilomlError
 from kiloml.ir.graph import Graph
-from kiloml.nn.emi import exit_steps, longest_run
+from kiloml.nn.emi import longest_run
 from kiloml.ops import get_op
 
 #: The margin of a threshold of 1 (never exit early): above any difference of int32 logits.
@@ -74,10 +74,32 @@ def step_logits(graph: Graph, x: np.ndarray) -> np.ndarray:
 
 def read_instances(graph: Graph, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(classes [N], steps read [N], logits at the exit step [N, C])`` of int16 instances
-    ``x`` ``[N, W, F]`` with the graph's exit test."""
-    logits = step_logits(graph, x)
-    classes, steps = exit_steps(logits, early_exit_settings(graph)["margin"])
-    return classes, steps, logits[np.arange(len(steps)), steps - 1]
+    ``x`` ``[N, W, F]`` with the graph's exit test: each instance is read one step at a time
+    and no step after its exit step is computed (:func:`kiloml.nn.emi.exit_steps` on
+    :func:`step_logits` gives the same)."""
+    rnn, head = graph.nodes[0], graph.nodes[1]
+    op, head_op = get_op(rnn.op), get_op(head.op)
+    head_in, head_out = graph.node_values(head)
+    margin = early_exit_settings(graph)["margin"]
+    xn = op.normalize(rnn, x)
+    count, width = xn.shape[:2]
+    h = np.zeros((count, graph.values[rnn.outputs[0]].shape[0]), dtype=np.int64)
+    classes = np.zeros(count, dtype=np.int64)
+    steps = np.zeros(count, dtype=np.int64)
+    logits = np.zeros((count, graph.values[graph.output].count), dtype=np.int64)
+    reading = np.arange(count)
+    for t in range(width):
+        h[reading] = op.step(rnn, xn[reading, t], h[reading])
+        z = head_op.simulate(head, [h[reading]], head_in, head_out)[0]
+        top2 = np.sort(z, axis=1)[:, -2:]
+        stopped = (top2[:, 1] - top2[:, 0] >= margin) | (t == width - 1)
+        done = reading[stopped]
+        classes[done] = z[stopped].argmax(axis=1)
+        steps[done], logits[done] = t + 1, z[stopped]
+        reading = reading[~stopped]
+        if not len(reading):
+            break
+    return classes, steps, logits
 
 
 class EMIStream:
