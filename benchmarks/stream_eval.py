@@ -7,8 +7,11 @@ Cortex-M4 instructions per second of stream counted on the C (int8).
 Runs whose names differ only in a last ``-N`` (the seed) are one group: the table gives the
 mean ± standard deviation over them and the per-run rows. Every run streams its own dataset's
 test split (see :mod:`kiloml.data.streams`), with the defaults of ``kiloml eval --stream``
-(hop: a ShaRNN's brick, else the largest divisor of the window not above its square root;
-clip datasets: one ``_silence_`` clip around each event, seed 0) unless ``--hop`` is given.
+(hop: a ShaRNN's brick, an EMI-FastGRNN's instance stride, else the largest divisor of the
+window not above its square root; clip datasets: one ``_silence_`` clip around each event,
+seed 0) unless ``--hop`` is given. An EMI-FastGRNN's pushes are counted on the stream's first
+6,000 frames (``kiloml.deploy.stream_cost.EARLY_EXIT_FRAMES``): its row also gives the steps
+its instances read there (C) and on the whole stream (float model).
 """
 
 import argparse
@@ -22,17 +25,11 @@ from kiloml.data.streams import clip_stream, dataset_stream
 from kiloml.deploy.stream_cost import stream_instructions
 from kiloml.runs import load_run, load_run_data
 from kiloml.train.cascade import choose_stream_threshold
-from kiloml.train.stream_decisions import evaluate_stream
+from kiloml.train.stream_decisions import default_hop, evaluate_stream
 from kiloml.train.stream_metrics import decision_frames, majority_labels
 
 COLUMNS = ("accuracy", "detection_rate", "latency_seconds", "false_alarms_per_hour",
-           "upper_fraction", "instructions_per_second")
-
-
-def default_hop(model, steps: int) -> int:
-    if model.config.kind == "sharnn":
-        return model.config.brick_size
-    return max(k for k in range(1, int(steps ** 0.5) + 1) if steps % k == 0)
+           "upper_fraction", "steps_per_instance", "instructions_per_second")
 
 
 def measure(run: Path, hop: int | None, target: str, stream_threshold: bool = False) -> dict:
@@ -44,7 +41,7 @@ def measure(run: Path, hop: int | None, target: str, stream_threshold: bool = Fa
     noise = (str(data.class_names[model.config.noise_class]) if model.config.kind == "cascade"
              else "_silence_")
     stream = dataset_stream(data, noise)
-    hop = hop or default_hop(model, data.steps)
+    hop = hop or default_hop(model.config, data.steps)
     if stream_threshold and model.config.kind == "cascade":
         val = clip_stream(Split(data.val.x, data.val.y), model.config.noise_class)
         ends = decision_frames(len(val.frames), data.steps, hop)
@@ -58,6 +55,9 @@ def measure(run: Path, hop: int | None, target: str, stream_threshold: bool = Fa
                                    stream.rate, 8, target)
         row["instructions_per_second"] = cost.get("per_second")
         row["instructions_note"] = cost.get("skipped", "")
+        counted = cost.get("parts", {}).get("model", {})
+        if "steps_per_instance" in counted:
+            row["instructions_note"] = counted["how"]
     return dict(row, run=run.name, model=model.config.kind,
                 threshold=getattr(model.config, "threshold", None))
 
@@ -90,7 +90,7 @@ def main() -> None:
         groups.setdefault(re.sub(r"-\d+$", "", row["run"]), []).append(row)
     header = ("group", "runs", "hop", "stream accuracy (%)", "events detected (%)",
               "latency (s)", "false alarms / h", "upper-tier calls (%)",
-              "M4 instructions / s of stream")
+              "steps read per instance (EMI)", "M4 instructions / s of stream")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, members in groups.items():

@@ -222,8 +222,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=d["model"], choices=list(FAMILIES),
                    help="model family: a recurrent cell, sharnn (two levels of RNN over "
-                        "bricks), emi-fastgrnn (multi-instance with early exit; not exported "
-                        "yet), dscnn (a 1-D depthwise-separable CNN), protonn or bonsai "
+                        "bricks), emi-fastgrnn (multi-instance with early exit), dscnn (a 1-D "
+                        "depthwise-separable CNN), protonn or bonsai "
                         "(for feature vectors), or mobilenetv2 or rnnpool-mobilenetv2 (for "
                         "images; exported at int8) (default: %(default)s)")
     g.add_argument("--hidden-size", type=_positive_int, default=None,
@@ -352,7 +352,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "instances most likely of the bag's class keep it, the others become a noise class) and "
         "trains on (--epochs per round); an instance stops at the first step whose top "
         "probability reaches the threshold, a bag takes the class of the longest run of "
-        "instances predicting it; Python only (no export yet)")
+        "instances predicting it. kiloml export writes the instance's C (kiloml_predict reads "
+        "one instance to its end) and a streaming API, kiloml_stream_push, that reads an "
+        "instance every stride frames step by step and stops at the first step whose top "
+        "logit leads the runner-up by ln(P / (1 - P)) (an integer margin fixed at export; the "
+        "top probability against the runner-up alone); kiloml eval --stream decides the same "
+        "way")
     g.add_argument("--instance-width", type=_positive_int, default=None, metavar="STEPS",
                    help=f"steps per instance (default: {ed['instance_width']})")
     g.add_argument("--instance-stride", type=_positive_int, default=None, metavar="STEPS",
@@ -364,7 +369,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"relabelling rounds after the first training (default: {ed['rounds']})")
     g.add_argument("--exit-threshold", type=_fraction, default=None, metavar="P",
                    help="stop reading an instance at the first step whose top probability "
-                        f"reaches P (default: {ed['exit_threshold']})")
+                        "reaches P (streams and the C: whose top logit leads the runner-up by "
+                        f"ln(P / (1 - P))) (default: {ed['exit_threshold']})")
     cd = CASCADE_DEFAULTS
     g = p.add_argument_group(
         "cascade (--model cascade)",
@@ -523,14 +529,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="quantize a run to integers and write freestanding C",
                        description="Post-training fixed-point quantization (power-of-two scales, "
                                    "int16 activations, int8/int16 weights) and C code generation: "
-                                   "OUT/model.h, model.c, kiloml's C library, main.c, Makefile.")
+                                   "OUT/model.h, model.c, kiloml's C library, main.c, Makefile. "
+                                   "ShaRNN and EMI-FastGRNN exports also get the streaming API "
+                                   "kiloml_stream_init/kiloml_stream_push; an EMI-FastGRNN's "
+                                   "kiloml_predict reads one instance, and its stored test "
+                                   "inputs are the test windows' instances, each with its "
+                                   "window's label.")
     add_export_arguments(p)
     p = sub.add_parser("verify", help="check an export's C against the integer simulator, "
                                       "bit for bit, on the host and emulated Cortex-M",
                        description="Build the exported C for each target, run it on every "
                                    "stored test input and compare every output integer with "
-                                   "the simulator; exit status 1 on any mismatch, when no "
-                                   "target ran, or when a --require'd target was skipped.")
+                                   "the simulator (a ShaRNN or EMI-FastGRNN export: its "
+                                   "streaming API too, on the first test inputs as one stream, "
+                                   "against the integer streaming spec); exit status 1 on any "
+                                   "mismatch, when no target ran, or when a --require'd target "
+                                   "was skipped.")
     add_verify_arguments(p)
     p = sub.add_parser("sweep", help="search kiloml train's options for the accuracy-size "
                                      "Pareto front (Ray Tune + Optuna; pip install "
@@ -576,10 +590,14 @@ def build_parser() -> argparse.ArgumentParser:
         "their latency (from the event's first frame to the first decision of its class whose "
         "window overlaps it), false alarms per hour (onsets of a class whose window overlaps "
         "no event of it) and instructions per second of stream on an emulated Cortex-M, "
-        "counted on the model's C (int8 by default; see docs/benchmarks.md)")
+        "counted on the model's C (int8 by default; see docs/benchmarks.md). An EMI-FastGRNN "
+        "reads an instance every stride frames with early exit and decides on its last "
+        "instances' longest run; its pushes are counted on the stream's first 6,000 frames, "
+        "only the steps it reads")
     g.add_argument("--stream", action="store_true", help="evaluate on a whole stream")
     g.add_argument("--hop", type=_positive_int, default=None, metavar="FRAMES",
-                   help="frames between decisions (default: a ShaRNN's brick; other models "
+                   help="frames between decisions (default: a ShaRNN's brick, an "
+                        "EMI-FastGRNN's instance stride (the only hops they take); other models "
                         "the largest divisor of the window not above its square root, the "
                         "brick a ShaRNN of that window gets by default)")
     g.add_argument("--gap", type=_non_negative_int, default=None, metavar="CLIPS",
@@ -1346,11 +1364,10 @@ def _eval_stream(args, model, data) -> int:
     instructions per second of stream (see the ``--stream`` help)."""
     from kiloml.data.streams import dataset_stream
     from kiloml.deploy.stream_cost import stream_instructions
-    from kiloml.train.stream_decisions import check_streaming, evaluate_stream
+    from kiloml.train.stream_decisions import check_streaming, default_hop, evaluate_stream
 
     steps = data.steps
-    hop = args.hop or (model.config.brick_size if model.config.kind == "sharnn"
-                       else default_brick_size(steps))
+    hop = args.hop or default_hop(model.config, steps)
     check_streaming(model.config, hop)
     noise = (str(data.class_names[model.config.noise_class]) if model.config.kind == "cascade"
              else CASCADE_DEFAULTS["noise_class"])
@@ -1360,14 +1377,18 @@ def _eval_stream(args, model, data) -> int:
     console.print(f"{run}: a stream of {result['frames']:,} frames ({result['seconds'] / 60:.1f} "
                   f"min at {stream.rate:g} frames/s): {escape(stream.rule)}")
     console.print(f"decisions: {result['decisions']:,}, one every {hop} frames on the last "
-                  f"{steps}; accuracy {100 * result['accuracy']:.2f}% (against each window's "
-                  "majority class)")
+                  f"{result['steps']}; accuracy {100 * result['accuracy']:.2f}% (against each "
+                  "window's majority class)")
     latency = ("" if result["latency_seconds"] is None
                else f", mean latency {result['latency_seconds']:.2f} s")
     console.print(f"events: {result['detected']} of {result['events']} detected "
                   f"({100 * result['detection_rate']:.1f}%){latency}; false alarms: "
                   f"{result['false_alarms']} of {result['onsets']} onsets, "
                   f"{result['false_alarms_per_hour']:.1f} per hour")
+    if "steps_per_instance" in result:
+        console.print(f"early exit: {result['instances']:,} instances read "
+                      f"{result['steps_per_instance']:.1f} of {result['instance_width']} steps "
+                      "on average (float model)")
     parts = [("model", model, 1.0)]
     if "upper_fraction" in result:
         console.print(f"upper tier called on {100 * result['upper_fraction']:.1f}% of the "

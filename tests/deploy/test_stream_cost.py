@@ -1,7 +1,8 @@
 """Instructions per second of stream, counted on the C on an emulated Cortex-M4: a ShaRNN's
 streaming pushes (a deciding push and k - 1 frame copies per brick), a sliding window's
-kiloml_predict per hop, a cascade's upper tier weighted by its share of decisions, and the
-install command when the toolchain is missing."""
+kiloml_predict per hop, a cascade's upper tier weighted by its share of decisions, an
+EMI-FastGRNN's pushes with the steps its instances actually read, and the install command
+when the toolchain is missing."""
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from kiloml.deploy.stream_cost import stream_instructions
 from kiloml.deploy.targets import TARGETS
 from kiloml.models import build_model
 from kiloml.nn.classifier import ModelConfig
+from kiloml.nn.emi import EMIConfig
 from kiloml.nn.sharnn import ShaRNNConfig
 
 STEPS, FEATURES, BRICK = 12, 3, 4
@@ -54,3 +56,29 @@ def test_a_missing_toolchain_is_skipped_with_its_install_command(monkeypatch):
     assert cost["skipped"].startswith("cortex-m4 toolchain missing (arm-none-eabi-gcc")
     assert cost["skipped"].endswith("apt-get install -y gcc-arm-none-eabi "
                                     "libnewlib-arm-none-eabi qemu-system-arm")
+
+
+def test_an_emi_stream_counts_the_steps_its_instances_read():
+    """Early exit is counted as executed: the same model and stream cost fewer instructions
+    with a threshold its instances reach than with one (1.0) they never reach."""
+    if TARGETS["cortex-m4"].missing():
+        pytest.skip("cortex-m4 toolchain not installed")
+    rng = np.random.default_rng(0)
+    calib = rng.normal(size=(32, 14, FEATURES))
+    frames = 2 * rng.normal(size=(120, FEATURES))
+    costs = {}
+    for threshold in (0.6, 1.0):
+        torch.manual_seed(0)
+        model = build_model(EMIConfig(kind="emi-fastgrnn", input_size=FEATURES, num_classes=3,
+                                      hidden_size=6, instance_width=6, instance_stride=4,
+                                      exit_threshold=threshold))
+        with torch.no_grad():
+            model.head.weight.mul_(6.0)
+        cost = stream_instructions([("model", model.eval(), 1.0)], calib, frames, 14, 4, 50.0)
+        costs[threshold] = part = cost["parts"]["model"]
+        assert "kiloml_stream_push on the first 120 frames" in part["how"]
+        assert part["per_second"] == pytest.approx(part["per_decision"] * 50.0 / 4)
+        assert part["frames_counted"] == 120
+    assert costs[1.0]["steps_per_instance"] == 6
+    assert costs[0.6]["steps_per_instance"] < 6
+    assert costs[0.6]["per_second"] < costs[1.0]["per_second"]

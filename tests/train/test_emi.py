@@ -115,13 +115,12 @@ def test_kiloml_train_emi_fastgrnn(tmp_path, capsys):
     assert main(["eval", str(run)]) == 0
     assert (f"test bag accuracy {100 * metrics['test_accuracy']:.2f}%"
             in capsys.readouterr().out)
-    assert main(["export", str(run), "--out", str(tmp_path / "export")]) == 1
-    assert "no integer lowering" in error_line(capsys)
-    assert main(["demo", "--dataset", str(data), "--model", "emi-fastgrnn",
-                 "--out", str(tmp_path / "demo")]) == 1
-    assert error_line(capsys) == ("error: emi-fastgrnn has no integer export yet; train it "
-                                  "with kiloml train")
-    assert not (tmp_path / "demo").exists()
+    assert main(["export", str(run), "--out", str(tmp_path / "export")]) == 0
+    assert "exported emi-fastgrnn" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "export"), "--targets", "host"]) == 0
+    report = json.loads((tmp_path / "export" / "verify.json").read_text())
+    assert report["targets"]["host"]["exact_match"] == 1.0
+    assert report["targets"]["host"]["stream_exact_match"] == 1.0
 
 
 @pytest.mark.parametrize("flag", [["--readout", "mean"], ["--frame-stack", "2"]])

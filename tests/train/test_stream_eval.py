@@ -1,6 +1,9 @@
 """Streaming evaluation: the matching rule on a hand-computed stream (accuracy, latency, false
-alarms), the windows a model decides on, the cascade's upper-tier calls, how clip streams are
-built, and one-line errors for NaN, a stream shorter than a brick and non-sequence models."""
+alarms), the windows a model decides on, the cascade's upper-tier calls, EMI-FastGRNN's
+instances with early exit and their longest run, how clip streams are built, and one-line
+errors for NaN, a stream shorter than a brick, a wrong hop and non-sequence models."""
+
+import itertools
 
 import numpy as np
 import pytest
@@ -13,9 +16,14 @@ from kiloml.errors import KilomlError
 from kiloml.models import build_model
 from kiloml.nn.cascade import CascadeConfig
 from kiloml.nn.classifier import ModelConfig
+from kiloml.nn.emi import EMIConfig
 from kiloml.nn.protonn import ProtoNNConfig
 from kiloml.nn.sharnn import ShaRNNConfig
-from kiloml.train.stream_decisions import evaluate_stream, stream_decisions
+from kiloml.train.stream_decisions import (
+    emi_stream_decisions,
+    evaluate_stream,
+    stream_decisions,
+)
 from kiloml.train.stream_metrics import decision_frames, majority_labels, stream_metrics
 from tests.cli.cli_helpers import error_line
 from tests.conftest import synthetic_splits
@@ -146,3 +154,77 @@ def test_eval_stream_of_a_run(tmp_path, capsys):
     assert f"of {events} detected" in printed and "per hour" in printed
     assert main(["eval", str(out), "--hop", "4"]) == 1
     assert "--hop apply to --stream only" in error_line(capsys)
+
+
+def _emi(threshold: float):
+    torch.manual_seed(0)
+    model = build_model(EMIConfig(kind="emi-fastgrnn", input_size=3, num_classes=3,
+                                  hidden_size=6, instance_width=6, instance_stride=4,
+                                  exit_threshold=threshold))
+    with torch.no_grad():
+        model.head.weight.mul_(6.0)
+    return model.eval()
+
+
+def test_emi_decides_per_instance_with_early_exit_and_the_longest_run():
+    """Windows of 14 frames: 3 instances of 6 frames every 4; a decision at every instance
+    from the third on, on the last (3 - 1) * 4 + 6 = 14 frames."""
+    model = _emi(0.6)
+    frames = 2 * np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    ends, classes, read = emi_stream_decisions(model, frames, 14)
+    instance_ends = np.arange(5, 50, 4)
+    assert np.array_equal(ends, instance_ends[2:]) and np.array_equal(
+        ends, decision_frames(50, 14, 4))
+    x = np.stack([frames[e - 5:e + 1] for e in instance_ends])
+    with torch.no_grad():
+        logits = model.step_logits(torch.from_numpy(x)).double().numpy()
+    margin = np.log(0.6 / 0.4)
+    for i, steps in enumerate(read):  # each instance stops at its first crossing
+        top2 = np.sort(logits[i], axis=1)[:, -2:]
+        crossed = np.flatnonzero(top2[:, 1] - top2[:, 0] >= margin)
+        assert steps == (crossed[0] + 1 if len(crossed) else 6)
+    assert 1 <= read.mean() < 6  # early exit fires on this model
+    instance = [int(np.argmax(logits[i, s - 1])) for i, s in enumerate(read)]
+    expected = []
+    for j in range(2, len(instance)):
+        last3 = instance[j - 2:j + 1]  # the longest run of a class other than noise (3)
+        runs = [(sum(1 for _ in g), c) for c, g in itertools.groupby(last3)]
+        best = max((n for n, c in runs if c != 3), default=0)
+        expected.append(next((c for n, c in runs if c != 3 and n == best), 3))
+    assert classes.tolist() == expected
+    _, _, full = emi_stream_decisions(_emi(1.0), frames, 14)
+    assert (full == 6).all()  # a threshold of 1 reads every step
+    stream = from_segments([(frames[:25], 0), (frames[25:], 1)], None, 10.0, "r")
+    metrics = evaluate_stream(model, stream, 14, 4)
+    assert (metrics["steps"], metrics["decisions"], metrics["instances"]) == (14, 10, 12)
+    assert metrics["steps_per_instance"] == pytest.approx(read.mean())
+    with pytest.raises(KilomlError, match="--hop must be its instance stride 4, got 3"):
+        evaluate_stream(model, stream, 14, 3)
+
+
+def test_eval_stream_of_an_emi_run(tmp_path, capsys):
+    data = _npz(tmp_path / "c4.npz")
+    out = tmp_path / "emi"
+    assert main(["train", "--dataset", str(data), "--model", "emi-fastgrnn", "--hidden-size",
+                 "8", "--epochs", "3", "--rounds", "1", "--instance-width", "6",
+                 "--instance-stride", "3", "--exit-threshold", "0.6", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--stream", "--target", "none"]) == 0
+    printed = capsys.readouterr().out
+    # windows of 12 frames: 3 instances of 6 every 3, deciding on the last 12 frames
+    assert "one every 3 frames on the last 12;" in printed
+    assert "early exit: " in printed and "steps on average (float model)" in printed
+    assert main(["eval", str(out), "--stream", "--hop", "4", "--target", "none"]) == 1
+    assert "--hop must be its instance stride 3, got 4" in error_line(capsys)
+
+
+def test_an_emi_window_of_noise_is_scored_as_the_streams_noise_class():
+    model = _emi(0.6)
+    with torch.no_grad():  # every instance says noise (class 3)
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 5.0]))
+    frames = np.zeros((30, 3), dtype=np.float32)
+    quiet = evaluate_stream(model, from_segments([(frames, 0)], 0, 10.0, "r"), 14, 4)
+    assert (quiet["accuracy"], quiet["onsets"]) == (1.0, 0)  # noise 3 -> the stream's 0
+    none = evaluate_stream(model, from_segments([(frames, 0)], None, 10.0, "r"), 14, 4)
+    assert (none["accuracy"], none["false_alarms"]) == (0.0, 1)

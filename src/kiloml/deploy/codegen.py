@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kiloml.deploy import early_exit
 from kiloml.deploy.stream import is_streamable, state_bytes, stream_code
 from kiloml.ir.graph import Graph
 from kiloml.ir.plan import ArenaPlan, plan_arena
@@ -77,7 +78,7 @@ class GeneratedModel:
     storage: dict[str, dict]
     stack_bytes: int | None
     ram_bytes: int
-    #: Bytes of ``kiloml_stream_t`` (ShaRNN exports; ``None`` for other models).
+    #: Bytes of ``kiloml_stream_t`` (ShaRNN and EMI-FastGRNN exports; ``None`` for others).
     stream_state_bytes: int | None = None
 
     @property
@@ -175,13 +176,17 @@ def generate_model(graph: Graph, description: str, stack_bytes: int | None = Non
     macs = graph.macs()
     stream_h = stream_c = ""
     stream_bytes = None
-    if is_streamable(graph):
-        stream_h, stream_c = stream_code(
+    streaming = (stream_code, state_bytes) if is_streamable(graph) else (
+        (early_exit.stream_code, early_exit.state_bytes)
+        if early_exit.has_early_exit(graph) else None)
+    if streaming:
+        code, size = streaming
+        stream_h, stream_c = code(
             graph, plan.peak, calls, lambda name: _pointer(graph, plan, name),
             lambda node, name: _buffer(plan, node.name, name, {
                 b.name: b.dtype for b in get_op(node.op).buffers(
                     node, *graph.node_values(node))}[name]))
-        stream_bytes = state_bytes(graph, plan.peak)
+        stream_bytes = size(graph, plan.peak)
     schedule = graph.meta.get("schedule")
     if schedule and schedule.get("kind") != "layers":
         description += f" (schedule: {schedule['kind']}{schedule_text(schedule)})"

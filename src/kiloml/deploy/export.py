@@ -41,6 +41,7 @@ from kiloml.deploy.logmel_tables import tables_flash_bytes, write_logmel_tables
 from kiloml.deploy.targets import TARGETS, Build, matrix_kernels
 from kiloml.errors import KilomlError
 from kiloml.ir import quantize_model
+from kiloml.ir.early_exit import instances
 from kiloml.ir.graph import Graph
 from kiloml.ir.pcm import check_compatible, input_shift, simulate_pcm_batch
 from kiloml.ir.quantize import quantize_input
@@ -230,7 +231,8 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     """Quantize the run's model (Q-formats from ``X_calib`` ``[N, T, F]`` raw features, else
     ``X_test``) to ``bits``-bit weights and write the C sources to ``out_dir``.
 
-    ``X_test``/``y_test`` (``[N, T, F]``, ``[N]``) are stored quantized for ``kiloml verify``.
+    ``X_test``/``y_test`` (``[N, T, F]``, ``[N]``) are stored quantized for ``kiloml verify``
+    (an EMI-FastGRNN's: every window's instances, each with its window's label).
     ``target="arduino"`` also writes ``out_dir/<name>.zip``. Returns the ``export.json`` dict.
 
     For an audio run (``data.sample_rate`` in ``config.json``) the PCM entry point and the
@@ -293,6 +295,16 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     sample_rate = config.get("data", {}).get("sample_rate")
     pcm_tables = make_tables(LogMelConfig(int(sample_rate))) if sample_rate else None
     pcm_skipped = None
+    if "early_exit" in graph.meta:  # EMI-FastGRNN: the graph reads one instance of a window
+        settings = graph.meta["early_exit"]
+        X_calib = instances(X_calib, settings["width"], settings["stride"])
+        if X_test is not None:  # each instance with its window's label
+            X_test = instances(X_test, settings["width"], settings["stride"])
+            y_test = np.repeat(np.asarray(y_test), settings["instances"])
+        if pcm_tables is not None:
+            pcm_tables, pcm_skipped = None, ("an EMI-FastGRNN reads instances, not a clip: no "
+                                             "PCM entry point")
+            pcm_test = pcm_labels = None
     if pcm_tables is not None:
         try:
             check_compatible(graph, pcm_tables)

@@ -7,6 +7,10 @@ and built for the target once; QEMU's instruction-counting plugin counts every c
   ``windows`` windows of frames, every push counted and every decision checked against the
   integer streaming spec. A brick costs one push that reads the brick and decides plus
   ``k - 1`` pushes that only copy a frame; per second: that times ``rate / k``;
+- an **EMI-FastGRNN** runs its streaming C API on the stream's first
+  :data:`EARLY_EXIT_FRAMES` frames, every push counted (instances stop at their exit step,
+  so only the steps actually read are counted) and every decision checked against the integer
+  spec; per second: the mean per push times ``rate``;
 - any other model (a sliding-window FastGRNN, a tier of a cascade) runs ``kiloml_predict`` on
   ``windows`` windows of the stream, each output checked against the simulator; per second:
   the mean per window times the decisions per second (``rate / hop``) times the share of
@@ -20,6 +24,7 @@ import numpy as np
 from torch import nn
 
 from kiloml.deploy.codegen import c_sources, generate_model
+from kiloml.deploy.early_exit import has_early_exit
 from kiloml.deploy.export import write_sources
 from kiloml.deploy.stream import is_streamable, stream_sizes
 from kiloml.deploy.stream_verify import run_stream, simulate_stream
@@ -27,6 +32,10 @@ from kiloml.deploy.targets import TARGETS, Build
 from kiloml.deploy.verify import run_model
 from kiloml.errors import KilomlError
 from kiloml.ir import quantize_input, quantize_model, simulate
+from kiloml.ir.early_exit import EMIStream, early_exit_settings
+
+#: Frames of the stream an EMI-FastGRNN's pushes are counted on (early exit depends on them).
+EARLY_EXIT_FRAMES = 6000
 
 
 def missing_toolchain(target: str) -> str | None:
@@ -39,7 +48,7 @@ def missing_toolchain(target: str) -> str | None:
 
 def part_instructions(module: nn.Module, calib: np.ndarray, frames: np.ndarray, steps: int,
                       hop: int, rate: float, bits: int, target: str, work: Path,
-                      windows: int = 4) -> dict:
+                      windows: int = 4, early_exit_frames: int = EARLY_EXIT_FRAMES) -> dict:
     """Instructions of one part on ``target`` (see the module docstring): ``per_decision``
     (a deciding push plus ``k - 1`` others for a ShaRNN, else one window) and
     ``per_second`` at one decision every ``hop`` frames of a stream of ``rate`` frames per
@@ -67,6 +76,8 @@ def part_instructions(module: nn.Module, calib: np.ndarray, frames: np.ndarray, 
                f"{counts[~reading].mean():,.0f} per other push")
         return {"per_decision": float(per_decision), "per_second": per_decision * rate / brick,
                 "how": how}
+    if has_early_exit(graph):
+        return _early_exit_instructions(graph, build, frames, rate, target, early_exit_frames)
     starts = np.arange(windows) * hop
     x = np.stack([frames[s:s + steps] for s in starts if s + steps <= len(frames)])
     inputs = quantize_input(graph, x)
@@ -76,6 +87,34 @@ def part_instructions(module: nn.Module, calib: np.ndarray, frames: np.ndarray, 
     counts = _counts(run, target)
     return {"per_decision": float(counts.mean()), "per_second": counts.mean() * rate / hop,
             "how": f"kiloml_predict on {len(counts)} windows: {counts.mean():,.0f} per window"}
+
+
+def _early_exit_instructions(graph, build: Build, frames: np.ndarray, rate: float, target: str,
+                             count: int) -> dict:
+    """An EMI-FastGRNN's pushes on the stream's first ``count`` frames (see the module
+    docstring), checked against :class:`kiloml.ir.early_exit.EMIStream`."""
+    stream = quantize_input(graph, frames[None, :count])[0]
+    width = graph.values[graph.output].count
+    decisions, run = run_stream(build, [stream], width, count_instructions=True)
+    spec, expected = EMIStream(graph), []
+    for t, frame in enumerate(stream):
+        out = spec.push(frame)
+        if out is not None:
+            expected.append((0, t, int(out[0]), tuple(int(v) for v in out[1])))
+    if decisions != expected:
+        raise KilomlError(f"{target}: the C stream differs from the integer spec")
+    counts = _counts(run, target)
+    s = early_exit_settings(graph)
+    reading = np.zeros(len(counts), dtype=bool)
+    reading[s["width"] - 1::s["stride"]] = True
+    steps = np.asarray(spec.steps, dtype=np.float64)
+    how = (f"kiloml_stream_push on the first {len(counts):,} frames "
+           f"({len(counts) / rate:.0f} s), {len(steps)} instances reading {steps.mean():.1f} "
+           f"of {s['width']} steps: {counts[reading].mean():,.0f} per reading push, "
+           f"{counts[~reading].mean():,.0f} per other push")
+    return {"per_decision": float(counts.mean() * s["stride"]),
+            "per_second": float(counts.mean() * rate), "how": how,
+            "steps_per_instance": float(steps.mean()), "frames_counted": len(counts)}
 
 
 def stream_instructions(parts: list[tuple[str, nn.Module, float]], calib: np.ndarray,

@@ -1,5 +1,6 @@
-"""Run the streaming C API of a ShaRNN export (``harness/stream_main.c``) on whole streams and
-give what it decided, in the form :func:`simulate_stream` gives the integer spec's decisions.
+"""Run the streaming C API of a ShaRNN or EMI-FastGRNN export (``harness/stream_main.c``) on
+whole streams and give what it decided, in the form :func:`simulate_stream` gives the integer
+spec's decisions.
 
 A decision is ``(stream, frame, class, logits)``: the push of ``frame`` (0-based) in
 ``stream`` returned ``class`` and wrote ``logits``; pushes that returned ``KILOML_STREAM_NONE``
@@ -9,24 +10,35 @@ give none.
 import numpy as np
 
 from kiloml.deploy.codegen import library_dir
+from kiloml.deploy.early_exit import has_early_exit
 from kiloml.deploy.targets import Build, RunOutput, run_records
 from kiloml.errors import KilomlError
+from kiloml.ir.early_exit import EMIStream
 from kiloml.ir.graph import Graph
 from kiloml.ir.stream import ShaRNNStream
 
 Decision = tuple[int, int, int, tuple[int, ...]]
 
 
+def stream_spec(graph: Graph) -> ShaRNNStream | EMIStream:
+    """The integer streaming spec of ``graph``: a fresh :class:`EMIStream` for an
+    EMI-FastGRNN graph, else a :class:`ShaRNNStream`."""
+    return EMIStream(graph) if has_early_exit(graph) else ShaRNNStream(graph)
+
+
 def simulate_stream(graph: Graph, streams: list[np.ndarray]) -> list[Decision]:
-    """The decisions of :class:`ShaRNNStream` on every stream (int16 ``[L, F]`` each, a fresh
-    stream state per stream); the class is the first arg-max, as ``kl_argmax`` picks it."""
+    """The decisions of the graph's streaming spec (:func:`stream_spec`) on every stream
+    (int16 ``[L, F]`` each, a fresh stream state per stream); a ShaRNN's class is the first
+    arg-max, as ``kl_argmax`` picks it, an EMI-FastGRNN's the window's class."""
     decisions = []
     for s, frames in enumerate(streams):
-        stream = ShaRNNStream(graph)
+        stream = stream_spec(graph)
         for t, frame in enumerate(frames):
-            logits = stream.push(frame)
-            if logits is not None:
-                decisions.append((s, t, int(np.argmax(logits)), tuple(int(v) for v in logits)))
+            out = stream.push(frame)
+            if out is None:
+                continue
+            cls, logits = out if isinstance(stream, EMIStream) else (int(np.argmax(out)), out)
+            decisions.append((s, t, int(cls), tuple(int(v) for v in logits)))
     return decisions
 
 

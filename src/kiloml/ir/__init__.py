@@ -9,6 +9,7 @@ import numpy as np
 from torch import nn
 
 from kiloml.ir.calibrate import calibrate, run_float
+from kiloml.ir.early_exit import instances
 from kiloml.ir.graph import Graph
 from kiloml.ir.lower import lower_model
 from kiloml.ir.quantize import dequantize_output, image_input, quantize_graph, quantize_input
@@ -25,7 +26,8 @@ def _merge(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
 
 
 def quantize_model(model: nn.Module, X_calib: np.ndarray, bits: int = 16) -> Graph:
-    """The integer graph of a trained model, calibrated on raw ``X_calib`` ``[N, T, F]``."""
+    """The integer graph of a trained model, calibrated on raw ``X_calib`` ``[N, T, F]`` (an
+    EMI-FastGRNN: on the instances of those windows; its graph reads one instance)."""
     X_calib = np.asarray(X_calib, dtype=np.float64)
     graph = lower_model(model, X_calib.shape[1])
     if graph.meta.get("image_rows"):  # images: in batches (every value of a batch is kept)
@@ -34,6 +36,9 @@ def quantize_model(model: nn.Module, X_calib: np.ndarray, bits: int = 16) -> Gra
             ranges = _merge(ranges, calibrate(graph, image_input(
                 graph, X_calib[start:start + IMAGE_CALIBRATION_BATCH])))
         return quantize_graph(graph, ranges, bits)
+    if "early_exit" in graph.meta:  # EMI-FastGRNN: calibrated on the windows' instances
+        settings = graph.meta["early_exit"]
+        X_calib = instances(X_calib, settings["width"], settings["stride"])
     ranges = calibrate(graph, stack_frames(X_calib, graph.meta.get("frame_stack", 1)))
     return quantize_graph(graph, ranges, bits)
 

@@ -18,6 +18,7 @@ from kiloml.ir.graph import Graph
 from kiloml.nn.bonsai import Bonsai
 from kiloml.nn.classifier import SequenceClassifier, torch_rnn_gates
 from kiloml.nn.dscnn import DSCNN, ConvBNReLU1d, DepthwiseSeparableBlock
+from kiloml.nn.emi import EMIFastGRNN
 from kiloml.nn.fastrnn import FastGRNN, FastRNN
 from kiloml.nn.mobilenetv2 import ConvBN, InvertedResidual, MobileNetV2
 from kiloml.nn.protonn import ProtoNN
@@ -526,6 +527,22 @@ def lower_protonn(model: ProtoNN, path: str, graph: Graph, inputs: list[str]) ->
     return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
 
 
+@lowering(EMIFastGRNN)
+def lower_emi_fastgrnn(model: EMIFastGRNN, path: str, graph: Graph, inputs: list[str]
+                       ) -> list[str]:
+    """One instance read to its last step: the FastGRNN (normalisation fused, last state),
+    the head (logits of the data's classes and noise, the graph's output) and the arg-max
+    ``kiloml_predict`` returns. The streaming form with early exit reads the same nodes step
+    by step (:mod:`kiloml.ir.early_exit`)."""
+    check_normalization(array(model.input_std))
+    prefix = f"{path}." if path else ""
+    states = lower(model.rnn, f"{prefix}rnn", graph, inputs, readout="last",
+                   normalization=(array(model.input_mean), array(model.input_std)))
+    lower(model.head, f"{prefix}head", graph, states, output="logits")
+    graph.set_output("logits")
+    return graph.add_node(Node("argmax", "argmax", ["logits"], ["class"], {}, {}, "argmax"))
+
+
 def check_normalization(std: np.ndarray) -> None:
     """A one-line error unless every feature's standard deviation is positive and finite."""
     if not np.all(np.isfinite(std) & (std > 0)):
@@ -533,12 +550,23 @@ def check_normalization(std: np.ndarray) -> None:
                           "normalisation on the training split")
 
 
+def early_exit_meta(config, steps: int) -> dict:
+    """An EMI-FastGRNN's streaming settings for windows (bags) of ``steps`` frames: instance
+    ``width`` and ``stride``, ``instances`` per window, exit ``threshold``, ``noise`` class."""
+    width, stride = config.instance_width, config.instance_stride
+    if width > steps:
+        raise KilomlError(f"instance width {width} is longer than the {steps}-step windows")
+    return {"width": width, "stride": stride, "instances": 1 + (steps - width) // stride,
+            "threshold": config.exit_threshold, "noise": config.noise_class}
+
+
 def lower_model(model: nn.Module, steps: int) -> Graph:
     """The float graph of a trained classifier for sequences of ``steps`` raw frames.
 
     The graph's input is ``[steps / k, k * features]`` for frame stacking ``k`` (the same
     memory as the raw ``[steps, features]``); ``graph.meta`` records the kind, ``k`` and the
-    raw shape."""
+    raw shape. An EMI-FastGRNN's input is one instance ``[width, features]`` and
+    ``meta["early_exit"]`` its streaming settings (:func:`early_exit_meta`)."""
     config = model.config
     if hasattr(config, "image_shape"):
         return lower_image_family(model)
@@ -549,6 +577,10 @@ def lower_model(model: nn.Module, steps: int) -> Graph:
     graph = Graph(meta={"kind": config.kind, "frame_stack": k,
                         "raw_input_shape": [steps, config.input_size],
                         "num_classes": config.num_classes})
+    if config.kind == "emi-fastgrnn":  # the graph reads one instance of a window of steps
+        graph.meta["early_exit"] = early_exit_meta(config, steps)
+        steps = config.instance_width
+        graph.meta["raw_input_shape"] = [steps, config.input_size]
     graph.add_input("x", (steps // k, k * config.input_size))
     lower(model, "", graph, ["x"])
     return graph

@@ -58,7 +58,7 @@ register(Family("sharnn", "ShaRNN (Dennis et al. 2019): a shared lower RNN over 
                 build_sharnn))
 register(Family("emi-fastgrnn", "EMI-FastGRNN (Dwivedi, Kusupati et al. 2018): instances of "
                                 "each sequence relabelled in rounds, early exit", EMIConfig,
-                build_emi_fastgrnn, deploys=False))
+                build_emi_fastgrnn))
 register(Family("cascade", "MSC-RNN-style cascade (Saha, Kusupati et al. 2019): a small "
                            "FastGRNN tells nothing from something, a larger one classifies only "
                            "where it fires", CascadeConfig, build_cascade, deploys=False))

@@ -9,8 +9,10 @@ step; class ``C`` is the noise class); ``forward(x) -> [B, C+1]``, the last step
 relabelling rounds and early-exit inference are in :mod:`kiloml.train.emi`.
 """
 
+import math
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -118,6 +120,38 @@ class EMIFastGRNN(nn.Module):
         per_step = self.config.input_size + 3 * self.config.hidden_size + sum(
             int(torch.count_nonzero(getattr(cell, n))) for n in names["W"] + names["U"])
         return steps * per_step + int(torch.count_nonzero(self.head.weight))
+
+
+def exit_steps(step_logits, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(class [M], steps read [M])`` of instances from their logits after every step
+    ``[M, W, C]`` (float or integer): the first step whose top logit leads the runner-up by at
+    least ``margin`` decides (its first arg-max), else the last step. With
+    ``margin = ln(p / (1 - p))`` this is the top class's probability against the runner-up
+    alone, ``p_top / (p_top + p_second) >= p``: for two classes the softmax test
+    ``p_top >= p``, for more a test that is reached no later than it."""
+    logits = np.asarray(step_logits)
+    top2 = np.sort(logits, axis=2)[..., -2:]
+    reached = (top2[..., 1] - top2[..., 0]) >= margin
+    reached[:, -1] = True
+    stop = reached.argmax(axis=1)
+    return logits[np.arange(len(stop)), stop].argmax(axis=1), stop + 1
+
+
+def float_margin(threshold: float) -> float:
+    """The logit margin ``ln(p / (1 - p))`` of the exit threshold ``p`` (infinite at 1)."""
+    return math.inf if threshold >= 1.0 else math.log(threshold / (1.0 - threshold))
+
+
+def longest_run(classes, noise: int) -> int:
+    """A bag's class from its instances' classes ``[I]``: the non-noise class with the longest
+    run of consecutive instances predicting it (on ties the run that ends first); ``noise``
+    when every instance predicts noise."""
+    out, best, run = noise, 0, 0
+    for i, cls in enumerate(classes):
+        run = run + 1 if i and cls == classes[i - 1] else 1
+        if cls != noise and run > best:
+            best, out = run, int(cls)
+    return out
 
 
 def build_emi_fastgrnn(config: EMIConfig) -> EMIFastGRNN:

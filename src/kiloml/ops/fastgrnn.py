@@ -183,6 +183,21 @@ class FastRNNOp(Op):
         x = np.asarray(inputs[0], dtype=np.int64)
         xn = normalize_spec(x, q["input_mean"].values, q["input_inv_std"].values,
                             k["shift_normalize"])
+        h = np.zeros((x.shape[0], q["bias_update"].values.shape[0]), dtype=np.int64)
+        total = np.zeros_like(h)
+        for step in range(x.shape[1]):
+            h = self.step(node, xn[:, step], h)
+            total = total + h
+        if a["readout"] == "mean":
+            return [saturate(shift_round(saturate(total, 32) * np.int64(k["inv_steps"]),
+                                         INV_STEPS_FRAC_BITS), 16)]
+        return [h]
+
+    def step(self, node, xn, h):
+        """Item 2 of the spec once: the state ``[N, H]`` after the normalised frames ``xn``
+        ``[N, F]`` from the state ``h`` ``[N, H]`` (int64); what ``kl_fastgrnn_step_s16``
+        computes after normalising its frame."""
+        a, q, k = node.attrs, node.q, node.consts
 
         def project(first: str, vector: np.ndarray) -> np.ndarray:
             if first in q:
@@ -190,33 +205,28 @@ class FastRNNOp(Op):
             low = saturate(matvec(vector, q[f"{first}1"].values, k[f"shift_{first}1"]), 16)
             return matvec(low, q[f"{first}2"].values, k[f"shift_{first}2"])
 
-        hidden = q["bias_update"].values.shape[0]
-        h = np.zeros((x.shape[0], hidden), dtype=np.int64)
-        total = np.zeros_like(h)
-        bias_update = shift_round(q["bias_update"].values, k["shift_bias_update"])
-        fastgrnn = a["cell"] == "fastgrnn"
         preact_format = k["format_preactivation"]
-        if fastgrnn:
-            bias_gate = shift_round(q["bias_gate"].values, k["shift_bias_gate"])
-            one = np.int64(1 << k["format_gate_out"])
         coef_a, coef_b = q["coef_a"].values[0], q["coef_b"].values[0]
         h_scale = np.int64(1 << -k["shift_state_align"])
         c_scale = np.int64(1 << -k["shift_update_align"])
-        for step in range(x.shape[1]):
-            pre = saturate(project("W", xn[:, step]) + project("U", h), 32)
-            c = apply_integer(a["update"], saturate(pre + bias_update, 16), preact_format)
-            if fastgrnn:
-                z = apply_integer(a["gate"], saturate(pre + bias_gate, 16), preact_format)
-                coef = shift_round(coef_a * (one - z) + coef_b * one, 15)
-                acc = z * h * h_scale + coef * c * c_scale
-            else:
-                acc = coef_b * h * h_scale + coef_a * c * c_scale
-            h = saturate(shift_round(acc, k["shift_state_update"]), 16)
-            total = total + h
-        if a["readout"] == "mean":
-            return [saturate(shift_round(saturate(total, 32) * np.int64(k["inv_steps"]),
-                                         INV_STEPS_FRAC_BITS), 16)]
-        return [h]
+        pre = saturate(project("W", xn) + project("U", h), 32)
+        bias_update = shift_round(q["bias_update"].values, k["shift_bias_update"])
+        c = apply_integer(a["update"], saturate(pre + bias_update, 16), preact_format)
+        if a["cell"] == "fastgrnn":
+            bias_gate = shift_round(q["bias_gate"].values, k["shift_bias_gate"])
+            one = np.int64(1 << k["format_gate_out"])
+            z = apply_integer(a["gate"], saturate(pre + bias_gate, 16), preact_format)
+            coef = shift_round(coef_a * (one - z) + coef_b * one, 15)
+            acc = z * h * h_scale + coef * c * c_scale
+        else:
+            acc = coef_b * h * h_scale + coef_a * c * c_scale
+        return saturate(shift_round(acc, k["shift_state_update"]), 16)
+
+    def normalize(self, node, x):
+        """Item 1 of the spec: int16 frames ``x`` ``[..., F]`` normalised (int64)."""
+        q = node.q
+        return normalize_spec(np.asarray(x, dtype=np.int64), q["input_mean"].values,
+                              q["input_inv_std"].values, node.consts["shift_normalize"])
 
     # -- accounting --------------------------------------------------------------------------
     def buffers(self, node, inputs, outputs):
@@ -260,15 +270,24 @@ class FastRNNOp(Op):
         parts, references = emit_cell_arrays(node, c)
         parts.append(cell_params(node, c.symbol("params"), steps, features,
                                  outputs[0].shape[0], references, node.consts["inv_steps"]))
+        call = self.call(node, inputs, outputs, c, "kl_fastgrnn_s16",
+                         c.pointer(node.inputs[0]))
+        return Emitted("\n".join(parts), call)
+
+
+    def call(self, node, inputs, outputs, c: EmitContext, function: str, x: str) -> str:
+        """The C call of ``function`` (``kl_fastgrnn_s16``, or ``kl_fastgrnn_step_s16``: one
+        step from the state in the node's output) with the arguments ``x`` between the params
+        and the buffers (the frames; for a step, the plan and the frame), its buffers in the
+        arena."""
         buffers = {b.name: c.buffer(b.name) for b in self.buffers(node, inputs, outputs)}
-        call = (f"    {{\n        kl_fastgrnn_buffers_t buffers;\n"
+        return (f"    {{\n        kl_fastgrnn_buffers_t buffers;\n"
                 f"        buffers.xn = {buffers['xn']};\n"
                 f"        buffers.low_rank = {buffers.get('low_rank', '0')};\n"
                 f"        buffers.preact = {buffers['preact']};\n"
                 f"        buffers.sum = {buffers.get('sum', '0')};\n"
-                f"        kl_fastgrnn_s16(&{c.symbol('params')}, {c.pointer(node.inputs[0])}, "
-                f"&buffers, {c.pointer(node.outputs[0])});\n    }}\n")
-        return Emitted("\n".join(parts), call)
+                f"        {function}(&{c.symbol('params')}, {x}, &buffers, "
+                f"{c.pointer(node.outputs[0])});\n    }}\n")
 
 
 def emit_cell_arrays(node: Node, c: EmitContext) -> tuple[list[str], dict[str, str]]:

@@ -20,7 +20,7 @@ import torch
 
 from kiloml.data.bags import make_bags
 from kiloml.data.splits import DatasetSplits, Split
-from kiloml.nn.emi import EMIConfig, EMIFastGRNN
+from kiloml.nn.emi import EMIConfig, EMIFastGRNN, longest_run
 from kiloml.train.fit import FitOutcome, fit, new_model
 from kiloml.train.trainer import TrainConfig
 
@@ -57,14 +57,7 @@ def bag_predictions(instance_classes: np.ndarray, noise: int) -> np.ndarray:
     """Bag classes ``[N]`` from instance classes ``[N, I]``: the non-noise class with the
     longest run of consecutive instances predicting it (on ties the one whose run ends
     first); ``noise`` when every instance predicts noise."""
-    out = np.full(len(instance_classes), noise, dtype=np.int64)
-    for b, row in enumerate(instance_classes):
-        best, run = 0, 0
-        for i, cls in enumerate(row):
-            run = run + 1 if i and cls == row[i - 1] else 1
-            if cls != noise and run > best:
-                best, out[b] = run, cls
-    return out
+    return np.array([longest_run(row, noise) for row in instance_classes], dtype=np.int64)
 
 
 def step_probabilities(model: EMIFastGRNN, instances: np.ndarray, batch: int = 1024

@@ -64,13 +64,6 @@
 #define KL_P_PTR(field) (field)
 #endif
 
-/* shift_round(v, shift) as (v * mul + add) >> rshift for |v| <= 2^15, -14 <= shift <= 30. */
-typedef struct {
-    int32_t mul;
-    int32_t add;
-    kl_plan_shift_t rshift;
-} kl_affine_t;
-
 /* out = first x (or second sat16(first x)), stored or accumulated into int32 out. On AVR the
  * matrices are in program memory and are copied to RAM one at a time. */
 static KL_OWN_FRAME void kl_project(const kl_matrix_t *first, const kl_matrix_t *second,
@@ -127,18 +120,6 @@ static KL_OWN_FRAME void kl_update_state_reference(const kl_fastgrnn_params_t *m
         h[j] = kl_sat16(kl_shift_round_s64(sum, m->state_shift));
     }
 }
-
-/* Constants of the fast state update, computed once per inference. */
-typedef struct {
-    kl_activation_plan_t gate;
-    kl_activation_plan_t update;
-    kl_affine_t bias_gate;
-    kl_affine_t bias_update;
-    int32_t coef_total; /* FastGRNN: coef = (coef_total - coef_a z) >> 15 */
-    int32_t h_scale;    /* 2^(state_align + 32 - state_shift) */
-    int32_t c_scale;    /* 2^(update_align + 32 - state_shift) */
-    int sigmoid_gate;   /* kl_update_sigmoid_gate applies */
-} kl_update_plan_t;
 
 /* shift_round(v, shift) of an int8/int16 vector element as (v * mul + add) >> rshift. */
 static int kl_affine_prepare(kl_affine_t *a, int shift)
@@ -478,6 +459,25 @@ static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, cons
     }
 }
 
+/* One step from the state h: normalise the frame x, project, update h in place. */
+KL_ALWAYS_INLINE void kl_fastgrnn_advance(const kl_fastgrnn_params_t *m,
+                                          const kl_normalize_params_t *norm,
+                                          const kl_update_plan_t *plan, int fast,
+                                          const int16_t *x, const kl_fastgrnn_buffers_t *buffers,
+                                          int16_t *h)
+{
+    kl_normalize_frame_s16(norm, x, buffers->xn);
+    kl_project(KL_P_PTR(m->w_first), KL_P_PTR(m->w_second), buffers->xn, buffers->low_rank,
+               0, buffers->preact);
+    kl_project(KL_P_PTR(m->u_first), KL_P_PTR(m->u_second), h, buffers->low_rank, 1,
+               buffers->preact);
+    if (fast) {
+        kl_update_state_fast(m, plan, buffers->preact, h);
+    } else {
+        kl_update_state_reference(m, buffers->preact, h);
+    }
+}
+
 void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
                      const kl_fastgrnn_buffers_t *buffers, int16_t *h)
 {
@@ -501,16 +501,7 @@ void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
         }
     }
     for (t = 0; t < KL_P_U16(m->steps); t++) {
-        kl_normalize_frame_s16(KL_NORM, x + (uint32_t)t * features, buffers->xn);
-        kl_project(KL_P_PTR(m->w_first), KL_P_PTR(m->w_second), buffers->xn, buffers->low_rank,
-                   0, buffers->preact);
-        kl_project(KL_P_PTR(m->u_first), KL_P_PTR(m->u_second), h, buffers->low_rank, 1,
-                   buffers->preact);
-        if (fast) {
-            kl_update_state_fast(m, &plan, buffers->preact, h);
-        } else {
-            kl_update_state_reference(m, buffers->preact, h);
-        }
+        kl_fastgrnn_advance(m, KL_NORM, &plan, fast, x + (uint32_t)t * features, buffers, h);
         if (KL_P_U8(m->readout) == KL_READOUT_MEAN) {
             for (j = 0; j < KL_P_U16(m->hidden_size); j++) {
                 buffers->sum[j] += h[j];
@@ -523,4 +514,21 @@ void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
                                                KL_INV_STEPS_FRAC_BITS));
         }
     }
+}
+
+int kl_fastgrnn_prepare(const kl_fastgrnn_params_t *m, kl_update_plan_t *plan)
+{
+    return KL_FAST && kl_plan_update(m, plan);
+}
+
+void kl_fastgrnn_step_s16(const kl_fastgrnn_params_t *m, const kl_update_plan_t *plan,
+                          const int16_t *x, const kl_fastgrnn_buffers_t *buffers, int16_t *h)
+{
+#if KL_DESCRIPTORS_IN_FLASH
+    kl_normalize_params_t norm;
+    kl_flash_copy(&norm, &m->norm, sizeof norm);
+    kl_fastgrnn_advance(m, &norm, plan, plan != 0, x, buffers, h);
+#else
+    kl_fastgrnn_advance(m, &m->norm, plan, plan != 0, x, buffers, h);
+#endif
 }

@@ -28,6 +28,8 @@
 
 #include <stdint.h>
 
+#include "kl_activation.h"
+#include "kl_fixed.h"
 #include "kl_matvec.h"
 #include "kl_normalize.h"
 
@@ -64,9 +66,40 @@ typedef struct {
     int32_t *sum;
 } kl_fastgrnn_buffers_t;
 
+/* shift_round(v, shift) as (v * mul + add) >> rshift for |v| <= 2^15, -14 <= shift <= 30. */
+typedef struct {
+    int32_t mul;
+    int32_t add;
+    kl_plan_shift_t rshift;
+} kl_affine_t;
+
+/* Constants of the fast state update, computed once per inference or
+ * sequence (kl_fastgrnn_prepare). */
+typedef struct {
+    kl_activation_plan_t gate;
+    kl_activation_plan_t update;
+    kl_affine_t bias_gate;
+    kl_affine_t bias_update;
+    int32_t coef_total; /* FastGRNN: coef = (coef_total - coef_a z) >> 15 */
+    int32_t h_scale;    /* 2^(state_align + 32 - state_shift) */
+    int32_t c_scale;    /* 2^(update_align + 32 - state_shift) */
+    int sigmoid_gate;   /* kl_update_sigmoid_gate applies */
+} kl_update_plan_t;
+
 /* h[0 .. hidden_size-1] = the readout for x [steps][features]. Every buffer is fully written
  * before it is read. */
 void kl_fastgrnn_s16(const kl_fastgrnn_params_t *p, const int16_t *x,
                      const kl_fastgrnn_buffers_t *buffers, int16_t *h);
+
+/* Stepping through a sequence one frame at a time (EMI-FastGRNN's early exit reads an
+ * instance step by step): kl_fastgrnn_prepare fills plan once for the sequence and returns
+ * whether the fast update applies (always 0 under KL_REFERENCE); kl_fastgrnn_step_s16 then
+ * turns the caller's state h[0 .. hidden_size-1] into the state after the frame x [features],
+ * normalised as above, with the fast update when plan is not NULL (pass &plan only when
+ * kl_fastgrnn_prepare returned 1), else the reference one. steps and readout are not read;
+ * zero h to start a sequence. */
+int kl_fastgrnn_prepare(const kl_fastgrnn_params_t *m, kl_update_plan_t *plan);
+void kl_fastgrnn_step_s16(const kl_fastgrnn_params_t *m, const kl_update_plan_t *plan,
+                          const int16_t *x, const kl_fastgrnn_buffers_t *buffers, int16_t *h);
 
 #endif /* KL_FASTGRNN_H */
