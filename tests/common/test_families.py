@@ -46,10 +46,17 @@ SETTINGS = {
 BRANCH_FLIPS = {"bonsai": 0.05}
 
 
+#: Deploying families whose graph is not the whole window's forward, checked by their own
+#: tests: EMI-FastGRNN's graph reads one instance and its head has a noise class
+#: (tests/deploy/test_early_exit_c.py: C == streaming spec at int8/int16 on host/M4/M3/AVR).
+CHECKED_ELSEWHERE = {"emi-fastgrnn"}
+
+
 def test_every_registered_family_is_checked():
-    """Every family that deploys (EMI-FastGRNN and the cascade do not yet:
-    tests/train/test_emi.py, tests/train/test_cascade.py)."""
-    assert {name for name, family in FAMILIES.items() if family.deploys} <= set(SETTINGS)
+    """Every family that deploys (the cascade does not yet: tests/train/test_cascade.py)."""
+    deploying = {name for name, family in FAMILIES.items() if family.deploys}
+    assert deploying - CHECKED_ELSEWHERE <= set(SETTINGS)
+    assert CHECKED_ELSEWHERE <= deploying
 
 
 def _shape(name: str) -> tuple[int, int]:
