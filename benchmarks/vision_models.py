@@ -1,10 +1,11 @@
 """MobileNetV2 against RNNPool-MobileNetV2 on the 96×96 person-detection stand-in: accuracy,
 parameters, MACs and peak activation RAM.
 
-    OMP_NUM_THREADS=2 KILOML_DATA=../shared/data python benchmarks/vision_models.py \\
+    OMP_NUM_THREADS=1 KILOML_DATA=../shared/data python benchmarks/vision_models.py \\
         --width-mult 0.35 --epochs 4 --train-images 3000 --val-images 1000 --test-images 4000 \\
-        --threads 2 --seeds 0 1 2
+        --threads 1 --seeds 0 1 2
     python benchmarks/vision_models.py --report   # the table over every seed saved
+    python benchmarks/vision_models.py --thread-ratio  # a training step, 2 threads against 1
     KILOML_DATA=../shared/data python benchmarks/vision_models.py --quick  # smoke run
 
 Both models train with kiloml's Trainer as ``kiloml train --model mobilenetv2|rnnpool-mobilenetv2``
@@ -28,6 +29,8 @@ seeds can be added by later runs and a rerun skips the models a seed file alread
 ``OUT/vision_models.md`` gets mean ± sample standard deviation over every seed file in OUT, with
 the seeds of each row, then each seed's rows. ``--report`` only rewrites that table.
 ``--shapes-only`` prints parameters, MACs and peak RAM of both models without data or training.
+``--thread-ratio`` times training steps with 1 and 2 threads side by side: on two cores shared
+with other jobs, two threads wait for each other and one thread trains faster.
 """
 
 import argparse
@@ -106,6 +109,37 @@ def run(data: DatasetSplits, kind: str, args, seed: int) -> dict:
         row.update({"peak_bytes_patch_by_patch": patch_peak, "patch_peak_layer": patch_where,
                     "macs_patch_by_patch": sum(layer.macs for layer in model.patch_schedule())})
     return row
+
+
+def thread_ratios(width_mult: float, rounds: int = 3, steps: int = 3, size: int = 96) -> str:
+    """Wall-clock seconds of a training step (batch 64, random images) with 1 and with 2 threads,
+    measured side by side in alternating rounds (the median of ``rounds``), as the ratio 2 / 1
+    threads per model: on cores shared with other jobs, two threads can be slower than one."""
+    lines = ["| model | width | wall per step, 2 threads / 1 thread | CPU per step, 2 / 1 |",
+             "|---|---|---|---|"]
+    x, y = torch.rand(64, size, 3 * size), torch.randint(0, 2, (64,))
+    for kind in MODELS:
+        config = get_family(kind).config(kind=kind, input_size=3 * size, num_classes=2,
+                                         height=size, width=size, width_mult=width_mult)
+        torch.manual_seed(0)
+        model = build_model(config.validate())
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        wall, cpu = {1: [], 2: []}, {1: [], 2: []}
+        for _ in range(rounds):
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                started, cpu_started = time.perf_counter(), time.process_time()
+                for _ in range(steps):
+                    loss = torch.nn.functional.cross_entropy(model(x), y)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                wall[threads].append(time.perf_counter() - started)
+                cpu[threads].append(time.process_time() - cpu_started)
+        w = statistics.median(wall[2]) / statistics.median(wall[1])
+        c = statistics.median(cpu[2]) / statistics.median(cpu[1])
+        lines.append(f"| {kind} | {width_mult:g} | {w:.2f} | {c:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def shapes_table(width_mult: float, size: int = 96) -> str:
@@ -243,10 +277,15 @@ def main() -> int:
                         help=f"{QUICK_IMAGES} images per split, 1 epoch, width 0.25 (a smoke run)")
     parser.add_argument("--shapes-only", action="store_true",
                         help="print parameters, MACs and peak RAM without data or training")
+    parser.add_argument("--thread-ratio", action="store_true",
+                        help="time training steps with 1 and 2 threads side by side (ratios)")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the table from the seed files already saved")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.thread_ratio:
+        print(thread_ratios(args.width_mult))
+        return 0
     if args.shapes_only:
         print(shapes_table(args.width_mult))
         return 0
