@@ -325,19 +325,40 @@ def test_vision_models_quick(tmp_path, shared_cache):
         if os.environ.get("CI") == "true":
             pytest.fail(f"real data not present: {SHARED_DATA / 'cifar10'}")
         pytest.skip("CIFAR-10 not present")
-    done = run_script("vision_models.py", "--quick", "--out", str(tmp_path),
-                      env={"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)})
+    env = {"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)}
+    done = run_script("vision_models.py", "--quick", "--out", str(tmp_path), "--models",
+                      "rnnpool-mobilenetv2", "--seeds", "0", "1", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    saved = json.loads((tmp_path / "vision_models_quick.json").read_text())
-    assert list(saved) == ["mobilenetv2", "rnnpool-mobilenetv2"]
-    base, pool = saved["mobilenetv2"], saved["rnnpool-mobilenetv2"]
-    assert base["train_images"] == pool["test_images"] == 200 and base["epochs"] == 1
-    # width 0.25 at 96x96: block 1's depthwise, 48 channels 48x48 in, 24x24 out (stride 2)
-    assert base["peak_bytes_layer_by_layer"] == 48 * 48 * 48 + 48 * 24 * 24
+    saved = {seed: json.loads((tmp_path / f"vision_models_quick_seed{seed}.json").read_text())
+             for seed in (0, 1)}
+    assert [list(rows) for rows in saved.values()] == [["rnnpool-mobilenetv2"]] * 2
+    pool = saved[1]["rnnpool-mobilenetv2"]
+    assert pool["seed"] == 1 and saved[0]["rnnpool-mobilenetv2"]["seed"] == 0
+    assert pool["train_images"] == pool["test_images"] == 200 and pool["epochs"] == 1
     assert pool["peak_bytes_patch_by_patch"] < pool["peak_bytes_layer_by_layer"]
     assert 0 <= pool["test_accuracy"] <= 1 and pool["config"]["rnnpool_hidden"] == 4
+    # a later run adds a model to seed 0 only; the report lists each row's seeds
+    done = run_script("vision_models.py", "--quick", "--out", str(tmp_path), "--models",
+                      "mobilenetv2", "--seeds", "0", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    base = json.loads((tmp_path / "vision_models_quick_seed0.json").read_text())["mobilenetv2"]
+    # width 0.25 at 96x96: block 1's depthwise, 48 channels 48x48 in, 24x24 out (stride 2)
+    assert base["peak_bytes_layer_by_layer"] == 48 * 48 * 48 + 48 * 24 * 24
     report = (tmp_path / "vision_models_quick.md").read_text()
-    assert "| mobilenetv2 | 0.25 |" in report and "One run each" in report
+    assert "| mobilenetv2 | 0.25 | 0 | 155,666 |" in report
+    assert "| rnnpool-mobilenetv2 | 0.25 | 0, 1 | 151,542 |" in report
+    assert "(negative: above; 1 / 2 seeds)" in report and "### Seed 1" in report
+    # a seed file of another budget is refused before any training
+    other = tmp_path / "vision_models_seed0.json"
+    other.write_bytes((tmp_path / "vision_models_quick_seed0.json").read_bytes())
+    done = run_script("vision_models.py", "--width-mult", "0.25", "--epochs", "2", "--out",
+                      str(tmp_path), "--seeds", "0", env=env)
+    assert done.returncode != 0 and "holds runs of another budget (epochs 1," in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    # --report rewrites the table alone
+    (tmp_path / "vision_models_quick.md").unlink()
+    done = run_script("vision_models.py", "--quick", "--report", "--out", str(tmp_path))
+    assert done.returncode == 0 and "| rnnpool-mobilenetv2 | 0.25 | 0, 1 |" in done.stdout
 
 
 def test_vision_models_shapes_only():
