@@ -169,3 +169,30 @@ def test_bonsai_hard_thresholding_keeps_every_nodes_theta_row():
     assert masks["theta"].shape == (3, 10) and masks["theta"].sum(1).tolist() == [2, 2, 2]
     assert (model.theta != 0).sum(1).tolist() == [2, 2, 2]
     assert masks["Z"].sum() == 40 and masks["Z"][0].sum() == 0  # Z: global, its row 0 emptied
+
+
+def test_bonsai_projects_as_edgeml_and_loads_configs_saved_before_the_scaling():
+    X, _ = _blobs(50)
+    torch.manual_seed(0)
+    model = Bonsai(BonsaiConfig("bonsai", 20, 3, projection_dim=4, depth=2, scale="common"))
+    model.set_normalization(torch.from_numpy(X.mean(0)), torch.from_numpy(X.std(0)))
+    assert model.config.scaled_projection and 0.7 < model.Z.std().item() < 1.3  # N(0, 1)
+    x = (torch.from_numpy(X) - model.input_mean) / model.input_std
+    weight, bias = model.deployed_projection()
+    with torch.no_grad():
+        p = model.project(torch.from_numpy(X))
+        np.testing.assert_allclose(p.numpy(), (x @ model.Z.T / 4).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose((torch.from_numpy(X).double() @ weight.T + bias).numpy(),
+                                   p.double().numpy(), atol=1e-5)
+    # a config saved without the field is a model trained as p = Z x: it loads as one
+    saved = {k: v for k, v in model.config.to_dict().items() if k != "scaled_projection"}
+    old = BonsaiConfig.from_dict(saved)
+    assert not old.scaled_projection
+    assert BonsaiConfig.from_dict(model.config.to_dict()).scaled_projection
+    old_model = Bonsai(old)
+    old_model.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        np.testing.assert_allclose(old_model.project(torch.from_numpy(X)).numpy(),
+                                   (x @ model.Z.T).numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(KilomlError, match="scaled_projection must be true or false"):
+        BonsaiConfig("bonsai", 20, 3, scaled_projection="yes").validate()

@@ -94,7 +94,7 @@ def test_float_forward_is_bonsais_and_the_quantized_op_follows_it(bits, toleranc
     model.eval()
     P = np.random.default_rng(0).normal(size=(400, 6))
     with torch.no_grad():
-        model.Z.copy_(torch.eye(6, dtype=torch.float64))  # p = the input
+        model.Z.copy_(6 * torch.eye(6, dtype=torch.float64))  # p = Z x / d = the input
         expected = model(torch.from_numpy(P)).numpy()
     graph = Graph()
     graph.add_input("x", (6,))
