@@ -236,7 +236,8 @@ def edgeml_bonsai(edgeml: dict, x: dict, data, epochs: int, seed: int, log: io.S
 
 def kiloml_run(kind: str, data, edgeml_like: dict, epochs: int, seed: int) -> dict:
     """kiloml's trainer with the same model size, kept fractions, epochs and batch size (its own
-    learning rate, schedule, initialisation and loss)."""
+    learning rate, schedule, initialisation and loss; Bonsai's projection ``Z x / d`` with
+    ``Z`` from N(0, 1) is EdgeML's)."""
     if kind == "protonn":
         ex = EXAMPLE["protonn"]
         settings = dict(projection_dim=ex["projection_dim"], prototypes=ex["prototypes"])
