@@ -288,9 +288,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "Bonsai (--model bonsai)",
         "feature vectors [N, F] like ProtoNN (--projection-dim and --scale apply): a sparse "
-        "projection Z, then a binary tree of the given depth; every node k on an input's path "
-        "adds (W_k Zx) * tanh(sigma V_k Zx), an internal node sends it left when theta_k.Zx > 0; "
-        "training relaxes the path with tanh(sigma_I theta.Zx), sigma_I annealed from 1 to "
+        "projection p = Zx/d + b (as EdgeML: Z from N(0, 1), a learned bias b), then a binary "
+        "tree of the given depth; every node k on an input's path adds (W_k p) * "
+        "tanh(sigma V_k p), an internal node sends it left when theta_k.p > 0; "
+        "training relaxes the path with tanh(sigma_I theta.p), sigma_I annealed from 1 to "
         "1000; Z, theta and W, V train jointly with hard thresholding to "
         "--sparsity-w/-u/-head (theta node by node), under the paper's L2 penalty (weights "
         "1e-5 on Z, 1e-4 on W, V and theta)")

@@ -79,7 +79,8 @@ def test_bonsai_trains_on_feature_vectors_exports_and_verifies(tmp_path, capsys,
                  "--folds", "0", "--out", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == {"kind": "bonsai", "input_size": 12, "num_classes": 3,
-                               "projection_dim": 4, "depth": 1, "sigma": 1.0, "scale": "common"}
+                               "projection_dim": 4, "depth": 1, "sigma": 1.0, "scale": "common",
+                               "scaled_projection": True, "projection_bias": True}
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.9
     assert main(["export", str(run), "--out", str(out), "--bits", "16"]) == 0
     assert main(["verify", str(out), "--targets", "host"]) == 0

@@ -169,3 +169,41 @@ def test_bonsai_hard_thresholding_keeps_every_nodes_theta_row():
     assert masks["theta"].shape == (3, 10) and masks["theta"].sum(1).tolist() == [2, 2, 2]
     assert (model.theta != 0).sum(1).tolist() == [2, 2, 2]
     assert masks["Z"].sum() == 40 and masks["Z"][0].sum() == 0  # Z: global, its row 0 emptied
+
+
+@pytest.mark.parametrize("scale", ["common", "feature"])
+def test_bonsai_projects_as_edgeml_and_loads_configs_saved_before_the_scaling(scale):
+    X, _ = _blobs(50)
+    torch.manual_seed(0)
+    model = Bonsai(BonsaiConfig("bonsai", 20, 3, projection_dim=4, depth=2, scale=scale))
+    model.set_normalization(torch.from_numpy(X.mean(0)), torch.from_numpy(X.std(0)))
+    model.eval()
+    assert model.config.scaled_projection and 0.7 < model.Z.std().item() < 1.3  # N(0, 1)
+    assert model.config.projection_bias and not model.Z_bias.any()
+    with torch.no_grad():
+        model.Z_bias.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0]))
+        x = (torch.from_numpy(X) - model.input_mean) / model.input_std
+        p = model.project(torch.from_numpy(X))
+        reference = model(torch.from_numpy(X)).double().numpy()
+    np.testing.assert_allclose(p.numpy(), (x @ model.Z.T / 4 + model.Z_bias).detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+    weight, bias = model.deployed_projection()
+    seen = x.double() if scale == "feature" else torch.from_numpy(X).double()  # after normalize
+    np.testing.assert_allclose((seen @ weight.T + bias).numpy(), p.double().numpy(), atol=1e-5)
+    # the deployed graph carries the scaling and the bias
+    np.testing.assert_allclose(float_graph_logits(lower_model(model, 1), X[:, None, :]),
+                               reference, atol=1e-4)
+    # a config saved without the fields is a model trained as p = Z x: it loads as one
+    saved = {k: v for k, v in model.config.to_dict().items()
+             if k not in ("scaled_projection", "projection_bias")}
+    old = BonsaiConfig.from_dict(saved)
+    assert not old.scaled_projection and not old.projection_bias
+    new = BonsaiConfig.from_dict(model.config.to_dict())
+    assert new.scaled_projection and new.projection_bias
+    old_model = Bonsai(old)
+    old_model.load_state_dict({k: v for k, v in model.state_dict().items() if k != "Z_bias"})
+    with torch.no_grad():
+        np.testing.assert_allclose(old_model.project(torch.from_numpy(X)).numpy(),
+                                   (x @ model.Z.T).numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(KilomlError, match="projection_bias must be true or false"):
+        BonsaiConfig("bonsai", 20, 3, projection_bias=1).validate()

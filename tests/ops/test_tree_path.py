@@ -15,7 +15,8 @@ from kiloml.ir.quantize import quantize_graph, quantize_input
 from kiloml.ir.simulate import simulate
 from kiloml.nn.bonsai import Bonsai, BonsaiConfig
 from kiloml.ops.base import Node
-from kiloml.ops.fixed import QTensor
+from kiloml.ops.fixed import QTensor, quantize_weight
+from kiloml.ops.tree_path import branch_weights, hard_path
 
 from .kernel_coverage import branch_coverage, summary
 from .op_harness import (
@@ -93,7 +94,7 @@ def test_float_forward_is_bonsais_and_the_quantized_op_follows_it(bits, toleranc
     model.eval()
     P = np.random.default_rng(0).normal(size=(400, 6))
     with torch.no_grad():
-        model.Z.copy_(torch.eye(6, dtype=torch.float64))  # p = the input
+        model.Z.copy_(6 * torch.eye(6, dtype=torch.float64))  # p = Z x / d = the input
         expected = model(torch.from_numpy(P)).numpy()
     graph = Graph()
     graph.add_input("x", (6,))
@@ -110,3 +111,22 @@ def test_float_forward_is_bonsais_and_the_quantized_op_follows_it(bits, toleranc
     error = np.abs(integer - floats).max(1)
     # inputs next to a branching hyperplane may take the other branch once quantized
     assert np.mean(error < tolerance * np.abs(floats).max()) >= 0.97
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_theta_rows_keep_their_signs_when_one_row_is_far_smaller(bits):
+    # ten-class MNIST gave a root row 250x smaller than the others': one scale for the matrix
+    # rounded it to zeros and the deployed tree sent every input right
+    theta = np.array([[0.0015, 0, 0, -0.0044], [0, -0.8167, 0.6067, 0], [-1.0959, 0, 0.5329, 0]])
+    q = branch_weights(theta, bits)
+    top = (1 << (bits - 1)) - 1
+    np.testing.assert_array_equal(np.abs(q.values).max(1), [top, top, top])
+    np.testing.assert_array_equal(np.sign(q.values), np.sign(theta))
+    p = np.random.default_rng(0).normal(size=(2000, 4)) * 100
+    p = np.rint(p).astype(np.int64)
+    paths, exact = hard_path(q.values, p, 2), hard_path(theta, p, 2)
+    assert np.mean(exact[:, 1] == 1) > 0.4  # both of the root's branches are taken
+    assert np.mean((paths == exact).all(1)) > 0.99  # int8 rounds the rows' ratios
+    one_scale = hard_path(quantize_weight(theta, bits).values, p, 2)
+    assert (one_scale[:, 1] == 2).all() if bits == 8 else np.mean(one_scale == exact) > 0.99
+    assert branch_weights(np.zeros((1, 4)), bits).values.tolist() == [[0, 0, 0, 0]]

@@ -2,7 +2,10 @@
 every node on the path of an input adds a non-linear predictor.
 
 For a feature vector ``x`` ``[F]`` (normalised as for ProtoNN: centred per feature, divided by
-one common standard deviation, see :meth:`Bonsai.set_normalization`) and ``p = Z x`` ``[d]``::
+one common standard deviation, see :meth:`Bonsai.set_normalization`) and ``p = Z x / d + b``
+``[d]`` (EdgeML's parameterisation: ``Z`` starts N(0, 1) and the projection is divided by
+``d``; ``b`` is the column EdgeML's examples give ``Z`` by appending a 1 to ``x``; see
+:attr:`BonsaiConfig.scaled_projection` and :attr:`BonsaiConfig.projection_bias`)::
 
     scores = sum over the nodes k on x's path of  (W_k p) * tanh(sigma * V_k p)     [C]
 
@@ -53,6 +56,17 @@ class BonsaiConfig:
     depth: int = 2
     sigma: float = 1.0
     scale: str = "common"
+    #: ``p = Z x / d`` with ``Z`` initialised N(0, 1), as EdgeML's Bonsai (True); False is
+    #: ``p = Z x`` with ``Z`` N(0, 1/F), the models saved before this field. Adam's steps have
+    #: one size per value, so the scaled form moves the projection about sqrt(F) times less
+    #: per step relative to its values; ten-class MNIST at EdgeML's example settings gained
+    #: 1.4 points of validation accuracy (3 seeds; docs/benchmarks.md).
+    scaled_projection: bool = True
+    #: A learned bias ``b`` ``[d]`` of the projection (starts at 0; neither thresholded nor
+    #: penalised; deployed in the projection's bias, which is stored anyway). Without it every
+    #: branching hyperplane ``theta_k . p = 0`` passes through the inputs' mean. False for the
+    #: configs saved before this field.
+    projection_bias: bool = True
 
     def validate(self) -> "BonsaiConfig":
         if self.kind != "bonsai":
@@ -68,6 +82,9 @@ class BonsaiConfig:
             raise KilomlError(f"sigma must be a positive number, got {self.sigma}")
         if self.scale not in SCALES:
             raise KilomlError(f"unknown scale {self.scale!r}; choose one of {', '.join(SCALES)}")
+        for name in ("scaled_projection", "projection_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise KilomlError(f"{name} must be true or false, got {getattr(self, name)!r}")
         return self
 
     @property
@@ -87,7 +104,8 @@ class BonsaiConfig:
         unknown = set(data) - known
         if unknown:
             raise KilomlError(f"model config has unknown fields {sorted(unknown)}")
-        return cls(**data).validate()
+        # saved before scaled_projection existed: p = Z x
+        return cls(**{"scaled_projection": False, "projection_bias": False, **data}).validate()
 
 
 class Bonsai(nn.Module):
@@ -100,7 +118,10 @@ class Bonsai(nn.Module):
         self.register_buffer("input_std", torch.ones(c.input_size))
         self.register_buffer("sigma_i", torch.ones(1))
         d = c.projection_dim
-        self.Z = nn.Parameter(torch.randn(d, c.input_size) / np.sqrt(c.input_size))
+        self.Z = nn.Parameter(torch.randn(d, c.input_size) / (
+            1.0 if c.scaled_projection else np.sqrt(c.input_size)))
+        if c.projection_bias:
+            self.Z_bias = nn.Parameter(torch.zeros(d))
         self.W = nn.Parameter(torch.randn(c.nodes, c.num_classes, d) / np.sqrt(d))
         self.V = nn.Parameter(torch.randn(c.nodes, c.num_classes, d) / np.sqrt(d))
         self.theta = nn.Parameter(torch.randn(max(c.internal_nodes, 1), d) / np.sqrt(d))
@@ -127,9 +148,16 @@ class Bonsai(nn.Module):
         return sum(L2[name] / 2 * getattr(self, name).square().sum() for name in L2)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """``Z`` times the normalised input: ``[B, d]``."""
+        """``Z`` times the normalised input (divided by ``d`` with ``scaled_projection``), plus
+        ``Z_bias`` with ``projection_bias``: ``[B, d]``."""
         x = feature_vectors(x, "bonsai")
-        return ((x - self.input_mean) / self.input_std) @ self.Z.T
+        p = ((x - self.input_mean) / self.input_std) @ self.projection_matrix().T
+        return p + self.Z_bias if self.config.projection_bias else p
+
+    def projection_matrix(self) -> torch.Tensor:
+        """The projection applied to the normalised input: ``Z / d`` or ``Z`` ``[d, F]``."""
+        c = self.config
+        return self.Z / c.projection_dim if c.scaled_projection else self.Z
 
     def path_weights(self, p: torch.Tensor) -> torch.Tensor:
         """``[B, nodes]``: each node's share of each input, relaxed in training
@@ -168,12 +196,15 @@ class Bonsai(nn.Module):
     @torch.no_grad()
     def deployed_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weight [d, F], bias [d])`` in float64 of the deployed projection (the
-        normalisation folded in for ``scale='common'``, else ``Z`` and zeros)."""
+        normalisation folded in for ``scale='common'``, else ``Z / d`` or ``Z``; the bias
+        carries ``Z_bias`` and the folded mean)."""
+        z = self.projection_matrix().double()
+        bias = (self.Z_bias.double() if self.config.projection_bias
+                else torch.zeros(self.config.projection_dim, dtype=torch.float64))
         if not self.folds_normalization:
-            return self.Z.double(), torch.zeros(self.config.projection_dim,
-                                                dtype=torch.float64)
-        weight = self.Z.double() / self.input_std.double()[None, :]
-        return weight, -(weight @ self.input_mean.double())
+            return z, bias
+        weight = z / self.input_std.double()[None, :]
+        return weight, bias - weight @ self.input_mean.double()
 
     @torch.no_grad()
     def deployed_tensors(self) -> dict[str, torch.Tensor]:
