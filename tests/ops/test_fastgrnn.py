@@ -254,38 +254,6 @@ def test_c_equals_spec_in_every_build(name, tmp_path, require_gcc, require_corte
                          BUILDS)
 
 
-#: (name, settings): kiloml's sigmoid-gate update on the Cortex-M4 (kl_update_sigmoid_gate_dsp)
-#: takes plans with update_align <= state_align and state_shift - state_align = 15 (the state
-#: sum in 32 bits); every int8/int16 bias width and update kind, no and a positive pre-shift q
-#: of the update term, states that saturate, and one plan (update_align above state_align) that
-#: the general fast update takes instead.
-DSP_STATE_CASES = [
-    ("relu int16 q 0 saturating", dict(features=4, hidden=9, preact=10, state=10, gain=20)),
-    ("relu int8 q 0", dict(bits=8, features=5, hidden=7, preact=10, state=10)),
-    ("relu int8 q 3 saturating", dict(bits=8, features=3, hidden=6, preact=11, state=8,
-                                      gain=18)),
-    ("tanh int8 q 6", dict(update="tanh", bits=8, features=4, hidden=5, preact=9, state=9)),
-    ("tanh int16 q 0 saturating", dict(update="tanh", features=3, hidden=8, preact=12,
-                                       state=15, gain=20)),
-    ("relu int16 update align above state align", dict(features=3, hidden=5, preact=10,
-                                                       state=12)),
-]
-
-
-@pytest.mark.parametrize("index", range(len(DSP_STATE_CASES)),
-                         ids=[name for name, _ in DSP_STATE_CASES])
-def test_cortex_m4_sigmoid_gate_update_equals_spec(index, tmp_path, require_gcc,
-                                                   require_cortex_m):
-    name, settings = DSP_STATE_CASES[index]
-    graph = fastrnn_graph(500 + index, steps=7, **settings)
-    rnn = graph.nodes[0].consts
-    state_align, update_align = -rnn["shift_state_align"], -rnn["shift_update_align"]
-    assert rnn["shift_state_update"] - state_align == 15
-    assert (update_align <= state_align) == ("above" not in name)
-    assert_c_equals_spec(graph, extreme_inputs(graph.values["x"].shape, 6, 500 + index),
-                         tmp_path, (("cortex-m4", "fast"), ("host", "fast")))
-
-
 def _shortest_rounding_up() -> int:
     """The shortest sequence whose ``round(2^30 / T)`` is rounded up enough to lift the mean of
     T states at the int16 limits past them (``T (round(2^30 / T) - 2^30 / T) > 2^14``)."""

@@ -200,12 +200,6 @@ static KL_OWN_FRAME int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_
                           (m->update == KL_RELU || m->update == KL_TANH) &&
                           m->bias_gate.shift <= 0 && m->bias_update.shift <= 0 &&
                           m->preact_frac_bits <= 12;
-#if KL_SIGMOID_GATE_DSP
-        /* kl_update_sigmoid_gate_dsp's state in 32 bits (see there) */
-        p->sigmoid_gate = p->sigmoid_gate && m->update_align <= m->state_align &&
-                          state_shift - m->state_align == 15;
-#endif
-        p->state_q = m->state_align - m->update_align;
     }
     return 1;
 }
@@ -347,21 +341,24 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate(const kl_fastgrnn_params_t *m,
 #endif
 
 #if KL_SIGMOID_GATE_DSP
-/* kl_update_sigmoid_gate with the DSP extension, for plans with state_q >= 0 (kl_plan_update):
- * the preactivation clamped once by SSAT (|a| <= 2^30 keeps a + b in int32 for the biases'
- * |b| <= 2^29), the biases multiplied and added by SMLABB/SMLABT with both multipliers in one
- * register, the table read as one word and interpolated by one SMLAD whose accumulator also
- * carries the sign (below), and the state in 32 bits. The same integers:
- *   sign: with t = (P + 128) >> 8 the interpolated magnitude (P the SMLAD's products) and s = 0
- *     or -1 the input's sign, s t = ((P + 128 + 256 s) >> 8) ^ s (for s = -1, -t = ~(t - 1)),
- *     and the gate (32768 + s t) >> 1 = 16384 + (((P + 128 + 256 s) >> 9) ^ s) (for s = -1,
- *     (-t) >> 1 = ~((t - 1) >> 1));
- *   state: with A = z h, B = coef c, sa = state_align, ua = update_align, S = state_shift,
- *     q = sa - ua >= 0 and S - sa = 15, shift_round(A 2^sa + B 2^ua, S)
- *     = (A + 2^14 + (B >> q)) >> 15 (dividing by 2^sa first: A and 2^(S-1-sa) = 2^14 are
- *     integers); |A| <= 32767 * 32768 keeps A + 2^14 in int32, and the sum saturated by QADD
- *     saturates to the same int16 because a shift of 15 <= 16 takes int32's limits beyond
- *     int16's. */
+/* Q15 tanh of u in [0, 32767] (Q12), as kl_tanh_lookup_fast: both table entries in one word
+ * (Cortex-M4 loads unaligned words; entry u >> 8 <= 127 and the next, <= 128, exist) and the
+ * interpolation lower + ((upper - lower) f + 128) >> 8 as one SMLAD,
+ * (lower (256 - f) + upper f + 128) >> 8, the same integer because 256 lower is a multiple
+ * of 256. */
+KL_ALWAYS_INLINE int32_t kl_tanh_pair_q15(uint32_t u)
+{
+    const uint32_t f = u & 255;
+    uint32_t pair;
+    __builtin_memcpy(&pair, kl_tanh_table_q15 + (u >> 8), 4);
+    return __smlad((int32_t)pair, (int32_t)((f << 16) + 256 - f), 128) >> 8;
+}
+
+/* kl_update_sigmoid_gate with the DSP extension: the preactivation clamped once by SSAT
+ * (|a| <= 2^30 keeps a + b in int32 for the biases' |b| <= 2^29), the biases multiplied and
+ * added by SMLABB/SMLABT with both multipliers in one register, the signs restored by
+ * eor/sub with the input's sign, the table read as one word, and the rounding of the 64-bit
+ * state sum, hi32(2^31 + s), as hi32(s) + bit 31 of its low word. The same integers. */
 KL_ALWAYS_INLINE void kl_update_sigmoid_gate_dsp(const kl_fastgrnn_params_t *m,
                                                  const kl_update_plan_t *p,
                                                  const int32_t *preact, int16_t *h,
@@ -380,7 +377,8 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate_dsp(const kl_fastgrnn_params_t *m,
     const int32_t update_mul = p->update.mul;
     const int32_t coef_a = m->coef_a;
     const int32_t coef_total = p->coef_total;
-    const int32_t state_q = p->state_q;
+    const int32_t h_scale = p->h_scale;
+    const int32_t c_scale = p->c_scale;
     uint32_t j = m->hidden_size;
     if (j == 0) {
         return;
@@ -392,11 +390,11 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate_dsp(const kl_fastgrnn_params_t *m,
         int32_t xg;
         int32_t xc;
         int32_t sign;
+        int32_t t;
         int32_t z;
         int32_t c;
         int32_t coef;
-        uint32_t u;
-        uint32_t pair;
+        int64_t sum;
         j--;
         a = __ssat(preact[j], 31);
         if (narrow) {
@@ -409,23 +407,18 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate_dsp(const kl_fastgrnn_params_t *m,
         xg = __ssat(__smlabb(bg, bias_muls, a), 16);
         xc = __ssat(__smlabt(bu, bias_muls, a), 16);
         sign = xg >> 31;
-        u = __usat((((xg ^ sign) - sign) * gate_mul + 1) >> 1, 15);
-        __builtin_memcpy(&pair, kl_tanh_table_q15 + (u >> 8), 4);
-        u &= 255;
-        z = 16384 + ((__smlad((int32_t)pair, (int32_t)((u << 16) + 256 - u),
-                              (int32_t)((uint32_t)sign << 8) + 128) >> 9) ^ sign);
+        t = kl_tanh_pair_q15(__usat((((xg ^ sign) - sign) * gate_mul + 1) >> 1, 15));
+        z = (32768 + ((t ^ sign) - sign)) >> 1;
         if (tanh_update) {
             sign = xc >> 31;
-            u = __usat(((xc ^ sign) - sign) * update_mul, 15);
-            __builtin_memcpy(&pair, kl_tanh_table_q15 + (u >> 8), 4);
-            u &= 255;
-            c = (__smlad((int32_t)pair, (int32_t)((u << 16) + 256 - u),
-                         (int32_t)((uint32_t)sign << 8) + 128) >> 8) ^ sign;
+            t = kl_tanh_pair_q15(__usat(((xc ^ sign) - sign) * update_mul, 15));
+            c = (t ^ sign) - sign;
         } else {
             c = xc > 0 ? xc : 0;
         }
         coef = (coef_total - coef_a * z) >> 15;
-        h[j] = (int16_t)__ssat(__qadd(__smlabb(z, h[j], 16384), (coef * c) >> state_q) >> 15, 16);
+        sum = (int64_t)(z * h[j]) * h_scale + (int64_t)(coef * c) * c_scale;
+        h[j] = (int16_t)__ssat((int32_t)(sum >> 32) + (int32_t)((uint32_t)sum >> 31), 16);
     } while (j != 0);
 }
 #endif

@@ -83,8 +83,7 @@ typedef struct {
     int32_t coef_total; /* FastGRNN: coef = (coef_total - coef_a z) >> 15 */
     int32_t h_scale;    /* 2^(state_align + 32 - state_shift) */
     int32_t c_scale;    /* 2^(update_align + 32 - state_shift) */
-    int32_t state_q;    /* FastGRNN: state_align - update_align */
-    int sigmoid_gate;   /* kl_update_sigmoid_gate (kl_update_sigmoid_gate_dsp) applies */
+    int sigmoid_gate;   /* kl_update_sigmoid_gate applies */
 } kl_update_plan_t;
 
 /* h[0 .. hidden_size-1] = the readout for x [steps][features]. Every buffer is fully written
