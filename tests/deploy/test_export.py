@@ -237,7 +237,7 @@ def test_block_sparse_matrix_is_stored_blocked_and_verifies(tmp_path, bits, requ
 
 
 def test_storage_by_speed_trades_bytes_for_predicted_instructions(tmp_path):
-    run_dir = make_run(tmp_path / "run", keep=0.5)
+    run_dir = make_run(tmp_path / "run", keep=0.6)
     X, y = synthetic_data(8, seed=0)
     infos = {rule: export_run(run_dir, tmp_path / rule, X_calib=X, X_test=X, y_test=y,
                               measure_stack=False, storage_by=rule)

@@ -2,10 +2,13 @@
 and costs, as the deployment path computes them now.
 
     python tests/golden/freeze.py [--only TEXT] [--runs DIR]
+    python tests/golden/freeze.py --costs cortex-m4,cortex-m3 [--only TEXT]
 
 The goldens in ``tests/golden/cases`` were frozen from the FastGRNN-shaped path that came
 before the integer graph, and ``test_goldens.py`` checks that the graph reproduces them. Run
-this only when an intended change alters the integers or the costs, and say why in the commit.
+this only when an intended change alters the integers or the costs, and say why in the commit;
+``--costs`` measures only the flash, stack and instructions again from each case's stored
+integers and inputs (the logits must not change), which needs no runs.
 Each case writes ``tests/golden/cases/<case>/``:
 
 * ``golden.npz``: the float model (``float_<state dict key>``), the quantized tensors
@@ -41,10 +44,53 @@ from kiloml.ir import calibrate, lower_model, quantize_graph, quantize_input  # 
 from kiloml.ir.simulate import simulate_values  # noqa: E402
 from kiloml.nn.classifier import stack_frames  # noqa: E402
 from tests.golden.cases import CASES, calibration_data, extreme_inputs  # noqa: E402
-from tests.golden.test_goldens import TENSORS  # noqa: E402
+from tests.golden.test_goldens import CORTEX_M_CASES, TENSORS, golden_graph  # noqa: E402
 
 STORED_TEST_INPUTS = 32
 DTYPES = {8: np.int8, 16: np.int16, 32: np.int32}
+
+
+def measure_costs(name: str, graph, inputs: np.ndarray, logits: np.ndarray, work: Path,
+                  targets: tuple[str, ...] = ("host", "cortex-m4", "cortex-m3")):
+    """The generated model of ``graph`` and per target its flash and stack bytes (emulated
+    targets: also the measured stack and the instructions per inference, mean and min-max),
+    every output checked against ``logits``."""
+    generated = generate_model(graph, f"golden {name}")
+    files = write_sources(generated, work / "src")
+    sources = [work / "src" / "model.c", *(work / "src" / f for f in c_sources(files))]
+    costs = {}
+    for target in targets:
+        build = Build(TARGETS[target], sources, [work / "src"], work / target).compile()
+        _, got, run = run_model(build, inputs, graph.meta["num_classes"],
+                                count_instructions=TARGETS[target].emulated)
+        if not np.array_equal(got, logits):
+            raise SystemExit(f"{name}: {target} differs from the simulator")
+        stack = build.stack_bytes("kiloml_predict", matrix_kernels(work / "src" / "model.c"))
+        costs[target] = {"flash_bytes": flash_bytes(build), "stack_bytes": stack}
+        if run.instructions:
+            costs[target].update(stack_bytes_measured=run.stack_bytes_measured,
+                                 instructions_per_inference=float(np.mean(run.instructions)),
+                                 instructions_min_max=[min(run.instructions),
+                                                       max(run.instructions)])
+    return generated, costs
+
+
+def record_costs(name: str, targets: tuple[str, ...], work: Path) -> None:
+    """Measure again the costs of the frozen case ``name`` on ``targets`` from its stored
+    integers (the C must still give its logits) and write them into its golden.json."""
+    path = HERE / "cases" / name / "golden.json"
+    info = json.loads(path.read_text())
+    arrays = np.load(HERE / "cases" / name / "golden.npz")
+    _, costs = measure_costs(name, golden_graph(name), arrays["inputs"], arrays["logits"],
+                             work, targets)
+    for target, measured in costs.items():
+        before = info["targets"][target].get("instructions_per_inference")
+        info["targets"][target] = measured
+        after = measured.get("instructions_per_inference")
+        if before is not None:
+            print(f"{name} {target}: {before:,.0f} -> {after:,.0f} instructions, "
+                  f"{measured['flash_bytes']:,} B flash")
+    path.write_text(json.dumps(info, indent=1) + "\n")
 
 
 def freeze(name: str, case: dict, runs_dir: Path, work: Path) -> None:
@@ -59,23 +105,7 @@ def freeze(name: str, case: dict, runs_dir: Path, work: Path) -> None:
     inputs = np.concatenate([quantize_input(graph, X_test)[:STORED_TEST_INPUTS],
                              extreme_inputs(steps, features)])
     logits = simulate_values(graph, inputs)["logits"]
-    generated = generate_model(graph, f"golden {name}")
-    files = write_sources(generated, work / "src")
-    sources = [work / "src" / "model.c", *(work / "src" / f for f in c_sources(files))]
-    targets = {}
-    for target in ("host", "cortex-m4", "cortex-m3"):
-        build = Build(TARGETS[target], sources, [work / "src"], work / target).compile()
-        _, got, run = run_model(build, inputs, graph.meta["num_classes"],
-                                count_instructions=TARGETS[target].emulated)
-        if not np.array_equal(got, logits):
-            raise SystemExit(f"{name}: {target} differs from the simulator")
-        stack = build.stack_bytes("kiloml_predict", matrix_kernels(work / "src" / "model.c"))
-        targets[target] = {"flash_bytes": flash_bytes(build), "stack_bytes": stack}
-        if run.instructions:
-            targets[target].update(stack_bytes_measured=run.stack_bytes_measured,
-                                   instructions_per_inference=float(np.mean(run.instructions)),
-                                   instructions_min_max=[min(run.instructions),
-                                                         max(run.instructions)])
+    generated, targets = measure_costs(name, graph, inputs, logits, work)
     rnn = next(n for n in graph.nodes if n.name == "rnn")
     old_names = {("rnn", n): n for n in rnn.q}
     old_names.update({where: old for old, where in TENSORS.items()
@@ -122,12 +152,21 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="freeze only cases whose name has this")
     parser.add_argument("--runs", type=Path, default=Path("runs"),
                         help="directory holding the trained runs demo/ and kws-h64/")
+    parser.add_argument("--costs", default=None, metavar="TARGETS",
+                        help="only measure the costs again on these comma-separated targets "
+                             "(e.g. cortex-m4,cortex-m3) from the stored integers, for a C change "
+                             "that keeps every output (no runs needed)")
     args = parser.parse_args()
     for name, case in CASES.items():
         if args.only and args.only not in name:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            freeze(name, case, args.runs, Path(tmp))
+            if args.costs:
+                targets = tuple(t for t in args.costs.split(",")
+                                if t == "host" or name in CORTEX_M_CASES)
+                record_costs(name, targets, Path(tmp))
+            else:
+                freeze(name, case, args.runs, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -245,7 +245,8 @@ def test_c_equals_spec_over_the_sweep_and_reaches_every_branch(tmp_path, require
                                   "grnn sigmoid tanh int16 preactivation Q12",
                                   "grnn sigmoid tanh int16 preactivation Q9 saturating",
                                   "grnn tanh sigmoid int16 low rank csr saturating",
-                                  "rnn quantTanh int8 saturating", "bias widths differ"])
+                                  "rnn quantTanh int8 saturating", "bias widths differ",
+                                  "grnn quantSigm quantTanh int8 interleaved mean"])
 def test_c_equals_spec_in_every_build(name, tmp_path, require_gcc, require_cortex_m):
     cases = dict(CASES + REJECTED)
     seed = list(cases).index(name)

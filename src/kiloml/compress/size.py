@@ -10,7 +10,9 @@ Storage rules (the deployment code uses exactly these formats):
   ``rows + 1`` ``uint16`` row pointers counting blocks), whichever is smallest (ties: dense,
   then CSR); with ``by="speed"`` (``kiloml export --storage-by speed``), whichever needs the
   fewest predicted Cortex-M4 instructions (:mod:`kiloml.compress.kernel_cost`; ties: the
-  smaller).
+  smaller), when that is at least :data:`SPEED_MARGIN` fewer than the smallest format's
+  prediction (else the smallest: within the cost model's error the smaller format may well be
+  the faster one).
 * Low-rank factors are stored separately (``W1``, ``W2``), never multiplied out.
 * Vectors (biases, normalisation mean/std) are dense; scalars (``zeta``, ``nu``, ``alpha``,
   ``beta``) are one value each. With integer weights, each tensor also carries a one-byte
@@ -41,6 +43,10 @@ BLOCKED_MAX_COLS = 256 * BLOCK
 INT8_ROW_LIMIT = 511
 #: ``tensor_storage``'s rules: fewest bytes, or fewest predicted instructions.
 STORAGE_RULES = ("bytes", "speed")
+#: The speed rule leaves the smallest format only for one predicted to need at least this
+#: fraction fewer instructions: the 90th percentile of the cost model's relative error on its
+#: calibration matrices (``python benchmarks/kernel_costs.py``).
+SPEED_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -103,11 +109,16 @@ def tensor_storage(name: str, tensor: torch.Tensor, value_bytes: int,
                 name, shape, nonzeros, "blocked",
                 blocked_bytes(shape[0], blocks, value_bytes) + scale_bytes, BLOCK * blocks))
     if value_bytes in (1, 2) and len(shape) == 2:
+        empty = int((~(tensor != 0).any(dim=1)).sum())
         candidates = [replace(c, predicted_instructions=predicted_instructions(
-            c.format, 8 * value_bytes, shape[0], shape[1], c.stored)) for c in candidates]
+            c.format, 8 * value_bytes, shape[0], shape[1], c.stored,
+            empty_rows=0 if c.format == "dense" else empty)) for c in candidates]
+    smallest = min(candidates, key=lambda c: c.bytes)
     if by == "speed" and candidates[0].predicted_instructions is not None:
-        return min(candidates, key=lambda c: (c.predicted_instructions, c.bytes))
-    return min(candidates, key=lambda c: c.bytes)
+        fastest = min(candidates, key=lambda c: (c.predicted_instructions, c.bytes))
+        if fastest.predicted_instructions < (1 - SPEED_MARGIN) * smallest.predicted_instructions:
+            return fastest
+    return smallest
 
 
 def deployed_tensors(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -104,7 +104,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage-by", choices=STORAGE_RULES, default="bytes",
                         help="how each weight matrix is stored (dense, CSR or blocks of 4): "
                              "bytes = the smallest; speed = the fewest Cortex-M4 instructions "
-                             "by the kernels' cost model (ties: the smaller); export.json "
+                             "by the kernels' cost model when at least 5%% fewer than the "
+                             "smallest format's, else the smallest; export.json "
                              "reports each choice and its predicted instructions "
                              "(default: bytes)")
     parser.add_argument("--schedule", choices=SCHEDULES, default=None,

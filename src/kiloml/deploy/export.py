@@ -245,7 +245,8 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
     budgets checked before anything is written.
 
     ``storage_by`` chooses each matrix's format (dense, CSR, blocked): ``"bytes"`` the smallest,
-    ``"speed"`` the fewest Cortex-M4 instructions the cost model predicts
+    ``"speed"`` the fewest Cortex-M4 instructions the cost model predicts when that is at least
+    ``SPEED_MARGIN`` (5 %) fewer than the smallest format's
     (:func:`kiloml.compress.size.tensor_storage`).
 
     An image family (``X_calib``/``X_test`` image rows ``[N, H, W·C]``) is exported at int8

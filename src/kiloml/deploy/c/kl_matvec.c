@@ -232,18 +232,19 @@ KL_ALWAYS_INLINE void kl_csr_s16_dsp(const int16_t *w, const uint8_t *c8, const 
 {
     const uint32_t half = (uint32_t)1 << (shift - 1);
     const uint16_t *const last = row_ptr + rows;
-    uint32_t start = KL_READ_U16(&row_ptr[0]);
     uint32_t r = 0;
     while (row_ptr != last) {
-        const uint32_t end = KL_READ_U16(&row_ptr[1]);
-        uint32_t n = end - start;
+        /* both row pointers as one (unaligned) word: no count carried from the last row */
+        uint32_t bounds;
+        uint32_t n;
         uint32_t lo = half;
         uint32_t hi = 0;
         uint32_t t0;
         uint32_t t1;
         int64_t sum;
+        __builtin_memcpy(&bounds, row_ptr, 4);
+        n = (bounds >> 16) - (bounds & 0xFFFF);
         row_ptr++;
-        start = end;
         /* n >>= 1 (the carry: an odd count, whose first nonzero is one SMLALBB), then the
          * pairs: both indices, both x values packed by PKHBT, both weights one word, SMLALD */
         if (index_bits == 8) {

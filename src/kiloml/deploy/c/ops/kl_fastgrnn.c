@@ -459,6 +459,39 @@ static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, cons
     }
 }
 
+/* sum[j] += h[j] for j < n (the mean readout's running sums). With the DSP extension two
+ * entries per pass: one (unaligned) word of h, both sums by LDRD/STRD (sum is int32-aligned),
+ * added by SXTAH and an ASR-shifted ADD, in inline assembly because GCC 12 splits the LDRD;
+ * the same sums. */
+KL_ALWAYS_INLINE void kl_accumulate_state(int32_t *sum, const int16_t *h, uint32_t n)
+{
+    uint32_t j = 0;
+#if KL_SIGMOID_GATE_DSP
+    uint32_t pairs = n >> 1;
+    if (pairs != 0) {
+        uint32_t word;
+        uint32_t low;
+        uint32_t high;
+        __asm__("1:\n\t"
+                "ldr %[word], [%[h]], #4\n\t"
+                "ldrd %[low], %[high], [%[sum]]\n\t"
+                "subs %[pairs], %[pairs], #1\n\t"
+                "sxtah %[low], %[low], %[word]\n\t"
+                "add %[high], %[high], %[word], asr #16\n\t"
+                "strd %[low], %[high], [%[sum]], #8\n\t"
+                "bne 1b"
+                : [h] "+r"(h), [sum] "+r"(sum), [pairs] "+r"(pairs), [word] "=&r"(word),
+                  [low] "=&r"(low), [high] "=&r"(high)
+                :
+                : "cc", "memory");
+    }
+    n &= 1;
+#endif
+    for (; j < n; j++) {
+        sum[j] += h[j];
+    }
+}
+
 /* One step from the state h: normalise the frame x, project, update h in place. */
 KL_ALWAYS_INLINE void kl_fastgrnn_advance(const kl_fastgrnn_params_t *m,
                                           const kl_normalize_params_t *norm,
@@ -503,9 +536,7 @@ void kl_fastgrnn_s16(const kl_fastgrnn_params_t *m, const int16_t *x,
     for (t = 0; t < KL_P_U16(m->steps); t++) {
         kl_fastgrnn_advance(m, KL_NORM, &plan, fast, x + (uint32_t)t * features, buffers, h);
         if (KL_P_U8(m->readout) == KL_READOUT_MEAN) {
-            for (j = 0; j < KL_P_U16(m->hidden_size); j++) {
-                buffers->sum[j] += h[j];
-            }
+            kl_accumulate_state(buffers->sum, h, KL_P_U16(m->hidden_size));
         }
     }
     if (KL_P_U8(m->readout) == KL_READOUT_MEAN) {
