@@ -1,97 +1,62 @@
 """MI-ShaRNN: a ShaRNN trained on the instances an EMI-FastGRNN run relabelled, on whole
-streams, in the table of ``benchmarks/stream_eval.py``.
+streams, in the table of ``benchmarks/stream_eval.py``, its training setting chosen on a
+validation stream.
 
-    python benchmarks/mi_sharnn.py runs/kws-emi-0 runs/kws-emi-1 ... --out runs/mi --epochs 20
+    python benchmarks/mi_sharnn.py runs/sw-emi-0 runs/sw-emi-1 ... --out runs/mi \\
+        --candidate "--epochs 20" --candidate "--epochs 40"
 
-For each EMI run: its trained model relabels every training, validation and test window's
-instances (:func:`kiloml.train.emi.relabel`: the ``k`` consecutive instances most likely of
-the window's class keep it, the others become the noise class), the instances and their
-labels are written to ``OUT/<run>-instances.npz`` (classes: the data's and ``noise``), and
-``kiloml train --model sharnn --brick-size K --epochs E --seed S`` (the EMI run's seed) learns
-them into ``OUT/mi-<run>``. On the run's test stream (:mod:`kiloml.data.streams`) the ShaRNN
-classifies the last ``W`` frames (one instance) every brick, reusing the bricks it read (its
-streaming form); each decision's window is its last ``I = 1 + (T - W) // K`` instance
-decisions, ``(I - 1) K + W`` frames, and takes their longest run of a class other than noise
-(:func:`kiloml.nn.emi.longest_run`); a window of noise is scored as the stream's noise class
-when it has one. Cortex-M4 instructions per second of stream are the ShaRNN's
-``kiloml_stream_push`` counted on the C (int8; :mod:`kiloml.deploy.stream_cost`; the longest
-run over ``I`` classes is not in the C and not counted). Nothing is chosen on the test split.
+For each candidate setting (``kiloml train`` options; default: ``--epochs 20``) and each EMI
+run, ``kiloml train --model sharnn --instances-from RUN --brick-size K --seed S`` (the EMI
+run's seed; :mod:`kiloml.train.mi_sharnn`) trains ``OUT/mi-<run>-c<j>`` and scores it on the
+stream of the dataset's validation split (smartwatch: the validation subject's recordings end
+to end; clip datasets: the validation clips around ``_silence_`` clips, seed 0). The candidate
+of highest mean validation-stream accuracy over the runs is the one reported; only its runs
+are streamed on the test split, as ``kiloml eval RUN --stream`` does: a decision every brick,
+the longest run of a class other than noise in the last ``I = 1 + (T - W) // K`` instance
+decisions, and Cortex-M4 instructions per second of stream counted on the ShaRNN's
+``kiloml_stream_push`` (int8; the longest run over ``I`` classes is not in the C and not
+counted). Nothing is chosen on the test split.
 """
 
 import argparse
 import re
+import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from kiloml.cli import main as kiloml
-from kiloml.data.bags import make_bags
 from kiloml.data.streams import dataset_stream
 from kiloml.deploy.stream_cost import stream_instructions
-from kiloml.nn.emi import longest_run
-from kiloml.runs import load_run, load_run_data
-from kiloml.train.emi import instance_scores, relabel
-from kiloml.train.stream_decisions import stream_decisions
-from kiloml.train.stream_metrics import stream_metrics
+from kiloml.runs import load_run, load_run_data, read_json
+from kiloml.train.mi_sharnn import evaluate_mi_stream
 
 COLUMNS = ("accuracy", "detection_rate", "latency_seconds", "false_alarms_per_hour",
            "instructions_per_second")
 
 
-def write_instances(emi, data, path: Path) -> None:
-    """The relabelled instances of every split of ``data`` as a ``.npz`` dataset."""
-    c = emi.config
-    arrays = {"class_names": np.array([*map(str, data.class_names), "noise"])}
-    for name, key in (("train", "train"), ("val", "val"), ("test", "test")):
-        split = getattr(data, name)
-        bags = make_bags(split.x, c.instance_width, c.instance_stride)
-        labels = relabel(instance_scores(emi, bags, split.y), split.y, c.keep_instances,
-                         c.noise_class)
-        arrays[f"X_{key}"] = bags.reshape(-1, *bags.shape[2:]).astype(np.float32)
-        arrays[f"y_{key}"] = labels.reshape(-1)
-    np.savez(path, **arrays)
-
-
-def mi_decisions(model, frames: np.ndarray, width: int, brick: int, count: int, noise: int,
-                 stream_noise: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(frames decided at, window classes)``: the longest run of the last ``count``
-    instance decisions (one every ``brick`` frames on the last ``width``)."""
-    ends, classes, _ = stream_decisions(model, frames, width, brick)
-    bags = np.array([longest_run(classes[i - count + 1:i + 1], noise)
-                     for i in range(count - 1, len(classes))], dtype=np.int64)
-    if stream_noise is not None:
-        bags[bags == noise] = stream_noise
-    return ends[count - 1:], bags
-
-
-def measure(emi_run: Path, out: Path, brick: int, epochs: int, target: str,
-            data_dir: Path | None, extra: list[str]) -> dict:
-    config, emi = load_run(emi_run)
-    data = load_run_data(config, data_dir)
-    c = emi.config
-    out.mkdir(parents=True, exist_ok=True)
-    npz = out / f"{emi_run.name}-instances.npz"
-    write_instances(emi, data, npz)
-    run = out / f"mi-{emi_run.name}"
-    seed = str(config.get("train", {}).get("seed", 0))
-    if kiloml(["train", "--dataset", str(npz), "--model", "sharnn", "--brick-size", str(brick),
-               "--epochs", str(epochs), "--seed", seed, "--out", str(run), "--overwrite",
-               *extra]) != 0:
+def train(emi_run: Path, run: Path, brick: int, options: list[str]) -> None:
+    """``kiloml train`` of one MI-ShaRNN, seeded as its EMI run."""
+    seed = str(read_json(emi_run / "config.json").get("train", {}).get("seed", 0))
+    if kiloml(["train", "--model", "sharnn", "--instances-from", str(emi_run), "--brick-size",
+               str(brick), "--seed", seed, "--out", str(run), "--overwrite", *options]) != 0:
         sys.exit(f"training {run} failed")
-    _, model = load_run(run)
-    noise = "_silence_"
-    stream = dataset_stream(data, noise)
-    count = 1 + (data.steps - c.instance_width) // brick
-    window = (count - 1) * brick + c.instance_width
-    ends, classes = mi_decisions(model, stream.frames, c.instance_width, brick, count,
-                                 c.noise_class, stream.noise)
-    row = stream_metrics(stream, ends, classes, window)
-    row.update(run=run.name, hop=brick, window=window, instances=count)
-    if target != "none":
-        calib = np.load(npz)["X_train"][:512]
+
+
+def stream_row(run: Path, split: str, target: str) -> dict:
+    """The run's stream scores on ``split`` (and on ``test`` its instructions per second)."""
+    config, model = load_run(run)
+    mi = config["mi"]
+    data = load_run_data({"data": mi["data"]})
+    stream = dataset_stream(data, "_silence_", split=split)
+    row = evaluate_mi_stream(model, stream, data.steps, mi)
+    row.update(run=run.name, window=row["steps"],
+               instance_val_accuracy=read_json(run / "metrics.json").get("best_val_accuracy"))
+    if split == "test" and target != "none":
+        calib = load_run_data(config, check=False).train.x[:512]
         cost = stream_instructions([("model", model, 1.0)], calib, stream.frames,
-                                   c.instance_width, brick, stream.rate, 8, target)
+                                   mi["instance_width"], row["hop"], stream.rate, 8, target)
         row["instructions_per_second"] = cost.get("per_second")
         row["instructions_note"] = cost.get("skipped") or cost["parts"]["model"]["how"]
     return row
@@ -101,7 +66,7 @@ def _cell(values: list, key: str) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return ""
-    scale = 100 if key in ("accuracy", "detection_rate") else 1
+    scale = 100 if key in ("accuracy", "detection_rate", "instance_val_accuracy") else 1
     digits = {"instructions_per_second": 0, "false_alarms_per_hour": 0}.get(key, 2)
     mean = scale * float(np.mean(values))
     if len(values) == 1:
@@ -114,19 +79,40 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs="+", help="EMI-FastGRNN run directories")
     parser.add_argument("--out", type=Path, required=True, help="folder for the MI-ShaRNN runs")
     parser.add_argument("--brick", type=int, default=8, help="ShaRNN brick (frames)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--candidate", action="append", default=None, metavar="OPTIONS",
+                        help="kiloml train options of one candidate setting, quoted (repeat; "
+                             "default: one, '--epochs 20')")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the runs of OUT that finished (their metrics.json exists) "
+                             "instead of training them again")
     parser.add_argument("--target", default="cortex-m4",
                         choices=("cortex-m4", "cortex-m3", "none"))
-    parser.add_argument("--train-option", action="append", default=[], metavar="OPTION",
-                        help="more kiloml train options (repeat; e.g. --train-option=--folds "
-                             "--train-option=0)")
     args = parser.parse_args()
-    rows = [measure(run, args.out, args.brick, args.epochs, args.target, args.data_dir,
-                    args.train_option) for run in args.runs]
+    candidates = args.candidate or ["--epochs 20"]
+    val: dict[int, list[dict]] = {}
+    for j, options in enumerate(candidates):
+        for emi_run in args.runs:
+            run = args.out / f"mi-{emi_run.name}-c{j}"
+            if not (args.reuse and (run / "metrics.json").is_file()):
+                train(emi_run, run, args.brick, shlex.split(options))
+            val.setdefault(j, []).append(stream_row(run, "val", "none"))
+    print("| candidate | kiloml train options | validation stream accuracy (%) | "
+          "validation instance accuracy (%) |")
+    print("|---|---|---:|---:|")
+    for j, rows in val.items():
+        print(f"| c{j} | `{candidates[j]}` | {_cell([r['accuracy'] for r in rows], 'accuracy')} "
+              f"| {_cell([r['instance_val_accuracy'] for r in rows], 'instance_val_accuracy')} |")
+    for j, rows in val.items():
+        print(f"c{j} per run (validation stream / instance accuracy, %): " + ", ".join(
+            f"{r['run']} {100 * r['accuracy']:.2f} / {100 * r['instance_val_accuracy']:.2f}"
+            for r in rows))
+    best = max(val, key=lambda j: np.mean([r["accuracy"] for r in val[j]]))
+    print(f"\nchosen on the validation stream: c{best} ({candidates[best]})\n")
+    rows = [stream_row(args.out / f"mi-{emi_run.name}-c{best}", "test", args.target)
+            for emi_run in args.runs]
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        groups.setdefault(re.sub(r"-\d+$", "", row["run"]), []).append(row)
+        groups.setdefault(re.sub(r"-\d+-c\d+$", "", row["run"]), []).append(row)
     header = ("group", "runs", "hop", "window", "stream accuracy (%)", "events detected (%)",
               "latency (s)", "false alarms / h", "M4 instructions / s of stream")
     print("| " + " | ".join(header) + " |")

@@ -87,7 +87,7 @@ PROTONN_OPTIONS = (("--prototypes", "prototypes"), ("--gamma", "gamma"))
 BONSAI_OPTIONS = (("--depth", "depth"), ("--sigma", "sigma"))
 #: ShaRNN's own options (--hidden-size is its lower RNN's; --readout its upper RNN's).
 SHARNN_OPTIONS = (("--brick-size", "brick_size"), ("--cell", "cell"),
-                  ("--upper-cell", "upper_cell"))
+                  ("--upper-cell", "upper_cell"), ("--instances-from", "instances_from"))
 #: ShaRNN's upper RNN, or the cascade's upper tier.
 UPPER_OPTIONS = (("--upper-hidden-size", "upper_hidden_size"),)
 #: The cascade's own options and defaults (its tiers' sizes; the threshold, when not given,
@@ -305,7 +305,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "a shared lower RNN reads every brick of K consecutive steps from a zero state "
         "(--hidden-size units, default 16), an upper RNN reads the bricks' last states; "
         "--readout, --w-rank, --u-rank, the nonlinearities and the sparsity options apply to "
-        "both levels' FastGRNN/FastRNN cells")
+        "both levels' FastGRNN/FastRNN cells. MI-ShaRNN: --instances-from EMI_RUN")
     g.add_argument("--brick-size", type=_positive_int, default=None, metavar="K",
                    help="steps per brick; must divide the sequence length (default: the "
                         "largest divisor of the sequence length not above its square root: "
@@ -317,6 +317,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"cell of the lower RNN (default: {sd['cell']})")
     g.add_argument("--upper-cell", choices=["fastgrnn", "fastrnn", "gru", "lstm"],
                    default=None, help=f"cell of the upper RNN (default: {sd['upper_cell']})")
+    g.add_argument("--instances-from", type=Path, default=None, metavar="EMI_RUN",
+                   help="MI-ShaRNN: train on the instances the emi-fastgrnn run EMI_RUN "
+                        "relabelled (every window of its dataset's splits cut into its "
+                        "instances; the k consecutive ones its model finds most likely of the "
+                        "window's class keep the label, the others become a noise class), "
+                        "written into the run as instances.npz; the data is the EMI run's "
+                        "(no --dataset). kiloml eval --stream then decides every brick on "
+                        "the longest run of a class in a window's last instance decisions")
     vd = VISION_DEFAULTS
     g = p.add_argument_group(
         "vision (--model mobilenetv2, rnnpool-mobilenetv2)",
@@ -594,7 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
         "counted on the model's C (int8 by default; see docs/benchmarks.md). An EMI-FastGRNN "
         "reads an instance every stride frames with early exit and decides on its last "
         "instances' longest run; its pushes are counted on the stream's first 6,000 frames, "
-        "only the steps it reads")
+        "only the steps it reads. An MI-ShaRNN (train --instances-from) streams its EMI run's "
+        "dataset: it reads the last instance every brick and decides on the longest run of "
+        "its window's last instance decisions")
     g.add_argument("--stream", action="store_true", help="evaluate on a whole stream")
     g.add_argument("--hop", type=_positive_int, default=None, metavar="FRAMES",
                    help="frames between decisions (default: a ShaRNN's brick, an "
@@ -1008,6 +1018,8 @@ def _print_defaults(defaults: dict, model_config) -> None:
 
 
 def _run_dir(args) -> Path:
+    if getattr(args, "instances_from", None) is not None and args.out is None:
+        return Path("runs") / f"{Path(args.instances_from).name}-mi-sharnn"
     return args.out or Path("runs") / f"{Path(args.dataset).stem}-{args.model}"
 
 
@@ -1163,8 +1175,11 @@ def _start(args, run_dir: Path, stack: ExitStack):
 
     check_output_dir(run_dir, RUN_OUTPUT, replace=args.overwrite, others=(EXPORT_OUTPUT,))
     _check_family_options(args)
-    data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files,
-                        train_hop=args.train_hop, train_speeds=args.train_speeds)
+    if args.instances_from is not None:
+        emi_config, data = _mi_instances(args)
+    else:
+        data = load_dataset(args.dataset, args.data_dir, skip_bad_files=args.skip_bad_files,
+                            train_hop=args.train_hop, train_speeds=args.train_speeds)
     _report_skipped(data)
     defaults = _training_defaults(args, data)
     recipe, budget = Recipe(**defaults["recipe"]), Budget.from_dict(defaults["budget"])
@@ -1198,9 +1213,50 @@ def _start(args, run_dir: Path, stack: ExitStack):
         data_info["sample_rate"] = data.info["sample_rate"]
     stack.enter_context(claim_output_dir(run_dir, RUN_OUTPUT, replace=args.overwrite,
                                          others=(EXPORT_OUTPUT,)))
+    if args.instances_from is not None:  # the instances become the run's own .npz
+        from kiloml.runs import INSTANCES_FILE
+        from kiloml.train.mi_sharnn import write_instances
+
+        path = (run_dir / INSTANCES_FILE).resolve()
+        write_instances(data, path)
+        data_info.update(dataset=str(path), path=str(path), fingerprint=fingerprint([path]),
+                         data_dir=None)
+        data_info.pop("sample_rate", None)  # the instances are features, not audio
     save_run_config(run_dir, model_config, data_info, train_config.to_dict(),
                     defaults=defaults)
+    if args.instances_from is not None:
+        from kiloml.runs import CONFIG_FILE, read_json, write_json
+        from kiloml.train.mi_sharnn import mi_section
+
+        config = read_json(run_dir / CONFIG_FILE)
+        config["mi"] = mi_section(args.instances_from, emi_config)
+        write_json(run_dir / CONFIG_FILE, config)
     return data, model_config, train_config, model, defaults
+
+
+def _mi_instances(args):
+    """``(EMI run's config, relabelled instances)`` for ``--instances-from``; one-line errors
+    for another family or options that choose other data."""
+    from kiloml.runs import load_run_data
+    from kiloml.train.mi_sharnn import load_emi_run, relabelled_instances
+
+    if args.model != "sharnn":
+        raise KilomlError(f"--instances-from trains an MI-ShaRNN: use --model sharnn, not "
+                          f"{args.model}")
+    given = [flag for flag, name in (("--dataset", "dataset"), ("--train-hop", "train_hop"),
+                                     ("--train-speeds", "train_speeds"),
+                                     ("--skip-bad-files", "skip_bad_files"))
+             if name in getattr(args, "given", set())]
+    if given:
+        raise KilomlError(f"--instances-from trains on the EMI run's data as it was loaded; "
+                          f"drop {', '.join(given)}")
+    emi_config, emi = load_emi_run(args.instances_from)
+    data = load_run_data(emi_config, args.data_dir, windowing=True,
+                         hint=f"; --instances-from needs the data {args.instances_from} "
+                              "was trained on")
+    console.print(f"relabelling the instances of {escape(str(args.instances_from))} "
+                  f"({escape(data.name)}) with its model")
+    return emi_config, relabelled_instances(emi, data)
 
 
 def _train(args, stack: ExitStack, reporter=None, test_split: bool = True) -> int:
@@ -1360,11 +1416,13 @@ STREAM_OPTIONS = (("--hop", "hop"), ("--gap", "gap"), ("--stream-seed", "stream_
                   ("--bits", "bits"), ("--target", "target"))
 
 
-def _eval_stream(args, model, data) -> int:
+def _eval_stream(args, model, data, mi: dict | None = None) -> int:
     """``kiloml eval RUN --stream``: the stream, the decisions and their scores, and the
-    instructions per second of stream (see the ``--stream`` help)."""
+    instructions per second of stream (see the ``--stream`` help); ``mi``: the run's MI-ShaRNN
+    section (``data`` is then its EMI run's dataset)."""
     from kiloml.data.streams import dataset_stream
     from kiloml.deploy.stream_cost import stream_instructions
+    from kiloml.train.mi_sharnn import evaluate_mi_stream
     from kiloml.train.stream_decisions import check_streaming, default_hop, evaluate_stream
 
     steps = data.steps
@@ -1373,7 +1431,12 @@ def _eval_stream(args, model, data) -> int:
     noise = (str(data.class_names[model.config.noise_class]) if model.config.kind == "cascade"
              else CASCADE_DEFAULTS["noise_class"])
     stream = dataset_stream(data, noise, _option(args.stream_seed, 0), _option(args.gap, 1))
-    result = evaluate_stream(model, stream, steps, hop)
+    calib, model_steps = data.train.x[:512], steps
+    if mi is not None:
+        result = evaluate_mi_stream(model, stream, steps, mi)
+        model_steps = mi["instance_width"]
+    else:
+        result = evaluate_stream(model, stream, steps, hop)
     run = escape(str(args.run))
     console.print(f"{run}: a stream of {result['frames']:,} frames ({result['seconds'] / 60:.1f} "
                   f"min at {stream.rate:g} frames/s): {escape(stream.rule)}")
@@ -1386,6 +1449,10 @@ def _eval_stream(args, model, data) -> int:
                   f"({100 * result['detection_rate']:.1f}%){latency}; false alarms: "
                   f"{result['false_alarms']} of {result['onsets']} onsets, "
                   f"{result['false_alarms_per_hour']:.1f} per hour")
+    if mi is not None:
+        console.print(f"MI-ShaRNN: each decision the longest run of a class other than noise "
+                      f"in the last {result['instances']} instance decisions (the last "
+                      f"{mi['instance_width']} frames, one every brick of {hop})")
     if "steps_per_instance" in result:
         console.print(f"early exit: {result['instances']:,} instances read "
                       f"{result['steps_per_instance']:.1f} of {result['instance_width']} steps "
@@ -1398,8 +1465,12 @@ def _eval_stream(args, model, data) -> int:
     target = _option(args.target, "cortex-m4")
     if target == "none":
         return 0
-    cost = stream_instructions(parts, data.train.x[:512], stream.frames, steps, hop,
-                               stream.rate, _option(args.bits, 8), target)
+    if mi is not None:  # calibrated on the run's own data, the instances, as kiloml export is
+        from kiloml.runs import load_run_data, read_run_config
+
+        calib = load_run_data(read_run_config(args.run), check=False).train.x[:512]
+    cost = stream_instructions(parts, calib, stream.frames, model_steps, hop, stream.rate,
+                               _option(args.bits, 8), target)
     if "skipped" in cost:
         console.print(f"instructions: skipped, {escape(cost['skipped'])}")
         return 0
@@ -1422,6 +1493,13 @@ def command_eval(args) -> int:
         raise KilomlError(f"{', '.join(given)} apply to --stream only")
     config, model = load_run(args.run)
     check_finite_weights(model, args.run / WEIGHTS_FILE)
+    if args.stream and "mi" in config:  # an MI-ShaRNN: the stream of its EMI run's dataset
+        if args.data is not None:
+            raise KilomlError(f"{args.run}: an MI-ShaRNN streams its EMI run's dataset "
+                              f"({config['mi']['data'].get('dataset')}); drop --data")
+        data = load_run_data({"data": config["mi"]["data"]}, args.data_dir,
+                             hint="; the MI-ShaRNN's stream is its EMI run's test data")
+        return _eval_stream(args, model, data, config["mi"])
     if args.data is not None:
         data = load_dataset(args.data, args.data_dir)
         recorded = config.get("data", {})

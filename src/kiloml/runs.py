@@ -33,12 +33,14 @@ HISTORY_PLOT = "history.png"
 CONFUSION_PLOT = "confusion.png"
 #: The folder ``kiloml demo`` exports the run's C into.
 DEMO_EXPORT_DIR = "c"
+#: An MI-ShaRNN run's training data: the instances an EMI run relabelled (``train.mi_sharnn``).
+INSTANCES_FILE = "instances.npz"
 #: A run directory as an output of kiloml (:mod:`kiloml.outputs`).
 #: With cross-validation, each fold's checkpoint (``train.cross_validation``).
 FOLDS_DIR = "folds"
 RUN_OUTPUT = OutputKind("run", CONFIG_FILE, (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE,
                                              CHECKPOINT_FILE, HISTORY_PLOT, CONFUSION_PLOT,
-                                             DEMO_EXPORT_DIR, FOLDS_DIR),
+                                             DEMO_EXPORT_DIR, FOLDS_DIR, INSTANCES_FILE),
                         scratch_dirs=(FOLDS_DIR,))
 
 

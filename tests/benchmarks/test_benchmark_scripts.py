@@ -553,26 +553,32 @@ def test_image_export_small(tmp_path, require_gcc):
     assert "| mobilenetv2 | patches |" in done.stdout
 
 
-def test_mi_sharnn_trains_on_relabelled_instances_and_streams(tmp_path):
+def test_mi_sharnn_chooses_on_the_validation_stream_and_streams_the_test(tmp_path):
     from kiloml.cli import main
     from tests.conftest import synthetic_splits
 
     d = synthetic_splits(classes=4)
     data = tmp_path / "c4.npz"
-    np.savez(data, X_train=d.train.x, y_train=d.train.y, X_test=d.test.x, y_test=d.test.y,
-             class_names=np.array(["_silence_", "a", "b", "c"]))
+    np.savez(data, X_train=d.train.x, y_train=d.train.y, X_val=d.val.x, y_val=d.val.y,
+             X_test=d.test.x, y_test=d.test.y, class_names=np.array(["_silence_", "a", "b", "c"]))
     emi = tmp_path / "emi-0"
     assert main(["train", "--dataset", str(data), "--model", "emi-fastgrnn", "--hidden-size",
                  "8", "--epochs", "3", "--rounds", "1", "--instance-width", "6",
                  "--instance-stride", "3", "--keep-instances", "2", "--out", str(emi)]) == 0
+    small = "--hidden-size 4 --upper-hidden-size 4 --u-rank 2"
     done = run_script("mi_sharnn.py", str(emi), "--out", str(tmp_path / "mi"), "--brick", "3",
-                      "--epochs", "3", "--target", "none")
+                      "--candidate", f"--epochs 3 {small}", "--candidate", f"--epochs 4 {small}",
+                      "--target", "none")
     assert done.returncode == 0, done.stderr[-2000:]
-    instances = np.load(tmp_path / "mi" / "emi-0-instances.npz")
-    # 3 instances of 6 frames per window of 12; labels: the data's 4 classes and noise (4)
-    assert instances["X_train"].shape[1:] == (6, 3)
-    assert len(instances["X_test"]) == 3 * len(d.test.x) and len(instances["X_train"]) % 3 == 0
-    assert set(np.unique(instances["y_train"])) <= {0, 1, 2, 3, 4} and 4 in instances["y_train"]
-    assert list(instances["class_names"]) == ["_silence_", "a", "b", "c", "noise"]
+    # both candidates trained through kiloml train --instances-from, as normal runs
+    for j in (0, 1):
+        config = json.loads((tmp_path / "mi" / f"mi-emi-0-c{j}" / "config.json").read_text())
+        assert config["mi"]["instance_width"] == 6 and config["train"]["epochs"] == 3 + j
+    assert "| c1 | `--epochs 4" in done.stdout
+    chosen = next(line for line in done.stdout.splitlines() if line.startswith("chosen on"))
     row = next(line for line in done.stdout.splitlines() if line.startswith("| mi-emi |"))
     assert row.startswith("| mi-emi | 1 | 3 | 12 | ")  # a decision every brick on 12 frames
+    # the candidate of higher validation-stream accuracy (the first on a tie)
+    val = {line.split(" | ")[0][2:]: float(line.split(" | ")[2])
+           for line in done.stdout.splitlines() if line.startswith(("| c0 ", "| c1 "))}
+    assert chosen.split(": ")[1].startswith(max(val, key=val.get) + " ")

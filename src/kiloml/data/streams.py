@@ -79,17 +79,18 @@ def from_segments(parts: list[tuple[np.ndarray, int]], noise: int | None, rate: 
 
 
 def clip_stream(split: Split, noise: int, seed: int = 0, gap: int = 1,
-                rate: float = AUDIO_FRAMES_PER_SECOND) -> Stream:
-    """The clips of ``split`` as one stream, ``gap`` noise clips around each event clip (see
-    the module docstring)."""
+                rate: float = AUDIO_FRAMES_PER_SECOND, name: str = "test") -> Stream:
+    """The clips of ``split`` (the split called ``name``) as one stream, ``gap`` noise clips
+    around each event clip (see the module docstring)."""
     if gap < 0:
         raise KilomlError(f"the gap must be 0 or more noise clips, got {gap}")
     events = np.flatnonzero(split.y != noise)
     quiet = np.flatnonzero(split.y == noise)
     if not len(events):
-        raise KilomlError("the test split holds no clip that is not noise: nothing to detect")
+        raise KilomlError(f"the {name} split holds no clip that is not noise: nothing to "
+                          "detect")
     if gap and not len(quiet):
-        raise KilomlError("the test split holds no noise clip to put between the others "
+        raise KilomlError(f"the {name} split holds no noise clip to put between the others "
                           "(give a gap of 0)")
     rng = np.random.default_rng(seed)
     order = events[rng.permutation(len(events))]
@@ -101,7 +102,7 @@ def clip_stream(split: Split, noise: int, seed: int = 0, gap: int = 1,
             f += 1
         parts.append((split.x[index], int(split.y[index])))
     parts += [(split.x[i], noise) for i in fill[f:]]
-    rule = (f"{len(order)} test clips in a seeded order (seed {seed}), {gap} noise clip(s) "
+    rule = (f"{len(order)} {name} clips in a seeded order (seed {seed}), {gap} noise clip(s) "
             "before each and after the last")
     return from_segments(parts, noise, rate, rule)
 
@@ -115,19 +116,21 @@ def recording_stream(path: Path | None, subjects: tuple[int, ...],
     return from_segments(parts, None, rate, rule)
 
 
-def dataset_stream(data: DatasetSplits, noise: str = "_silence_", seed: int = 0, gap: int = 1
-                ) -> Stream:
-    """The stream of a dataset's test split: smartwatch's test recordings, else its test
-    clips around clips of the class named ``noise`` (those of a run whose data was padded in
-    front for frame stacking as recorded: their last ``padded_from`` frames)."""
+def dataset_stream(data: DatasetSplits, noise: str = "_silence_", seed: int = 0, gap: int = 1,
+                   split: str = "test") -> Stream:
+    """The stream of a dataset's ``split`` (``test``, or ``val`` to choose a setting on):
+    smartwatch's recordings of that split's subjects, else its clips around clips of the class
+    named ``noise`` (those of a run whose data was padded in front for frame stacking as
+    recorded: their last ``padded_from`` frames)."""
     names = [str(n) for n in data.class_names]
     if data.name == "smartwatch":
-        return recording_stream(data.info.get("path"), tuple(data.info["subjects"]["test"]))
+        return recording_stream(data.info.get("path"), tuple(data.info["subjects"][split]))
     if noise not in names:
         raise KilomlError(f"--stream needs the smartwatch recordings or clips with a noise "
                           f"class ({noise}) to put between events; {data.name} has neither")
-    x = data.test.x
+    part = getattr(data, split)
+    x = part.x
     original = data.info.get("padded_from")
     if original:
         x = x[:, -original:]
-    return clip_stream(Split(x, data.test.y), names.index(noise), seed, gap)
+    return clip_stream(Split(x, part.y), names.index(noise), seed, gap, name=split)
