@@ -10,10 +10,12 @@ each worker's PyTorch import dominate and the ratio says nothing about the trial
 start-up is inside the measured time, as a user sees it.
 
     python benchmarks/sweep_scaling.py [--trials 8] [--epochs 100] [--out runs/sweep-scaling]
+                                       [--no-plain]
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -61,10 +63,15 @@ def write_data(path: Path, n: int = 600, steps: int = 48, features: int = 6) -> 
     np.savez(path, X_train=x_train, y_train=y_train, X_test=x_test, y_test=y_test)
 
 
+def kiloml_command() -> str:
+    """The ``kiloml`` entry point next to this Python."""
+    return str(Path(sys.executable).parent / "kiloml")
+
+
 def sweep(space: Path, out: Path, workers: int) -> tuple[float, float, list]:
     """Wall seconds of the whole command and of its trials (Ray included), and the trials'
     sampled configurations."""
-    kiloml = str(Path(sys.executable).parent / "kiloml")
+    kiloml = kiloml_command()
     started = time.perf_counter()
     done = subprocess.run([kiloml, "sweep", str(space), "--out", str(out), "--workers",
                            str(workers), "--overwrite"], capture_output=True, text=True)
@@ -78,11 +85,53 @@ def sweep(space: Path, out: Path, workers: int) -> tuple[float, float, list]:
     return wall, trials, configs
 
 
+def trial_order(out: Path) -> list[dict]:
+    """The sweep's trials in the order Ray Tune started them (its trial directories are named
+    ``run_trial_ID_N_...``, N counting from 1), as rows of ``results.json``."""
+    rows = {r["trial"]: r for r in json.loads((out / "results.json").read_text())["trials"]}
+    started = {}
+    for path in (out / "ray" / "tune").glob("run_trial_*"):
+        match = re.match(r"run_trial_([0-9a-f]+)_(\d+)_", path.name)
+        if match and match.group(1) in rows:
+            started[match.group(1)] = int(match.group(2))
+    return [rows[t] for t in sorted(rows, key=lambda t: started.get(t, len(rows)))]
+
+
+def _quiet() -> None:
+    """Pool initializer: a trial's output goes nowhere."""
+    sys.stdout = sys.stderr = open(os.devnull, "w")
+
+
+def _train(argv: list[str]) -> int:
+    from kiloml.cli import main
+    return main(argv)
+
+
+def plain(rows: list[dict], data: Path, epochs: int, out: Path, workers: int) -> float:
+    """Wall seconds of the trials ``rows`` trained by plain ``kiloml train --threads 1`` (no
+    Ray) in ``workers`` processes, each importing kiloml once as a sweep's worker does; the
+    trials are taken in this order, the next one by whichever process is free first."""
+    commands = [["train", "--dataset", str(data), "--epochs", str(epochs),
+                 "--batch-size", "32", "--folds", "0", "--threads", "1",
+                 "--hidden-size", str(r["hidden_size"]), "--sparsity-w", repr(r["sparsity_w"]),
+                 "--lr", repr(r["lr"]), "--out", str(out / r["trial"]), "--overwrite"]
+                for r in rows]
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_quiet) as pool:
+        statuses = list(pool.imap(_train, commands, chunksize=1))
+    wall = time.perf_counter() - started
+    if any(statuses):
+        sys.exit(f"plain kiloml train with {workers} process(es) failed: {statuses}")
+    return wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("runs/sweep-scaling"))
+    parser.add_argument("--no-plain", action="store_true",
+                        help="skip the plain kiloml train processes (the machine's own ratio)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     data = (args.out / "data.npz").resolve()
@@ -93,6 +142,10 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     one = sweep(space, args.out / "workers-1", 1)
     two = sweep(space, args.out / "workers-2", 2)
+    if not args.no_plain:
+        rows = trial_order(args.out / "workers-1")
+        serial = plain(rows, data, args.epochs, args.out / "plain-1", 1)
+        parallel = plain(rows, data, args.epochs, args.out / "plain-2", 2)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if one[2] != two[2]:
         print("warning: the two sweeps trained different configurations")
@@ -104,6 +157,10 @@ def main() -> None:
         print(f"| {workers} | {wall:.1f} | {trials:.0f} |")
     print(f"speed-up with 2 workers: {one[0] / two[0]:.2f}x (command), "
           f"{one[1] / two[1]:.2f}x (trials)")
+    if not args.no_plain:
+        print(f"plain kiloml train (no Ray), the same {len(rows)} trials in the same order: "
+              f"1 process {serial:.1f} s, 2 processes {parallel:.1f} s: "
+              f"{serial / parallel:.2f}x (what the machine gives)")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from kiloml.data.paths import data_root
 from kiloml.errors import KilomlError
 from kiloml.outputs import OutputKind, atomic_write_bytes
 from kiloml.sweep.space import OBJECTIVE_MODES, Choice, Space
-from kiloml.sweep.trial import LOGS_DIR, RUNS_DIR, TrainFunction, run_trial
+from kiloml.sweep.trial import ASHA_MAX_T, LOGS_DIR, RUNS_DIR, TrainFunction, run_trial
 
 SWEEP_FILE = "sweep.json"
 SPACE_COPY = "space.toml"
@@ -121,8 +121,9 @@ def _tuner(tune, optuna, space: Space, root: Path, workers: int, train: TrainFun
         space=optuna_space(space, optuna), metric=list(space.objectives),
         mode=[OBJECTIVE_MODES[name] for name in space.objectives],
         sampler=optuna.samplers.TPESampler(seed=space.seed))
-    scheduler = (ASHAScheduler(time_attr="training_iteration", metric="val_accuracy",
-                               mode="max", max_t=1_000_000,
+    # the trials report only at ASHA's rungs, so ASHA counts epochs, not reports
+    scheduler = (ASHAScheduler(time_attr="epoch", metric="val_accuracy",
+                               mode="max", max_t=ASHA_MAX_T,
                                grace_period=space.asha["grace_period"],
                                reduction_factor=space.asha["reduction_factor"])
                  if space.asha else FIFOScheduler())

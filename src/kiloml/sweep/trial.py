@@ -1,5 +1,6 @@
 """One sweep trial, as Ray Tune runs it on a worker: ``kiloml train`` into an ordinary run
-directory ``DIR/runs/TRIAL``, validation accuracy reported after every epoch (for ASHA), then
+directory ``DIR/runs/TRIAL``, validation accuracy reported at the epochs where ASHA decides
+(its rungs; none when ASHA is off), then
 the deployed size measured on the integer graph and, when ``m4_instructions`` is an objective,
 the run exported into ``RUN/c`` and its Cortex-M4 instructions per inference counted in QEMU
 (:mod:`kiloml.sweep.instructions`).
@@ -38,6 +39,8 @@ from kiloml.train.trainer import EpochRecord, Reporter, sparsifiable_parameters
 
 RUNS_DIR = "runs"
 LOGS_DIR = "logs"
+#: ASHA's ``max_t``: no trial is stopped for its length, only at the rungs below it
+ASHA_MAX_T = 1_000_000
 
 #: ``train(argv, run_dir, reporter, resume)``: ``kiloml train ARGV --out RUN_DIR`` (resumed
 #: from its checkpoint, or started afresh over an unfinished attempt) with ``reporter`` and the
@@ -74,19 +77,34 @@ def deployed_size(run_dir: Path, bits: int) -> dict:
             "flash_bytes": generated.weight_flash_bytes, "ram_bytes": generated.ram_bytes}
 
 
+def asha_rungs(asha: dict | None) -> frozenset[int]:
+    """The epochs (from 1) at which ASHA (``[asha]``'s ``grace_period`` and
+    ``reduction_factor``, ``max_t`` :data:`ASHA_MAX_T`) compares a trial with the others:
+    ``grace_period * reduction_factor**k`` below ``max_t``, as Ray Tune's ASHA computes its
+    rungs; empty when ASHA is off."""
+    if not asha:
+        return frozenset()
+    grace, factor = asha["grace_period"], asha["reduction_factor"]
+    count = int(math.log(ASHA_MAX_T / grace) / math.log(factor) + 1)
+    return frozenset(grace * factor**k for k in range(count))
+
+
 class TuneReporter(Reporter):
-    """Reports every epoch's validation accuracy to Ray Tune, with the bytes the trial will
-    deploy (both in every result, so with two objectives an ASHA-stopped trial is still a
-    point for Optuna), and prints one line per epoch (into the trial's log). Objectives known
-    only once the trial has finished (``later``: ``m4_instructions``) are reported as ``None``
-    until then (Ray Tune wants every objective's key in every result). The last epoch is not
-    reported: the trial's final result stands for it, so ASHA never cuts a trial whose
-    training has finished."""
+    """Reports the validation accuracy of the epochs in ``rungs`` (ASHA's rungs; ``None``:
+    every epoch) to Ray Tune, with the bytes the trial will deploy (both in every result, so
+    with two objectives an ASHA-stopped trial is still a point for Optuna), and prints one line
+    per epoch (into the trial's log). Only ASHA looks at these results, and only at its rungs;
+    every report stops training until Ray Tune's driver has processed it, so no other epoch
+    is reported. Objectives known only once the trial has finished (``later``:
+    ``m4_instructions``) are reported as ``None`` until then (Ray Tune wants every objective's
+    key in every result). The last epoch is not reported: the trial's final result stands for
+    it, so ASHA never cuts a trial whose training has finished."""
 
     def __init__(self, run_dir: Path, bits: int, report: Callable[[dict], None],
-                 later: tuple[str, ...] = ()):
+                 later: tuple[str, ...] = (), rungs: frozenset[int] | None = None):
         self.run_dir, self.bits, self.report = run_dir, bits, report
         self.later = dict.fromkeys(later)
+        self.rungs = rungs
         self.bytes: int | None = None
         self.total = 0
 
@@ -98,6 +116,8 @@ class TuneReporter(Reporter):
         print(epoch_line(record, is_best).replace(" [green]best[/]", " best"), flush=True)
         if math.isnan(record.val_accuracy) or record.epoch + 1 >= self.total:
             return  # no validation split (cross-validation's final fit), or the last epoch
+        if self.rungs is not None and record.epoch + 1 not in self.rungs:
+            return  # not an epoch where ASHA decides
         self.report({"val_accuracy": record.val_accuracy, "bytes": self.bytes, **self.later,
                      "epoch": record.epoch + 1, "trained": False})
 
@@ -122,7 +142,8 @@ def run_trial(config: dict, *, sweep_dir: str, space: Space, train: TrainFunctio
             with open(log, "a") as out, redirect_stdout(out), redirect_stderr(out):
                 later = tuple(o for o in space.objectives if o == OBJECTIVE)
                 train(space.argv(values), run_dir,
-                      TuneReporter(run_dir, space.bits, tune.report, later), resume)
+                      TuneReporter(run_dir, space.bits, tune.report, later,
+                                   asha_rungs(space.asha)), resume)
         metrics = read_json(run_dir / METRICS_FILE)
         size = deployed_size(run_dir, space.bits)
         if OBJECTIVE in space.objectives:
