@@ -108,12 +108,19 @@ def spread(values: list) -> str:
     return f"{low:,.0f}" if low == high else f"{low:,.0f}–{high:,.0f}"
 
 
+def stage_text(stages: list[dict]) -> str:
+    """A schedule's tiled stages: ``nodes 0–11 on 3×3 tiles; …`` (``—`` layer by layer)."""
+    return "; ".join(f"nodes {st['first']}–{st['first'] + st['nodes'] - 1} on "
+                     f"{st['patch'][0]}×{st['patch'][1]} tiles" for st in stages) or "—"
+
+
 def table(rows: list[dict]) -> str:
     """Per model and schedule: accuracy over the seeds, then the deployment figures."""
-    lines = ["| model | schedule | seeds | test images | float test acc. | int8 test acc. | "
+    lines = ["| model | schedule | seeds | tiled stages | test images | float test acc. | "
+             "int8 test acc. | "
              "planned peak RAM (arena) | measured RAM (M4) | MACs | constants | "
              "M4 image (text + data) | M4 instructions | bit-exact | same logits |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for kind in MODELS:
         got = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["seed"])
         for schedule in SCHEDULES:
@@ -121,10 +128,11 @@ def table(rows: list[dict]) -> str:
             if not runs:
                 continue
             s = [r["schedules"][schedule] for r in runs]
-            exact = sorted({t for x in s for t, e in x["exact"].items() if e == 1.0}
-                           - {t for x in s for t, e in x["exact"].items() if e != 1.0})
+            exact = [t for t in s[0]["exact"] if all(x["exact"].get(t) == 1.0 for x in s)]
+            stages = {stage_text(x["stages"]) for x in s}
             lines.append(
                 f"| {kind} | {schedule} | {', '.join(str(r['seed']) for r in runs)} | "
+                f"{' / '.join(sorted(stages))} | "
                 f"{spread([r['test_images'] for r in runs])} | "
                 f"{mean_std([r['float_accuracy'] for r in runs])} | "
                 f"{mean_std([r['int8_accuracy'] for r in runs])} | "
