@@ -37,8 +37,9 @@ def stage_figures(run: Path) -> dict:
     return out
 
 
-def measure(run: Path, out: Path, targets: str) -> dict:
-    """Export and verify ``run`` under every applicable schedule."""
+def measure(run: Path, out: Path, targets: str, tilings: bool = True) -> dict:
+    """Export and verify ``run`` under every applicable schedule (with ``tilings``, also the
+    planner's best tiling of one and two stages, :func:`stage_figures`)."""
     _, model = load_run(run)
     graph = quantize_graph(lower_model(model, model.config.height), {}, 8)
     rows = {}
@@ -62,7 +63,8 @@ def measure(run: Path, out: Path, targets: str) -> dict:
             "m4_instructions": m4.get("instructions_per_inference"),
             "exact": {t: e.get("exact_match") for t, e in report["targets"].items()},
             "inputs": report["inputs"]}
-    return {"kind": model.config.kind, "schedules": rows, "tilings": stage_figures(run)}
+    return {"kind": model.config.kind, "schedules": rows,
+            "tilings": stage_figures(run) if tilings else {}}
 
 
 def table(report: dict) -> str:

@@ -82,7 +82,32 @@ def reduced(data: DatasetSplits, train: int | None, val: int | None,
     return replace(data, **parts)
 
 
-def run(data: DatasetSplits, kind: str, args, seed: int) -> dict:
+def save_run(run_dir: Path, full: DatasetSplits, data: DatasetSplits, config, train: TrainConfig,
+             outcome, args) -> None:
+    """``outcome`` as an ordinary run directory (``config.json``, ``model.safetensors``,
+    ``metrics.json``) that ``kiloml export`` / ``eval`` / ``info`` read: its data section names
+    the whole dataset ``full`` (export calibrates on its training images) and records the
+    subsets trained, chosen and tested on (``subsets``: the counts given to :func:`reduced`)."""
+    from kiloml.data.fingerprint import data_sources, fingerprint
+    from kiloml.runs import METRICS_FILE, WEIGHTS_FILE, save_run_config, save_weights, write_json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sources = data_sources(full)
+    data_info = {"dataset": full.name, "path": str(sources[0]) if sources else None,
+                 "fingerprint": fingerprint(sources), "data_dir": None,
+                 "skip_bad_files": False, "steps": full.steps,
+                 "num_features": full.num_features, "class_names": full.class_names,
+                 "sizes": {s: len(getattr(full, s)) for s in ("train", "val", "test")},
+                 "subsets": {s: len(getattr(data, s)) for s in ("train", "val", "test")},
+                 "subset_counts": {"train": args.train_images, "val": args.val_images,
+                                   "test": args.test_images}}
+    save_run_config(run_dir, config, data_info, train.to_dict())
+    save_weights(outcome.model, run_dir / WEIGHTS_FILE)
+    write_json(run_dir / METRICS_FILE, outcome.metrics)
+
+
+def run(data: DatasetSplits, kind: str, args, seed: int, full: DatasetSplits | None = None
+        ) -> dict:
     c, h, w = data.info["image_shape"]
     config = get_family(kind).config(kind=kind, input_size=w * c, num_classes=data.num_classes,
                                      in_channels=c, height=h, width=w,
@@ -94,6 +119,9 @@ def run(data: DatasetSplits, kind: str, args, seed: int) -> dict:
     outcome = fit(data, config, train)
     seconds, wall = time.process_time() - started, time.perf_counter() - wall
     model = outcome.model
+    if args.runs is not None:
+        save_run(args.runs / f"{kind}-seed{seed}", full if full is not None else data, data,
+                 config, train, outcome, args)
     peak, where = model.peak_activation_bytes()
     row = {"config": config.to_dict(), "test_accuracy": outcome.metrics["test_accuracy"],
            "val_accuracy": outcome.result.best_val_accuracy,
@@ -273,6 +301,9 @@ def main() -> int:
                         help="train both models once per seed (default: 0)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                        help="also keep each trained model as the run directory "
+                             "DIR/MODEL-seedN (for kiloml export and benchmarks/vision_int8.py)")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_IMAGES} images per split, 1 epoch, width 0.25 (a smoke run)")
     parser.add_argument("--shapes-only", action="store_true",
@@ -294,16 +325,16 @@ def main() -> int:
         args.train_images = args.val_images = args.test_images = QUICK_IMAGES
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "vision_models_quick" if args.quick else "vision_models"
-    data = None
+    data = full = None
     for seed in [] if args.report else args.seeds:
         path = args.out / f"{stem}_seed{seed}.json"
         results = json.loads(path.read_text()) if path.exists() else {}
         check_budget(results, args, path)
         for kind in [kind for kind in args.models if kind not in results]:
             if data is None:
-                data = reduced(load_dataset(args.dataset), args.train_images, args.val_images,
-                               args.test_images)
-            results[kind] = run(data, kind, args, seed)
+                full = load_dataset(args.dataset)
+                data = reduced(full, args.train_images, args.val_images, args.test_images)
+            results[kind] = run(data, kind, args, seed, full)
             print(seed, kind, {k: v for k, v in results[kind].items() if k != "machine"},
                   flush=True)
             path.write_text(json.dumps(results, indent=1))

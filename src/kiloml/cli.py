@@ -528,13 +528,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     "smartwatch data, export it as integer C and verify it",
                        description="Train the default compressed FastGRNN (same options as "
                                    "`kiloml train`), export it to RUN/c with int16 weights "
-                                   "(`kiloml export`) and check the C against the integer "
+                                   "(int8 for the image models mobilenetv2 and "
+                                   "rnnpool-mobilenetv2, under the schedule with the smallest "
+                                   "planned peak RAM; `kiloml export`) and check the C against "
+                                   "the integer "
                                    "simulator on the host and on emulated Cortex-M4/M3 "
                                    "(`kiloml verify`). Targets whose toolchain is missing are "
                                    "skipped with the command that installs it.")
     add_train_arguments(p)
     p.add_argument("--bits", type=int, choices=(8, 16), default=16,
-                   help="weight width of the exported C (default: %(default)s)")
+                   help="weight width of the exported C (default: %(default)s; image models: "
+                        "8, their only width)")
     p = sub.add_parser("export", help="quantize a run to integers and write freestanding C",
                        description="Post-training fixed-point quantization (power-of-two scales, "
                                    "int16 activations, int8/int16 weights) and C code generation: "
@@ -1668,6 +1672,12 @@ def command_demo(args) -> int:
 
     if not FAMILIES[args.model].deploys:
         raise KilomlError(f"{args.model} has no integer export yet; train it with kiloml train")
+    bits = args.bits
+    if args.model in VISION_FAMILIES:  # the image ops are int8 only: checked before training
+        if "bits" in getattr(args, "given", set()) and bits != 8:
+            raise KilomlError(f"{args.model} is exported with int8 weights and activations; "
+                              f"--bits {bits} does not apply (use --bits 8 or leave it out)")
+        bits = 8
     with ExitStack() as stack:
         status = _train(args, stack)
         if status != 0:
@@ -1675,7 +1685,7 @@ def command_demo(args) -> int:
         run_dir = _run_dir(args)
         export_dir = run_dir / DEMO_EXPORT_DIR
         console.rule("export")
-        status = run_export(argparse.Namespace(run=run_dir, out=export_dir, bits=args.bits,
+        status = run_export(argparse.Namespace(run=run_dir, out=export_dir, bits=bits,
                                                target="c", name="kiloml_model", data=None,
                                                data_dir=args.data_dir, overwrite=True))
         if status != 0:

@@ -327,7 +327,8 @@ def test_vision_models_quick(tmp_path, shared_cache):
         pytest.skip("CIFAR-10 not present")
     env = {"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)}
     done = run_script("vision_models.py", "--quick", "--out", str(tmp_path), "--models",
-                      "rnnpool-mobilenetv2", "--seeds", "0", "1", env=env)
+                      "rnnpool-mobilenetv2", "--seeds", "0", "1", "--runs",
+                      str(tmp_path / "runs"), env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     saved = {seed: json.loads((tmp_path / f"vision_models_quick_seed{seed}.json").read_text())
              for seed in (0, 1)}
@@ -337,6 +338,8 @@ def test_vision_models_quick(tmp_path, shared_cache):
     assert pool["train_images"] == pool["test_images"] == 200 and pool["epochs"] == 1
     assert pool["peak_bytes_patch_by_patch"] < pool["peak_bytes_layer_by_layer"]
     assert 0 <= pool["test_accuracy"] <= 1 and pool["config"]["rnnpool_hidden"] == 4
+    # the kept run: its int8 accuracy on the same test images, every schedule bit-exact
+    check_vision_int8(tmp_path, pool, env)
     # a later run adds a model to seed 0 only; the report lists each row's seeds
     done = run_script("vision_models.py", "--quick", "--out", str(tmp_path), "--models",
                       "mobilenetv2", "--seeds", "0", env=env)
@@ -359,6 +362,32 @@ def test_vision_models_quick(tmp_path, shared_cache):
     (tmp_path / "vision_models_quick.md").unlink()
     done = run_script("vision_models.py", "--quick", "--report", "--out", str(tmp_path))
     assert done.returncode == 0 and "| rnnpool-mobilenetv2 | 0.25 | 0, 1 |" in done.stdout
+
+
+def check_vision_int8(tmp_path, row: dict, env: dict) -> None:
+    """vision_int8.py on seed 1's kept run (``row``: its row of vision_models.py): the float
+    accuracy measured again on the same test images, both schedules exported and bit-exact on
+    the host with the layer graph's logits, and the table."""
+    run = tmp_path / "runs" / "rnnpool-mobilenetv2-seed1"
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["subsets"] == {"train": 200, "val": 200, "test": 200}
+    out = tmp_path / "int8"
+    done = run_script("vision_int8.py", str(run), "--out", str(out), "--targets", "host",
+                      env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((out / "vision_int8_rnnpool-mobilenetv2-seed1.json").read_text())
+    assert saved["float_accuracy"] == row["test_accuracy"] and saved["test_images"] == 200
+    assert 0.5 <= saved["float_int8_agreement"] <= 1 and 0 <= saved["int8_accuracy"] <= 1
+    assert list(saved["schedules"]) == ["layers", "rnnpool"]
+    for schedule in saved["schedules"].values():
+        assert schedule["exact"] == {"host": 1.0} and schedule["same_logits"]
+    rnnpool = saved["schedules"]["rnnpool"]
+    assert rnnpool["planned_arena_bytes"] < saved["schedules"]["layers"]["planned_arena_bytes"]
+    report = (out / "vision_int8.md").read_text()
+    assert "| rnnpool-mobilenetv2 | rnnpool | 1 | nodes 0–" in report
+    assert (f"tiles | 200 | {100 * row['test_accuracy']:.2f} % | "
+            f"{100 * saved['int8_accuracy']:.2f} % | {rnnpool['planned_arena_bytes']:,} | – |"
+            in report)
 
 
 def test_vision_models_shapes_only():

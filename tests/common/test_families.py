@@ -48,8 +48,10 @@ BRANCH_FLIPS = {"bonsai": 0.05}
 
 #: Deploying families whose graph is not the whole window's forward, checked by their own
 #: tests: EMI-FastGRNN's graph reads one instance and its head has a noise class
-#: (tests/deploy/test_early_exit_c.py: C == streaming spec at int8/int16 on host/M4/M3/AVR).
-CHECKED_ELSEWHERE = {"emi-fastgrnn"}
+#: (tests/deploy/test_early_exit_c.py: C == streaming spec at int8/int16 on host/M4/M3/AVR);
+#: the image families take images at int8 under three schedules
+#: (tests/deploy/test_image_export.py: C == simulator on host/M4/M3, kiloml demo).
+CHECKED_ELSEWHERE = {"emi-fastgrnn", "mobilenetv2", "rnnpool-mobilenetv2"}
 
 
 def test_every_registered_family_is_checked():

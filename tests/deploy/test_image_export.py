@@ -173,3 +173,30 @@ def test_a_schedule_given_for_a_sequence_model_is_a_one_line_error(tmp_path, cap
     assert main(["export", str(run), "--schedule", "patches", "--out",
                  str(tmp_path / "c")]) == 1
     assert error_line(capsys) == "error: --schedule applies to image models, not fastgrnn"
+
+
+def test_demo_of_an_image_model_exports_int8(tmp_path, capsys, monkeypatch, require_gcc):
+    """kiloml demo of a vision family: trained, exported at int8 (no --bits) under the schedule
+    of the smallest planned peak, and bit-exact on the host; --bits 16 is refused before any
+    training."""
+    monkeypatch.setattr("kiloml.cli.DEFAULT_TARGETS", ("host",))  # Cortex-M: the tests above
+    monkeypatch.setenv("KILOML_CACHE", str(tmp_path / "cache"))
+    cifar = tiny_cifar(tmp_path / "cifar", train_per_class=10, test_per_class=2)
+    words = ["demo", "--dataset", "cifar10", "--data-dir", str(cifar), "--model",
+             "rnnpool-mobilenetv2", *TINY]
+    assert main([*words, "--bits", "16", "--out", str(tmp_path / "refused")]) == 1
+    assert error_line(capsys) == ("error: rnnpool-mobilenetv2 is exported with int8 weights and "
+                                  "activations; --bits 16 does not apply (use --bits 8 or leave "
+                                  "it out)")
+    assert not (tmp_path / "refused").exists()
+    run = tmp_path / "demo"
+    assert main([*words, "--out", str(run)]) == 0
+    info = json.loads((run / "c" / "export.json").read_text())
+    assert info["bits"] == 8 and set(info["schedules_planned"]) == {"layers", "rnnpool"}
+    assert info["schedule"]["kind"] == min(info["schedules_planned"],
+                                           key=info["schedules_planned"].get)
+    assert info["scratch_ram_bytes"] == min(info["schedules_planned"].values())
+    report = json.loads((run / "c" / "verify.json").read_text())
+    assert report["bits"] == 8 and report["inputs"] == 4
+    assert report["targets"]["host"]["exact_match"] == 1.0
+    assert "exported rnnpool-mobilenetv2 (int8 weights)" in capsys.readouterr().out

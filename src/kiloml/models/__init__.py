@@ -70,10 +70,10 @@ register(Family("bonsai", "Bonsai (Kumar et al. 2017): sparse projection and a s
                           "non-linear node predictors", BonsaiConfig, build_bonsai, "vector"))
 register(Family("mobilenetv2", "MobileNetV2 (Sandler et al. 2018): inverted residual blocks, "
                                "ReLU6, a width multiplier; images", MobileNetV2Config,
-                build_mobilenetv2, "image", deploys=False))
+                build_mobilenetv2, "image"))
 register(Family("rnnpool-mobilenetv2", "RNNPool-MobileNetV2 (Saha et al. 2020): the stem, one "
                                        "RNNPool layer, then MobileNetV2's later stages; images",
-                RNNPoolMobileNetV2Config, build_rnnpool_mobilenetv2, "image", deploys=False))
+                RNNPoolMobileNetV2Config, build_rnnpool_mobilenetv2, "image"))
 
 INPUT_SHAPES = {"sequence": "sequences [N, T, F]", "vector": "feature vectors [N, F]",
                 "image": "images [N, C, H, W]"}
