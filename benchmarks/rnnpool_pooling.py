@@ -3,6 +3,8 @@ pooled from 32×32 to 1×1 by one operator, then a linear layer classifies it; R
 strided convolution and max / average pooling in the same place.
 
     OMP_NUM_THREADS=1 KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py
+    OMP_NUM_THREADS=1 KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py \
+        --epochs 10 --augment                                              # longer recipe
     KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py --quick  # smoke run
 
 Rows (fixed beforehand; nothing is chosen on the test split): RNNPool with patch = stride = 32,
@@ -10,10 +12,12 @@ h1 = h2 = 32 (4·h2 = 128 features); a strided convolution with a 32×32 kernel 
 followed by ReLU, once with RNNPool's 128 output features and once with the most channels that
 keep its parameters at or below RNNPool's (1); 32×32 max and average pooling (3 features).
 Every row: per-channel standardisation (training-set mean and std), the same Trainer (Adam,
-``LR`` cosine-decayed, batch ``BATCH``, gradient clipping 1.0), ``EPOCHS`` epochs, no
-augmentation, the epoch kept being the best on the validation split (the last tenth of every
-class's training images) among the last 40 % of epochs. Results go to
-``OUT/rnnpool_pooling.json`` and ``.md`` (default ``docs/benchmarks``); a rerun skips the runs
+``LR`` cosine-decayed, batch ``BATCH``, gradient clipping 1.0), ``--epochs`` epochs (default
+``EPOCHS``), no augmentation unless ``--augment`` (random crop after ``CROP_PAD`` black pixels of
+padding, random horizontal flip), the epoch kept being the best on the validation split (the
+last tenth of every class's training images) among the last 40 % of epochs. Results go to
+``OUT/rnnpool_pooling.json`` and ``.md`` (default ``docs/benchmarks``) for the default recipe,
+``OUT/rnnpool_pooling_<epochs>ep[_aug].json`` / ``.md`` for any other; a rerun skips the runs
 already there.
 """
 
@@ -34,6 +38,7 @@ from kiloml.train.trainer import TrainConfig, Trainer, evaluate
 from machine_info import describe
 
 EPOCHS, BATCH, LR = 4, 64, 3e-3
+CROP_PAD = 4
 QUICK_IMAGES = 300
 ROWS = ("RNNPool h1=h2=32", "strided conv, 128 channels", "strided conv, 1 channel",
         "max pooling", "average pooling")
@@ -68,23 +73,24 @@ class PooledLinear(nn.Module):
         return self.head(self.pool((images - self.mean) / self.std).reshape(n, -1))
 
 
-def run(data, row: str, seed: int, epochs: int) -> dict:
+def run(data, row: str, seed: int, epochs: int, augment: bool) -> dict:
     images = as_images(data.train.x)
     torch.manual_seed(seed)
     model = PooledLinear(row, images.mean(axis=(0, 2, 3)), images.std(axis=(0, 2, 3)))
-    config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, seed=seed)
+    config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, seed=seed,
+                         augment_crop=CROP_PAD if augment else 0, augment_flip=augment)
     started, wall = time.process_time(), time.perf_counter()
     result = Trainer(model, data, config).fit()
     seconds, wall = time.process_time() - started, time.perf_counter() - wall
     _, test_accuracy, _ = evaluate(model, data.test)
     return {"test_accuracy": test_accuracy, "val_accuracy": result.best_val_accuracy,
-            "best_epoch": result.best_epoch, "epochs": epochs,
+            "best_epoch": result.best_epoch, "epochs": epochs, "augment": augment,
             "parameters": sum(p.numel() for p in model.parameters()),
             "cpu_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
             "machine": describe()}
 
 
-def table(results: dict, epochs: int) -> str:
+def table(results: dict, epochs: int, augment: bool) -> str:
     lines = ["| pooling 32×32 → 1×1, then linear | parameters | val acc. | test acc. | "
              "paper (App. C.2) | seeds |", "|---|---|---|---|---|---|"]
     for row in ROWS:
@@ -98,7 +104,10 @@ def table(results: dict, epochs: int) -> str:
         params = next(iter(per_seed.values()))["parameters"]
         lines.append(f"| {row} | {params:,} | {val.mean():.2f} % | {test.mean():.2f}{spread} % | "
                      f"{PAPER[row]} % | {runs} |")
-    return "\n".join(lines) + f"\n\n{epochs} epochs each, batch {BATCH}, Adam lr {LR:g} (cosine).\n"
+    recipe = (f"random crop (padding {CROP_PAD}) and horizontal flip" if augment
+              else "no augmentation")
+    return "\n".join(lines) + (f"\n\n{epochs} epochs each, batch {BATCH}, Adam lr {LR:g} "
+                              f"(cosine), {recipe}.\n")
 
 
 def main() -> int:
@@ -106,13 +115,19 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--only", nargs="*", default=None, choices=ROWS)
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help=f"training epochs of every row (default {EPOCHS})")
+    parser.add_argument("--augment", action="store_true",
+                        help=f"random crop after {CROP_PAD} pixels of padding and horizontal flip")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_IMAGES} images per split, 1 epoch (a smoke run)")
     parser.add_argument("--report", action="store_true",
                         help="only write the table of the runs already saved")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as kiloml train does: threads of a shared machine only wait
-    epochs = 1 if args.quick else EPOCHS
+    if args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+    epochs = 1 if args.quick else args.epochs
     rows = [] if args.report else [row for row in ROWS if not args.only or row in args.only]
     data = load_dataset("cifar10") if rows else None
     if args.quick and data is not None:
@@ -120,16 +135,18 @@ def main() -> int:
             step = max(1, len(split) // QUICK_IMAGES)
             split.x, split.y = split.x[::step], split.y[::step]
     args.out.mkdir(parents=True, exist_ok=True)
-    saved = args.out / ("rnnpool_pooling_quick.json" if args.quick else "rnnpool_pooling.json")
+    name = ("rnnpool_pooling" if args.epochs == EPOCHS and not args.augment
+            else f"rnnpool_pooling_{args.epochs}ep" + ("_aug" if args.augment else ""))
+    saved = args.out / (name + "_quick.json" if args.quick else name + ".json")
     results = json.loads(saved.read_text()) if saved.exists() else {}
     for row in rows:
         for seed in range(args.seeds):
             if str(seed) in results.get(row, {}):
                 continue
-            results.setdefault(row, {})[str(seed)] = run(data, row, seed, epochs)
+            results.setdefault(row, {})[str(seed)] = run(data, row, seed, epochs, args.augment)
             print(row, seed, results[row][str(seed)], flush=True)
             saved.write_text(json.dumps(results, indent=1))
-    report = table(results, epochs)
+    report = table(results, epochs, args.augment)
     saved.with_suffix(".md").write_text(report)
     print(report)
     return 0

@@ -318,6 +318,15 @@ def test_rnnpool_pooling_quick(tmp_path, shared_cache):
         assert 0 <= saved[row]["0"]["test_accuracy"] <= 1 and saved[row]["0"]["epochs"] == 1
     report = (tmp_path / "rnnpool_pooling_quick.md").read_text()
     assert "| RNNPool h1=h2=32 | 4,590 |" in report and "one run" in report
+    # another recipe goes to its own file, the default one's results untouched
+    done = run_script("rnnpool_pooling.py", "--quick", "--out", str(tmp_path), "--epochs", "15",
+                      "--augment", "--only", "max pooling",
+                      env={"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    other = json.loads((tmp_path / "rnnpool_pooling_15ep_aug_quick.json").read_text())
+    assert list(other) == ["max pooling"] and other["max pooling"]["0"]["augment"] is True
+    assert json.loads((tmp_path / "rnnpool_pooling_quick.json").read_text()) == saved
+    assert "horizontal flip" in (tmp_path / "rnnpool_pooling_15ep_aug_quick.md").read_text()
 
 
 def test_vision_models_quick(tmp_path, shared_cache):
