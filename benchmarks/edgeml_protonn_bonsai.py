@@ -50,6 +50,7 @@ from kiloml.nn.protonn import common_std
 from kiloml.train.fit import fit, fit_normalization
 from kiloml.train.trainer import TrainConfig
 from machine_info import describe
+from seed_results import mean_std, seed_files
 
 #: EdgeML's example scripts' defaults (``helpermethods.py`` of each): ProtoNN dense with the
 #: median heuristic for gamma and cross-entropy; Bonsai with Z 20 % kept, and W, V, theta dense
@@ -301,25 +302,6 @@ def table(results: dict) -> str:
                         f"| {r['epochs']} ({r['epoch_kept']}) | {r['batch_size']} | {ratio} |")
     notes = [f"EdgeML: {results['edgeml']}"] + [f"patch: {p}" for p in results["patches"]]
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-
-
-
-def seed_files(out: Path, stem: str) -> dict[int, dict]:
-    """The saved results per seed in ``out``."""
-    found = {}
-    for path in out.glob(f"{stem}_seed*.json"):
-        suffix = path.stem.removeprefix(f"{stem}_seed")
-        if suffix.isdigit():
-            found[int(suffix)] = json.loads(path.read_text())
-    return dict(sorted(found.items()))
-
-
-def mean_std(values: list[float]) -> str:
-    """``mean ± std`` in percent (sample standard deviation; just the value for one seed)."""
-    mean = 100 * statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:.2f} %"
-    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f} %"
 
 
 def summary(runs: dict[int, dict]) -> str:

@@ -31,6 +31,7 @@ from kiloml.data.streams import dataset_stream
 from kiloml.deploy.stream_cost import stream_instructions
 from kiloml.runs import load_run, load_run_data, read_json
 from kiloml.train.mi_sharnn import evaluate_mi_stream
+from stream_eval import cell
 
 COLUMNS = ("accuracy", "detection_rate", "latency_seconds", "false_alarms_per_hour",
            "instructions_per_second")
@@ -62,18 +63,6 @@ def stream_row(run: Path, split: str, target: str) -> dict:
     return row
 
 
-def _cell(values: list, key: str) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return ""
-    scale = 100 if key in ("accuracy", "detection_rate", "instance_val_accuracy") else 1
-    digits = {"instructions_per_second": 0, "false_alarms_per_hour": 0}.get(key, 2)
-    mean = scale * float(np.mean(values))
-    if len(values) == 1:
-        return f"{mean:,.{digits}f}"
-    return f"{mean:,.{digits}f} ± {scale * float(np.std(values)):,.{digits}f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, nargs="+", help="EMI-FastGRNN run directories")
@@ -100,8 +89,8 @@ def main() -> None:
           "validation instance accuracy (%) |")
     print("|---|---|---:|---:|")
     for j, rows in val.items():
-        print(f"| c{j} | `{candidates[j]}` | {_cell([r['accuracy'] for r in rows], 'accuracy')} "
-              f"| {_cell([r['instance_val_accuracy'] for r in rows], 'instance_val_accuracy')} |")
+        print(f"| c{j} | `{candidates[j]}` | {cell([r['accuracy'] for r in rows], 'accuracy')} "
+              f"| {cell([r['instance_val_accuracy'] for r in rows], 'instance_val_accuracy')} |")
     for j, rows in val.items():
         print(f"c{j} per run (validation stream / instance accuracy, %): " + ", ".join(
             f"{r['run']} {100 * r['accuracy']:.2f} / {100 * r['instance_val_accuracy']:.2f}"
@@ -118,12 +107,12 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, members in groups.items():
-        cells = [_cell([m.get(k) for m in members], k) for k in COLUMNS]
+        cells = [cell([m.get(k) for m in members], k) for k in COLUMNS]
         print(f"| {name} | {len(members)} | {members[0]['hop']} | {members[0]['window']} | "
               + " | ".join(cells) + " |")
     print()
     for row in rows:
-        cells = [_cell([row.get(k)], k) for k in COLUMNS]
+        cells = [cell([row.get(k)], k) for k in COLUMNS]
         print(f"{row['run']}: {row['decisions']} decisions; "
               + ", ".join(f"{k} {c}" for k, c in zip(COLUMNS, cells, strict=True) if c)
               + (f" ({row['instructions_note']})" if row.get("instructions_note") else ""))

@@ -62,11 +62,15 @@ def measure(run: Path, hop: int | None, target: str, stream_threshold: bool = Fa
                 threshold=getattr(model.config, "threshold", None))
 
 
-def _cell(values: list, key: str) -> str:
+PERCENT_KEYS = ("accuracy", "detection_rate", "upper_fraction", "instance_val_accuracy")
+
+
+def cell(values: list, key: str) -> str:
+    """Mean (± std over seeds) of one column; fractions shown as percent."""
     values = [v for v in values if v is not None]
     if not values:
         return ""
-    scale = 100 if key in ("accuracy", "detection_rate", "upper_fraction") else 1
+    scale = 100 if key in PERCENT_KEYS else 1
     digits = {"instructions_per_second": 0, "false_alarms_per_hour": 0}.get(key, 2)
     mean = scale * float(np.mean(values))
     if len(values) == 1:
@@ -94,11 +98,11 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, members in groups.items():
-        cells = [_cell([m.get(k) for m in members], k) for k in COLUMNS]
+        cells = [cell([m.get(k) for m in members], k) for k in COLUMNS]
         print(f"| {name} | {len(members)} | {members[0]['hop']} | " + " | ".join(cells) + " |")
     print()
     for row in rows:
-        cells = [_cell([row.get(k)], k) for k in COLUMNS]
+        cells = [cell([row.get(k)], k) for k in COLUMNS]
         print(f"{row['run']}: {row['decisions']} decisions over {row['seconds'] / 60:.1f} min; "
               + ", ".join(f"{k} {c}" for k, c in zip(COLUMNS, cells, strict=True) if c)
               + (f", threshold {row['threshold']:g}" if row.get("threshold") else "")

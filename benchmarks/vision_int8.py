@@ -27,7 +27,6 @@ the test split.
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from kiloml.ir.quantize import quantize_input
 from kiloml.ir.serialize import load_graph
 from kiloml.ir.simulate import simulate
 from kiloml.runs import METRICS_FILE, load_run, read_json
+from seed_results import mean_std
 from vision_models import MODELS, reduced
 
 #: images per call of the integer simulator (it keeps every value of the batch as int64)
@@ -91,13 +91,6 @@ def evaluate(run: Path, out: Path, targets: str, cache: dict) -> dict:
             "float_accuracy": float_accuracy, "int8_accuracy": float(np.mean(
                 logits.argmax(1) == test.y)),
             "float_int8_agreement": float(np.mean(logits.argmax(1) == floats.argmax(1)))}
-
-
-def mean_std(values: list[float]) -> str:
-    mean = 100 * statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:.2f} %"
-    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f} %"
 
 
 def spread(values: list) -> str:

@@ -53,6 +53,7 @@ from kiloml.train.fit import fit
 from kiloml.train.recipes import vision_recipe
 from kiloml.train.trainer import TrainConfig
 from machine_info import describe
+from seed_results import mean_std, seed_files
 
 MODELS = ("mobilenetv2", "rnnpool-mobilenetv2")
 QUICK_IMAGES = 200
@@ -207,25 +208,6 @@ def check_budget(results: dict, args, path: Path) -> None:
             held = ", ".join(f"{k} {row[k]}" for k in BUDGET)
             sys.exit(f"{path} holds runs of another budget ({held}, width "
                      f"{row['config']['width_mult']:g}): use another --out")
-
-
-def seed_files(out: Path, stem: str) -> dict[int, dict]:
-    """``{seed: {model: row}}`` of the files ``OUT/STEM_seed{N}.json``, by seed."""
-    found = {}
-    for path in out.glob(f"{stem}_seed*.json"):
-        suffix = path.stem.removeprefix(f"{stem}_seed")
-        if suffix.isdigit():
-            found[int(suffix)] = json.loads(path.read_text())
-    return dict(sorted(found.items()))
-
-
-def mean_std(values: list[float]) -> str:
-    """``mean ± std`` in percent (sample standard deviation, n − 1; the value alone for one
-    seed)."""
-    mean = 100 * statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:.2f} %"
-    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f} %"
 
 
 def patch_cell(r: dict) -> str:
