@@ -68,11 +68,11 @@ def kiloml_command() -> str:
     return str(Path(sys.executable).parent / "kiloml")
 
 
-def sweep(space: Path, out: Path, workers: int) -> tuple[float, float, list]:
-    """Wall seconds of the whole command and of its trials (Ray included), and the trials'
-    sampled configurations."""
+def sweep(space: Path, out: Path, workers: int) -> tuple[float, float, list, dict]:
+    """Wall seconds of the whole command and of its trials (Ray included), the trials'
+    sampled configurations, and where the command's time went (:func:`phases`)."""
     kiloml = kiloml_command()
-    started = time.perf_counter()
+    started, started_epoch = time.perf_counter(), time.time()
     done = subprocess.run([kiloml, "sweep", str(space), "--out", str(out), "--workers",
                            str(workers), "--overwrite"], capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -82,7 +82,20 @@ def sweep(space: Path, out: Path, workers: int) -> tuple[float, float, list]:
     rows = json.loads((out / "results.json").read_text())["trials"]
     configs = sorted((r["hidden_size"], round(r["sparsity_w"], 6), round(r["lr"], 8))
                      for r in rows)
-    return wall, trials, configs
+    return wall, trials, configs, phases(out, rows, started_epoch, started_epoch + wall)
+
+
+def phases(out: Path, rows: list[dict], started: float, ended: float) -> dict:
+    """Where a sweep's wall time went, from its files' times (seconds): ``startup`` (the
+    command's imports, Ray's start and the first worker's imports, until the first trial
+    wrote its ``config.json``), ``trials`` (from then until the last trial's last output
+    line), ``finish`` (the front's test evaluation, the plot, Ray's shutdown) and ``busy``
+    (the trials' own spans, ``config.json`` to last log line, summed)."""
+    spans = [((out / "runs" / r["trial"] / "config.json").stat().st_mtime,
+              (out / "logs" / f"{r['trial']}.log").stat().st_mtime) for r in rows]
+    first, last = min(s for s, _ in spans), max(e for _, e in spans)
+    return {"startup": first - started, "trials": last - first, "finish": ended - last,
+            "busy": sum(e - s for s, e in spans)}
 
 
 def trial_order(out: Path) -> list[dict]:
@@ -151,10 +164,12 @@ def main() -> None:
         print("warning: the two sweeps trained different configurations")
     print(f"{args.trials} trials of {args.epochs} epochs, same configurations: "
           f"{one[2] == two[2]}")
-    print("| workers | command wall s | trials wall s (Ray start included) |")
-    print("|---|---|---|")
-    for workers, (wall, trials, _) in ((1, one), (2, two)):
-        print(f"| {workers} | {wall:.1f} | {trials:.0f} |")
+    print("| workers | command wall s | trials wall s (Ray start included) | start-up s | "
+          "first trial start to last trial end s | finish s | trials' own spans, summed s |")
+    print("|---|---|---|---|---|---|---|")
+    for workers, (wall, trials, _, spent) in ((1, one), (2, two)):
+        print(f"| {workers} | {wall:.1f} | {trials:.0f} | {spent['startup']:.1f} | "
+              f"{spent['trials']:.1f} | {spent['finish']:.1f} | {spent['busy']:.1f} |")
     print(f"speed-up with 2 workers: {one[0] / two[0]:.2f}x (command), "
           f"{one[1] / two[1]:.2f}x (trials)")
     if not args.no_plain:

@@ -75,7 +75,12 @@ def start_ray(ray, address: str | None, workers: int | None) -> int:
             # Ray runs its workers at nice 15 by default: on a machine where anything else
             # runs, the trials (the sweep's whole work) would get the leftovers
             os.environ.setdefault("RAY_worker_niceness", "0")
-            ray.init(num_cpus=workers or os.cpu_count() or 1, **options)
+            # Ray would start one idle worker per CPU at once, but Ray Tune gives its trials'
+            # actors a runtime_env of their own, so none of those workers ever runs a trial:
+            # on 2 cores their start-up only slows the sweep's own
+            ray.init(num_cpus=workers or os.cpu_count() or 1,
+                     _system_config={"prestart_worker_first_driver": False,
+                                     "enable_worker_prestart": False}, **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as e:
