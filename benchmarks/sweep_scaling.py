@@ -10,7 +10,7 @@ each worker's PyTorch import dominate and the ratio says nothing about the trial
 start-up is inside the measured time, as a user sees it.
 
     python benchmarks/sweep_scaling.py [--trials 8] [--epochs 100] [--out runs/sweep-scaling]
-                                       [--no-plain]
+                                       [--no-plain] [--repeat N]
 """
 
 import argparse
@@ -145,6 +145,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/sweep-scaling"))
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain kiloml train processes (the machine's own ratio)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the pair of sweeps (1 worker, then 2) this many times, "
+                             "each pair's ratio printed")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     data = (args.out / "data.npz").resolve()
@@ -153,30 +156,34 @@ def main() -> None:
     space.write_text(SPACE.format(data=data, epochs=args.epochs, trials=args.trials))
     print(describe())
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    one = sweep(space, args.out / "workers-1", 1)
-    two = sweep(space, args.out / "workers-2", 2)
+    pairs = []
+    for repeat in range(args.repeat):  # 1 worker, 2 workers, 1, 2, ...: load drifts alike
+        tag = f"-{repeat + 1}" if args.repeat > 1 else ""
+        pairs.append((sweep(space, args.out / f"workers-1{tag}", 1),
+                      sweep(space, args.out / f"workers-2{tag}", 2)))
     if not args.no_plain:
-        rows = trial_order(args.out / "workers-1")
+        rows = trial_order(args.out / f"workers-1{'-1' if args.repeat > 1 else ''}")
         serial = plain(rows, data, args.epochs, args.out / "plain-1", 1)
         parallel = plain(rows, data, args.epochs, args.out / "plain-2", 2)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    if one[2] != two[2]:
-        print("warning: the two sweeps trained different configurations")
-    print(f"{args.trials} trials of {args.epochs} epochs, same configurations: "
-          f"{one[2] == two[2]}")
-    print("| workers | command wall s | trials wall s (Ray start included) | start-up s | "
+    same = all(one[2] == two[2] == pairs[0][0][2] for one, two in pairs)
+    if not same:
+        print("warning: the sweeps trained different configurations")
+    print(f"{args.trials} trials of {args.epochs} epochs, same configurations: {same}")
+    print("| pair | workers | command wall s | trials wall s (Ray start included) | start-up s | "
           "first trial start to last trial end s | finish s | trials' own spans, summed s |")
-    print("|---|---|---|---|---|---|---|")
-    for workers, (wall, trials, _, spent) in ((1, one), (2, two)):
-        print(f"| {workers} | {wall:.1f} | {trials:.0f} | {spent['startup']:.1f} | "
-              f"{spent['trials']:.1f} | {spent['finish']:.1f} | {spent['busy']:.1f} |")
-    print(f"speed-up with 2 workers: {one[0] / two[0]:.2f}x (command), "
-          f"{one[1] / two[1]:.2f}x (trials)")
+    print("|---|---|---|---|---|---|---|---|")
+    for number, pair in enumerate(pairs, 1):
+        for workers, (wall, trials, _, spent) in zip((1, 2), pair, strict=True):
+            print(f"| {number} | {workers} | {wall:.1f} | {trials:.0f} | {spent['startup']:.1f} | "
+                  f"{spent['trials']:.1f} | {spent['finish']:.1f} | {spent['busy']:.1f} |")
+    for number, (one, two) in enumerate(pairs, 1):
+        print(f"pair {number}: speed-up with 2 workers {one[0] / two[0]:.2f}x (command), "
+              f"{one[1] / two[1]:.2f}x (trials)")
     if not args.no_plain:
         print(f"plain kiloml train (no Ray), the same {len(rows)} trials in the same order: "
               f"1 process {serial:.1f} s, 2 processes {parallel:.1f} s: "
               f"{serial / parallel:.2f}x (what the machine gives)")
-
 
 if __name__ == "__main__":
     main()
