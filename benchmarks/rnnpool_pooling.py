@@ -5,6 +5,8 @@ strided convolution and max / average pooling in the same place.
     OMP_NUM_THREADS=1 KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py
     OMP_NUM_THREADS=1 KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py \
         --epochs 10 --augment                                              # longer recipe
+    OMP_NUM_THREADS=1 KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py \
+        --init edgeml                                       # RNNPool initialised as EdgeML's
     KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py --quick  # smoke run
 
 Rows (fixed beforehand; nothing is chosen on the test split): RNNPool with patch = stride = 32,
@@ -15,10 +17,12 @@ Every row: per-channel standardisation (training-set mean and std), the same Tra
 ``LR`` cosine-decayed, batch ``BATCH``, gradient clipping 1.0), ``--epochs`` epochs (default
 ``EPOCHS``), no augmentation unless ``--augment`` (random crop after ``CROP_PAD`` black pixels of
 padding, random horizontal flip), the epoch kept being the best on the validation split (the
-last tenth of every class's training images) among the last 40 % of epochs. Results go to
+last tenth of every class's training images) among the last 40 % of epochs. RNNPool's cells
+start from kiloml's initialisation, or with ``--init edgeml`` from EdgeML's
+(:func:`kiloml.nn.rnnpool.init_as_edgeml`; only the RNNPool row runs then). Results go to
 ``OUT/rnnpool_pooling.json`` and ``.md`` (default ``docs/benchmarks``) for the default recipe,
-``OUT/rnnpool_pooling_<epochs>ep[_aug].json`` / ``.md`` for any other; a rerun skips the runs
-already there.
+``OUT/rnnpool_pooling[_<epochs>ep[_aug]][_edgeml].json`` / ``.md`` for any other; a rerun
+skips the runs already there.
 """
 
 import argparse
@@ -34,12 +38,14 @@ from torch import nn
 from kiloml.data import load_dataset
 from kiloml.data.cifar10 import as_images
 from kiloml.nn import RNNPoolLayer
+from kiloml.nn.rnnpool import init_as_edgeml
 from kiloml.train.trainer import TrainConfig, Trainer, evaluate
 from machine_info import describe
 
 EPOCHS, BATCH, LR = 4, 64, 3e-3
 CROP_PAD = 4
 QUICK_IMAGES = 300
+INITS = ("kiloml", "edgeml")
 ROWS = ("RNNPool h1=h2=32", "strided conv, 128 channels", "strided conv, 1 channel",
         "max pooling", "average pooling")
 #: the paper's test accuracy for the same rows (App. C.2); the strided convolution's width is
@@ -53,12 +59,14 @@ class PooledLinear(nn.Module):
     """``[B, 32, 96]`` CIFAR rows → ``[B, 3, 32, 32]`` standardised → one pooling operator to
     ``[B, F, 1, 1]`` → linear → ``[B, 10]`` logits."""
 
-    def __init__(self, row: str, mean: np.ndarray, std: np.ndarray):
+    def __init__(self, row: str, mean: np.ndarray, std: np.ndarray, init: str = "kiloml"):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, 3, 1, 1))
         if row.startswith("RNNPool"):
             self.pool, features = RNNPoolLayer(3, 32, 32, h1=32, h2=32), 128
+            if init == "edgeml":
+                init_as_edgeml(self.pool)
         elif row.startswith("strided conv"):
             features = int(row.split(", ")[1].split()[0])
             self.pool = nn.Sequential(nn.Conv2d(3, features, 32, stride=32), nn.ReLU())
@@ -73,10 +81,10 @@ class PooledLinear(nn.Module):
         return self.head(self.pool((images - self.mean) / self.std).reshape(n, -1))
 
 
-def run(data, row: str, seed: int, epochs: int, augment: bool) -> dict:
+def run(data, row: str, seed: int, epochs: int, augment: bool, init: str = "kiloml") -> dict:
     images = as_images(data.train.x)
     torch.manual_seed(seed)
-    model = PooledLinear(row, images.mean(axis=(0, 2, 3)), images.std(axis=(0, 2, 3)))
+    model = PooledLinear(row, images.mean(axis=(0, 2, 3)), images.std(axis=(0, 2, 3)), init)
     config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, seed=seed,
                          augment_crop=CROP_PAD if augment else 0, augment_flip=augment)
     started, wall = time.process_time(), time.perf_counter()
@@ -85,12 +93,13 @@ def run(data, row: str, seed: int, epochs: int, augment: bool) -> dict:
     _, test_accuracy, _ = evaluate(model, data.test)
     return {"test_accuracy": test_accuracy, "val_accuracy": result.best_val_accuracy,
             "best_epoch": result.best_epoch, "epochs": epochs, "augment": augment,
+            "init": init if row.startswith("RNNPool") else "torch",
             "parameters": sum(p.numel() for p in model.parameters()),
             "cpu_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
             "machine": describe()}
 
 
-def table(results: dict, epochs: int, augment: bool) -> str:
+def table(results: dict, epochs: int, augment: bool, init: str = "kiloml") -> str:
     lines = ["| pooling 32×32 → 1×1, then linear | parameters | val acc. | test acc. | "
              "paper (App. C.2) | seeds |", "|---|---|---|---|---|---|"]
     for row in ROWS:
@@ -107,7 +116,7 @@ def table(results: dict, epochs: int, augment: bool) -> str:
     recipe = (f"random crop (padding {CROP_PAD}) and horizontal flip" if augment
               else "no augmentation")
     return "\n".join(lines) + (f"\n\n{epochs} epochs each, batch {BATCH}, Adam lr {LR:g} "
-                              f"(cosine), {recipe}.\n")
+                              f"(cosine), {recipe}; RNNPool initialised as {init}'s.\n")
 
 
 def main() -> int:
@@ -119,6 +128,8 @@ def main() -> int:
                         help=f"training epochs of every row (default {EPOCHS})")
     parser.add_argument("--augment", action="store_true",
                         help=f"random crop after {CROP_PAD} pixels of padding and horizontal flip")
+    parser.add_argument("--init", choices=INITS, default="kiloml",
+                        help="RNNPool's initialisation (edgeml: only the RNNPool row runs)")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_IMAGES} images per split, 1 epoch (a smoke run)")
     parser.add_argument("--report", action="store_true",
@@ -128,7 +139,11 @@ def main() -> int:
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
     epochs = 1 if args.quick else args.epochs
+    if args.init != "kiloml" and any(not row.startswith("RNNPool") for row in args.only or ()):
+        parser.error(f"--init {args.init} sets RNNPool's initialisation; the other rows have none")
     rows = [] if args.report else [row for row in ROWS if not args.only or row in args.only]
+    if args.init != "kiloml":
+        rows = [row for row in rows if row.startswith("RNNPool")]
     data = load_dataset("cifar10") if rows else None
     if args.quick and data is not None:
         for split in (data.train, data.val, data.test):  # every class: sorted by class
@@ -137,16 +152,18 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = ("rnnpool_pooling" if args.epochs == EPOCHS and not args.augment
             else f"rnnpool_pooling_{args.epochs}ep" + ("_aug" if args.augment else ""))
+    name += "" if args.init == "kiloml" else f"_{args.init}"
     saved = args.out / (name + "_quick.json" if args.quick else name + ".json")
     results = json.loads(saved.read_text()) if saved.exists() else {}
     for row in rows:
         for seed in range(args.seeds):
             if str(seed) in results.get(row, {}):
                 continue
-            results.setdefault(row, {})[str(seed)] = run(data, row, seed, epochs, args.augment)
+            results.setdefault(row, {})[str(seed)] = run(data, row, seed, epochs, args.augment,
+                                                         args.init)
             print(row, seed, results[row][str(seed)], flush=True)
             saved.write_text(json.dumps(results, indent=1))
-    report = table(results, epochs, args.augment)
+    report = table(results, epochs, args.augment, args.init)
     saved.with_suffix(".md").write_text(report)
     print(report)
     return 0

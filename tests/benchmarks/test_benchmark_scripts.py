@@ -327,6 +327,19 @@ def test_rnnpool_pooling_quick(tmp_path, shared_cache):
     assert list(other) == ["max pooling"] and other["max pooling"]["0"]["augment"] is True
     assert json.loads((tmp_path / "rnnpool_pooling_quick.json").read_text()) == saved
     assert "horizontal flip" in (tmp_path / "rnnpool_pooling_15ep_aug_quick.md").read_text()
+    # EdgeML's initialisation: only the RNNPool row, in its own file
+    done = run_script("rnnpool_pooling.py", "--quick", "--out", str(tmp_path), "--init", "edgeml",
+                      env={"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    edgeml = json.loads((tmp_path / "rnnpool_pooling_edgeml_quick.json").read_text())
+    assert list(edgeml) == ["RNNPool h1=h2=32"]
+    assert edgeml["RNNPool h1=h2=32"]["0"]["init"] == "edgeml"
+    assert edgeml["RNNPool h1=h2=32"]["0"]["parameters"] == params["RNNPool h1=h2=32"]
+    assert saved["RNNPool h1=h2=32"]["0"]["init"] == "kiloml"
+    assert "initialised as edgeml's" in (tmp_path / "rnnpool_pooling_edgeml_quick.md").read_text()
+    done = run_script("rnnpool_pooling.py", "--quick", "--out", str(tmp_path), "--init", "edgeml",
+                      "--only", "max pooling")
+    assert done.returncode != 0 and "the other rows have none" in done.stderr
 
 
 def test_vision_models_quick(tmp_path, shared_cache):

@@ -6,6 +6,7 @@ import torch
 
 from kiloml.errors import KilomlError
 from kiloml.nn import RNNPool, RNNPoolLayer
+from kiloml.nn.rnnpool import init_as_edgeml
 
 
 def _randomize(module: torch.nn.Module, seed: int) -> None:
@@ -114,6 +115,31 @@ def test_output_shape_and_parameters():
     # the paper's pooling experiment: a whole 32×32 image to one vector of 4·h2 = 128
     whole = RNNPoolLayer(3, 32, 32, 32, 32)
     assert whole(torch.randn(2, 3, 32, 32)).shape == (2, 128, 1, 1)
+
+
+def test_init_as_edgeml_draws_matrices_from_0_1_normal_and_sets_both_biases_to_1():
+    torch.manual_seed(0)
+    layer = RNNPoolLayer(64, 8, 8, h1=64, h2=64)
+    # kiloml's default beforehand: orthogonal U, update bias 0
+    cell = layer.pool.rnn2
+    torch.testing.assert_close(cell.U @ cell.U.t(), torch.eye(64), atol=1e-5, rtol=0)
+    assert torch.all(cell.bias_update == 0)
+    assert init_as_edgeml(layer) is layer
+    for cell in (layer.pool.rnn1, layer.pool.rnn2):
+        for name in ("W", "U"):  # 4,096 draws each: std within ~2.5 % of 0.1
+            values = getattr(cell, name).detach()
+            assert abs(values.mean().item()) < 0.005
+            assert abs(values.std().item() - 0.1) < 0.005
+        assert torch.all(cell.bias_gate == 1) and torch.all(cell.bias_update == 1)
+        assert cell.zeta.item() == 100.0 and cell.nu.item() == -100.0
+    # U is no longer orthogonal: its rows have squared norm 64·0.01 ≈ 0.64, not 1
+    gram = cell.U @ cell.U.t()
+    assert abs(gram.diagonal().mean().item() - 0.64) < 0.05
+    # the bare RNNPool too, and nothing else
+    pool = RNNPool(3, 4, 5)
+    assert init_as_edgeml(pool) is pool and torch.all(pool.rnn1.bias_update == 1)
+    with pytest.raises(KilomlError, match="expects an RNNPool or RNNPoolLayer, got Linear"):
+        init_as_edgeml(torch.nn.Linear(2, 2))
 
 
 def test_gradients_reach_every_input_and_weight():

@@ -13,7 +13,8 @@ One patch ``[C, r, c]`` becomes one vector of ``4·h2`` features:
 RNN1 is one cell for rows and columns and RNN2 one cell for all four sweeps (EdgeML's
 ``is_shared_bidirectional``), both FastGRNN with sigmoid gate, tanh update and
 ``zeta``/``nu`` initialised at ``100``/``-100`` (so ``h' = z⊙h + (1−z)⊙h~`` at the start) as in
-the paper's code. The same weights pool every patch.
+the paper's code. The same weights pool every patch. :func:`init_as_edgeml` re-initialises
+both cells as EdgeML's code does instead of with kiloml's defaults.
 
 :class:`RNNPoolLayer` cuts a ``[N, C, H, W]`` map into patches (``patch_size`` and ``stride``
 may differ per axis) and pools them all at once: every sweep of every patch of every image is
@@ -29,6 +30,11 @@ from kiloml.nn.fastrnn import FastGRNNCell
 
 #: ``zeta``/``nu`` before the sigmoid, as in the paper's code: the update is ``(1−z)⊙h~``
 ZETA_INIT, NU_INIT = 100.0, -100.0
+
+
+#: EdgeML's FastGRNN initialisation: every ``W``/``U`` entry ``EDGEML_STD·N(0, 1)``, both biases
+#: ``EDGEML_BIAS``
+EDGEML_STD, EDGEML_BIAS = 0.1, 1.0
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -62,6 +68,28 @@ def final_states(cell: FastGRNNCell, sequences: list[torch.Tensor]) -> list[torc
                            strict=True):
             results[i] = part
     return results
+
+
+@torch.no_grad()
+def init_as_edgeml(module: nn.Module) -> nn.Module:
+    """Re-initialise both FastGRNN cells of an :class:`RNNPool` or :class:`RNNPoolLayer` (in
+    place) as EdgeML's ``FastGRNNCell``: ``W`` and ``U`` (or their low-rank factors) drawn from
+    ``0.1·N(0, 1)``, gate and update bias 1 (kiloml's default: Glorot-normal ``W``, orthogonal
+    ``U``, gate bias 1, update bias 0). ``zeta``/``nu`` keep ``100``/``-100`` as both use.
+    Draws from torch's global generator; returns ``module``."""
+    pool = module.pool if isinstance(module, RNNPoolLayer) else module
+    if not isinstance(pool, RNNPool):
+        raise KilomlError(f"init_as_edgeml expects an RNNPool or RNNPoolLayer, "
+                          f"got {type(module).__name__}")
+    for cell in (pool.rnn1, pool.rnn2):
+        for names in cell.matrix_parameter_names().values():
+            for name in names:
+                getattr(cell, name).normal_(0.0, EDGEML_STD)
+        cell.bias_gate.fill_(EDGEML_BIAS)
+        cell.bias_update.fill_(EDGEML_BIAS)
+        cell.zeta.fill_(ZETA_INIT)
+        cell.nu.fill_(NU_INIT)
+    return module
 
 
 class RNNPool(nn.Module):
