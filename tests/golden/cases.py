@@ -52,6 +52,17 @@ CASES = {
                                             readout="mean"),
     "fastgrnn-relu-gate-int16": _helpers(16, gate_nonlinearity="relu", w_rank=2),
     "fastgrnn-stack4-int8": _helpers(8, frame_stack=4, w_rank=3, u_rank=6),
+    # the speech model's shape (kws-h64) with FastGRNN's own deployment activations
+    "speech-quant-int8": _helpers(8, input_size=32, hidden_size=64, num_classes=12, steps=99,
+                                  u_rank=16, readout="mean", gate_nonlinearity="quantSigm",
+                                  update_nonlinearity="quantTanh"),
+    "speech-quant-int16": _helpers(16, input_size=32, hidden_size=64, num_classes=12, steps=99,
+                                   u_rank=16, readout="mean", gate_nonlinearity="quantSigm",
+                                   update_nonlinearity="quantTanh"),
+    "speech-quant-relu-int8": _helpers(8, input_size=32, hidden_size=64, num_classes=12,
+                                       steps=99, u_rank=16, readout="mean",
+                                       gate_nonlinearity="quantSigm",
+                                       update_nonlinearity="relu"),
     # shape extremes
     "smallest": _helpers(16, input_size=1, hidden_size=1, num_classes=2, steps=1),
     "rank-one-int8": _helpers(8, input_size=3, hidden_size=4, num_classes=2, steps=2, w_rank=1,
