@@ -46,7 +46,8 @@ CORTEX_M_CASES = ("demo-int16", "demo-int8", "kws-h64-int16", "kws-h64-int8",
                   "int8-5-and-4-columns", "int8-7-and-6-columns", "int8-1-and-8-columns",
                   "int16-csr", "int8-rows-over-511", "cost-default-int16", "cost-default-int8",
                   "cost-dense-int16", "cost-tanh-int16", "cost-stack8-int8",
-                  "speech-quant-int8", "speech-quant-int16", "speech-quant-relu-int8")
+                  "speech-quant-int8", "speech-quant-int16", "speech-quant-relu-int8",
+                  "speech-quant-dense-int8", "speech-quant-dense-int16")
 
 
 @cache

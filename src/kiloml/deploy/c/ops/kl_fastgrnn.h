@@ -84,6 +84,9 @@ typedef struct {
     int32_t h_scale;    /* 2^(state_align + 32 - state_shift) */
     int32_t c_scale;    /* 2^(update_align + 32 - state_shift) */
     int sigmoid_gate;   /* kl_update_sigmoid_gate applies */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(KL_REFERENCE)
+    int quant_gate;     /* kl_update_quant_gate_dsp applies (Cortex-M4) */
+#endif
 } kl_update_plan_t;
 
 /* h[0 .. hidden_size-1] = the readout for x [steps][features]. Every buffer is fully written
