@@ -442,7 +442,8 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate_dsp(const kl_fastgrnn_params_t *m,
  *   c = sat16(xc 2^(15-f))                               (quantTanh) or
  *   c = clamp(a + bu 2^-su, 0, 32767)                    (relu of sat16: one USAT #15)
  * and the state sum as in kl_update_sigmoid_gate_dsp: the same integers as
- * kl_update_fastgrnn. */
+ * kl_update_fastgrnn. quantTanh rescales its input as quantSigm does (kl_activation_prepare),
+ * so one register holds the multiplier of both and the loop's constants fit the registers. */
 KL_ALWAYS_INLINE void kl_update_quant_gate_dsp(const kl_fastgrnn_params_t *m,
                                                const kl_update_plan_t *p,
                                                const int32_t *preact, int16_t *h,
@@ -454,8 +455,7 @@ KL_ALWAYS_INLINE void kl_update_quant_gate_dsp(const kl_fastgrnn_params_t *m,
     const int16_t *bias_update16 = (const int16_t *)m->bias_update.values;
     const int32_t bias_muls = (int32_t)((uint32_t)p->bias_gate.mul |
                                         ((uint32_t)p->bias_update.mul << 16));
-    const int32_t gate_mul = p->gate.mul;
-    const int32_t update_mul = p->update.mul;
+    const int32_t mul = p->gate.mul; /* = p->update.mul for quantTanh */
     const int32_t coef_a = m->coef_a;
     const int32_t coef_total = p->coef_total;
     const int32_t h_scale = p->h_scale;
@@ -481,9 +481,9 @@ KL_ALWAYS_INLINE void kl_update_quant_gate_dsp(const kl_fastgrnn_params_t *m,
             bg = bias_gate16[j];
             bu = bias_update16[j];
         }
-        z = __usat((__ssat(__smlabb(bg, bias_muls, a), 16) * gate_mul + 32768) >> 1, 15);
+        z = __usat((__ssat(__smlabb(bg, bias_muls, a), 16) * mul + 32768) >> 1, 15);
         if (tanh_update) {
-            c = __ssat(__ssat(__smlabt(bu, bias_muls, a), 16) * update_mul, 16);
+            c = __ssat(__ssat(__smlabt(bu, bias_muls, a), 16) * mul, 16);
         } else {
             c = __usat(__smlabt(bu, bias_muls, a), 15);
         }
