@@ -174,7 +174,7 @@ static KL_OWN_FRAME int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_
     kl_activation_prepare(&p->update, m->update, m->preact_frac_bits);
     p->h_scale = (int32_t)1 << (m->state_align + 32 - state_shift);
     p->sigmoid_gate = 0;
-#if KL_SIGMOID_GATE_DSP
+#if KL_QUANT_GATE_DSP
     p->quant_gate = 0;
 #endif
     p->c_scale = (int32_t)1 << (m->update_align + 32 - state_shift);
@@ -203,7 +203,7 @@ static KL_OWN_FRAME int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_
                           (m->update == KL_RELU || m->update == KL_TANH) &&
                           m->bias_gate.shift <= 0 && m->bias_update.shift <= 0 &&
                           m->preact_frac_bits <= 12;
-#if KL_SIGMOID_GATE_DSP
+#if KL_QUANT_GATE_DSP
         /* quantSigm's and quantTanh's rescaling a multiplication (Q15 and coarser inputs) */
         p->quant_gate = m->gate == KL_QUANT_SIGM &&
                         (m->update == KL_RELU || m->update == KL_QUANT_TANH) &&
@@ -433,7 +433,7 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate_dsp(const kl_fastgrnn_params_t *m,
 }
 #endif
 
-#if KL_SIGMOID_GATE_DSP
+#if KL_QUANT_GATE_DSP
 /* FastGRNN with quantSigm gate and a quantTanh or relu update (FastGRNN's own deployment
  * activations) on the Cortex-M4: pure integer arithmetic, no table. With the preactivation in
  * Q(f), f <= 15, and bias shifts <= 0 (kl_plan_update), per unit
@@ -443,7 +443,9 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate_dsp(const kl_fastgrnn_params_t *m,
  *   c = clamp(a + bu 2^-su, 0, 32767)                    (relu of sat16: one USAT #15)
  * and the state sum as in kl_update_sigmoid_gate_dsp: the same integers as
  * kl_update_fastgrnn. quantTanh rescales its input as quantSigm does (kl_activation_prepare),
- * so one register holds the multiplier of both and the loop's constants fit the registers. */
+ * so one register holds the multiplier of both and the loop's constants fit the registers.
+ * Compiled only for a model with such a FastGRNN (KL_QUANT_GATE_DSP, kl_fastgrnn.h): its four
+ * copies are code the other models do not carry. */
 KL_ALWAYS_INLINE void kl_update_quant_gate_dsp(const kl_fastgrnn_params_t *m,
                                                const kl_update_plan_t *p,
                                                const int32_t *preact, int16_t *h,
@@ -497,7 +499,8 @@ KL_ALWAYS_INLINE void kl_update_quant_gate_dsp(const kl_fastgrnn_params_t *m,
 /* The fast update: on AVR each variant in a frame of its own, specialised for kiloml's default
  * activations (sigmoid gate, relu update); elsewhere kl_update_sigmoid_gate where it applies
  * (kiloml's defaults; on cores with the DSP extension kl_update_sigmoid_gate_dsp, one loop per
- * update kind and bias width); other combinations branch on the kind per element. */
+ * update kind and bias width; for a model with a quantSigm gate, kl_update_quant_gate_dsp
+ * likewise); other combinations branch on the kind per element. */
 static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, const kl_update_plan_t *p,
                                              const int32_t *preact, int16_t *h)
 {
@@ -525,7 +528,7 @@ static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, cons
         kl_update_sigmoid_gate(m, p, preact, h, m->update == KL_TANH);
 #endif
 #endif
-#if KL_SIGMOID_GATE_DSP
+#if KL_QUANT_GATE_DSP
     } else if (p->quant_gate) {
         const int narrow = m->bias_update.value_bits == 8;
         if (m->update == KL_QUANT_TANH) {
