@@ -10,9 +10,10 @@ import torch
 from kiloml.compress.kernel_cost import predicted_instructions
 from kiloml.compress.size import model_size_bytes
 from kiloml.deploy.export import export_run
-from kiloml.deploy.targets import STRICT_CFLAGS
+from kiloml.deploy.targets import STRICT_CFLAGS, TARGETS, Build, image_sections
 from kiloml.deploy.verify import verify_export
 from kiloml.errors import KilomlError
+from kiloml.ops import Node, get_op
 from kiloml.ops.matrix import interleave_columns
 from kiloml.runs import WEIGHTS_FILE, load_run, save_weights
 
@@ -21,9 +22,10 @@ from .deploy_helpers import make_export, make_run, synthetic_data
 
 def test_export_writes_sources_and_a_consistent_report(exports):
     out = exports["fastgrnn-lowrank-mean-int8"]
-    for name in ("model.h", "model.c", "main.c", "Makefile", "test_vectors.h",
-                 "kl_fixed.h", "kl_constants.h", "kl_matvec.c", "kl_fastgrnn.c", "kl_fc.c",
-                 "export.json", "quantized_model.npz", "test_inputs.npz"):
+    for name in ("model.h", "model.c", "kl_model_config.h", "main.c", "Makefile",
+                 "test_vectors.h", "kl_fixed.h", "kl_constants.h", "kl_matvec.c",
+                 "kl_fastgrnn.c", "kl_fc.c", "export.json", "quantized_model.npz",
+                 "test_inputs.npz"):
         assert (out / name).is_file(), name
     info = json.loads((out / "export.json").read_text())
     assert info["bits"] == 8 and info["model_kind"] == "fastgrnn"
@@ -39,6 +41,46 @@ def test_export_writes_sources_and_a_consistent_report(exports):
     assert f"#define KILOML_SCRATCH_BYTES {info['scratch_ram_bytes']}" in header
     assert f"#define KILOML_INPUT_FRAC_BITS {info['q_formats']['x']}" in header
     assert "malloc" not in (out / "model.c").read_text()
+
+
+def test_the_model_config_turns_on_only_what_the_model_uses(exports):
+    """KL_USES_QUANT_GATE: a FastGRNN with a quantSigm gate and a quantTanh update."""
+    for name, used in (("fastgrnn-quant-int8", 1), ("fastgrnn-int16", 0),
+                       ("fastgrnn-relu-gate-int16", 0), ("fastrnn-int16", 0), ("gru-int16", 0)):
+        info = json.loads((exports[name] / "export.json").read_text())
+        assert "kl_model_config.h" in info["files"], name
+        config = (exports[name] / "kl_model_config.h").read_text()
+        assert f"#define KL_USES_QUANT_GATE {used}\n" in config, name
+
+
+def test_every_op_that_runs_a_fastgrnn_names_the_quant_gate_switch():
+    quant = {"cell": "fastgrnn", "gate": "quantSigm", "update": "relu", "readout": "last"}
+    cases = [("fastrnn", quant, True), ("fastrnn", {**quant, "update": "quantTanh"}, True),
+             ("fastrnn", {**quant, "gate": "sigmoid"}, False),
+             ("fastrnn", {**quant, "update": "tanh"}, False),
+             ("fastrnn", {"cell": "fastrnn", "update": "relu", "readout": "last"}, False),
+             ("bricks_fastrnn", {**quant, "brick": 4}, True),
+             ("rnnpool", {"gate": "quantSigm", "update": "quantTanh"}, True),
+             ("rnnpool", {"gate": "sigmoid", "update": "tanh"}, False)]
+    for op, attrs, used in cases:
+        switches = get_op(op).c_switches(Node("n", op, [], [], attrs))
+        assert switches == ({"USES_QUANT_GATE"} if used else set()), (op, attrs)
+
+
+def test_the_quant_gate_loop_is_code_only_of_models_that_use_it(exports, tmp_path,
+                                                                require_cortex_m):
+    """kl_fastgrnn.c on Cortex-M4 compiles the quantSigm-gate loop only under its switch."""
+    used = exports["fastgrnn-quant-int8"]
+    unused = shutil.copytree(used, tmp_path / "unused", ignore=shutil.ignore_patterns("build*"))
+    config = unused / "kl_model_config.h"
+    config.write_text(config.read_text().replace("KL_USES_QUANT_GATE 1", "KL_USES_QUANT_GATE 0"))
+    text = {}
+    for folder in (used, unused):
+        build = Build(TARGETS["cortex-m4"], [], [folder], tmp_path / f"build-{len(text)}")
+        build.build_dir.mkdir(parents=True)
+        obj = build.compile_one(folder / "kl_fastgrnn.c")
+        text[folder] = image_sections("arm-none-eabi-size", obj)[0]
+    assert text[used] - text[unused] > 400  # four copies of the loop
 
 
 def test_sparse_matrices_are_stored_as_csr(exports):
@@ -88,7 +130,7 @@ def test_arduino_target_writes_a_library_zip(tmp_path):
     names = set(archive.namelist())
     assert {"kiloml_model/library.properties", "kiloml_model/src/kiloml_model.h",
             "kiloml_model/src/model.h", "kiloml_model/src/model.c",
-            "kiloml_model/src/kl_fastgrnn.c",
+            "kiloml_model/src/kl_model_config.h", "kiloml_model/src/kl_fastgrnn.c",
             "kiloml_model/examples/kiloml_model/kiloml_model.ino",
             "kiloml_model/examples/kiloml_model/test_vectors.h"} <= names
     properties = archive.read("kiloml_model/library.properties").decode()

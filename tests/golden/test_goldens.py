@@ -45,7 +45,9 @@ CORTEX_M_CASES = ("demo-int16", "demo-int8", "kws-h64-int16", "kws-h64-int8",
                   "wide-int8-u16-index", "int8-under-8-weights", "int8-rank-2-of-4",
                   "int8-5-and-4-columns", "int8-7-and-6-columns", "int8-1-and-8-columns",
                   "int16-csr", "int8-rows-over-511", "cost-default-int16", "cost-default-int8",
-                  "cost-dense-int16", "cost-tanh-int16", "cost-stack8-int8")
+                  "cost-dense-int16", "cost-tanh-int16", "cost-stack8-int8",
+                  "speech-quant-int8", "speech-quant-int16", "speech-quant-relu-int8",
+                  "speech-quant-dense-int8", "speech-quant-dense-int16")
 
 
 @cache

@@ -8,8 +8,9 @@ The node must be quantized already (``node.q``, ``node.consts`` and the Q-format
 set by the caller, e.g. by the op's own ``quantize`` with chosen ranges, or drawn at random to
 reach every shift class), so the test controls every parameter the kernel sees.
 
-The library's C files include no model header, so they are compiled once per target and
-variant (:class:`LibraryObjects`) and only ``model.c`` per graph. A parameter sweep runs the
+The library's C files include no model header, only the model's switches
+(``kl_model_config.h``), so they are compiled once per target, variant and switches
+(:class:`LibraryObjects`) and only ``model.c`` per graph. A parameter sweep runs the
 shipped host build and the two instrumented ones (:data:`SWEEP_BUILDS`) with its own
 :class:`LibraryObjects`, whose branch counters then hold what the sweep reached
 (``kernel_coverage.branch_coverage``).
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kiloml.deploy.codegen import c_sources, generate_model
+from kiloml.deploy.codegen import MODEL_CONFIG_FILE, c_sources, generate_model
 from kiloml.deploy.export import write_sources
 from kiloml.deploy.targets import TARGETS, Build
 from kiloml.deploy.verify import run_model
@@ -43,32 +44,37 @@ SANITIZED = (("host", "sanitize"),)
 
 
 class LibraryObjects:
-    """The library's C files compiled once per target and variant into ``folder``, and every
-    ``model.o`` built with them (in coverage builds the objects' counters add up over all the
-    programs that link them)."""
+    """The library's C files compiled once per target, variant and ``kl_model_config.h`` into
+    ``folder``, and every ``model.o`` built with them (in coverage builds the objects' counters
+    add up over all the programs that link them)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.library: dict[tuple[str, str, str], Path] = {}
+        self.library: dict[tuple[str, str, str, str], Path] = {}
+        self.configs: dict[str, int] = {}
         self.models: list[Path] = []
 
     def objects(self, target: str, variant: str, source_dir: Path, files: list[str]
                 ) -> list[Path]:
-        """The objects of ``files`` (names of ``.c`` files in ``source_dir``)."""
+        """The objects of ``files`` (names of ``.c`` files in ``source_dir``, compiled with its
+        ``kl_model_config.h``)."""
+        config = (source_dir / MODEL_CONFIG_FILE).read_text()
+        index = self.configs.setdefault(config, len(self.configs))
         out = []
         for name in files:
-            key = (target, variant, name)
+            key = (target, variant, name, config)
             if key not in self.library:
                 build = Build(TARGETS[target], [], [source_dir],
                               self.folder / f"{target}-{variant}", variant)
                 build.build_dir.mkdir(parents=True, exist_ok=True)
-                self.library[key] = build.compile_one(source_dir / name)
+                self.library[key] = build.compile_one(source_dir / name,
+                                                      name=f"{Path(name).stem}_{index}")
             out.append(self.library[key])
         return out
 
     def coverage_objects(self) -> list[Path]:
         """Every object compiled with branch counters."""
-        return [obj for (_, variant, _), obj in self.library.items()
+        return [obj for (_, variant, _, _), obj in self.library.items()
                 if variant.startswith("coverage")] + self.models
 
 

@@ -129,6 +129,19 @@ CASES = [
           density=0.4, gain=17, coefs=(9000, 20000))),
     ("grnn quantSigm quantTanh int8 interleaved mean",
      dict(gate="quantSigm", update="quantTanh", bits=8, features=13, hidden=9, readout="mean")),
+    # the Cortex-M4 quantSigm-gate update (kl_update_quant_gate_dsp): both update kinds and
+    # bias widths, the preactivation from Q15 (no rescaling) to Q0 (2^15), saturating
+    ("grnn quantSigm quantTanh int8 preactivation Q12 saturating",
+     dict(gate="quantSigm", update="quantTanh", bits=8, features=6, hidden=9, preact=12,
+          gain=12, coefs=(32767, 32767))),
+    ("grnn quantSigm quantTanh int16 preactivation Q15",
+     dict(gate="quantSigm", update="quantTanh", features=5, hidden=7, preact=15, state=15)),
+    ("grnn quantSigm relu int16 preactivation Q3 saturating",
+     dict(gate="quantSigm", update="relu", features=4, hidden=6, preact=3, state=3, gain=16,
+          coefs=(-32768, 32767))),
+    ("grnn quantSigm relu int8 preactivation Q0 bias shift -14",
+     dict(gate="quantSigm", update="relu", bits=8, features=3, hidden=5, preact=0, state=0,
+          consts={"shift_bias_gate": -14, "shift_bias_update": -14})),
     ("grnn quantTanh quantSigm int16 rank 1", dict(gate="quantTanh", update="quantSigm",
                                                    features=4, hidden=6, w_rank=1, gain=3,
                                                    coefs=(-3000, 30000))),
@@ -246,7 +259,11 @@ def test_c_equals_spec_over_the_sweep_and_reaches_every_branch(tmp_path, require
                                   "grnn sigmoid tanh int16 preactivation Q9 saturating",
                                   "grnn tanh sigmoid int16 low rank csr saturating",
                                   "rnn quantTanh int8 saturating", "bias widths differ",
-                                  "grnn quantSigm quantTanh int8 interleaved mean"])
+                                  "grnn quantSigm quantTanh int8 interleaved mean",
+                                  "grnn quantSigm quantTanh int8 preactivation Q12 saturating",
+                                  "grnn quantSigm quantTanh int16 preactivation Q15",
+                                  "grnn quantSigm relu int16 preactivation Q3 saturating",
+                                  "grnn quantSigm relu int8 preactivation Q0 bias shift -14"])
 def test_c_equals_spec_in_every_build(name, tmp_path, require_gcc, require_cortex_m):
     cases = dict(CASES + REJECTED)
     seed = list(cases).index(name)

@@ -1,10 +1,14 @@
-"""C source generation for a quantized graph: ``model.h``, ``model.c`` and ``test_vectors.h``.
+"""C source generation for a quantized graph: ``model.h``, ``model.c``, ``kl_model_config.h``
+and ``test_vectors.h``.
 
 ``model.c`` holds every node's constants (weights as ``const`` arrays and one params struct
 per node) and ``kiloml_predict``: the nodes' kernel calls in execution order, each reading and
 writing the caller's input and output buffers or the arena at the offsets
 :func:`kiloml.ir.plan.plan_arena` chose. The kernels are the library's C files
 (``deploy/c/kl_*.c``, ``deploy/c/ops/kl_*.c``); only those the graph's ops name are exported.
+``kl_model_config.h`` sets the library's compile-time switches: the optional parts of a kernel
+that the graph's nodes use (:meth:`kiloml.ops.base.Op.c_switches`), which the library files
+compile only when their switch is 1.
 Templates in ``deploy/c/templates`` get their ``@NAME@`` placeholders filled in here.
 """
 
@@ -24,6 +28,10 @@ from kiloml.ops.base import C_TYPES, DTYPE_BYTES, EmitContext
 
 #: Library files every export needs.
 COMMON_FILES = ("kl_fixed.h", "kl_flash.h", "kl_constants.h")
+#: The generated header of the library's switches, written beside ``model.h``.
+MODEL_CONFIG_FILE = "kl_model_config.h"
+#: Its switches (placeholders of ``templates/kl_model_config.h.in``).
+SWITCHES = ("USES_QUANT_GATE",)
 #: Arena members by element type (``kiloml_scratch_t`` is a union of typed arrays).
 ARENA_MEMBERS = {"int8": "s8", "int16": "s16", "int32": "s32"}
 
@@ -60,6 +68,19 @@ def library_files(graph: Graph) -> list[str]:
     return files
 
 
+def model_config(graph: Graph) -> str:
+    """``kl_model_config.h``: each of :data:`SWITCHES` 1 when a node of the graph (or of a
+    ``tiled`` node's stage) uses that part of the library, else 0."""
+    used: set[str] = set()
+    for node in graph.nodes:
+        for inner in (node, *node.attrs.get("nodes", ())):
+            used |= get_op(inner.op).c_switches(inner)
+    unknown = used - set(SWITCHES)
+    if unknown:
+        raise ValueError(f"unknown C switches {sorted(unknown)}")
+    return fill_template(f"{MODEL_CONFIG_FILE}.in", {k: int(k in used) for k in SWITCHES})
+
+
 def c_sources(files: list[str]) -> list[str]:
     """The ``.c`` files among ``files`` (what a build compiles besides ``model.c``)."""
     return [f for f in files if f.endswith(".c")]
@@ -67,10 +88,12 @@ def c_sources(files: list[str]) -> list[str]:
 
 @dataclass
 class GeneratedModel:
-    """``model.h``/``model.c`` text, the library files they need and what they store."""
+    """``model.h``/``model.c``/``kl_model_config.h`` text, the library files they need and
+    what they store."""
 
     header: str
     source: str
+    config: str
     files: list[str]
     plan: ArenaPlan
     weight_flash_bytes: int
@@ -217,8 +240,9 @@ def generate_model(graph: Graph, description: str, stack_bytes: int | None = Non
         "RESULT": "    int result;\n" if returns else "",
         "CALLS": body, "RETURN": "result" if returns else "0",
         "STREAM": stream_c})
-    return GeneratedModel(header, source, files, plan, flash, macs, graph.storage(),
-                          stack_bytes, plan.peak + y.nbytes + (stack_bytes or 0), stream_bytes)
+    return GeneratedModel(header, source, model_config(graph), files, plan, flash, macs,
+                          graph.storage(), stack_bytes, plan.peak + y.nbytes + (stack_bytes or 0),
+                          stream_bytes)
 
 
 def c_rows(values: np.ndarray) -> str:

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from kiloml.data.npz import read_npz
 from kiloml.data.splits import check_features
+from kiloml.deploy.codegen import MODEL_CONFIG_FILE
 from kiloml.deploy.export import (
     EXPORT_FILE,
     EXPORT_TARGETS,
@@ -69,7 +70,7 @@ PCM_TEST_CLIPS = 16
 #: report and its build folder.
 EXPORT_OUTPUT = OutputKind(
     "export", EXPORT_FILE,
-    (*LIBRARY_FILES, "model.h", "model.c", "main.c", "Makefile", "README.md",
+    (*LIBRARY_FILES, "model.h", "model.c", MODEL_CONFIG_FILE, "main.c", "Makefile", "README.md",
      "test_vectors.h", QUANTIZED_FILE, TEST_INPUTS_FILE, TEST_PCM_FILE, EXPORT_FILE,
      VERIFY_FILE, BUILD_DIR),
     scratch_dirs=(BUILD_DIR,))

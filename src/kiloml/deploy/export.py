@@ -1,11 +1,12 @@
 """``kiloml export``: a run directory → integer-only C (or an Arduino library zip).
 
 The run's model is lowered to the float graph (:func:`kiloml.ir.lower.lower_model`), calibrated
-on training data, quantized and written as C. ``out_dir`` receives ``model.h``/``model.c``
-(generated), the library files the graph's ops need, an example ``main.c`` with
-``test_vectors.h``, a ``Makefile`` and a ``README.md``, plus what verification needs:
-``quantized_model.npz`` (the integer graph), ``test_inputs.npz`` (integer test inputs, labels,
-simulator and float logits) and ``export.json`` (sizes, Q-formats, the arena plan, MACs).
+on training data, quantized and written as C. ``out_dir`` receives ``model.h``, ``model.c``
+and ``kl_model_config.h`` (generated), the library files the graph's ops need, an example
+``main.c`` with ``test_vectors.h``, a ``Makefile`` and a ``README.md``, plus what verification
+needs: ``quantized_model.npz`` (the integer graph), ``test_inputs.npz`` (integer test inputs,
+labels, simulator and float logits) and ``export.json`` (sizes, Q-formats, the arena plan,
+MACs).
 
 A run trained on audio (its ``config.json`` has ``data.sample_rate``) also gets the raw PCM →
 label entry point ``kiloml_predict_pcm`` (``kiloml_pcm.c/h``, see :mod:`kiloml.ir.pcm`), the
@@ -29,6 +30,7 @@ import torch
 from kiloml import __version__
 from kiloml.data.logmel import LogMelConfig
 from kiloml.deploy.codegen import (
+    MODEL_CONFIG_FILE,
     GeneratedModel,
     c_sources,
     fill_template,
@@ -203,9 +205,10 @@ def check_budget(generated: GeneratedModel, graph: Graph, max_ram: int | None,
 
 def write_sources(generated: GeneratedModel, out_dir: Path, extra_files: list[str] = ()
                   ) -> list[str]:
-    """Write ``model.h``, ``model.c``, the library files they need (and ``extra_files``), the
-    example ``main.c`` and the ``Makefile`` into ``out_dir``; returns the library files. Library
-    files of an earlier export that this model does not need are removed."""
+    """Write ``model.h``, ``model.c``, ``kl_model_config.h``, the library files they need (and
+    ``extra_files``), the example ``main.c`` and the ``Makefile`` into ``out_dir``; returns the
+    library files and ``kl_model_config.h``. Library files of an earlier export that this model
+    does not need are removed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [*generated.files, *(f for f in extra_files if f not in generated.files)]
     for stale in out_dir.glob("k[il]*.[ch]"):
@@ -213,12 +216,13 @@ def write_sources(generated: GeneratedModel, out_dir: Path, extra_files: list[st
             stale.unlink()
     (out_dir / "model.h").write_text(generated.header)
     (out_dir / "model.c").write_text(generated.source)
+    (out_dir / MODEL_CONFIG_FILE).write_text(generated.config)
     for file in files:
         shutil.copyfile(library_file(file), out_dir / file)
     shutil.copyfile(library_dir() / "templates" / "main.c", out_dir / "main.c")
     (out_dir / "Makefile").write_text(fill_template("Makefile.in", {
         "SOURCES": " ".join(["model.c", *c_sources(files)])}))
-    return files
+    return [*files, MODEL_CONFIG_FILE]
 
 
 def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
@@ -417,7 +421,7 @@ def export_run(run_dir: Path, out_dir: Path, bits: int = 16, target: str = "c",
         "NUM_CLASSES": info["num_classes"], "LOGITS_FRAC_BITS": y_value.frac_bits,
         "WEIGHT_BITS": bits, "WEIGHT_FLASH_BYTES": generated.weight_flash_bytes,
         "SCRATCH_BYTES": generated.scratch_bytes, "MACS": generated.macs,
-        "FILES": ", ".join(f"`{f}`" for f in files)})
+        "FILES": ", ".join(f"`{f}`" for f in files if f != MODEL_CONFIG_FILE)})
     (out_dir / "README.md").write_text(readme)
     if target == "arduino":
         zip_path = _write_arduino_zip(out_dir, name, generated, vectors, description, readme,

@@ -155,6 +155,12 @@ class Op:
              c: EmitContext) -> Emitted:
         raise NotImplementedError
 
+    def c_switches(self, node: Node) -> set[str]:
+        """Optional parts of the C library the node's kernel uses: names of the switches of
+        the generated ``kl_model_config.h`` (``deploy/c/templates/kl_model_config.h.in``) set
+        to 1 for this model; every other switch is 0."""
+        return set()
+
 
 OPS: dict[str, Op] = {}
 

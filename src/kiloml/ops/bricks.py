@@ -83,6 +83,9 @@ class BricksOp(Op):
         n = outputs[0].shape[0]
         return n * self._inner().macs(node, *self._brick_values(node, inputs, outputs))
 
+    def c_switches(self, node: Node) -> set[str]:
+        return self._inner().c_switches(node)
+
     def emit(self, node: Node, inputs: list[Value], outputs: list[Value],
              c: EmitContext) -> Emitted:
         k, features = node.attrs["brick"], inputs[0].shape[1]

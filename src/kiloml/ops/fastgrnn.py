@@ -50,6 +50,8 @@ from kiloml.ops.matrix import (
 from kiloml.ops.normalize import NORMALIZE_FILES, normalize_spec, quantize_normalization
 
 MATRICES = ("W", "W1", "W2", "U", "U1", "U2")
+#: Updates the Cortex-M4 loop of a quantSigm gate takes (``kl_update_quant_gate_dsp``).
+QUANT_GATE_UPDATES = ("quantTanh", "relu")
 #: Per-step elementwise multiplies of the state update.
 ELEMENTWISE_MACS = {"fastgrnn": 3, "fastrnn": 2}
 
@@ -274,6 +276,14 @@ class FastRNNOp(Op):
                          c.pointer(node.inputs[0]))
         return Emitted("\n".join(parts), call)
 
+    def c_switches(self, node: Node) -> set[str]:
+        """``USES_QUANT_GATE`` for a FastGRNN with a quantSigm gate and a quantTanh or relu
+        update: the Cortex-M4 state update of that pair (``kl_update_quant_gate_dsp``) is
+        compiled in; whether it runs is decided from the constants at run time."""
+        a = node.attrs
+        quant = (a["cell"] == "fastgrnn" and a.get("gate") == "quantSigm"
+                 and a["update"] in QUANT_GATE_UPDATES)
+        return {"USES_QUANT_GATE"} if quant else set()
 
     def call(self, node, inputs, outputs, c: EmitContext, function: str, x: str) -> str:
         """The C call of ``function`` (``kl_fastgrnn_s16``, or ``kl_fastgrnn_step_s16``: one

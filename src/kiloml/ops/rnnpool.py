@@ -217,6 +217,9 @@ class RNNPoolOp(Op):
         return out_h * out_w * per_patch
 
     # -- C -------------------------------------------------------------------------------------
+    def c_switches(self, node: Node) -> set[str]:
+        return _CELL_OP.c_switches(cell_node(node, "rnn1"))  # both cells: the same activations
+
     def emit(self, node, inputs, outputs, c: EmitContext) -> Emitted:
         channels, height, width = inputs[0].shape
         r, cols, sr, sc, out_h, out_w = _geometry(node, inputs[0].shape)

@@ -174,6 +174,9 @@ static KL_OWN_FRAME int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_
     kl_activation_prepare(&p->update, m->update, m->preact_frac_bits);
     p->h_scale = (int32_t)1 << (m->state_align + 32 - state_shift);
     p->sigmoid_gate = 0;
+#if KL_QUANT_GATE_DSP
+    p->quant_gate = 0;
+#endif
     p->c_scale = (int32_t)1 << (m->update_align + 32 - state_shift);
     if (m->cell == KL_FASTGRNN) {
         int64_t total;
@@ -200,6 +203,13 @@ static KL_OWN_FRAME int kl_plan_update(const kl_fastgrnn_params_t *m, kl_update_
                           (m->update == KL_RELU || m->update == KL_TANH) &&
                           m->bias_gate.shift <= 0 && m->bias_update.shift <= 0 &&
                           m->preact_frac_bits <= 12;
+#if KL_QUANT_GATE_DSP
+        /* quantSigm's and quantTanh's rescaling a multiplication (Q15 and coarser inputs) */
+        p->quant_gate = m->gate == KL_QUANT_SIGM &&
+                        (m->update == KL_RELU || m->update == KL_QUANT_TANH) &&
+                        m->bias_gate.shift <= 0 && m->bias_update.shift <= 0 &&
+                        m->preact_frac_bits <= 15;
+#endif
     }
     return 1;
 }
@@ -423,10 +433,74 @@ KL_ALWAYS_INLINE void kl_update_sigmoid_gate_dsp(const kl_fastgrnn_params_t *m,
 }
 #endif
 
+#if KL_QUANT_GATE_DSP
+/* FastGRNN with quantSigm gate and a quantTanh or relu update (FastGRNN's own deployment
+ * activations) on the Cortex-M4: pure integer arithmetic, no table. With the preactivation in
+ * Q(f), f <= 15, and bias shifts <= 0 (kl_plan_update), per unit
+ *   xg = sat16(a + bg 2^-sg), xc = sat16(a + bu 2^-su)   SSAT #31 once, SMLABB/SMLABT, SSAT #16
+ *   z = clamp((xg 2^(15-f) + 32768) >> 1, 0, 32767)      one MLA, one USAT #15 of its ASR #1
+ *   c = sat16(xc 2^(15-f))                               (quantTanh) or
+ *   c = clamp(a + bu 2^-su, 0, 32767)                    (relu of sat16: one USAT #15)
+ * and the state sum as in kl_update_sigmoid_gate_dsp: the same integers as
+ * kl_update_fastgrnn. quantTanh rescales its input as quantSigm does (kl_activation_prepare),
+ * so one register holds the multiplier of both and the loop's constants fit the registers.
+ * Compiled only for a model with such a FastGRNN (KL_QUANT_GATE_DSP, kl_fastgrnn.h): its four
+ * copies are code the other models do not carry. */
+KL_ALWAYS_INLINE void kl_update_quant_gate_dsp(const kl_fastgrnn_params_t *m,
+                                               const kl_update_plan_t *p,
+                                               const int32_t *preact, int16_t *h,
+                                               int tanh_update, int narrow)
+{
+    const int8_t *bias_gate8 = (const int8_t *)m->bias_gate.values;
+    const int16_t *bias_gate16 = (const int16_t *)m->bias_gate.values;
+    const int8_t *bias_update8 = (const int8_t *)m->bias_update.values;
+    const int16_t *bias_update16 = (const int16_t *)m->bias_update.values;
+    const int32_t bias_muls = (int32_t)((uint32_t)p->bias_gate.mul |
+                                        ((uint32_t)p->bias_update.mul << 16));
+    const int32_t mul = p->gate.mul; /* = p->update.mul for quantTanh */
+    const int32_t coef_a = m->coef_a;
+    const int32_t coef_total = p->coef_total;
+    const int32_t h_scale = p->h_scale;
+    const int32_t c_scale = p->c_scale;
+    uint32_t j = m->hidden_size;
+    if (j == 0) {
+        return;
+    }
+    do {
+        int32_t a;
+        int32_t bg;
+        int32_t bu;
+        int32_t z;
+        int32_t c;
+        int32_t coef;
+        int64_t sum;
+        j--;
+        a = __ssat(preact[j], 31);
+        if (narrow) {
+            bg = bias_gate8[j];
+            bu = bias_update8[j];
+        } else {
+            bg = bias_gate16[j];
+            bu = bias_update16[j];
+        }
+        z = __usat((__ssat(__smlabb(bg, bias_muls, a), 16) * mul + 32768) >> 1, 15);
+        if (tanh_update) {
+            c = __ssat(__ssat(__smlabt(bu, bias_muls, a), 16) * mul, 16);
+        } else {
+            c = __usat(__smlabt(bu, bias_muls, a), 15);
+        }
+        coef = (coef_total - coef_a * z) >> 15;
+        sum = (int64_t)(z * h[j]) * h_scale + (int64_t)(coef * c) * c_scale;
+        h[j] = (int16_t)__ssat((int32_t)(sum >> 32) + (int32_t)((uint32_t)sum >> 31), 16);
+    } while (j != 0);
+}
+#endif
+
 /* The fast update: on AVR each variant in a frame of its own, specialised for kiloml's default
  * activations (sigmoid gate, relu update); elsewhere kl_update_sigmoid_gate where it applies
  * (kiloml's defaults; on cores with the DSP extension kl_update_sigmoid_gate_dsp, one loop per
- * update kind and bias width); other combinations branch on the kind per element. */
+ * update kind and bias width; for a model with a quantSigm gate, kl_update_quant_gate_dsp
+ * likewise); other combinations branch on the kind per element. */
 static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, const kl_update_plan_t *p,
                                              const int32_t *preact, int16_t *h)
 {
@@ -453,6 +527,21 @@ static KL_NOINLINE void kl_update_state_fast(const kl_fastgrnn_params_t *m, cons
 #else
         kl_update_sigmoid_gate(m, p, preact, h, m->update == KL_TANH);
 #endif
+#endif
+#if KL_QUANT_GATE_DSP
+    } else if (p->quant_gate) {
+        const int narrow = m->bias_update.value_bits == 8;
+        if (m->update == KL_QUANT_TANH) {
+            if (narrow) {
+                kl_update_quant_gate_dsp(m, p, preact, h, 1, 1);
+            } else {
+                kl_update_quant_gate_dsp(m, p, preact, h, 1, 0);
+            }
+        } else if (narrow) {
+            kl_update_quant_gate_dsp(m, p, preact, h, 0, 1);
+        } else {
+            kl_update_quant_gate_dsp(m, p, preact, h, 0, 0);
+        }
 #endif
     } else {
         kl_update_fastgrnn(m, p, preact, h, KL_P_U8(m->gate), KL_P_U8(m->update));

@@ -31,7 +31,18 @@
 #include "kl_activation.h"
 #include "kl_fixed.h"
 #include "kl_matvec.h"
+#include "kl_model_config.h"
 #include "kl_normalize.h"
+
+/* The Cortex-M4 state update for a quantSigm gate (kl_update_quant_gate_dsp in kl_fastgrnn.c)
+ * is built only on cores with the DSP extension, in fast builds, and for a model that has such
+ * a FastGRNN: KL_USES_QUANT_GATE, set by the generated kl_model_config.h (0 when undefined). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(KL_REFERENCE) && \
+    defined(KL_USES_QUANT_GATE) && KL_USES_QUANT_GATE
+#define KL_QUANT_GATE_DSP 1
+#else
+#define KL_QUANT_GATE_DSP 0
+#endif
 
 typedef struct {
     uint8_t cell;                 /* KL_FASTGRNN or KL_FASTRNN */
@@ -84,6 +95,9 @@ typedef struct {
     int32_t h_scale;    /* 2^(state_align + 32 - state_shift) */
     int32_t c_scale;    /* 2^(update_align + 32 - state_shift) */
     int sigmoid_gate;   /* kl_update_sigmoid_gate applies */
+#if KL_QUANT_GATE_DSP
+    int quant_gate;     /* kl_update_quant_gate_dsp applies (Cortex-M4) */
+#endif
 } kl_update_plan_t;
 
 /* h[0 .. hidden_size-1] = the readout for x [steps][features]. Every buffer is fully written
