@@ -156,13 +156,12 @@ def main() -> None:
     space.write_text(SPACE.format(data=data, epochs=args.epochs, trials=args.trials))
     print(describe())
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    pairs = []
-    for repeat in range(args.repeat):  # 1 worker, 2 workers, 1, 2, ...: load drifts alike
-        tag = f"-{repeat + 1}" if args.repeat > 1 else ""
-        pairs.append((sweep(space, args.out / f"workers-1{tag}", 1),
-                      sweep(space, args.out / f"workers-2{tag}", 2)))
+    tags = [f"-{repeat + 1}" for repeat in range(args.repeat)] if args.repeat > 1 else [""]
+    # 1 worker, 2 workers, 1, 2, ...: the load drifts alike for both
+    pairs = [(sweep(space, args.out / f"workers-1{tag}", 1),
+              sweep(space, args.out / f"workers-2{tag}", 2)) for tag in tags]
     if not args.no_plain:
-        rows = trial_order(args.out / f"workers-1{'-1' if args.repeat > 1 else ''}")
+        rows = trial_order(args.out / f"workers-1{tags[0]}")
         serial = plain(rows, data, args.epochs, args.out / "plain-1", 1)
         parallel = plain(rows, data, args.epochs, args.out / "plain-2", 2)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
