@@ -7,6 +7,8 @@ strided convolution and max / average pooling in the same place.
         --epochs 10 --augment                                              # longer recipe
     OMP_NUM_THREADS=1 KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py \
         --init edgeml                                       # RNNPool initialised as EdgeML's
+    OMP_NUM_THREADS=1 KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py \
+        --lr 0.01 --batch 32 --only "RNNPool h1=h2=32"            # another learning rate, batch
     KILOML_DATA=../shared/data python benchmarks/rnnpool_pooling.py --quick  # smoke run
 
 Rows (fixed beforehand; nothing is chosen on the test split): RNNPool with patch = stride = 32,
@@ -19,10 +21,12 @@ Every row: per-channel standardisation (training-set mean and std), the same Tra
 padding, random horizontal flip), the epoch kept being the best on the validation split (the
 last tenth of every class's training images) among the last 40 % of epochs. RNNPool's cells
 start from kiloml's initialisation, or with ``--init edgeml`` from EdgeML's
-(:func:`kiloml.nn.rnnpool.init_as_edgeml`; only the RNNPool row runs then). Results go to
-``OUT/rnnpool_pooling.json`` and ``.md`` (default ``docs/benchmarks``) for the default recipe,
-``OUT/rnnpool_pooling[_<epochs>ep[_aug]][_edgeml].json`` / ``.md`` for any other; a rerun
-skips the runs already there.
+(:func:`kiloml.nn.rnnpool.init_as_edgeml`; only the RNNPool row runs then). ``--lr`` and
+``--batch`` replace ``LR`` and ``BATCH``. Results go to ``OUT/rnnpool_pooling.json`` and ``.md``
+(default ``docs/benchmarks``) for the default recipe,
+``OUT/rnnpool_pooling[_<epochs>ep[_aug]][_edgeml][_lr<lr>][_b<batch>].json`` / ``.md`` for any
+other; every run records its epochs' training and validation accuracy; a rerun skips the runs
+already there.
 """
 
 import argparse
@@ -81,11 +85,12 @@ class PooledLinear(nn.Module):
         return self.head(self.pool((images - self.mean) / self.std).reshape(n, -1))
 
 
-def run(data, row: str, seed: int, epochs: int, augment: bool, init: str = "kiloml") -> dict:
+def run(data, row: str, seed: int, epochs: int, augment: bool, init: str = "kiloml",
+        lr: float = LR, batch: int = BATCH) -> dict:
     images = as_images(data.train.x)
     torch.manual_seed(seed)
     model = PooledLinear(row, images.mean(axis=(0, 2, 3)), images.std(axis=(0, 2, 3)), init)
-    config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, seed=seed,
+    config = TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed,
                          augment_crop=CROP_PAD if augment else 0, augment_flip=augment)
     started, wall = time.process_time(), time.perf_counter()
     result = Trainer(model, data, config).fit()
@@ -93,13 +98,16 @@ def run(data, row: str, seed: int, epochs: int, augment: bool, init: str = "kilo
     _, test_accuracy, _ = evaluate(model, data.test)
     return {"test_accuracy": test_accuracy, "val_accuracy": result.best_val_accuracy,
             "best_epoch": result.best_epoch, "epochs": epochs, "augment": augment,
-            "init": init if row.startswith("RNNPool") else "torch",
+            "init": init if row.startswith("RNNPool") else "torch", "lr": lr, "batch": batch,
+            "history": [{"epoch": r.epoch, "train_accuracy": round(r.train_accuracy, 4),
+                         "val_accuracy": round(r.val_accuracy, 4)} for r in result.history],
             "parameters": sum(p.numel() for p in model.parameters()),
             "cpu_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
             "machine": describe()}
 
 
-def table(results: dict, epochs: int, augment: bool, init: str = "kiloml") -> str:
+def table(results: dict, epochs: int, augment: bool, init: str = "kiloml", lr: float = LR,
+          batch: int = BATCH) -> str:
     lines = ["| pooling 32×32 → 1×1, then linear | parameters | val acc. | test acc. | "
              "paper (App. C.2) | seeds |", "|---|---|---|---|---|---|"]
     for row in ROWS:
@@ -115,7 +123,7 @@ def table(results: dict, epochs: int, augment: bool, init: str = "kiloml") -> st
                      f"{PAPER[row]} % | {runs} |")
     recipe = (f"random crop (padding {CROP_PAD}) and horizontal flip" if augment
               else "no augmentation")
-    return "\n".join(lines) + (f"\n\n{epochs} epochs each, batch {BATCH}, Adam lr {LR:g} "
+    return "\n".join(lines) + (f"\n\n{epochs} epochs each, batch {batch}, Adam lr {lr:g} "
                               f"(cosine), {recipe}; RNNPool initialised as {init}'s.\n")
 
 
@@ -130,6 +138,10 @@ def main() -> int:
                         help=f"random crop after {CROP_PAD} pixels of padding and horizontal flip")
     parser.add_argument("--init", choices=INITS, default="kiloml",
                         help="RNNPool's initialisation (edgeml: only the RNNPool row runs)")
+    parser.add_argument("--lr", type=float, default=LR,
+                        help=f"Adam's starting learning rate, cosine-decayed (default {LR:g})")
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help=f"images per batch (default {BATCH})")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_IMAGES} images per split, 1 epoch (a smoke run)")
     parser.add_argument("--report", action="store_true",
@@ -138,6 +150,10 @@ def main() -> int:
     torch.set_num_threads(1)  # as kiloml train does: threads of a shared machine only wait
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    if not 0 < args.lr < 1:
+        parser.error(f"--lr must be between 0 and 1, got {args.lr:g}")
+    if args.batch < 1:
+        parser.error("--batch must be at least 1")
     epochs = 1 if args.quick else args.epochs
     if args.init != "kiloml" and any(not row.startswith("RNNPool") for row in args.only or ()):
         parser.error(f"--init {args.init} sets RNNPool's initialisation; the other rows have none")
@@ -153,6 +169,8 @@ def main() -> int:
     name = ("rnnpool_pooling" if args.epochs == EPOCHS and not args.augment
             else f"rnnpool_pooling_{args.epochs}ep" + ("_aug" if args.augment else ""))
     name += "" if args.init == "kiloml" else f"_{args.init}"
+    name += "" if args.lr == LR else f"_lr{args.lr:g}"
+    name += "" if args.batch == BATCH else f"_b{args.batch}"
     saved = args.out / (name + "_quick.json" if args.quick else name + ".json")
     results = json.loads(saved.read_text()) if saved.exists() else {}
     for row in rows:
@@ -160,10 +178,10 @@ def main() -> int:
             if str(seed) in results.get(row, {}):
                 continue
             results.setdefault(row, {})[str(seed)] = run(data, row, seed, epochs, args.augment,
-                                                         args.init)
+                                                         args.init, args.lr, args.batch)
             print(row, seed, results[row][str(seed)], flush=True)
             saved.write_text(json.dumps(results, indent=1))
-    report = table(results, epochs, args.augment, args.init)
+    report = table(results, epochs, args.augment, args.init, args.lr, args.batch)
     saved.with_suffix(".md").write_text(report)
     print(report)
     return 0

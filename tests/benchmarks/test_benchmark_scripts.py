@@ -318,15 +318,21 @@ def test_rnnpool_pooling_quick(tmp_path, shared_cache):
         assert 0 <= saved[row]["0"]["test_accuracy"] <= 1 and saved[row]["0"]["epochs"] == 1
     report = (tmp_path / "rnnpool_pooling_quick.md").read_text()
     assert "| RNNPool h1=h2=32 | 4,590 |" in report and "one run" in report
+    first = saved["RNNPool h1=h2=32"]["0"]
+    assert (first["lr"], first["batch"]) == (0.003, 64)
+    assert [h["epoch"] for h in first["history"]] == [0]
+    assert first["history"][0]["val_accuracy"] == round(first["val_accuracy"], 4)
     # another recipe goes to its own file, the default one's results untouched
     done = run_script("rnnpool_pooling.py", "--quick", "--out", str(tmp_path), "--epochs", "15",
-                      "--augment", "--only", "max pooling",
+                      "--augment", "--only", "max pooling", "--lr", "0.01", "--batch", "32",
                       env={"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)})
     assert done.returncode == 0, done.stderr[-2000:]
-    other = json.loads((tmp_path / "rnnpool_pooling_15ep_aug_quick.json").read_text())
+    other = json.loads((tmp_path / "rnnpool_pooling_15ep_aug_lr0.01_b32_quick.json").read_text())
     assert list(other) == ["max pooling"] and other["max pooling"]["0"]["augment"] is True
+    assert (other["max pooling"]["0"]["lr"], other["max pooling"]["0"]["batch"]) == (0.01, 32)
     assert json.loads((tmp_path / "rnnpool_pooling_quick.json").read_text()) == saved
-    assert "horizontal flip" in (tmp_path / "rnnpool_pooling_15ep_aug_quick.md").read_text()
+    report = (tmp_path / "rnnpool_pooling_15ep_aug_lr0.01_b32_quick.md").read_text()
+    assert "horizontal flip" in report and "batch 32, Adam lr 0.01" in report
     # EdgeML's initialisation: only the RNNPool row, in its own file
     done = run_script("rnnpool_pooling.py", "--quick", "--out", str(tmp_path), "--init", "edgeml",
                       env={"KILOML_DATA": str(SHARED_DATA), "KILOML_CACHE": str(shared_cache)})
@@ -340,6 +346,8 @@ def test_rnnpool_pooling_quick(tmp_path, shared_cache):
     done = run_script("rnnpool_pooling.py", "--quick", "--out", str(tmp_path), "--init", "edgeml",
                       "--only", "max pooling")
     assert done.returncode != 0 and "the other rows have none" in done.stderr
+    done = run_script("rnnpool_pooling.py", "--quick", "--out", str(tmp_path), "--lr", "0")
+    assert done.returncode != 0 and "--lr must be between 0 and 1, got 0" in done.stderr
 
 
 def test_vision_models_quick(tmp_path, shared_cache):
